@@ -1,0 +1,81 @@
+"""Recognize a few images without touching the index (``phototag classify``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .models.backbones import Backbone
+from .models.catalog import Catalog
+from .models.recognizers import Candidate
+from .pipeline import Loaded, LoadFailed, batched, default_workers, make_loader, ordered_map
+from .scan import Failed
+from .walk import FileEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """One image's candidates per recognizer, best first."""
+
+    path: Path
+    candidates: dict[str, list[Candidate]]
+    width: int | None
+    height: int | None
+
+    def documents(self) -> list[dict[str, object]]:
+        """One document per recognizer, in the shape of the classic recognition web APIs."""
+        return [
+            {"path": str(self.path), "model": model, "candidates": [c.as_json() for c in cands]}
+            for model, cands in self.candidates.items()
+        ]
+
+
+def classify(
+    paths: Sequence[Path],
+    *,
+    recognizers: Sequence[str] | None = None,
+    threshold: float = config.DEFAULT_THRESHOLD,
+    top_k: int = config.DEFAULT_TOP_K,
+    device: config.Device = config.Device.AUTO,
+    batch_size: int = config.DEFAULT_BATCH_SIZE,
+    catalog: Catalog | None = None,
+) -> Iterator[Classification | Failed]:
+    """Yield a :class:`Classification` (or :class:`Failed`) per path, in order."""
+    catalog = catalog or Catalog.discover()
+    recs = catalog.resolve(list(recognizers) if recognizers else None)
+    backbones = {
+        name: Backbone(catalog.backbone(name), device=device)
+        for name in dict.fromkeys(r.backbone for r in recs)
+    }
+    for b in backbones.values():
+        b.load()  # a model problem is reported before any image is read
+    load = make_loader({n: b.manifest.preprocess for n, b in backbones.items()}, (), config.DEFAULT_MAX_PIXELS)
+    entries = [FileEntry(Path(p), 0, 0) for p in paths]
+    workers = min(default_workers(), max(1, len(entries)))
+    stream = ordered_map(load, entries, workers=workers, window=2 * batch_size + workers)
+    for batch in batched(stream, batch_size):
+        ok = [x for x in batch if isinstance(x, Loaded) and x.inputs is not None]
+        per_model: dict[str, list[list[Candidate]]] = {}
+        if ok:
+            outs = {
+                n: b.predict(np.stack([x.inputs[n] for x in ok if x.inputs is not None]))
+                for n, b in backbones.items()
+            }
+            for r in recs:
+                probs = outs[r.backbone].probs
+                if probs is not None:
+                    per_model[r.name] = r.candidates(probs, threshold=threshold, top_k=top_k)
+        i = 0
+        for x in batch:
+            if isinstance(x, LoadFailed):
+                yield Failed(x.entry.path, x.reason)
+                continue
+            assert isinstance(x, Loaded)
+            yield Classification(
+                x.entry.path, {name: c[i] for name, c in per_model.items()}, x.width, x.height
+            )
+            i += 1

@@ -1,0 +1,44 @@
+"""The ``phototag`` command. Importing this module must stay cheap: ``--help`` is instant."""
+
+from __future__ import annotations
+
+import typer
+
+from .classify import classify_command
+from .doctor import doctor_command
+from .scan import scan_command
+from .show import forget_command, show_command, tags_command
+
+app = typer.Typer(
+    name="phototag",
+    help="Tag local photo libraries with deep-learning image recognition.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("scan")(scan_command)
+app.command("classify")(classify_command)
+app.command("show")(show_command)
+app.command("tags")(tags_command)
+app.command("forget")(forget_command)
+app.command("doctor")(doctor_command)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        typer.echo(f"phototag {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Tag local photo libraries with deep-learning image recognition."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,58 @@
+"""phototag classify: print what the models see in some images (the index is not touched)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import options as o
+from .console import ExitCode, Output, escape, guarded, safe_path
+
+
+def classify_command(
+    paths: Annotated[list[Path], typer.Argument(help="Image files.", show_default=False)],
+    model: o.Models = None,
+    threshold: o.Threshold = o.DEFAULT_THRESHOLD,
+    top_k: o.TopK = o.DEFAULT_TOP_K,
+    device: o.Device = o.config.Device.AUTO,
+    json_out: o.Json = False,
+) -> None:
+    """Print what the models recognize in each image (the index is not touched).
+
+    With --json: one {"path", "model", "candidates": [{"tag", "score", "path"}]} document
+    per image and recognizer, candidates best first.
+    """
+    from rich.table import Table
+
+    from ..classify import Classification, classify
+    from ..scan import Failed
+
+    out = Output(json_mode=json_out)
+    failed = 0
+    with guarded(out):
+        for res in classify(paths, recognizers=model, threshold=threshold, top_k=top_k, device=device):
+            if isinstance(res, Failed):
+                failed += 1
+                if json_out:
+                    out.json({"path": str(res.path), "error": res.reason})
+                out.error(f"[filepath]{escape(safe_path(res.path))}[/]: {escape(res.reason)}")
+                continue
+            assert isinstance(res, Classification)
+            if json_out:
+                for doc in res.documents():
+                    out.json(doc)
+                continue
+            table = Table(title=escape(safe_path(res.path)), title_justify="left", expand=False)
+            table.add_column("model")
+            table.add_column("tag", style="tag")
+            table.add_column("score", justify="right")
+            table.add_column("path", style="muted")
+            for name, cands in res.candidates.items():
+                if not cands:
+                    table.add_row(name, "[muted]-[/]", "", "")
+                for i, c in enumerate(cands):
+                    table.add_row(name if i == 0 else "", escape(c.tag), f"{c.score:.3f}", escape(c.path))
+            out.result(table)
+    raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)

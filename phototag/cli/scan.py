@@ -1,0 +1,139 @@
+"""phototag scan: tag every photo under the given folders and record it in the index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from . import options as o
+from .console import ExitCode, Output, escape, guarded, safe_path
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn, TaskID
+
+    from ..scan import ScanReport
+
+
+def scan_command(
+    paths: Annotated[list[Path], typer.Argument(help="Folders or files to scan.", show_default=False)],
+    model: o.Models = None,
+    threshold: o.Threshold = o.DEFAULT_THRESHOLD,
+    top_k: o.TopK = o.DEFAULT_TOP_K,
+    index: o.IndexPath = None,
+    device: o.Device = o.config.Device.AUTO,
+    batch_size: o.BatchSize = o.DEFAULT_BATCH_SIZE,
+    workers: o.Workers = None,
+    follow_symlinks: Annotated[
+        bool, typer.Option(help="Follow symlinked folders (loops are detected and reported).")
+    ] = True,
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Tag every photo under PATHS and record the tags in the index.
+
+    Incremental: unchanged files are not read again, moved or copied files keep their
+    results (by content), and files that vanished are dropped from the index.
+    """
+    from ..config import default_index_path
+    from ..index import Index
+    from ..scan import Failed, Finished, Planned, ScanOptions, Tagged, scan
+
+    out = Output(quiet=quiet, json_mode=json_out)
+    for p in paths:
+        if not p.exists() and not p.is_symlink():
+            out.error(f"no such file or folder: {escape(safe_path(p))}")
+            raise typer.Exit(ExitCode.USAGE)
+    opts = ScanOptions(
+        recognizers=model, threshold=threshold, top_k=top_k, batch_size=batch_size,
+        workers=workers, device=device, follow_symlinks=follow_symlinks,
+    )  # fmt: skip
+    report = None
+    with guarded(out), Index.open(index or default_index_path()) as idx:
+        progress = _Progress(out)
+        try:
+            for ev in scan(paths, idx, opts):
+                if isinstance(ev, Planned):
+                    progress.start(ev.todo)
+                elif isinstance(ev, Tagged):
+                    progress.advance()
+                    if json_out:
+                        out.json({
+                            "path": str(ev.path),
+                            "tags": {r: [c.as_json() for c in cs] for r, cs in ev.tags.items()},
+                            "reused": ev.reused,
+                        })  # fmt: skip
+                elif isinstance(ev, Failed):
+                    if not ev.known:
+                        progress.advance()
+                    if json_out:
+                        out.json({"path": str(ev.path), "error": ev.reason, "known": ev.known})
+                elif isinstance(ev, Finished):
+                    report = ev.report
+        finally:
+            progress.stop()
+    assert report is not None
+    _summary(out, report)
+    raise typer.Exit(ExitCode.FILES_FAILED if report.failed else ExitCode.OK)
+
+
+def _summary(out: Output, r: ScanReport) -> None:
+    for w in r.warnings:
+        out.warning(escape(w))
+    if not out.json_mode:  # with --json the failures are records on stdout already
+        for f in r.failures:
+            why = escape(f.reason) + (" [muted](unchanged since it failed)[/]" if f.known else "")
+            out.error(f"[filepath]{escape(safe_path(f.path))}[/]: {why}")
+    rate = r.tagged / r.seconds if r.seconds > 0 else 0.0
+    on = ", ".join(p.removesuffix("ExecutionProvider") for p in r.providers)
+    out.info(
+        f"[num]{r.found}[/] photos: [num]{r.tagged}[/] tagged, [num]{r.reused}[/] reused, "
+        f"[num]{r.unchanged}[/] unchanged, [num]{r.removed}[/] removed, "
+        f"[num]{r.failed}[/] failed in [num]{r.seconds:.1f}[/] s ({rate:.1f} images/s)"
+        + (f" on {on}" if on else "")
+    )
+
+
+class _Progress:
+    """A Rich progress bar with images/s and ETA, only on a terminal."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def start(self, total: int) -> None:
+        if not self.out.interactive or total == 0:
+            return
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+            TimeRemainingColumn,
+        )  # fmt: skip
+
+        self.bar = Progress(
+            TextColumn("tagging"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+            _RateColumn(), TimeRemainingColumn(), console=self.out.err, transient=True,
+        )  # fmt: skip
+        self.task = self.bar.add_task("scan", total=total)
+        self.bar.start()
+
+    def advance(self) -> None:
+        if self.bar is not None and self.task is not None:
+            self.bar.advance(self.task)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _RateColumn() -> ProgressColumn:  # noqa: N802 - a factory standing in for a class
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:.1f} images/s" if speed else "- images/s")
+
+    return RateColumn()

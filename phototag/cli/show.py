@@ -1,0 +1,102 @@
+"""phototag show and phototag tags: what the index holds."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import options as o
+from .console import ExitCode, Output, escape, guarded, safe_path
+
+
+def show_command(
+    paths: Annotated[list[Path], typer.Argument(help="Photos to look up.", show_default=False)],
+    index: o.IndexPath = None,
+    json_out: o.Json = False,
+) -> None:
+    """Print what the index holds for each photo: size, capture time and tags with scores."""
+    from rich.table import Table
+
+    from ..config import default_index_path
+    from ..index import Index
+
+    out = Output(json_mode=json_out)
+    missing = 0
+    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        for p in paths:
+            view = idx.photo(Path(os.path.abspath(p)))
+            if view is None:
+                missing += 1
+                if json_out:
+                    out.json({"path": str(p), "error": "not in the index"})
+                out.error(f"[filepath]{escape(safe_path(p))}[/] is not in the index (scan it first)")
+                continue
+            if json_out:
+                out.json(view.as_json())
+                continue
+            taken = view.taken_at or "unknown"
+            scanned = datetime.fromtimestamp(view.scanned_at).isoformat(timespec="seconds")
+            out.result(f"[filepath]{escape(safe_path(view.path))}[/]")
+            out.result(
+                f"  {view.width}x{view.height}, {view.size} bytes, taken {taken}, scanned {scanned}"
+            )
+            table = Table(show_edge=False, pad_edge=False, box=None)
+            for col in ("model", "tag", "score", "path"):
+                table.add_column(col, justify="right" if col == "score" else "left")
+            for rec, cands in view.tags.items():
+                if not cands:
+                    table.add_row(rec, "[muted]-[/]", "", "")
+                for i, c in enumerate(cands):
+                    table.add_row(rec if i == 0 else "", f"[tag]{escape(c.tag)}[/]", f"{c.score:.3f}",
+                                  f"[muted]{escape(c.path)}[/]")
+            out.result(table)
+    raise typer.Exit(ExitCode.FILES_FAILED if missing else ExitCode.OK)
+
+
+def tags_command(
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this recognizer's tags.")] = None,
+    index: o.IndexPath = None,
+    json_out: o.Json = False,
+) -> None:
+    """List every tag in the index with the number of photos that carry it."""
+    from rich.table import Table
+
+    from ..config import default_index_path
+    from ..index import Index
+
+    out = Output(json_mode=json_out)
+    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        counts = idx.tag_counts(model)
+    if json_out:
+        for c in counts:
+            out.json({"model": c.recognizer, "tag": c.tag, "path": c.path, "photos": c.photos})
+        return
+    table = Table(box=None)
+    for col in ("photos", "tag", "model", "path"):
+        table.add_column(col, justify="right" if col == "photos" else "left")
+    for c in counts:
+        table.add_row(str(c.photos), f"[tag]{escape(c.tag)}[/]", c.recognizer, f"[muted]{escape(c.path)}[/]")
+    out.result(table)
+
+
+def forget_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to drop.", show_default=False)],
+    index: o.IndexPath = None,
+    quiet: o.Quiet = False,
+) -> None:
+    """Drop photos under PATHS from the index (their files are not touched).
+
+    A scan never drops photos under a folder that has become empty, since an unmounted
+    disk looks the same; forget is how to drop them on purpose.
+    """
+    from ..config import default_index_path
+    from ..index import Index
+
+    out = Output(quiet=quiet)
+    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        n = idx.forget([Path(os.path.abspath(p)) for p in paths])
+    out.info(f"dropped [num]{n}[/] photos from the index")

@@ -1,0 +1,31 @@
+"""Every error the library raises on purpose. The CLI maps them to messages and exit codes."""
+
+from __future__ import annotations
+
+
+class PhototagError(Exception):
+    """Base class: something the user can act on, with a message that says what."""
+
+
+class ConfigError(PhototagError):
+    """Bad options or configuration (the CLI treats it as a usage error)."""
+
+
+class ModelError(PhototagError):
+    """A model file or manifest is missing, damaged or does not fit its description."""
+
+
+class UnknownModelError(ModelError, ConfigError):
+    """A backbone or recognizer name that is not installed."""
+
+
+class DeviceError(PhototagError):
+    """The requested execution device cannot be used."""
+
+
+class IndexFileError(PhototagError):
+    """The index cannot be opened or used (not a database, newer schema, read-only, ...)."""
+
+
+class ImageError(PhototagError):
+    """One file could not be read as an image. Scans record it and go on."""

@@ -1,0 +1,123 @@
+"""The index schema and its forward migrations.
+
+``PRAGMA user_version`` holds the schema version. :func:`ensure_schema` applies every
+migration above it in one transaction, and refuses an index written by a newer phototag
+rather than guessing at it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..errors import IndexFileError
+
+# Each entry upgrades the schema from version i to i + 1. Never edit a released entry:
+# append a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    -- One row per photo file. path is os.fsencode() of the absolute path, so names that
+    -- are not valid UTF-8 survive; hash is BLAKE2b-128 of the content, which lets a moved
+    -- or copied photo keep its results without being decoded again.
+    CREATE TABLE photos (
+        id INTEGER PRIMARY KEY,
+        path BLOB NOT NULL UNIQUE,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        width INTEGER,
+        height INTEGER,
+        taken_at TEXT,
+        scanned_at REAL NOT NULL
+    );
+    CREATE INDEX photos_hash ON photos(hash);
+
+    -- Which recognizer ran on which photo. fingerprint = backbone file, recognizer file,
+    -- threshold and top-k: when any of them changes, the photo is tagged again.
+    CREATE TABLE results (
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        recognizer TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        PRIMARY KEY (photo_id, recognizer)
+    ) WITHOUT ROWID;
+
+    -- The candidates kept as tags. path is the hierarchy (animal/dog/Golden Retriever).
+    CREATE TABLE tags (
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        recognizer TEXT NOT NULL,
+        path TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        score REAL NOT NULL,
+        PRIMARY KEY (photo_id, recognizer, path)
+    ) WITHOUT ROWID;
+    CREATE INDEX tags_tag ON tags(tag COLLATE NOCASE);
+    CREATE INDEX tags_path ON tags(path);
+
+    -- The backbone's embedding of each photo, float16 little-endian: what similarity
+    -- search and user-trained recognizers work from.
+    CREATE TABLE embeddings (
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        backbone TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        PRIMARY KEY (photo_id, backbone)
+    ) WITHOUT ROWID;
+
+    -- Files that could not be read, so an unchanged bad file is reported, not re-read.
+    CREATE TABLE failures (
+        path BLOB PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        seen_at REAL NOT NULL
+    );
+    """,
+]
+
+LATEST = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def ensure_schema(conn: sqlite3.Connection, migrations: list[str] | None = None) -> int:
+    """Bring the schema up to date; returns the version. Idempotent."""
+    steps = MIGRATIONS if migrations is None else migrations
+    version = schema_version(conn)
+    if version > len(steps):
+        raise IndexFileError(
+            f"the index has schema version {version}, newer than this phototag understands "
+            f"({len(steps)}): it was written by a newer phototag; upgrade phototag"
+        )
+    if version == len(steps):
+        return version
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while we waited for the lock.
+        version = schema_version(conn)
+        for i in range(version, len(steps)):
+            for statement in _statements(steps[i]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {i + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(steps)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit our transaction)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--"):
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        out.append(buf.strip())
+    return out

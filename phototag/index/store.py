@@ -1,0 +1,339 @@
+"""Reading and writing the index. Every query phototag runs is here, nowhere else."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IndexFileError
+from ..models.recognizers import Candidate
+from .schema import ensure_schema
+
+
+def encode_path(path: Path | str) -> bytes:
+    return os.fsencode(path)
+
+
+def decode_path(raw: bytes) -> Path:
+    return Path(os.fsdecode(raw))
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFile:
+    """What the index remembers of a file, enough to tell whether it changed."""
+
+    id: int
+    size: int
+    mtime_ns: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFailure:
+    size: int
+    mtime_ns: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoRecord:
+    """A photo as a scan writes it."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    hash: str
+    width: int | None
+    height: int | None
+    taken_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoView:
+    """A photo as the index holds it, with its tags per recognizer."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    hash: str
+    width: int | None
+    height: int | None
+    taken_at: str | None
+    scanned_at: float
+    tags: dict[str, list[Candidate]]
+    embeddings: dict[str, int]  # backbone -> dimension
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "path": os.fsdecode(self.path),
+            "size": self.size,
+            "hash": self.hash,
+            "width": self.width,
+            "height": self.height,
+            "taken_at": self.taken_at,
+            "scanned_at": self.scanned_at,
+            "tags": {r: [c.as_json() for c in cs] for r, cs in self.tags.items()},
+            "embeddings": self.embeddings,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TagCount:
+    recognizer: str
+    tag: str
+    path: str
+    photos: int
+
+
+class Index:
+    """An open index file. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    # -- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, *, create: bool = True) -> Index:
+        """Open (and create or migrate) the index at ``path``."""
+        path = Path(path)
+        if not create and not path.exists():
+            raise IndexFileError(f"no index at {path}: run 'phototag scan' first")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise IndexFileError(f"cannot create the index folder {path.parent}: {e.strerror}") from None
+        try:
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as e:
+            raise IndexFileError(f"cannot open the index {path}: {e}") from None
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA journal_mode = WAL")  # readers never block the nightly scan
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
+            ensure_schema(conn)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise IndexFileError(f"{path} is not a usable phototag index: {e}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic batch of writes: all of it lands, or none (a kill loses only this batch)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    # -- what a scan needs to decide -------------------------------------------------
+
+    def known_files(self) -> dict[bytes, KnownFile]:
+        rows = self.conn.execute("SELECT path, id, size, mtime_ns, hash FROM photos")
+        return {r[0]: KnownFile(r[1], r[2], r[3], r[4]) for r in rows}
+
+    def known_failures(self) -> dict[bytes, KnownFailure]:
+        rows = self.conn.execute("SELECT path, size, mtime_ns, reason FROM failures")
+        return {r[0]: KnownFailure(r[1], r[2], r[3]) for r in rows}
+
+    def complete_ids(self, fingerprints: Mapping[str, str], backbones: Mapping[str, str]) -> set[int]:
+        """Photos holding every recognizer's result and every backbone's embedding as asked."""
+        counts: dict[int, int] = {}
+        for name, fp in fingerprints.items():
+            for (pid,) in self.conn.execute(
+                "SELECT photo_id FROM results WHERE recognizer = ? AND fingerprint = ?", (name, fp)
+            ):
+                counts[pid] = counts.get(pid, 0) + 1
+        for name, fp in backbones.items():
+            for (pid,) in self.conn.execute(
+                "SELECT photo_id FROM embeddings WHERE backbone = ? AND fingerprint = ?", (name, fp)
+            ):
+                counts[pid] = counts.get(pid, 0) + 1
+        need = len(fingerprints) + len(backbones)
+        return {pid for pid, n in counts.items() if n == need}
+
+    def hashes_of(self, ids: Iterable[int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for pid in ids:
+            row = self.conn.execute("SELECT hash FROM photos WHERE id = ?", (pid,)).fetchone()
+            if row:
+                out.setdefault(row[0], pid)
+        return out
+
+    # -- writing ---------------------------------------------------------------------
+
+    def upsert_photo(self, p: PhotoRecord) -> int:
+        """Insert or update a photo row. New content at a known path forgets the old results."""
+        raw = encode_path(p.path)
+        old = self.conn.execute("SELECT id, hash FROM photos WHERE path = ?", (raw,)).fetchone()
+        if old is not None and old[1] != p.hash:
+            for table in ("tags", "results", "embeddings"):
+                self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (old[0],))
+        self.conn.execute(
+            """INSERT INTO photos (path, size, mtime_ns, hash, width, height, taken_at, scanned_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                 hash = excluded.hash, width = excluded.width, height = excluded.height,
+                 taken_at = excluded.taken_at, scanned_at = excluded.scanned_at""",
+            (raw, p.size, p.mtime_ns, p.hash, p.width, p.height, p.taken_at, time.time()),
+        )
+        self.conn.execute("DELETE FROM failures WHERE path = ?", (raw,))
+        row = self.conn.execute("SELECT id FROM photos WHERE path = ?", (raw,)).fetchone()
+        return int(row[0])
+
+    def set_results(
+        self, photo_id: int, recognizer: str, fingerprint: str, candidates: Sequence[Candidate]
+    ) -> None:
+        self.conn.execute(
+            "DELETE FROM tags WHERE photo_id = ? AND recognizer = ?", (photo_id, recognizer)
+        )
+        self.conn.executemany(
+            "INSERT INTO tags (photo_id, recognizer, path, tag, score) VALUES (?, ?, ?, ?, ?)",
+            [(photo_id, recognizer, c.path, c.tag, c.score) for c in candidates],
+        )
+        self.conn.execute(
+            "INSERT OR REPLACE INTO results (photo_id, recognizer, fingerprint) VALUES (?, ?, ?)",
+            (photo_id, recognizer, fingerprint),
+        )
+
+    def set_embedding(self, photo_id: int, backbone: str, fingerprint: str, vector: np.ndarray) -> None:
+        blob = np.asarray(vector, dtype="<f2").tobytes()
+        self.conn.execute(
+            "INSERT OR REPLACE INTO embeddings (photo_id, backbone, fingerprint, vector) VALUES (?, ?, ?, ?)",
+            (photo_id, backbone, fingerprint, blob),
+        )
+
+    def copy_results(self, source_id: int, target_id: int) -> None:
+        """Give ``target`` the results and embeddings of ``source`` (same content)."""
+        if source_id == target_id:
+            return
+        for table in ("tags", "results", "embeddings"):
+            self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (target_id,))
+        self.conn.execute(
+            """INSERT INTO tags (photo_id, recognizer, path, tag, score)
+               SELECT ?, recognizer, path, tag, score FROM tags WHERE photo_id = ?""",
+            (target_id, source_id),
+        )
+        self.conn.execute(
+            """INSERT INTO results (photo_id, recognizer, fingerprint)
+               SELECT ?, recognizer, fingerprint FROM results WHERE photo_id = ?""",
+            (target_id, source_id),
+        )
+        self.conn.execute(
+            """INSERT INTO embeddings (photo_id, backbone, fingerprint, vector)
+               SELECT ?, backbone, fingerprint, vector FROM embeddings WHERE photo_id = ?""",
+            (target_id, source_id),
+        )
+
+    def move_photo(self, photo_id: int, p: PhotoRecord) -> None:
+        """A file moved or renamed: keep its row and results under the new path."""
+        self.conn.execute("DELETE FROM photos WHERE path = ? AND id != ?", (encode_path(p.path), photo_id))
+        self.conn.execute(
+            "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+            (encode_path(p.path), p.size, p.mtime_ns, photo_id),
+        )
+        self.conn.execute("DELETE FROM failures WHERE path = ?", (encode_path(p.path),))
+
+    def record_failure(self, path: Path, size: int, mtime_ns: int, reason: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO failures (path, size, mtime_ns, reason, seen_at) VALUES (?, ?, ?, ?, ?)",
+            (encode_path(path), size, mtime_ns, reason, time.time()),
+        )
+
+    def remove(self, paths: Iterable[bytes]) -> int:
+        n = 0
+        for raw in paths:
+            n += self.conn.execute("DELETE FROM photos WHERE path = ?", (raw,)).rowcount
+            self.conn.execute("DELETE FROM failures WHERE path = ?", (raw,))
+        return n
+
+    def forget(self, roots: Iterable[Path]) -> int:
+        """Drop every photo at or under ``roots``."""
+        gone = [
+            raw for raw in self.known_files()
+            if any(raw == encode_path(r) or raw.startswith(encode_path(r).rstrip(b"/") + b"/") for r in roots)
+        ]  # fmt: skip
+        with self.transaction():
+            return self.remove(gone)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def photo(self, path: Path) -> PhotoView | None:
+        row = self.conn.execute(
+            """SELECT id, path, size, mtime_ns, hash, width, height, taken_at, scanned_at
+               FROM photos WHERE path = ?""",
+            (encode_path(path),),
+        ).fetchone()
+        if row is None:
+            return None
+        pid = row[0]
+        tags: dict[str, list[Candidate]] = {}
+        for (rec,) in self.conn.execute(
+            "SELECT recognizer FROM results WHERE photo_id = ? ORDER BY recognizer", (pid,)
+        ):
+            tags[rec] = []
+        for rec, tpath, tag, score in self.conn.execute(
+            "SELECT recognizer, path, tag, score FROM tags WHERE photo_id = ? ORDER BY recognizer, score DESC",
+            (pid,),
+        ):
+            tags.setdefault(rec, []).append(Candidate(tag, score, tpath))
+        embeddings = {
+            b: len(v) // 2
+            for b, v in self.conn.execute(
+                "SELECT backbone, vector FROM embeddings WHERE photo_id = ?", (pid,)
+            )
+        }
+        return PhotoView(
+            path=decode_path(row[1]), size=row[2], mtime_ns=row[3], hash=row[4], width=row[5],
+            height=row[6], taken_at=row[7], scanned_at=row[8], tags=tags, embeddings=embeddings,
+        )
+
+    def path_of(self, photo_id: int) -> Path | None:
+        row = self.conn.execute("SELECT path FROM photos WHERE id = ?", (photo_id,)).fetchone()
+        return None if row is None else decode_path(row[0])
+
+    def embedding(self, path: Path, backbone: str) -> np.ndarray | None:
+        row = self.conn.execute(
+            """SELECT e.vector FROM embeddings e JOIN photos p ON p.id = e.photo_id
+               WHERE p.path = ? AND e.backbone = ?""",
+            (encode_path(path), backbone),
+        ).fetchone()
+        return None if row is None else np.frombuffer(row[0], dtype="<f2").astype(np.float32)
+
+    def tag_counts(self, recognizer: str | None = None) -> list[TagCount]:
+        sql = "SELECT recognizer, tag, path, COUNT(*) FROM tags"
+        args: tuple[str, ...] = ()
+        if recognizer:
+            sql += " WHERE recognizer = ?"
+            args = (recognizer,)
+        sql += " GROUP BY recognizer, path ORDER BY COUNT(*) DESC, recognizer, path"
+        return [TagCount(r[0], r[1], r[2], r[3]) for r in self.conn.execute(sql, args)]
+
+    def count_photos(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
+
+    def integrity(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])

@@ -1,0 +1,1 @@
+"""What a model is (manifests, backbones, recognizers) and how it runs (sessions)."""

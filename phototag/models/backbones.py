@@ -1,0 +1,72 @@
+"""Backbones: an image encoder that turns a batch of preprocessed photos into outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ModelError
+from .manifest import BackboneManifest, verify_files
+from .session import Device, Session, open_session
+
+
+@dataclass(frozen=True, slots=True)
+class BackboneOutput:
+    """Per batch: class probabilities (if the backbone classifies) and embeddings."""
+
+    probs: np.ndarray | None  # (N, classes) float32, softmax of the logits
+    embeddings: np.ndarray  # (N, dim) float32
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
+
+
+@dataclass
+class Backbone:
+    """A manifest plus a lazily opened session. ``predict`` loads on first use."""
+
+    manifest: BackboneManifest
+    device: Device = Device.AUTO
+    threads: int | None = None
+    verify: bool = True
+    _session: Session | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def load(self) -> Session:
+        if self._session is None:
+            if self.verify:
+                verify_files(self.manifest)
+            session = open_session(self.manifest.model_path, self.device, self.threads)
+            m = self.manifest
+            missing = {m.input_name} - set(session.input_names())
+            missing |= {o for o in (m.logits_output, m.embedding_output) if o} - set(
+                session.output_names()
+            )
+            if missing:
+                raise ModelError(
+                    f"model {m.model_path} lacks the inputs/outputs its manifest names: "
+                    f"{', '.join(sorted(missing))}"
+                )
+            self._session = session
+        return self._session
+
+    @property
+    def providers(self) -> list[str]:
+        return self.load().providers
+
+    def predict(self, batch: np.ndarray) -> BackboneOutput:
+        """Run a (N, 3, H, W) float32 batch."""
+        session = self.load()
+        m = self.manifest
+        names = [m.embedding_output] + ([m.logits_output] if m.logits_output else [])
+        out = session.run(names, {m.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        probs = softmax(out[1]) if m.logits_output else None
+        return BackboneOutput(probs=probs, embeddings=out[0])

@@ -1,0 +1,170 @@
+"""Reading and verifying model manifests (TOML files under ``weights/``).
+
+A backbone is a folder with ``backbone.toml``; a recognizer is a ``*.toml`` file in a
+``recognizers/`` folder. Manifests are untrusted input: every field is checked here and
+a bad one is a :class:`ModelError` that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from ..imaging import Preprocess
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    name: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackboneManifest:
+    """A backbone: an ONNX image encoder with its preprocessing and outputs."""
+
+    name: str
+    kind: str
+    description: str
+    license: str
+    folder: Path
+    embedding_dim: int
+    preprocess: Preprocess
+    input_name: str
+    logits_output: str | None
+    embedding_output: str
+    labels_file: str | None
+    files: tuple[FileSpec, ...]
+    source: dict[str, str]
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / "model.onnx"
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the model file changes; stored with results in the index."""
+        for f in self.files:
+            if f.name == "model.onnx":
+                return f.sha256[:16]
+        raise ModelError(f"{self.folder / 'backbone.toml'}: no model.onnx in [files]")
+
+    def labels(self) -> list[str]:
+        if not self.labels_file:
+            raise ModelError(f"backbone {self.name} has no class labels")
+        path = self.folder / self.labels_file
+        try:
+            return path.read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise ModelError(f"cannot read labels {path}: {e.strerror}") from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ModelError(f"cannot read {path}: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path} is not valid TOML: {e}") from None
+
+
+def field(data: dict[str, Any], key: str, kind: type, where: Path, default: Any = ...) -> Any:
+    """``data[key]`` checked to be a ``kind``; a clear ModelError otherwise."""
+    if key not in data:
+        if default is ...:
+            raise ModelError(f"{where}: missing field '{key}'")
+        return default
+    value = data[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ModelError(f"{where}: field '{key}' must be {kind.__name__}, not {value!r:.60}")
+    return value
+
+
+def _floats3(data: dict[str, Any], key: str, where: Path) -> tuple[float, float, float]:
+    value = field(data, key, list, where)
+    if len(value) != 3 or not all(isinstance(v, int | float) for v in value):
+        raise ModelError(f"{where}: '{key}' must be three numbers")
+    if key == "std" and any(v == 0 for v in value):
+        raise ModelError(f"{where}: 'std' must not contain 0")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def load_backbone_manifest(folder: Path) -> BackboneManifest:
+    path = folder / "backbone.toml"
+    data = read_toml(path)
+    pre = field(data, "preprocess", dict, path)
+    out = field(data, "outputs", dict, path)
+    files_table = field(data, "files", dict, path)
+    files = []
+    for name, spec in files_table.items():
+        if not isinstance(spec, dict) or "/" in name or "\\" in name or name.startswith("."):
+            raise ModelError(f"{path}: bad [files] entry {name!r}")
+        sha = field(spec, "sha256", str, path)
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise ModelError(f"{path}: sha256 of {name} is not 64 hex digits")
+        files.append(FileSpec(name, sha, field(spec, "bytes", int, path)))
+    resize = field(pre, "resize", int, path)
+    crop = field(pre, "crop", int, path)
+    if not (16 <= crop <= resize <= 4096):
+        raise ModelError(f"{path}: preprocess needs 16 <= crop <= resize <= 4096")
+    resample = field(pre, "resample", str, path, "bicubic")
+    if resample not in ("bicubic", "bilinear", "lanczos", "nearest"):
+        raise ModelError(f"{path}: unknown resample {resample!r}")
+    source = field(data, "source", dict, path, {})
+    return BackboneManifest(
+        name=field(data, "name", str, path),
+        kind=field(data, "kind", str, path),
+        description=field(data, "description", str, path, ""),
+        license=field(data, "license", str, path),
+        folder=folder,
+        embedding_dim=field(data, "embedding_dim", int, path),
+        preprocess=Preprocess(
+            resize=resize,
+            crop=crop,
+            mean=_floats3(pre, "mean", path),
+            std=_floats3(pre, "std", path),
+            resample=resample,
+        ),
+        input_name=field(out, "input", str, path, "image"),
+        logits_output=field(out, "logits", str, path, None),
+        embedding_output=field(out, "embedding", str, path),
+        labels_file=field(out, "labels", str, path, None),
+        files=tuple(files),
+        source={str(k): str(v) for k, v in source.items()},
+    )
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify_files(m: BackboneManifest) -> None:
+    """Check every file of a backbone against its manifest (size first, then sha256)."""
+    for spec in m.files:
+        path = m.folder / spec.name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise ModelError(f"model file missing: {path}") from None
+        if size != spec.bytes:
+            raise ModelError(
+                f"model file {path} is {size} bytes, its manifest says {spec.bytes}: "
+                "truncated or replaced; reinstall phototag or the model"
+            )
+        if sha256_file(path) != spec.sha256:
+            raise ModelError(
+                f"model file {path} does not match the sha256 in its manifest: "
+                "damaged or replaced; reinstall phototag or the model"
+            )

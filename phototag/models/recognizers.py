@@ -1,0 +1,162 @@
+"""Recognizers: a tag vocabulary plus a small head that scores those tags from a backbone.
+
+A recognizer is data, a TOML file under ``weights/recognizers/``. The kinds so far:
+
+``labels``
+    every class of the backbone is a tag of its own (``imagenet``).
+``classes``
+    each tag names the backbone classes it stands for (by name, by index, or as inclusive
+    index ``ranges``; ``each = true`` makes one leaf per class); its score is the sum of their
+    probabilities (``food/drink/espresso`` <- ``espresso``). With ``rollup`` every inner
+    level of the hierarchy is a candidate too, scored by the union of the classes below it,
+    so a photo that the classifier splits between five dog breeds is still surely a ``dog``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from .manifest import field, read_toml
+
+KINDS = ("labels", "classes")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One tag a recognizer proposes for a photo, with its score in [0, 1]."""
+
+    tag: str
+    score: float
+    path: str  # hierarchy, '/'-separated, starting with the recognizer's root
+
+    def as_json(self) -> dict[str, object]:
+        return {"tag": self.tag, "score": round(self.score, 4), "path": self.path}
+
+
+@dataclass(frozen=True, slots=True)
+class Recognizer:
+    """A named vocabulary over one backbone; :meth:`score` turns class probabilities into tags."""
+
+    name: str
+    backbone: str
+    description: str
+    fingerprint: str
+    paths: tuple[str, ...]  # one per column of ``matrix``
+    matrix: np.ndarray  # (classes, tags) of 0/1: which classes make up each tag
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(p.rsplit("/", 1)[-1] for p in self.paths)
+
+    def score(self, probs: np.ndarray) -> np.ndarray:
+        """(N, classes) probabilities -> (N, tags) scores."""
+        return np.asarray(probs, dtype=np.float32) @ self.matrix
+
+    def candidates(
+        self, probs: np.ndarray, *, threshold: float = 0.0, top_k: int | None = None
+    ) -> list[list[Candidate]]:
+        """Per photo, the candidates at or above ``threshold``, best first, at most ``top_k``."""
+        scores = self.score(probs)
+        out = []
+        tags = self.tags
+        for row in scores:
+            order = np.argsort(-row, kind="stable")
+            if top_k is not None:
+                order = order[:top_k]
+            out.append(
+                [
+                    Candidate(tags[i], float(min(1.0, row[i])), self.paths[i])
+                    for i in order
+                    if row[i] >= threshold and row[i] > 0
+                ]
+            )
+        return out
+
+
+def check_path(path: str, where: Path) -> str:
+    parts = path.split("/")
+    if len(parts) < 2 or any(not p.strip() or p != p.strip() or "|" in p for p in parts):
+        raise ModelError(
+            f"{where}: tag path {path!r} must be 'root/.../tag' with non-empty parts and no '|'"
+        )
+    return path
+
+
+def _classes(
+    entry: dict[str, object], index: dict[str, int], n: int, path: Path, tag_path: str
+) -> set[int]:
+    """The class indices of a [[tags]] entry: ``classes`` (names or indices) and ``ranges``."""
+    classes: set[int] = set()
+    for c in field(entry, "classes", list, path, []):
+        if isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n:
+            classes.add(c)
+        elif isinstance(c, str) and c in index:
+            classes.add(index[c])
+        else:
+            raise ModelError(f"{path}: {tag_path}: unknown class {c!r}")
+    for r in field(entry, "ranges", list, path, []):
+        ok = isinstance(r, list) and len(r) == 2 and all(isinstance(v, int) for v in r)
+        if not ok or not 0 <= r[0] <= r[1] < n:
+            raise ModelError(f"{path}: {tag_path}: a range is [first, last] within 0..{n - 1}")
+        classes.update(range(r[0], r[1] + 1))
+    if not classes:
+        raise ModelError(f"{path}: {tag_path}: no classes")
+    return classes
+
+
+def load_recognizer(path: Path, labels: Sequence[str]) -> Recognizer:
+    """Read a recognizer manifest and build its head against the backbone's ``labels``."""
+    data = read_toml(path)
+    name = field(data, "name", str, path)
+    kind = field(data, "kind", str, path)
+    if kind not in KINDS:
+        raise ModelError(f"{path}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    root = field(data, "root", str, path, name)
+    members: dict[str, set[int]] = {}
+    if kind == "labels":
+        for i, label in enumerate(labels):
+            members[check_path(f"{root}/{label}", path)] = {i}
+    else:
+        index = {label: i for i, label in enumerate(labels)}
+        entries = field(data, "tags", list, path)
+        for entry in entries:
+            if not isinstance(entry, dict):
+                raise ModelError(f"{path}: every [[tags]] entry must be a table")
+            tag_path = check_path(field(entry, "path", str, path), path)
+            if not tag_path.startswith(root + "/"):
+                raise ModelError(f"{path}: tag path {tag_path!r} is not under {root!r}")
+            classes = _classes(entry, index, len(labels), path, tag_path)
+            if field(entry, "each", bool, path, False):
+                # One leaf per class under this path: animal/dog/<breed> for every breed.
+                for c in sorted(classes):
+                    members.setdefault(check_path(f"{tag_path}/{labels[c]}", path), set()).add(c)
+            else:
+                members.setdefault(tag_path, set()).update(classes)
+        if field(data, "rollup", bool, path, False):
+            for leaf, classes in list(members.items()):
+                parts = leaf.split("/")
+                for depth in range(2, len(parts)):
+                    members.setdefault("/".join(parts[:depth]), set()).update(classes)
+        if field(data, "root_tag", bool, path, False):
+            members[root] = set().union(*members.values())
+    if not members:
+        raise ModelError(f"{path}: the recognizer has no tags")
+    paths = tuple(sorted(members))
+    matrix = np.zeros((len(labels), len(paths)), dtype=np.float32)
+    for j, p in enumerate(paths):
+        matrix[sorted(members[p]), j] = 1.0
+    raw = path.read_bytes()
+    return Recognizer(
+        name=name,
+        backbone=field(data, "backbone", str, path),
+        description=field(data, "description", str, path, ""),
+        fingerprint=hashlib.sha256(raw).hexdigest()[:16],
+        paths=paths,
+        matrix=matrix,
+    )

@@ -1,0 +1,150 @@
+"""The bounded decode stage: files in, model inputs out, in order, on a pool of threads.
+
+Threads rather than processes: Pillow releases the GIL while it decodes and resizes,
+hashlib while it hashes, and onnxruntime while it infers, so on the consumer side the
+main thread runs inference and index writes while the workers decode the next batch.
+At most ``window`` photos are in flight (read, decoded or waiting), whatever the size
+of the library, and each worker holds at most one file's bytes at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+from .errors import ImageError
+from .imaging import Preprocess, decode, preprocess
+from .walk import FileEntry
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Files above this size are not read (no photo format needs more; a multi-GB file
+#: named .jpg is an accident or an attack).
+MAX_FILE_BYTES = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A file read and hashed; decoded into ``inputs`` unless its content was known."""
+
+    entry: FileEntry
+    size: int
+    mtime_ns: int
+    hash: str
+    inputs: dict[str, np.ndarray] | None  # backbone name -> CHW float32; None = not decoded
+    width: int | None = None
+    height: int | None = None
+    taken_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFailed:
+    entry: FileEntry
+    reason: str
+
+
+def content_hash(data: bytes) -> str:
+    """BLAKE2b-128 of the file's bytes: fast, and collisions are not a practical concern."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def read_file(entry: FileEntry, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, int, int]:
+    """The file's bytes and the (size, mtime_ns) they belong to. Raises ImageError."""
+    try:
+        fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise ImageError("vanished before it could be read") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except OSError as e:
+        raise ImageError(f"cannot open: {e.strerror}") from None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise ImageError("not a regular file")
+        if before.st_size > max_bytes:
+            raise ImageError(f"file too large ({before.st_size / 2**20:.0f} MiB)")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)
+        after = os.fstat(fd)
+    except OSError as e:
+        raise ImageError(f"read error: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) != after.st_size or (after.st_size, after.st_mtime_ns) != (
+        before.st_size,
+        before.st_mtime_ns,
+    ):
+        raise ImageError("changed while being read (it will be read again next run)")
+    return data, after.st_size, after.st_mtime_ns
+
+
+def make_loader(
+    preprocesses: Mapping[str, Preprocess], known_hashes: Collection[str], max_pixels: int
+) -> Callable[[FileEntry], Loaded | LoadFailed]:
+    """The per-file work of a scan: read, hash, and unless the content is known, decode."""
+    min_side = max(p.resize for p in preprocesses.values()) if preprocesses else 1
+
+    def load(entry: FileEntry) -> Loaded | LoadFailed:
+        try:
+            data, size, mtime_ns = read_file(entry)
+            h = content_hash(data)
+            if h in known_hashes:
+                return Loaded(entry, size, mtime_ns, h, None)
+            photo = decode(data, min_side=min_side, max_pixels=max_pixels)
+            del data
+            inputs = {name: preprocess(photo.image, p) for name, p in preprocesses.items()}
+            return Loaded(entry, size, mtime_ns, h, inputs, photo.width, photo.height, photo.taken_at)
+        except ImageError as e:
+            return LoadFailed(entry, str(e))
+        except Exception as e:  # a bug or an exotic file must not stop the scan
+            return LoadFailed(entry, f"unexpected error: {type(e).__name__}: {e}")
+
+    return load
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, window: int) -> Iterator[R]:
+    """``map(fn, items)`` on ``workers`` threads, in order, with at most ``window`` in flight."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="phototag-decode")
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def batched(items: Iterable[T], n: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def default_workers() -> int:
+    """Decode threads: one per core the process may use, at least two."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        n = os.cpu_count() or 2
+    return max(2, n)

@@ -1,0 +1,282 @@
+"""A scan: walk the folders, tag what is new or changed, and keep the index in step.
+
+:func:`scan` is a generator of events (:class:`Tagged`, :class:`Failed`, ...) so that a
+caller can show progress or stream JSON while it runs; its last event is
+:class:`Finished` with the :class:`ScanReport`. Writes are committed one batch at a
+time: a scan killed at any moment loses at most the batch in flight, and the next scan
+picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .index.store import Index, PhotoRecord, encode_path
+from .models.backbones import Backbone
+from .models.catalog import Catalog
+from .models.recognizers import Candidate, Recognizer
+from .models.session import Device
+from .pipeline import Loaded, LoadFailed, batched, default_workers, make_loader, ordered_map
+from .walk import FileEntry, WalkProblem, walk
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    recognizers: Sequence[str] | None = None  # None: the defaults
+    threshold: float = config.DEFAULT_THRESHOLD
+    top_k: int = config.DEFAULT_TOP_K
+    batch_size: int = config.DEFAULT_BATCH_SIZE
+    workers: int | None = None  # decode threads; None: one per core
+    device: Device = Device.AUTO
+    max_pixels: int = config.DEFAULT_MAX_PIXELS
+    follow_symlinks: bool = True
+
+
+# -- events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """The walk is done: ``todo`` files will be read, ``total`` were found."""
+
+    total: int
+    todo: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class Tagged:
+    """A photo got its tags: by inference, or (``reused``) from identical content."""
+
+    path: Path
+    tags: dict[str, list[Candidate]]
+    reused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    path: Path
+    reason: str
+    known: bool = False  # failed before and unchanged since: not read again
+
+
+@dataclass
+class ScanReport:
+    found: int = 0
+    unchanged: int = 0
+    tagged: int = 0  # by inference
+    reused: int = 0  # moved, renamed, copied or touched files: results kept, nothing decoded
+    removed: int = 0  # vanished files dropped from the index
+    decoded: int = 0
+    failures: list[Failed] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    providers: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "found": self.found,
+            "unchanged": self.unchanged,
+            "tagged": self.tagged,
+            "reused": self.reused,
+            "removed": self.removed,
+            "decoded": self.decoded,
+            "failed": self.failed,
+            "warnings": self.warnings,
+            "providers": self.providers,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    report: ScanReport
+
+
+ScanEvent = Planned | Tagged | Failed | Finished
+
+
+def fingerprint(recognizer: Recognizer, backbone_fp: str, threshold: float, top_k: int) -> str:
+    """What a stored result depends on; a change in any part means tag again."""
+    return f"{backbone_fp}:{recognizer.fingerprint}:t{threshold:g}:k{top_k}"
+
+
+def scan(
+    roots: Sequence[Path],
+    index: Index,
+    options: ScanOptions = ScanOptions(),
+    catalog: Catalog | None = None,
+) -> Iterator[ScanEvent]:
+    """Tag every photo under ``roots`` that the index does not already hold as asked."""
+    started = time.perf_counter()
+    catalog = catalog or Catalog.discover()
+    recognizers = catalog.resolve(list(options.recognizers) if options.recognizers else None)
+    backbones = {
+        name: Backbone(catalog.backbone(name), device=options.device)
+        for name in dict.fromkeys(r.backbone for r in recognizers)
+    }
+    backbone_fps = {name: b.manifest.fingerprint for name, b in backbones.items()}
+    fps = {
+        r.name: fingerprint(r, backbone_fps[r.backbone], options.threshold, options.top_k)
+        for r in recognizers
+    }
+    report = ScanReport()
+
+    # 1. Walk, and sort what we find against what the index knows.
+    roots = [Path(os.path.abspath(r)) for r in roots]
+    known = index.known_files()
+    known_failures = index.known_failures()
+    complete = index.complete_ids(fps, backbone_fps)
+    todo: list[FileEntry] = []
+    seen: set[bytes] = set()
+    per_root_found = dict.fromkeys(roots, 0)
+    for item in walk(roots, follow_symlinks=options.follow_symlinks):
+        if isinstance(item, WalkProblem):
+            failure = Failed(item.path, item.reason)
+            report.failures.append(failure)
+            seen.add(encode_path(item.path))  # a path we could not stat is not "vanished"
+            yield failure
+            continue
+        raw = encode_path(item.path)
+        seen.add(raw)
+        report.found += 1
+        for r in roots:
+            if _under(raw, r):
+                per_root_found[r] += 1
+        k = known.get(raw)
+        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in complete:
+            report.unchanged += 1
+            continue
+        kf = known_failures.get(raw)
+        if kf and (kf.size, kf.mtime_ns) == (item.size, item.mtime_ns):
+            failure = Failed(item.path, kf.reason, known=True)
+            report.failures.append(failure)
+            yield failure
+            continue
+        todo.append(item)
+    yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
+
+    # 2. Read what is new or changed; decode only content the index has never seen.
+    reusable = index.hashes_of(complete)  # content hash -> a photo id with complete results
+    preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
+    load = make_loader(preprocesses, reusable.keys(), options.max_pixels)
+    workers = options.workers or default_workers()
+    window = 2 * options.batch_size + workers
+    stream = ordered_map(load, todo, workers=workers, window=window)
+    for batch in batched(stream, options.batch_size):
+        yield from _process_batch(batch, index, backbones, recognizers, fps, backbone_fps,
+                                  options, reusable, report)
+
+    # 3. Drop what vanished, but never on the word of an empty root: an unmounted disk
+    # looks exactly like a library whose photos were all deleted.
+    gone = []
+    for raw in {**known, **known_failures}:
+        if raw in seen:
+            continue
+        root = next((r for r in roots if _under(raw, r)), None)
+        if root is None:
+            continue
+        if per_root_found[root] == 0:
+            continue
+        gone.append(raw)
+    empty_roots = [r for r, n in per_root_found.items() if n == 0 and any(_under(k, r) for k in known)]
+    for r in empty_roots:
+        report.warnings.append(
+            f"{r} has no photos now but the index has photos there: not dropping them "
+            "(an unmounted disk?). Run 'phototag forget' to drop them."  # noqa: RUF001
+        )
+    if gone:
+        with index.transaction():
+            report.removed = index.remove(gone)
+
+    report.providers = sorted({p for b in backbones.values() if b._session for p in b.providers})
+    report.seconds = time.perf_counter() - started
+    yield Finished(report)
+
+
+def _under(raw: bytes, root: Path) -> bool:
+    r = encode_path(root)
+    return raw == r or raw.startswith(r.rstrip(b"/") + b"/")
+
+
+def _process_batch(
+    batch: list[Loaded | LoadFailed],
+    index: Index,
+    backbones: dict[str, Backbone],
+    recognizers: list[Recognizer],
+    fps: dict[str, str],
+    backbone_fps: dict[str, str],
+    options: ScanOptions,
+    reusable: dict[str, int],
+    report: ScanReport,
+) -> Iterator[ScanEvent]:
+    to_infer = [x for x in batch if isinstance(x, Loaded) and x.inputs is not None]
+    outputs = {}
+    if to_infer:
+        for name, backbone in backbones.items():
+            assert all(x.inputs is not None for x in to_infer)
+            stacked = np.stack([x.inputs[name] for x in to_infer if x.inputs is not None])
+            outputs[name] = backbone.predict(stacked)
+        report.decoded += len(to_infer)
+    per_photo: dict[int, dict[str, list[Candidate]]] = {}
+    for r in recognizers:
+        probs = outputs[r.backbone].probs if to_infer else None
+        if probs is None:
+            continue
+        for i, cands in enumerate(r.candidates(probs, threshold=options.threshold, top_k=options.top_k)):
+            per_photo.setdefault(i, {})[r.name] = cands
+
+    events: list[ScanEvent] = []
+    with index.transaction():
+        infer_pos = 0
+        for item in batch:
+            if isinstance(item, LoadFailed):
+                e = item.entry
+                index.record_failure(e.path, e.size, e.mtime_ns, item.reason)
+                events.append(Failed(e.path, item.reason))
+                continue
+            record = PhotoRecord(item.entry.path, item.size, item.mtime_ns, item.hash,
+                                 item.width, item.height, item.taken_at)
+            if item.inputs is None:
+                source = reusable[item.hash]
+                pid = _reuse(index, source, record)
+                view = index.photo(item.entry.path)
+                report.reused += 1
+                events.append(Tagged(item.entry.path, view.tags if view else {}, reused=True))
+                continue
+            pid = index.upsert_photo(record)
+            tags = per_photo.get(infer_pos, {})
+            for r in recognizers:
+                index.set_results(pid, r.name, fps[r.name], tags.get(r.name, []))
+            for name, out in outputs.items():
+                index.set_embedding(pid, name, backbone_fps[name], out.embeddings[infer_pos])
+            infer_pos += 1
+            reusable.setdefault(item.hash, pid)
+            report.tagged += 1
+            events.append(Tagged(item.entry.path, tags, reused=False))
+    for ev in events:
+        if isinstance(ev, Failed):
+            report.failures.append(ev)
+    yield from events
+
+
+def _reuse(index: Index, source: int, record: PhotoRecord) -> int:
+    """Same content as photo ``source``: move it (if its old path is gone) or copy its results."""
+    old_path = index.path_of(source)
+    if old_path is None or old_path == record.path or not os.path.lexists(old_path):
+        index.move_photo(source, record)
+        return source
+    pid = index.upsert_photo(record)
+    index.copy_results(source, pid)
+    return pid

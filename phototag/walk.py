@@ -1,0 +1,131 @@
+"""Finding the photos under the folders a user names.
+
+The walk only lists and stats: it never opens a file. Problems it meets (unreadable
+folders, broken symlinks, symlink loops) are yielded as :class:`WalkProblem` records,
+so one bad folder never stops a scan.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .imaging import IMAGE_EXTENSIONS
+
+#: Folders that hold caches and thumbnails rather than photos (NAS and OS litter).
+SKIPPED_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found"})
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """A candidate photo, as ``stat`` saw it during the walk."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class WalkProblem:
+    """A path the walk could not follow or stat, with a one-line reason."""
+
+    path: Path
+    reason: str
+
+
+def is_photo_name(name: str) -> bool:
+    """True for names with a supported image extension that are not hidden files."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def walk(roots: Iterable[Path], *, follow_symlinks: bool = True) -> Iterator[FileEntry | WalkProblem]:
+    """Yield every photo below ``roots`` (files or folders), in a stable order.
+
+    Hidden files and folders (``.name``) and NAS litter (:data:`SKIPPED_DIRS`) are skipped.
+    Symlinked folders are followed when ``follow_symlinks``; a folder reached twice is
+    scanned once, and a symlink that leads back into its own ancestors is reported as a loop.
+    """
+    seen_dirs: set[tuple[int, int]] = set()
+    for root in roots:
+        root = Path(os.path.abspath(root))
+        try:
+            st = os.stat(root)
+        except OSError as e:
+            yield WalkProblem(root, _reason(e, root))
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk_dir(root, (st.st_dev, st.st_ino), (), seen_dirs, follow_symlinks)
+        elif stat.S_ISREG(st.st_mode):
+            yield FileEntry(root, st.st_size, st.st_mtime_ns)
+        else:
+            yield WalkProblem(root, "not a regular file or folder")
+
+
+def _walk_dir(
+    folder: Path,
+    key: tuple[int, int],
+    ancestors: tuple[tuple[int, int], ...],
+    seen: set[tuple[int, int]],
+    follow: bool,
+) -> Iterator[FileEntry | WalkProblem]:
+    if key in ancestors:
+        yield WalkProblem(folder, "symlink loop: this folder contains itself")
+        return
+    if key in seen:
+        return  # the same folder reached through another link: scanned already
+    seen.add(key)
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        yield WalkProblem(folder, _reason(e, folder))
+        return
+    here = (*ancestors, key)
+    for entry in entries:
+        name = entry.name
+        if name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            is_link = entry.is_symlink()
+            is_dir = entry.is_dir(follow_symlinks=follow)
+        except OSError as e:
+            yield WalkProblem(path, _reason(e, path))
+            continue
+        if is_dir:
+            if name in SKIPPED_DIRS:
+                continue
+            try:
+                st = entry.stat(follow_symlinks=True)
+            except OSError as e:
+                yield WalkProblem(path, _reason(e, path))
+                continue
+            yield from _walk_dir(path, (st.st_dev, st.st_ino), here, seen, follow)
+            continue
+        if not is_photo_name(name):
+            continue
+        if is_link and not follow:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=True)
+        except OSError as e:
+            yield WalkProblem(path, _reason(e, path, is_link))
+            continue
+        if stat.S_ISREG(st.st_mode):
+            yield FileEntry(path, st.st_size, st.st_mtime_ns)
+        elif not stat.S_ISDIR(st.st_mode):
+            yield WalkProblem(path, "not a regular file")
+
+
+def _reason(e: OSError, path: Path, is_link: bool = False) -> str:
+    if e.errno == errno.ELOOP:
+        return "symlink loop"
+    if e.errno == errno.ENOENT:
+        return "broken symlink (its target does not exist)" if is_link else "vanished"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    return e.strerror or str(e)
