@@ -171,10 +171,17 @@ def scan(
     reusable = index.hashes_of(complete)  # content hash -> a photo id with complete results
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
     load = make_loader(preprocesses, reusable.keys(), options.max_pixels)
+    # For content that was known when read but whose source changed since (rare): decode.
+    decode_anyway = make_loader(preprocesses, (), options.max_pixels)
     workers = options.workers or default_workers()
     window = 2 * options.batch_size + workers
     stream = ordered_map(load, todo, workers=workers, window=window)
     for batch in batched(stream, options.batch_size):
+        for i, item in enumerate(batch):
+            if isinstance(item, Loaded) and item.inputs is None:
+                source = reusable.get(item.hash)
+                if source is None or index.hash_of(source) != item.hash:
+                    batch[i] = decode_anyway(item.entry)
         yield from _process_batch(batch, index, backbones, recognizers, fps, backbone_fps,
                                   options, reusable, report)
 
@@ -262,7 +269,7 @@ def _process_batch(
             for name, out in outputs.items():
                 index.set_embedding(pid, name, backbone_fps[name], out.embeddings[infer_pos])
             infer_pos += 1
-            reusable.setdefault(item.hash, pid)
+            reusable[item.hash] = pid
             report.tagged += 1
             events.append(Tagged(item.entry.path, tags, reused=False))
     for ev in events:

@@ -125,7 +125,7 @@ def _reason(e: OSError, path: Path, is_link: bool = False) -> str:
     if e.errno == errno.ELOOP:
         return "symlink loop"
     if e.errno == errno.ENOENT:
-        return "broken symlink (its target does not exist)" if is_link else "vanished"
+        return "broken symlink (its target does not exist)" if is_link else "no such file or folder (vanished?)"
     if e.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return e.strerror or str(e)

@@ -311,6 +311,10 @@ class Index:
             height=row[6], taken_at=row[7], scanned_at=row[8], tags=tags, embeddings=embeddings,
         )
 
+    def hash_of(self, photo_id: int) -> str | None:
+        row = self.conn.execute("SELECT hash FROM photos WHERE id = ?", (photo_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def path_of(self, photo_id: int) -> Path | None:
         row = self.conn.execute("SELECT path FROM photos WHERE id = ?", (photo_id,)).fetchone()
         return None if row is None else decode_path(row[0])

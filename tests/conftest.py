@@ -1,0 +1,118 @@
+"""Shared fixtures. Test photos are generated here, never committed."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may touch the user's real index or pick up their models."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("PHOTOTAG_INDEX", str(home / "index.sqlite"))
+    monkeypatch.delenv("PHOTOTAG_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+
+
+def sample(name: str) -> np.ndarray:
+    """A real photo from scikit-image's bundled samples, as HxWx3 uint8."""
+    from skimage import data
+
+    a = getattr(data, name)()
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    return np.ascontiguousarray(a[..., :3])
+
+
+@pytest.fixture(scope="session")
+def coffee() -> np.ndarray:
+    return sample("coffee")
+
+
+@pytest.fixture(scope="session")
+def cat() -> np.ndarray:
+    return sample("chelsea")
+
+
+def jpeg_bytes(a: np.ndarray, quality: int = 92, exif: Image.Exif | None = None) -> bytes:
+    buf = io.BytesIO()
+    im = Image.fromarray(a)
+    if exif is not None:
+        im.save(buf, "JPEG", quality=quality, exif=exif)
+    else:
+        im.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def make_photo(tmp_path: Path) -> Callable[..., Path]:
+    """Write a real photo as ``name`` (format from the extension) and return its path."""
+
+    def make(name: str, which: str = "coffee", *, size: tuple[int, int] | None = None, **save: object) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        im = Image.fromarray(sample(which))
+        if size:
+            im = im.resize(size, Image.Resampling.BICUBIC)
+        fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF",
+               ".tiff": "TIFF", ".bmp": "BMP", ".gif": "GIF", ".heic": "HEIF"}[path.suffix.lower()]
+        if fmt == "HEIF":
+            from pillow_heif import register_heif_opener
+
+            register_heif_opener()
+        im.save(path, fmt, **save)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def library(tmp_path: Path, make_photo: Callable[..., Path]) -> Iterator[Path]:
+    """A small mixed library: good photos in several formats and a row of bad files."""
+    lib = tmp_path / "Pictures"
+    make_photo("Pictures/2024/coffee.jpg", "coffee", quality=90)
+    make_photo("Pictures/2024/cat.png", "chelsea")
+    make_photo("Pictures/phone/cat.heic", "chelsea", quality=90)
+    # PNG with alpha: a cat on a fully transparent border.
+    rgba = np.dstack([sample("chelsea"), np.full(sample("chelsea").shape[:2], 255, np.uint8)])
+    rgba[:20, :, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(lib / "2024" / "cat alpha.png")
+    # Names that break naive code: spaces, unicode, a newline.
+    make_photo("Pictures/2024/caf\u00e9 \u2615 & co.jpg", "coffee")
+    make_photo("Pictures/odd/new\nline.jpg", "coffee", quality=80)
+    bad = lib / "bad"
+    write(bad / "empty.jpg", b"")
+    write(bad / "text.jpg", b"this is not an image\n")
+    good = (lib / "2024" / "coffee.jpg").read_bytes()
+    write(bad / "truncated.jpg", good[: len(good) // 3])
+    write(bad / "bomb.png", _bomb_png())
+    os.symlink("does-not-exist.jpg", bad / "broken.jpg")
+    os.symlink(".", bad / "loop")
+    (lib / ".hidden").mkdir()
+    make_photo("Pictures/.hidden/ignored.jpg", "coffee")
+    yield lib
+
+
+def _bomb_png() -> bytes:
+    """A tiny PNG that claims 100000 x 100000 pixels (10 GP): a decompression bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")

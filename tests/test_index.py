@@ -1,0 +1,105 @@
+"""The index: schema versions, migrations, refusal of files it must not touch, and its queries."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from phototag.errors import IndexFileError
+from phototag.index import Index
+from phototag.index.schema import LATEST, MIGRATIONS, ensure_schema, schema_version
+from phototag.index.store import PhotoRecord
+from phototag.models.recognizers import Candidate
+
+
+def record(path: str, h: str = "h1") -> PhotoRecord:
+    return PhotoRecord(Path(path), 10, 20, h, 640, 480, None)
+
+
+def test_a_new_index_has_the_latest_schema_in_wal_mode(tmp_path: Path) -> None:
+    with Index.open(tmp_path / "sub" / "i.sqlite") as idx:
+        assert schema_version(idx.conn) == LATEST
+        assert idx.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert idx.integrity() == "ok"
+
+
+def test_migrations_run_forward_once_and_keep_data(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite"
+    with Index.open(path) as idx, idx.transaction():
+        idx.upsert_photo(record("/p/a.jpg"))
+    future = [*MIGRATIONS, "ALTER TABLE photos ADD COLUMN rating INTEGER;"]
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert ensure_schema(conn, future) == LATEST + 1
+    assert ensure_schema(conn, future) == LATEST + 1  # idempotent
+    assert conn.execute("SELECT path, rating FROM photos").fetchall() == [(b"/p/a.jpg", None)]
+    conn.close()
+
+
+def test_an_index_from_a_newer_phototag_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "i.sqlite"
+    Index.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {LATEST + 5}")
+    conn.close()
+    with pytest.raises(IndexFileError, match="newer phototag"):
+        Index.open(path)
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"my precious notes\n" * 100)
+    with pytest.raises(IndexFileError, match="not a usable phototag index"):
+        Index.open(path)
+    assert path.read_bytes() == b"my precious notes\n" * 100
+
+
+def test_show_without_an_index_says_to_scan_first(tmp_path: Path) -> None:
+    with pytest.raises(IndexFileError, match="run 'phototag scan' first"):
+        Index.open(tmp_path / "none.sqlite", create=False)
+
+
+def test_results_tags_and_embeddings_round_trip(tmp_path: Path) -> None:
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        with idx.transaction():
+            pid = idx.upsert_photo(record("/p/caf\u00e9.jpg"))
+            idx.set_results(pid, "food", "fp", [Candidate("espresso", 0.9, "food/drink/espresso")])
+            idx.set_embedding(pid, "bb", "fp", np.arange(4, dtype=np.float32) / 3)
+        view = idx.photo(Path("/p/caf\u00e9.jpg"))
+        assert view is not None
+        assert view.tags == {"food": [Candidate("espresso", pytest.approx(0.9), "food/drink/espresso")]}
+        assert view.embeddings == {"bb": 4}
+        emb = idx.embedding(Path("/p/caf\u00e9.jpg"), "bb")
+        assert emb is not None
+        np.testing.assert_allclose(emb, np.arange(4) / 3, atol=1e-3)  # float16 storage
+        assert [(c.tag, c.photos) for c in idx.tag_counts()] == [("espresso", 1)]
+
+
+def test_new_content_at_a_known_path_forgets_the_old_results(tmp_path: Path) -> None:
+    with Index.open(tmp_path / "i.sqlite") as idx, idx.transaction():
+        pid = idx.upsert_photo(record("/p/a.jpg", "old"))
+        idx.set_results(pid, "food", "fp", [Candidate("pizza", 0.9, "food/dish/pizza")])
+        assert idx.upsert_photo(record("/p/a.jpg", "new")) == pid
+        view = idx.photo(Path("/p/a.jpg"))
+        assert view is not None and view.tags == {} and view.hash == "new"
+
+
+def test_paths_that_are_not_utf8_are_stored_exactly(tmp_path: Path) -> None:
+    import os
+
+    odd = Path(os.fsdecode(b"/p/bad-\xff-name.jpg"))
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        with idx.transaction():
+            idx.upsert_photo(record(str(odd)))
+        assert list(idx.known_files()) == [b"/p/bad-\xff-name.jpg"]
+        assert idx.photo(odd) is not None
+
+
+def test_a_failed_batch_is_rolled_back(tmp_path: Path) -> None:
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        with pytest.raises(RuntimeError), idx.transaction():
+            idx.upsert_photo(record("/p/a.jpg"))
+            raise RuntimeError("killed mid-batch")
+        assert idx.count_photos() == 0

@@ -1,0 +1,38 @@
+"""Real photos get the right tags from the shipped model (scikit-image's sample photos)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from phototag.classify import Classification, classify
+from phototag.config import Device
+
+
+def tags_of(path: Path, **kw: object) -> dict[str, list[str]]:
+    (res,) = list(classify([path], device=Device.CPU, **kw))  # type: ignore[arg-type]
+    assert isinstance(res, Classification)
+    return {model: [c.tag for c in cands] for model, cands in res.candidates.items()}
+
+
+def test_a_cup_of_coffee_is_espresso_and_a_drink(make_photo: Callable[..., Path]) -> None:
+    tags = tags_of(make_photo("coffee.jpg", "coffee", quality=90))
+    assert tags["imagenet"][0] == "espresso"
+    assert "drink" in tags["food"] and "food" in tags["food"]
+    assert tags["animal"] == [] and tags["scene"] == []
+
+
+def test_a_cat_is_an_animal_and_a_cat(make_photo: Callable[..., Path]) -> None:
+    tags = tags_of(make_photo("chelsea.png", "chelsea"))
+    assert tags["animal"][:2] == ["animal", "cat"]
+    assert tags["food"] == []
+
+
+def test_a_rocket_is_not_food_and_scores_are_ranked_probabilities(make_photo: Callable[..., Path]) -> None:
+    (res,) = list(classify([make_photo("rocket.jpg", "rocket")], device=Device.CPU, threshold=0.0, top_k=50))
+    assert isinstance(res, Classification)
+    for cands in res.candidates.values():
+        scores = [c.score for c in cands]
+        assert scores == sorted(scores, reverse=True)
+        assert all(0.0 <= s <= 1.0 for s in scores)
+    assert all(c.score < 0.25 for c in res.candidates["food"])
