@@ -53,7 +53,9 @@ def classify(
     }
     for b in backbones.values():
         b.load()  # a model problem is reported before any image is read
-    load = make_loader({n: b.manifest.preprocess for n, b in backbones.items()}, (), config.DEFAULT_MAX_PIXELS)
+    load = make_loader(
+        {n: b.manifest.preprocess for n, b in backbones.items()}, (), config.DEFAULT_MAX_PIXELS
+    )
     entries = [FileEntry(Path(p), 0, 0) for p in paths]
     workers = min(default_workers(), max(1, len(entries)))
     stream = ordered_map(load, entries, workers=workers, window=2 * batch_size + workers)

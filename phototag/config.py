@@ -8,6 +8,7 @@ from pathlib import Path
 
 APP_NAME = "phototag"
 
+
 class Device(StrEnum):
     """Where models run. ``auto``: the GPU when one is really usable, else the CPU."""
 

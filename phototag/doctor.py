@@ -35,7 +35,10 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
         "version": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        **{dist: _version(dist) for dist in ("onnxruntime-gpu", "onnxruntime", "numpy", "pillow", "pillow-heif")},
+        **{
+            dist: _version(dist)
+            for dist in ("onnxruntime-gpu", "onnxruntime", "numpy", "pillow", "pillow-heif")
+        },
     }
     runtime: dict[str, object] = {}
     try:
@@ -45,7 +48,9 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
 
         runtime["available providers"] = ", ".join(ort.get_available_providers())
         runtime["NVIDIA driver"] = nvidia_driver_problem() or "found"
-        runtime["providers asked for"] = ", ".join(choose_providers(device, ort.get_available_providers()))
+        runtime["providers asked for"] = ", ".join(
+            choose_providers(device, ort.get_available_providers())
+        )
     except (ImportError, PhototagError) as e:
         d.problems.append(str(e))
     d.sections["runtime"] = runtime
@@ -53,13 +58,17 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
     from .models.backbones import Backbone
     from .models.catalog import Catalog
 
-    models: dict[str, object] = {"weights folders": ", ".join(str(p) for p in config.weights_dirs())}
+    models: dict[str, object] = {
+        "weights folders": ", ".join(str(p) for p in config.weights_dirs())
+    }
     try:
         catalog = Catalog.discover()
         for name in sorted(catalog.backbones):
             b = Backbone(catalog.backbone(name), device=device)
             try:
-                models[f"backbone {name}"] = f"ok, sha256 verified, running on {', '.join(b.providers)}"
+                models[f"backbone {name}"] = (
+                    f"ok, sha256 verified, running on {', '.join(b.providers)}"
+                )
             except PhototagError as e:
                 models[f"backbone {name}"] = "BROKEN"
                 d.problems.append(str(e))

@@ -91,19 +91,19 @@ def decode(data: bytes, *, min_side: int, max_pixels: int) -> DecodedPhoto:
             # Pillow warns above MAX_IMAGE_PIXELS and raises above twice that; we check
             # the size ourselves to give one clear message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            width, height = im.size
+            opened = Image.open(io.BytesIO(data))
+            width, height = opened.size
             if width * height > max_pixels:
                 raise ImageError(
                     f"image too large: {width}x{height} = {width * height / 1e6:.0f} MP "
                     f"is over the {max_pixels / 1e6:.0f} MP limit (possible decompression bomb)"
                 )
-            if im.format == "JPEG":
-                im.draft("RGB", (min_side, min_side))
-            orientation = _orientation(im)
-            taken_at = _capture_time(im)
-            im.load()
-            im = _to_rgb(im)
+            if opened.format == "JPEG":
+                opened.draft("RGB", (min_side, min_side))
+            orientation = _orientation(opened)
+            taken_at = _capture_time(opened)
+            opened.load()
+            im = _to_rgb(opened)
             if orientation in (5, 6, 7, 8):
                 width, height = height, width
             if orientation != 1:
@@ -210,7 +210,8 @@ def center_crop(a: np.ndarray, size: int) -> np.ndarray:
     if h < size or w < size:
         pad_h, pad_w = max(0, size - h), max(0, size - w)
         a = np.pad(
-            a, ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)),
+            a,
+            ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)),
             mode="edge",
         )
         h, w = a.shape[:2]

@@ -53,8 +53,12 @@ class LoadFailed:
 
 
 def content_hash(data: bytes) -> str:
-    """BLAKE2b-128 of the file's bytes: fast, and collisions are not a practical concern."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    """SHA-256 of the file's bytes, first 128 bits in hex.
+
+    SHA-256 rather than BLAKE2b: with the SHA extensions of current x86 and Arm CPUs it
+    hashes at about 1.8 GB/s here, twice BLAKE2b's speed (bench figures in docs/performance.md).
+    """
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def read_file(entry: FileEntry, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, int, int]:
@@ -103,7 +107,9 @@ def make_loader(
             photo = decode(data, min_side=min_side, max_pixels=max_pixels)
             del data
             inputs = {name: preprocess(photo.image, p) for name, p in preprocesses.items()}
-            return Loaded(entry, size, mtime_ns, h, inputs, photo.width, photo.height, photo.taken_at)
+            return Loaded(
+                entry, size, mtime_ns, h, inputs, photo.width, photo.height, photo.taken_at
+            )
         except ImageError as e:
             return LoadFailed(entry, str(e))
         except Exception as e:  # a bug or an exotic file must not stop the scan
@@ -112,7 +118,9 @@ def make_loader(
     return load
 
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], *, workers: int, window: int) -> Iterator[R]:
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], *, workers: int, window: int
+) -> Iterator[R]:
     """``map(fn, items)`` on ``workers`` threads, in order, with at most ``window`` in flight."""
     if workers <= 1:
         yield from map(fn, items)

@@ -177,13 +177,14 @@ def scan(
     window = 2 * options.batch_size + workers
     stream = ordered_map(load, todo, workers=workers, window=window)
     for batch in batched(stream, options.batch_size):
-        for i, item in enumerate(batch):
-            if isinstance(item, Loaded) and item.inputs is None:
-                source = reusable.get(item.hash)
-                if source is None or index.hash_of(source) != item.hash:
-                    batch[i] = decode_anyway(item.entry)
-        yield from _process_batch(batch, index, backbones, recognizers, fps, backbone_fps,
-                                  options, reusable, report)
+        for i, loaded in enumerate(batch):
+            if isinstance(loaded, Loaded) and loaded.inputs is None:
+                source = reusable.get(loaded.hash)
+                if source is None or index.hash_of(source) != loaded.hash:
+                    batch[i] = decode_anyway(loaded.entry)
+        yield from _process_batch(
+            batch, index, backbones, recognizers, fps, backbone_fps, options, reusable, report
+        )
 
     # 3. Drop what vanished, but never on the word of an empty root: an unmounted disk
     # looks exactly like a library whose photos were all deleted.
@@ -197,11 +198,13 @@ def scan(
         if per_root_found[root] == 0:
             continue
         gone.append(raw)
-    empty_roots = [r for r, n in per_root_found.items() if n == 0 and any(_under(k, r) for k in known)]
+    empty_roots = [
+        r for r, n in per_root_found.items() if n == 0 and any(_under(k, r) for k in known)
+    ]
     for r in empty_roots:
         report.warnings.append(
             f"{r} has no photos now but the index has photos there: not dropping them "
-            "(an unmounted disk?). Run 'phototag forget' to drop them."  # noqa: RUF001
+            "(an unmounted disk?). Run 'phototag forget' to drop them."
         )
     if gone:
         with index.transaction():
@@ -241,7 +244,9 @@ def _process_batch(
         probs = outputs[r.backbone].probs if to_infer else None
         if probs is None:
             continue
-        for i, cands in enumerate(r.candidates(probs, threshold=options.threshold, top_k=options.top_k)):
+        for i, cands in enumerate(
+            r.candidates(probs, threshold=options.threshold, top_k=options.top_k)
+        ):
             per_photo.setdefault(i, {})[r.name] = cands
 
     events: list[ScanEvent] = []
@@ -253,8 +258,15 @@ def _process_batch(
                 index.record_failure(e.path, e.size, e.mtime_ns, item.reason)
                 events.append(Failed(e.path, item.reason))
                 continue
-            record = PhotoRecord(item.entry.path, item.size, item.mtime_ns, item.hash,
-                                 item.width, item.height, item.taken_at)
+            record = PhotoRecord(
+                item.entry.path,
+                item.size,
+                item.mtime_ns,
+                item.hash,
+                item.width,
+                item.height,
+                item.taken_at,
+            )
             if item.inputs is None:
                 source = reusable[item.hash]
                 pid = _reuse(index, source, record)

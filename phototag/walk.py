@@ -42,7 +42,9 @@ def is_photo_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def walk(roots: Iterable[Path], *, follow_symlinks: bool = True) -> Iterator[FileEntry | WalkProblem]:
+def walk(
+    roots: Iterable[Path], *, follow_symlinks: bool = True
+) -> Iterator[FileEntry | WalkProblem]:
     """Yield every photo below ``roots`` (files or folders), in a stable order.
 
     Hidden files and folders (``.name``) and NAS litter (:data:`SKIPPED_DIRS`) are skipped.
@@ -125,7 +127,11 @@ def _reason(e: OSError, path: Path, is_link: bool = False) -> str:
     if e.errno == errno.ELOOP:
         return "symlink loop"
     if e.errno == errno.ENOENT:
-        return "broken symlink (its target does not exist)" if is_link else "no such file or folder (vanished?)"
+        return (
+            "broken symlink (its target does not exist)"
+            if is_link
+            else "no such file or folder (vanished?)"
+        )
     if e.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     return e.strerror or str(e)

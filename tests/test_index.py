@@ -69,7 +69,9 @@ def test_results_tags_and_embeddings_round_trip(tmp_path: Path) -> None:
             idx.set_embedding(pid, "bb", "fp", np.arange(4, dtype=np.float32) / 3)
         view = idx.photo(Path("/p/caf\u00e9.jpg"))
         assert view is not None
-        assert view.tags == {"food": [Candidate("espresso", pytest.approx(0.9), "food/drink/espresso")]}
+        assert view.tags == {
+            "food": [Candidate("espresso", pytest.approx(0.9), "food/drink/espresso")]
+        }
         assert view.embeddings == {"bb": 4}
         emb = idx.embedding(Path("/p/caf\u00e9.jpg"), "bb")
         assert emb is not None

@@ -59,7 +59,12 @@ def test_onnx_and_preprocessing_reproduce_pytorch(backbone: Backbone, name: str)
 
 
 def test_a_batch_gives_the_same_answers_as_single_images(backbone: Backbone) -> None:
-    xs = np.stack([preprocess(Image.fromarray(sample(n)), backbone.manifest.preprocess) for n in ("coffee", "chelsea")])
+    xs = np.stack(
+        [
+            preprocess(Image.fromarray(sample(n)), backbone.manifest.preprocess)
+            for n in ("coffee", "chelsea")
+        ]
+    )
     both = backbone.predict(xs)
     one = backbone.predict(xs[1:])
     assert both.probs is not None and one.probs is not None
@@ -82,11 +87,17 @@ def test_a_damaged_model_file_is_refused_before_any_photo_is_read(tmp_path: Path
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t.replace('crop = 224', 'crop = "big"'), "'crop' must be int"),
+        (lambda t: t.replace("crop = 224", 'crop = "big"'), "'crop' must be int"),
         (lambda t: t.replace('name = "efficientnet-lite0"\n', ""), "missing field 'name'"),
-        (lambda t: t.replace("std = [128.0, 128.0, 128.0]", "std = [0, 1, 1]"), "must not contain 0"),
+        (
+            lambda t: t.replace("std = [128.0, 128.0, 128.0]", "std = [0, 1, 1]"),
+            "must not contain 0",
+        ),
         (lambda t: t + "\n[[[", "not valid TOML"),
-        (lambda t: t.replace('[files."labels.txt"]', '[files."../../etc/passwd"]'), "bad \\[files\\] entry"),
+        (
+            lambda t: t.replace('[files."labels.txt"]', '[files."../../etc/passwd"]'),
+            "bad \\[files\\] entry",
+        ),
     ],
 )
 def test_bad_manifests_are_refused_with_the_field_named(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -121,7 +132,9 @@ def write_recognizer(tmp_path: Path, body: str) -> Path:
 
 
 def test_mapped_scores_are_sums_and_rollup_adds_the_levels(tmp_path: Path) -> None:
-    p = write_recognizer(tmp_path, """
+    p = write_recognizer(
+        tmp_path,
+        """
 kind = "classes"
 rollup = true
 root_tag = true
@@ -132,7 +145,8 @@ each = true
 [[tags]]
 path = "t/food/coffee"
 classes = ["espresso"]
-""")
+""",
+    )
     r = load_recognizer(p, LABELS)
     probs = np.array([[0.3, 0.4, 0.2, 0.1, 0.0]], np.float32)
     got = {c.path: round(c.score, 6) for c in r.candidates(probs)[0]}
@@ -148,7 +162,10 @@ classes = ["espresso"]
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('kind = "classes"\n[[tags]]\npath = "t/x"\nclasses = ["unicorn"]\n', "unknown class 'unicorn'"),
+        (
+            'kind = "classes"\n[[tags]]\npath = "t/x"\nclasses = ["unicorn"]\n',
+            "unknown class 'unicorn'",
+        ),
         ('kind = "classes"\n[[tags]]\npath = "other/x"\nclasses = [0]\n', "not under 't'"),
         ('kind = "classes"\n[[tags]]\npath = "t/a|b"\nclasses = [0]\n', "no '\\|'"),
         ('kind = "classes"\n[[tags]]\npath = "t/x"\nranges = [[3, 99]]\n', "a range is"),
@@ -160,7 +177,9 @@ def test_bad_recognizers_are_refused(tmp_path: Path, body: str, message: str) ->
         load_recognizer(write_recognizer(tmp_path, body), LABELS)
 
 
-def test_provider_choice_falls_back_to_the_cpu_and_says_why_for_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_provider_choice_falls_back_to_the_cpu_and_says_why_for_cuda(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from phototag.models import session
 
     every = [TENSORRT, CUDA, CPU]

@@ -28,8 +28,12 @@ def test_a_cat_is_an_animal_and_a_cat(make_photo: Callable[..., Path]) -> None:
     assert tags["food"] == []
 
 
-def test_a_rocket_is_not_food_and_scores_are_ranked_probabilities(make_photo: Callable[..., Path]) -> None:
-    (res,) = list(classify([make_photo("rocket.jpg", "rocket")], device=Device.CPU, threshold=0.0, top_k=50))
+def test_a_rocket_is_not_food_and_scores_are_ranked_probabilities(
+    make_photo: Callable[..., Path],
+) -> None:
+    (res,) = list(
+        classify([make_photo("rocket.jpg", "rocket")], device=Device.CPU, threshold=0.0, top_k=50)
+    )
     assert isinstance(res, Classification)
     for cands in res.candidates.values():
         scores = [c.score for c in cands]

@@ -17,7 +17,9 @@ from phototag.scan import Failed, Finished, ScanOptions, ScanReport, Tagged, sca
 CPU = ScanOptions(device=Device.CPU, batch_size=4, workers=2)
 
 
-def run(roots: list[Path], idx: Index, options: ScanOptions = CPU) -> tuple[ScanReport, list[object]]:
+def run(
+    roots: list[Path], idx: Index, options: ScanOptions = CPU
+) -> tuple[ScanReport, list[object]]:
     events = list(scan(roots, idx, options))
     last = events[-1]
     assert isinstance(last, Finished)
@@ -44,7 +46,9 @@ def tags(idx: Index, path: Path, model: str) -> list[str]:
     return [c.tag for c in view.tags[model]]
 
 
-def test_a_mixed_library_is_tagged_and_every_bad_file_is_reported(library: Path, tmp_path: Path) -> None:
+def test_a_mixed_library_is_tagged_and_every_bad_file_is_reported(
+    library: Path, tmp_path: Path
+) -> None:
     with Index.open(tmp_path / "i.sqlite") as idx:
         report, _ = run([library], idx)
         assert report.tagged == 6 and report.decoded == 6
@@ -71,7 +75,9 @@ def test_a_mixed_library_is_tagged_and_every_bad_file_is_reported(library: Path,
         assert (view.width, view.height) == (600, 400) and len(view.hash) == 32
 
 
-def test_a_rescan_of_an_unchanged_library_decodes_nothing(library: Path, tmp_path: Path, decodes: list[int]) -> None:
+def test_a_rescan_of_an_unchanged_library_decodes_nothing(
+    library: Path, tmp_path: Path, decodes: list[int]
+) -> None:
     with Index.open(tmp_path / "i.sqlite") as idx:
         run([library], idx)
         n = len(decodes)
@@ -80,7 +86,12 @@ def test_a_rescan_of_an_unchanged_library_decodes_nothing(library: Path, tmp_pat
     assert report.decoded == 0 and report.tagged == 0 and report.unchanged == 6
     assert not [e for e in events if isinstance(e, Tagged)]
     # Known bad files are reported again, without being read again.
-    assert {f.path.name for f in report.failures if f.known} == {"empty.jpg", "text.jpg", "truncated.jpg", "bomb.png"}
+    assert {f.path.name for f in report.failures if f.known} == {
+        "empty.jpg",
+        "text.jpg",
+        "truncated.jpg",
+        "bomb.png",
+    }
 
 
 def test_changed_new_moved_copied_and_vanished_files(
@@ -131,7 +142,9 @@ def test_scanning_one_folder_leaves_the_others_alone(library: Path, tmp_path: Pa
         assert report.removed == 0 and idx.count_photos() == 6
 
 
-def test_a_scan_stopped_midway_keeps_the_batches_it_committed(library: Path, tmp_path: Path, decodes: list[int]) -> None:
+def test_a_scan_stopped_midway_keeps_the_batches_it_committed(
+    library: Path, tmp_path: Path, decodes: list[int]
+) -> None:
     options = ScanOptions(device=Device.CPU, batch_size=2, workers=2)
     with Index.open(tmp_path / "i.sqlite") as idx:
         gen = scan([library], idx, options)
@@ -147,19 +160,37 @@ def test_a_scan_stopped_midway_keeps_the_batches_it_committed(library: Path, tmp
         assert report.tagged == 4 and report.unchanged == 2
 
 
-def test_other_settings_tag_again_without_losing_other_recognizers(library: Path, tmp_path: Path) -> None:
+def test_other_settings_tag_again_without_losing_other_recognizers(
+    library: Path, tmp_path: Path
+) -> None:
     with Index.open(tmp_path / "i.sqlite") as idx:
         run([library / "2024"], idx)
-        report, _ = run([library / "2024"], idx, ScanOptions(device=Device.CPU, recognizers=["food"], threshold=0.5))
+        report, _ = run(
+            [library / "2024"],
+            idx,
+            ScanOptions(device=Device.CPU, recognizers=["food"], threshold=0.5),
+        )
         assert report.tagged == 4
         view = idx.photo(library / "2024" / "coffee.jpg")
-        assert view is not None and set(view.tags) == {"scene", "food", "flower", "animal", "imagenet"}
+        assert view is not None and set(view.tags) == {
+            "scene",
+            "food",
+            "flower",
+            "animal",
+            "imagenet",
+        }
         assert all(c.score >= 0.5 for c in view.tags["food"])
-        report, _ = run([library / "2024"], idx, ScanOptions(device=Device.CPU, recognizers=["food"], threshold=0.5))
+        report, _ = run(
+            [library / "2024"],
+            idx,
+            ScanOptions(device=Device.CPU, recognizers=["food"], threshold=0.5),
+        )
         assert report.tagged == 0 and report.unchanged == 4
 
 
-def test_unreadable_and_vanishing_files_are_reported(library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_and_vanishing_files_are_reported(
+    library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Tests run as root in CI, where chmod cannot make a file unreadable: fail the open instead.
     real_open = os.open
     victim = os.fsencode(library / "2024" / "cat.png")

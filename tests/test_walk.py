@@ -21,7 +21,11 @@ def test_walk_finds_photos_recursively_and_skips_hidden_and_nas_litter(tmp_path:
     touch(tmp_path / ".thumbnails" / "c.jpg")
     touch(tmp_path / "._d.jpg")
     touch(tmp_path / "@eaDir" / "e.jpg")
-    found = [x.path.relative_to(tmp_path).as_posix() for x in walk([tmp_path]) if isinstance(x, FileEntry)]
+    found = [
+        x.path.relative_to(tmp_path).as_posix()
+        for x in walk([tmp_path])
+        if isinstance(x, FileEntry)
+    ]
     assert found == ["a.JPG", "sub/deeper/b.heic"]
 
 
@@ -45,11 +49,22 @@ def test_a_folder_reached_twice_is_walked_once(tmp_path: Path) -> None:
     os.symlink(tmp_path / "real", tmp_path / "alias")
     entries = [x for x in walk([tmp_path]) if isinstance(x, FileEntry)]
     assert len(entries) == 1
-    assert [x for x in walk([tmp_path], follow_symlinks=False) if isinstance(x, FileEntry)][0].path.name == "a.jpg"
+    assert (
+        next(
+            x for x in walk([tmp_path], follow_symlinks=False) if isinstance(x, FileEntry)
+        ).path.name
+        == "a.jpg"
+    )
 
 
 def test_odd_names_survive(tmp_path: Path) -> None:
-    names = ["new\nline.jpg", "sp ace.jpg", "-dash.jpg", "\u65e5\u672c.jpg", os.fsdecode(b"bad\xff.jpg")]
+    names = [
+        "new\nline.jpg",
+        "sp ace.jpg",
+        "-dash.jpg",
+        "\u65e5\u672c.jpg",
+        os.fsdecode(b"bad\xff.jpg"),
+    ]
     for n in names:
         touch(tmp_path / n)
     found = sorted(x.path.name for x in walk([tmp_path]) if isinstance(x, FileEntry))

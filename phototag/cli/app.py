@@ -34,8 +34,13 @@ def version_callback(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=version_callback,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
 ) -> None:
     """Tag local photo libraries with deep-learning image recognition."""
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..config import Device
 from . import options as o
 from .console import ExitCode, Output, escape, guarded, safe_path
 
@@ -16,7 +17,7 @@ def classify_command(
     model: o.Models = None,
     threshold: o.Threshold = o.DEFAULT_THRESHOLD,
     top_k: o.TopK = o.DEFAULT_TOP_K,
-    device: o.Device = o.config.Device.AUTO,
+    device: o.Device = Device.AUTO,
     json_out: o.Json = False,
 ) -> None:
     """Print what the models recognize in each image (the index is not touched).
@@ -32,7 +33,9 @@ def classify_command(
     out = Output(json_mode=json_out)
     failed = 0
     with guarded(out):
-        for res in classify(paths, recognizers=model, threshold=threshold, top_k=top_k, device=device):
+        for res in classify(
+            paths, recognizers=model, threshold=threshold, top_k=top_k, device=device
+        ):
             if isinstance(res, Failed):
                 failed += 1
                 if json_out:
@@ -53,6 +56,8 @@ def classify_command(
                 if not cands:
                     table.add_row(name, "[muted]-[/]", "", "")
                 for i, c in enumerate(cands):
-                    table.add_row(name if i == 0 else "", escape(c.tag), f"{c.score:.3f}", escape(c.path))
+                    table.add_row(
+                        name if i == 0 else "", escape(c.tag), f"{c.score:.3f}", escape(c.path)
+                    )
             out.result(table)
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)

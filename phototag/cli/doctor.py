@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-
-
 import typer
 
+from ..config import Device
 from . import options as o
 from .console import ExitCode, Output, escape, guarded
 
 
 def doctor_command(
     index: o.IndexPath = None,
-    device: o.Device = o.config.Device.AUTO,
+    device: o.Device = Device.AUTO,
     json_out: o.Json = False,
 ) -> None:
     """Print versions, execution providers, model files and the index location, and check them."""
@@ -31,5 +30,3 @@ def doctor_command(
         for p in report.problems:
             out.error(escape(p))
     raise typer.Exit(ExitCode.ERROR if report.problems else ExitCode.OK)
-
-

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..config import Device
 from . import options as o
 from .console import ExitCode, Output, escape, guarded, safe_path
 
@@ -17,12 +18,14 @@ if TYPE_CHECKING:
 
 
 def scan_command(
-    paths: Annotated[list[Path], typer.Argument(help="Folders or files to scan.", show_default=False)],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Folders or files to scan.", show_default=False)
+    ],
     model: o.Models = None,
     threshold: o.Threshold = o.DEFAULT_THRESHOLD,
     top_k: o.TopK = o.DEFAULT_TOP_K,
     index: o.IndexPath = None,
-    device: o.Device = o.config.Device.AUTO,
+    device: o.Device = Device.AUTO,
     batch_size: o.BatchSize = o.DEFAULT_BATCH_SIZE,
     workers: o.Workers = None,
     follow_symlinks: Annotated[
@@ -82,16 +85,15 @@ def _summary(out: Output, r: ScanReport) -> None:
     for w in r.warnings:
         out.warning(escape(w))
     if not out.json_mode:  # with --json the failures are records on stdout already
-        for f in r.failures:
+        for f in sorted(r.failures, key=lambda f: str(f.path)):
             why = escape(f.reason) + (" [muted](unchanged since it failed)[/]" if f.known else "")
             out.error(f"[filepath]{escape(safe_path(f.path))}[/]: {why}")
-    rate = r.tagged / r.seconds if r.seconds > 0 else 0.0
     on = ", ".join(p.removesuffix("ExecutionProvider") for p in r.providers)
+    speed = f" ({r.tagged / r.seconds:.1f} images/s on {on})" if r.tagged and r.seconds > 0 else ""
     out.info(
         f"[num]{r.found}[/] photos: [num]{r.tagged}[/] tagged, [num]{r.reused}[/] reused, "
         f"[num]{r.unchanged}[/] unchanged, [num]{r.removed}[/] removed, "
-        f"[num]{r.failed}[/] failed in [num]{r.seconds:.1f}[/] s ({rate:.1f} images/s)"
-        + (f" on {on}" if on else "")
+        f"[num]{r.failed}[/] failed in [num]{r.seconds:.1f}[/] s{speed}"
     )
 
 
@@ -107,7 +109,11 @@ class _Progress:
         if not self.out.interactive or total == 0:
             return
         from rich.progress import (
-            BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
             TimeRemainingColumn,
         )  # fmt: skip
 
@@ -127,7 +133,7 @@ class _Progress:
             self.bar.stop()
 
 
-def _RateColumn() -> ProgressColumn:  # noqa: N802 - a factory standing in for a class
+def _RateColumn() -> ProgressColumn:
     from rich.progress import ProgressColumn, Task
     from rich.text import Text
 

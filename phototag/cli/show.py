@@ -33,7 +33,9 @@ def show_command(
                 missing += 1
                 if json_out:
                     out.json({"path": str(p), "error": "not in the index"})
-                out.error(f"[filepath]{escape(safe_path(p))}[/] is not in the index (scan it first)")
+                out.error(
+                    f"[filepath]{escape(safe_path(p))}[/] is not in the index (scan it first)"
+                )
                 continue
             if json_out:
                 out.json(view.as_json())
@@ -51,14 +53,20 @@ def show_command(
                 if not cands:
                     table.add_row(rec, "[muted]-[/]", "", "")
                 for i, c in enumerate(cands):
-                    table.add_row(rec if i == 0 else "", f"[tag]{escape(c.tag)}[/]", f"{c.score:.3f}",
-                                  f"[muted]{escape(c.path)}[/]")
+                    table.add_row(
+                        rec if i == 0 else "",
+                        f"[tag]{escape(c.tag)}[/]",
+                        f"{c.score:.3f}",
+                        f"[muted]{escape(c.path)}[/]",
+                    )
             out.result(table)
     raise typer.Exit(ExitCode.FILES_FAILED if missing else ExitCode.OK)
 
 
 def tags_command(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Only this recognizer's tags.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Only this recognizer's tags.")
+    ] = None,
     index: o.IndexPath = None,
     json_out: o.Json = False,
 ) -> None:
@@ -79,12 +87,16 @@ def tags_command(
     for col in ("photos", "tag", "model", "path"):
         table.add_column(col, justify="right" if col == "photos" else "left")
     for c in counts:
-        table.add_row(str(c.photos), f"[tag]{escape(c.tag)}[/]", c.recognizer, f"[muted]{escape(c.path)}[/]")
+        table.add_row(
+            str(c.photos), f"[tag]{escape(c.tag)}[/]", c.recognizer, f"[muted]{escape(c.path)}[/]"
+        )
     out.result(table)
 
 
 def forget_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to drop.", show_default=False)],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders to drop.", show_default=False)
+    ],
     index: o.IndexPath = None,
     quiet: o.Quiet = False,
 ) -> None:

@@ -18,7 +18,7 @@ MIGRATIONS: list[str] = [
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
     -- One row per photo file. path is os.fsencode() of the absolute path, so names that
-    -- are not valid UTF-8 survive; hash is BLAKE2b-128 of the content, which lets a moved
+    -- are not valid UTF-8 survive; hash is SHA-256 (first 128 bits) of the content, which lets a moved
     -- or copied photo keep its results without being decoded again.
     CREATE TABLE photos (
         id INTEGER PRIMARY KEY,

@@ -110,7 +110,9 @@ class Index:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise IndexFileError(f"cannot create the index folder {path.parent}: {e.strerror}") from None
+            raise IndexFileError(
+                f"cannot create the index folder {path.parent}: {e.strerror}"
+            ) from None
         try:
             conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as e:
@@ -118,7 +120,9 @@ class Index:
         try:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA journal_mode = WAL")  # readers never block the nightly scan
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
+            conn.execute(
+                "PRAGMA synchronous = NORMAL"
+            )  # WAL: durable at checkpoints, never corrupt
             ensure_schema(conn)
         except sqlite3.DatabaseError as e:
             conn.close()
@@ -159,7 +163,9 @@ class Index:
         rows = self.conn.execute("SELECT path, size, mtime_ns, reason FROM failures")
         return {r[0]: KnownFailure(r[1], r[2], r[3]) for r in rows}
 
-    def complete_ids(self, fingerprints: Mapping[str, str], backbones: Mapping[str, str]) -> set[int]:
+    def complete_ids(
+        self, fingerprints: Mapping[str, str], backbones: Mapping[str, str]
+    ) -> set[int]:
         """Photos holding every recognizer's result and every backbone's embedding as asked."""
         counts: dict[int, int] = {}
         for name, fp in fingerprints.items():
@@ -219,7 +225,9 @@ class Index:
             (photo_id, recognizer, fingerprint),
         )
 
-    def set_embedding(self, photo_id: int, backbone: str, fingerprint: str, vector: np.ndarray) -> None:
+    def set_embedding(
+        self, photo_id: int, backbone: str, fingerprint: str, vector: np.ndarray
+    ) -> None:
         blob = np.asarray(vector, dtype="<f2").tobytes()
         self.conn.execute(
             "INSERT OR REPLACE INTO embeddings (photo_id, backbone, fingerprint, vector) VALUES (?, ?, ?, ?)",
@@ -250,7 +258,9 @@ class Index:
 
     def move_photo(self, photo_id: int, p: PhotoRecord) -> None:
         """A file moved or renamed: keep its row and results under the new path."""
-        self.conn.execute("DELETE FROM photos WHERE path = ? AND id != ?", (encode_path(p.path), photo_id))
+        self.conn.execute(
+            "DELETE FROM photos WHERE path = ? AND id != ?", (encode_path(p.path), photo_id)
+        )
         self.conn.execute(
             "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
             (encode_path(p.path), p.size, p.mtime_ns, photo_id),
@@ -307,8 +317,16 @@ class Index:
             )
         }
         return PhotoView(
-            path=decode_path(row[1]), size=row[2], mtime_ns=row[3], hash=row[4], width=row[5],
-            height=row[6], taken_at=row[7], scanned_at=row[8], tags=tags, embeddings=embeddings,
+            path=decode_path(row[1]),
+            size=row[2],
+            mtime_ns=row[3],
+            hash=row[4],
+            width=row[5],
+            height=row[6],
+            taken_at=row[7],
+            scanned_at=row[8],
+            tags=tags,
+            embeddings=embeddings,
         )
 
     def hash_of(self, photo_id: int) -> str | None:

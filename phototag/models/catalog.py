@@ -43,11 +43,13 @@ class Catalog:
                     cat.backbones.setdefault(name, sub)
             for toml in sorted((d / "recognizers").glob("*.toml")):
                 data = read_toml(toml)
-                name, backbone = data.get("name"), data.get("backbone")
-                if not isinstance(name, str) or not isinstance(backbone, str):
-                    raise ModelError(f"{toml}: a recognizer needs string fields 'name' and 'backbone'")
-                entry = RecognizerEntry(name, backbone, str(data.get("description", "")), toml)
-                cat.recognizers.setdefault(name, entry)
+                rname, backbone = data.get("name"), data.get("backbone")
+                if not isinstance(rname, str) or not isinstance(backbone, str):
+                    raise ModelError(
+                        f"{toml}: a recognizer needs string fields 'name' and 'backbone'"
+                    )
+                entry = RecognizerEntry(rname, backbone, str(data.get("description", "")), toml)
+                cat.recognizers.setdefault(rname, entry)
         return cat
 
     def backbone(self, name: str) -> BackboneManifest:
@@ -72,9 +74,11 @@ class Catalog:
 
     def resolve(self, names: list[str] | None) -> list[Recognizer]:
         """The recognizers to run: ``names`` in order without repeats, or the defaults."""
-        chosen = list(dict.fromkeys(names)) if names else [
-            n for n in DEFAULT_RECOGNIZERS if n in self.recognizers
-        ]
+        chosen = (
+            list(dict.fromkeys(names))
+            if names
+            else [n for n in DEFAULT_RECOGNIZERS if n in self.recognizers]
+        )
         if not chosen:
             raise UnknownModelError("no recognizers are installed")
         return [self.recognizer(n) for n in chosen]

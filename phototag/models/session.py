@@ -45,7 +45,9 @@ def choose_providers(device: Device, available: list[str]) -> list[str]:
     if device is Device.CPU:
         return [CPU]
     gpu = [p for p in (TENSORRT, CUDA) if p in available]
-    problem = None if gpu else "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+    problem = (
+        None if gpu else "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+    )
     if gpu and problem is None:
         problem = nvidia_driver_problem()
     if problem:
@@ -95,6 +97,10 @@ def open_session(path: Path, device: Device = Device.AUTO, threads: int | None =
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    # Idle inference threads must not spin: in a scan they share the cores with the
+    # decode threads, and spinning starves them (measured in bench/scan_speed.py).
+    if os.environ.get("PHOTOTAG_ORT_SPIN", "0") != "1":
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     provider_options: list[dict[str, str]] = []
     for p in wanted:
         if p == CUDA:
@@ -116,5 +122,7 @@ def open_session(path: Path, device: Device = Device.AUTO, threads: int | None =
         raise ModelError(f"cannot load model {path}: {text}") from None
     got = list(sess.get_providers())
     if device is Device.CUDA and CUDA not in got and TENSORRT not in got:
-        raise DeviceError("--device cuda: onnxruntime could not start CUDA (check CUDA 12/13 and cuDNN 9)")
+        raise DeviceError(
+            "--device cuda: onnxruntime could not start CUDA (check CUDA 12/13 and cuDNN 9)"
+        )
     return Session(path=path, providers=got, _session=sess)

@@ -1,0 +1,177 @@
+"""The command line through Typer's CliRunner: exit codes, JSON shapes, and the index afterwards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from phototag.cli.app import app
+from phototag.cli.console import ExitCode
+from phototag.index import Index
+
+runner = CliRunner()
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    r = runner.invoke(app, [str(a) for a in args])
+    if r.exception and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.stdout, r.stderr
+
+
+def ndjson(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Path:
+    return tmp_path / "idx.sqlite"
+
+
+def test_scan_of_a_clean_folder_exits_0_and_fills_the_index(library: Path, index: Path) -> None:
+    code, _, err = invoke("scan", library / "2024", "--index", index, "--device", "cpu")
+    assert code == ExitCode.OK, err
+    assert "4 photos: 4 tagged" in err
+    with Index.open(index) as idx:
+        assert idx.count_photos() == 4
+
+
+def test_scan_with_bad_files_exits_1_names_each_and_still_tags_the_rest(
+    library: Path, index: Path
+) -> None:
+    code, _, err = invoke("scan", library, "--index", index, "--device", "cpu")
+    assert code == ExitCode.FILES_FAILED
+    for name in ("empty.jpg", "text.jpg", "truncated.jpg", "bomb.png", "broken.jpg"):
+        assert name in err
+    assert "new\\nline.jpg" not in err  # a good file with a newline is not an error...
+    with Index.open(index) as idx:
+        assert idx.count_photos() == 6  # ...and it is in the index
+
+
+def test_scan_json_is_one_record_per_photo_and_per_failure(library: Path, index: Path) -> None:
+    code, out, _ = invoke(
+        "scan", library, "--index", index, "--json", "--device", "cpu", "-m", "food", "-m", "animal"
+    )
+    records = ndjson(out)
+    photos = [r for r in records if "tags" in r]
+    errors = [r for r in records if "error" in r]
+    assert code == ExitCode.FILES_FAILED
+    assert len(photos) == 6 and len(errors) == 6
+    coffee = next(r for r in photos if str(r["path"]).endswith("2024/coffee.jpg"))
+    assert set(coffee["tags"]) == {"food", "animal"}  # type: ignore[arg-type]
+    food = coffee["tags"]["food"]  # type: ignore[index]
+    assert {"tag", "score", "path"} <= set(food[0])
+    assert [c["score"] for c in food] == sorted((c["score"] for c in food), reverse=True)
+
+
+def test_quiet_prints_nothing_on_success(library: Path, index: Path) -> None:
+    code, out, err = invoke(
+        "scan", library / "2024", "--index", index, "--quiet", "--device", "cpu"
+    )
+    assert (code, out, err) == (0, "", "")
+    code, out, err = invoke("scan", library / "bad", "--index", index, "--quiet")
+    assert code == ExitCode.FILES_FAILED and out == "" and "empty.jpg" in err
+
+
+def test_usage_errors_exit_2(index: Path, tmp_path: Path) -> None:
+    assert invoke("scan", tmp_path / "nope", "--index", index)[0] == ExitCode.USAGE
+    assert invoke("scan", tmp_path, "--threshold", "7", "--index", index)[0] == ExitCode.USAGE
+    code, _, err = invoke("scan", tmp_path, "-m", "unicorns", "--index", index)
+    assert code == ExitCode.USAGE and "no recognizer named 'unicorns'" in err
+
+
+def test_an_index_that_is_not_a_database_exits_3_and_is_left_alone(tmp_path: Path) -> None:
+    bad = tmp_path / "idx.sqlite"
+    bad.write_text("not a database")
+    code, _, err = invoke("scan", tmp_path, "--index", bad)
+    assert code == ExitCode.ERROR and "not a usable phototag index" in err
+    assert bad.read_text() == "not a database"
+
+
+def test_classify_json_has_the_classic_shape(library: Path) -> None:
+    code, out, _ = invoke(
+        "classify", library / "2024" / "coffee.jpg", "--json", "-m", "imagenet", "--device", "cpu"
+    )
+    assert code == 0
+    (doc,) = ndjson(out)
+    assert set(doc) == {"path", "model", "candidates"}
+    assert doc["model"] == "imagenet"
+    assert doc["candidates"][0]["tag"] == "espresso"  # type: ignore[index]
+    assert 0.5 < doc["candidates"][0]["score"] <= 1  # type: ignore[index]
+
+
+def test_classify_table_and_a_bad_file(library: Path) -> None:
+    code, out, err = invoke(
+        "classify", library / "2024" / "cat.png", library / "bad" / "text.jpg", "--device", "cpu"
+    )
+    assert code == ExitCode.FILES_FAILED
+    assert "cat" in out and "animal" in out
+    assert "text.jpg" in err
+
+
+def test_show_and_tags_read_the_index(library: Path, index: Path) -> None:
+    invoke("scan", library / "2024", "--index", index, "--device", "cpu")
+    code, out, _ = invoke("show", library / "2024" / "coffee.jpg", "--index", index, "--json")
+    assert code == 0
+    (view,) = ndjson(out)
+    assert view["tags"]["imagenet"][0]["tag"] == "espresso"  # type: ignore[index]
+    code, out, _ = invoke("show", library / "2024" / "coffee.jpg", "--index", index)
+    assert "espresso" in out and "600x400" in out
+    code, _, err = invoke("show", library / "bad" / "text.jpg", "--index", index)
+    assert code == ExitCode.FILES_FAILED and "not in the index" in err
+    code, out, _ = invoke("tags", "--index", index, "--json")
+    counts = {(r["model"], r["tag"]): r["photos"] for r in ndjson(out)}
+    assert counts[("animal", "cat")] == 2 and counts[("imagenet", "espresso")] == 2
+
+
+def test_forget_drops_photos_under_a_folder(library: Path, index: Path) -> None:
+    invoke("scan", library, "--index", index, "--device", "cpu")
+    code, _, err = invoke("forget", library / "2024", "--index", index)
+    assert code == 0 and "dropped 4" in err
+    with Index.open(index) as idx:
+        assert idx.count_photos() == 2
+
+
+def test_doctor_reports_providers_models_and_the_index(library: Path, index: Path) -> None:
+    invoke("scan", library / "2024", "--index", index, "--device", "cpu")
+    code, out, _ = invoke("doctor", "--index", index, "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["problems"] == []
+    assert "CPUExecutionProvider" in report["sections"]["runtime"]["providers asked for"]
+    assert report["sections"]["index"]["integrity"] == "ok"
+    assert report["sections"]["index"]["photos"] == 4
+    assert report["sections"]["models"]["backbone efficientnet-lite0"].startswith(
+        "ok, sha256 verified"
+    )
+
+
+def test_every_command_has_help_text() -> None:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.help and len(command.help.strip()) > 20, name
+        code, out, _ = invoke(name, "--help")
+        assert code == 0 and "Usage" in out
+        for param in command.params:
+            if param.param_type_name == "option" and param.name != "help":
+                assert param.help, f"{name} --{param.name} has no help"
+
+
+def test_help_does_not_import_the_heavy_libraries() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, phototag.cli.app;"
+        "heavy = {'onnxruntime', 'numpy', 'PIL'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
