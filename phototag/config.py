@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -50,3 +51,110 @@ def weights_dirs() -> list[Path]:
             dirs.append(candidate)
             break
     return dirs
+
+
+def config_path() -> Path:
+    """``$PHOTOTAG_CONFIG`` if set, else ``config.toml`` in the user's config folder."""
+    env = os.environ.get("PHOTOTAG_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME, appauthor=False) / "config.toml"
+
+
+class WriteMode(StrEnum):
+    SIDECAR = "sidecar"
+    EMBED = "embed"
+    NONE = "none"
+
+
+class SidecarNaming(StrEnum):
+    FULL = "full"  # IMG_0001.jpg.xmp: digiKam, darktable, Immich
+    BASENAME = "basename"  # IMG_0001.xmp: Lightroom, Capture One
+
+
+class IptcPolicy(StrEnum):
+    EXISTING = "existing"  # only into files that already carry IPTC data
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteSettings:
+    """The [write] table of the config file; command-line options override each field."""
+
+    mode: WriteMode = WriteMode.SIDECAR  # the non-destructive default
+    sidecar_name: SidecarNaming = SidecarNaming.FULL
+    root: str = "phototag"
+    flat: bool = True
+    hierarchical: bool = True
+    iptc: IptcPolicy = IptcPolicy.EXISTING
+    backup: bool = False  # keep exiftool's IMG.jpg_original copies
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    write: WriteSettings = WriteSettings()
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the config file (missing is fine: the defaults). Raises ConfigError if it is bad.
+
+    ::
+
+        [write]
+        mode = "sidecar"          # sidecar | embed | none
+        sidecar_name = "full"     # full (IMG.jpg.xmp) | basename (IMG.xmp)
+        root = "phototag"         # lr:hierarchicalSubject phototag|scene|seashore
+        flat = true               # dc:subject (and IPTC) flat keywords
+        hierarchical = true       # lr:hierarchicalSubject and digiKam:TagsList
+        iptc = "existing"         # existing | always | never (embed mode)
+        backup = false            # keep exiftool's IMG.jpg_original
+    """
+    import tomllib
+
+    from .errors import ConfigError
+
+    path = path or config_path()
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        return Settings()
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file {path}: {e.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"the config file {path} is not valid TOML: {e}") from None
+    unknown = set(data) - {"write"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s): {', '.join(sorted(unknown))}")
+    table = data.get("write", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [write] must be a table")
+    defaults = WriteSettings()
+    kinds: dict[str, type] = {
+        "mode": WriteMode, "sidecar_name": SidecarNaming, "root": str, "flat": bool,
+        "hierarchical": bool, "iptc": IptcPolicy, "backup": bool,
+    }  # fmt: skip
+    values: dict[str, object] = {}
+    for key, value in table.items():
+        kind = kinds.get(key)
+        if kind is None:
+            raise ConfigError(f"{path}: unknown setting write.{key}")
+        if issubclass(kind, StrEnum):
+            try:
+                values[key] = kind(value)
+            except ValueError:
+                choices = ", ".join(m.value for m in kind)
+                raise ConfigError(
+                    f"{path}: write.{key} must be one of {choices}, not {value!r}"
+                ) from None
+        elif not isinstance(value, kind):
+            raise ConfigError(f"{path}: write.{key} must be a {kind.__name__}, not {value!r}")
+        else:
+            values[key] = value
+    root = values.get("root", defaults.root)
+    if not isinstance(root, str) or any(c in root for c in "|/\n") or root != root.strip():
+        raise ConfigError(f"{path}: write.root may not contain '|', '/' or line breaks")
+    return Settings(write=WriteSettings(**{**{k: getattr(defaults, k) for k in kinds}, **values}))

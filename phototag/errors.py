@@ -29,3 +29,7 @@ class IndexFileError(PhototagError):
 
 class ImageError(PhototagError):
     """One file could not be read as an image. Scans record it and go on."""
+
+
+class MetadataError(PhototagError):
+    """Keywords could not be read from or written to one file. Writes record it and go on."""

@@ -8,6 +8,7 @@ from .classify import classify_command
 from .doctor import doctor_command
 from .scan import scan_command
 from .show import forget_command, show_command, tags_command
+from .write import clean_command, write_command
 
 app = typer.Typer(
     name="phototag",
@@ -20,6 +21,8 @@ app.command("scan")(scan_command)
 app.command("classify")(classify_command)
 app.command("show")(show_command)
 app.command("tags")(tags_command)
+app.command("write")(write_command)
+app.command("clean")(clean_command)
 app.command("forget")(forget_command)
 app.command("doctor")(doctor_command)
 

@@ -60,3 +60,66 @@ Workers = Annotated[
 DEFAULT_THRESHOLD = config.DEFAULT_THRESHOLD
 DEFAULT_TOP_K = config.DEFAULT_TOP_K
 DEFAULT_BATCH_SIZE = config.DEFAULT_BATCH_SIZE
+
+WriteModeOpt = Annotated[
+    config.WriteMode | None,
+    typer.Option(
+        "--write",
+        help="Where tags go: sidecar (IMG.jpg.xmp, the default), embed (into the file, via exiftool) or none.",
+        show_default=False,
+    ),
+]
+SidecarName = Annotated[
+    config.SidecarNaming | None,
+    typer.Option(
+        "--sidecar-name",
+        help="Sidecar names: full (IMG_0001.jpg.xmp: digiKam, darktable, Immich) or basename (IMG_0001.xmp: Lightroom).",
+        show_default=False,
+    ),
+]
+Iptc = Annotated[
+    config.IptcPolicy | None,
+    typer.Option(
+        "--iptc",
+        help="IPTC Keywords in embed mode: existing (only where IPTC data is), always, never.",
+        show_default=False,
+    ),
+]
+Backup = Annotated[
+    bool | None,
+    typer.Option(
+        "--backup/--no-backup",
+        help="Keep exiftool's IMG.jpg_original copies in embed mode.",
+        show_default=False,
+    ),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="List the changes without making them.")]
+Config = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        envvar="PHOTOTAG_CONFIG",
+        help="Config file [default: config.toml in the user config folder].",
+        show_default=False,
+    ),
+]
+
+
+def write_settings(
+    config_file: Path | None,
+    mode: config.WriteMode | None = None,
+    sidecar_name: config.SidecarNaming | None = None,
+    iptc: config.IptcPolicy | None = None,
+    backup: bool | None = None,
+) -> config.WriteSettings:
+    """The config file's [write] settings with the command line's overrides."""
+    from dataclasses import replace
+
+    s = config.load_settings(config_file).write
+    return replace(
+        s,
+        mode=mode or s.mode,
+        sidecar_name=sidecar_name or s.sidecar_name,
+        iptc=iptc or s.iptc,
+        backup=s.backup if backup is None else backup,
+    )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..config import Device
+from ..config import Device, WriteMode
 from . import options as o
 from .console import ExitCode, Output, escape, guarded, safe_path
 
@@ -31,13 +31,19 @@ def scan_command(
     follow_symlinks: Annotated[
         bool, typer.Option(help="Follow symlinked folders (loops are detected and reported).")
     ] = True,
+    write: o.WriteModeOpt = None,
+    sidecar_name: o.SidecarName = None,
+    iptc: o.Iptc = None,
+    backup: o.Backup = None,
+    config: o.Config = None,
     json_out: o.Json = False,
     quiet: o.Quiet = False,
 ) -> None:
-    """Tag every photo under PATHS and record the tags in the index.
+    """Tag every photo under PATHS, record the tags in the index, and write them into sidecars.
 
     Incremental: unchanged files are not read again, moved or copied files keep their
-    results (by content), and files that vanished are dropped from the index.
+    results (by content), and files that vanished are dropped from the index. Tags go
+    into XMP sidecars by default (--write embed|none to change; see phototag write).
     """
     from ..config import default_index_path
     from ..index import Index
@@ -53,6 +59,9 @@ def scan_command(
         workers=workers, device=device, follow_symlinks=follow_symlinks,
     )  # fmt: skip
     report = None
+    write_failed = 0
+    with guarded(out):
+        settings = o.write_settings(config, write, sidecar_name, iptc, backup)
     with guarded(out), Index.open(index or default_index_path()) as idx:
         progress = _Progress(out)
         try:
@@ -76,9 +85,17 @@ def scan_command(
                     report = ev.report
         finally:
             progress.stop()
+        assert report is not None
+        _summary(out, report)
+        if settings.mode is not WriteMode.NONE:
+            from ..write import write_tags
+            from .write import report_writes
+
+            write_failed = report_writes(
+                out, write_tags(idx, paths, settings, recognizers=model), False
+            )
     assert report is not None
-    _summary(out, report)
-    raise typer.Exit(ExitCode.FILES_FAILED if report.failed else ExitCode.OK)
+    raise typer.Exit(ExitCode.FILES_FAILED if report.failed or write_failed else ExitCode.OK)
 
 
 def _summary(out: Output, r: ScanReport) -> None:

@@ -23,6 +23,7 @@ def show_command(
 
     from ..config import default_index_path
     from ..index import Index
+    from ..metadata.read import keywords_in_files
 
     out = Output(json_mode=json_out)
     missing = 0
@@ -37,8 +38,16 @@ def show_command(
                     f"[filepath]{escape(safe_path(p))}[/] is not in the index (scan it first)"
                 )
                 continue
+            in_files = keywords_in_files(view.path)
             if json_out:
-                out.json(view.as_json())
+                out.json({
+                    **view.as_json(),
+                    "keywords_in_files": [
+                        {"source": str(k.source), "fields": {f.value: v for f, v in k.fields.items()},
+                         **({"error": k.error} if k.error else {})}
+                        for k in in_files
+                    ],
+                })  # fmt: skip
                 continue
             taken = view.taken_at or "unknown"
             scanned = datetime.fromtimestamp(view.scanned_at).isoformat(timespec="seconds")
@@ -60,6 +69,14 @@ def show_command(
                         f"[muted]{escape(c.path)}[/]",
                     )
             out.result(table)
+            for k in in_files:
+                out.result(f"  keywords in [filepath]{escape(safe_path(k.source))}[/]:")
+                if k.error:
+                    out.result(f"    [warning]{escape(k.error)}[/]")
+                for f, values in k.fields.items():
+                    out.result(f"    {f.value}: {escape(', '.join(values))}")
+                if not k.fields and not k.error:
+                    out.result("    [muted]none[/]")
     raise typer.Exit(ExitCode.FILES_FAILED if missing else ExitCode.OK)
 
 

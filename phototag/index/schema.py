@@ -73,6 +73,30 @@ MIGRATIONS: list[str] = [
         seen_at REAL NOT NULL
     );
     """,
+    """
+    -- Every file phototag has written keywords into: a sidecar, or the photo itself.
+    -- size/mtime_ns: the file as phototag left it; wanted: a digest of the values it wanted.
+    -- Both unchanged means the next write has nothing to do and need not open the file.
+    CREATE TABLE targets (
+        target BLOB PRIMARY KEY,
+        photo_id INTEGER REFERENCES photos(id) ON DELETE SET NULL,
+        mode TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        size INTEGER,
+        mtime_ns INTEGER,
+        wanted TEXT
+    );
+    CREATE INDEX targets_photo ON targets(photo_id);
+
+    -- The keyword values phototag itself added, per file and field: what a later write may
+    -- replace and what clean takes back. A user's own values are never listed here.
+    CREATE TABLE written (
+        target BLOB NOT NULL REFERENCES targets(target) ON DELETE CASCADE,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (target, field, value)
+    );
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

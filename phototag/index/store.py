@@ -85,6 +85,29 @@ class PhotoView:
 
 
 @dataclass(frozen=True, slots=True)
+class PhotoTags:
+    """A photo and the hierarchy paths of its tags, for writing them into files."""
+
+    id: int
+    path: Path
+    tag_paths: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRecord:
+    """What phototag knows of a file it wrote keywords into."""
+
+    target: Path
+    photo_id: int | None
+    mode: str
+    created: bool
+    size: int | None
+    mtime_ns: int | None
+    wanted: str | None
+    ours: dict[str, list[str]]
+
+
+@dataclass(frozen=True, slots=True)
 class TagCount:
     recognizer: str
     tag: str
@@ -288,6 +311,81 @@ class Index:
         ]  # fmt: skip
         with self.transaction():
             return self.remove(gone)
+
+    def update_file_state(self, photo_id: int, size: int, mtime_ns: int, content_hash: str) -> None:
+        """After phototag itself changed a photo (embedded keywords): same photo, new bytes."""
+        self.conn.execute(
+            "UPDATE photos SET size = ?, mtime_ns = ?, hash = ? WHERE id = ?",
+            (size, mtime_ns, content_hash, photo_id),
+        )
+
+    # -- what phototag wrote where -----------------------------------------------------
+
+    def target(self, target: Path) -> TargetRecord | None:
+        raw = encode_path(target)
+        row = self.conn.execute(
+            "SELECT photo_id, mode, created, size, mtime_ns, wanted FROM targets WHERE target = ?",
+            (raw,),
+        ).fetchone()
+        if row is None:
+            return None
+        ours: dict[str, list[str]] = {}
+        for field, value in self.conn.execute(
+            "SELECT field, value FROM written WHERE target = ? ORDER BY rowid", (raw,)
+        ):
+            ours.setdefault(field, []).append(value)
+        return TargetRecord(target, row[0], row[1], bool(row[2]), row[3], row[4], row[5], ours)
+
+    def targets_of(self, photo_id: int) -> list[Path]:
+        rows = self.conn.execute("SELECT target FROM targets WHERE photo_id = ?", (photo_id,))
+        return [decode_path(r[0]) for r in rows]
+
+    def record_target(
+        self,
+        target: Path,
+        *,
+        photo_id: int | None,
+        mode: str,
+        created: bool,
+        size: int | None,
+        mtime_ns: int | None,
+        wanted: str,
+        ours: Mapping[str, Sequence[str]],
+    ) -> None:
+        raw = encode_path(target)
+        self.conn.execute(
+            """INSERT INTO targets (target, photo_id, mode, created, size, mtime_ns, wanted)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(target) DO UPDATE SET photo_id = excluded.photo_id, mode = excluded.mode,
+                 created = excluded.created, size = excluded.size, mtime_ns = excluded.mtime_ns,
+                 wanted = excluded.wanted""",
+            (raw, photo_id, mode, int(created), size, mtime_ns, wanted),
+        )
+        self.conn.execute("DELETE FROM written WHERE target = ?", (raw,))
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO written (target, field, value) VALUES (?, ?, ?)",
+            [(raw, f, v) for f, vals in ours.items() for v in vals],
+        )
+
+    def forget_target(self, target: Path) -> None:
+        self.conn.execute("DELETE FROM targets WHERE target = ?", (encode_path(target),))
+
+    def photos_under(
+        self, roots: Sequence[Path], recognizers: Sequence[str] | None = None
+    ) -> list[PhotoTags]:
+        """Photos at or under ``roots`` with the hierarchy paths of their tags, by path."""
+        encoded = [encode_path(r) for r in roots]
+        out: dict[int, PhotoTags] = {}
+        for pid, raw in self.conn.execute("SELECT id, path FROM photos ORDER BY path"):
+            if any(raw == r or raw.startswith(r.rstrip(b"/") + b"/") for r in encoded):
+                out[pid] = PhotoTags(pid, decode_path(raw), [])
+        if out:
+            for pid, rec, tpath in self.conn.execute(
+                "SELECT photo_id, recognizer, path FROM tags ORDER BY photo_id, recognizer, score DESC"
+            ):
+                if pid in out and (not recognizers or rec in recognizers):
+                    out[pid].tag_paths.append(tpath)
+        return list(out.values())
 
     # -- reading ---------------------------------------------------------------------
 

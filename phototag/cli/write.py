@@ -1,0 +1,106 @@
+"""phototag write and phototag clean: keywords into files, and back out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from . import options as o
+from .console import ExitCode, Output, escape, guarded, safe_path
+
+if TYPE_CHECKING:
+    from ..write import WriteEvent
+
+Paths = Annotated[
+    list[Path], typer.Argument(help="Photos or folders (as scanned).", show_default=False)
+]
+
+
+def write_command(
+    paths: Paths,
+    write: o.WriteModeOpt = None,
+    sidecar_name: o.SidecarName = None,
+    iptc: o.Iptc = None,
+    backup: o.Backup = None,
+    model: o.Models = None,
+    dry_run: o.DryRun = False,
+    index: o.IndexPath = None,
+    config: o.Config = None,
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Write the tags the index holds into the photos' sidecars or files, without running the models.
+
+    A user's own keywords are never removed; tags phototag wrote earlier and no longer
+    has are; running it again with nothing new changes no file.
+    """
+    from ..config import default_index_path
+    from ..index import Index
+    from ..write import write_tags
+
+    out = Output(quiet=quiet, json_mode=json_out)
+    with guarded(out):
+        settings = o.write_settings(config, write, sidecar_name, iptc, backup)
+        with Index.open(index or default_index_path(), create=False) as idx:
+            failed = report_writes(
+                out, write_tags(idx, paths, settings, recognizers=model, dry_run=dry_run), dry_run
+            )
+    raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
+
+
+def clean_command(
+    paths: Paths,
+    dry_run: o.DryRun = False,
+    index: o.IndexPath = None,
+    json_out: o.Json = False,
+    quiet: o.Quiet = False,
+) -> None:
+    """Remove exactly what phototag wrote from sidecars and files, and nothing else.
+
+    Sidecars that phototag created and that hold nothing else are deleted.
+    """
+    from ..config import default_index_path
+    from ..index import Index
+    from ..write import clean
+
+    out = Output(quiet=quiet, json_mode=json_out)
+    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        failed = report_writes(out, clean(idx, paths, dry_run=dry_run), dry_run)
+    raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
+
+
+def report_writes(out: Output, events: Iterable[WriteEvent], dry_run: bool) -> int:
+    """Print (or stream as JSON) write events; returns how many failed."""
+    from ..write import Unchanged, WriteFailed, Wrote
+
+    changed = unchanged = failed = 0
+    verb = "would change" if dry_run else "changed"
+    for ev in events:
+        if isinstance(ev, WriteFailed):
+            failed += 1
+            if out.json_mode:
+                out.json({"path": str(ev.photo), "error": ev.reason})
+            out.error(f"[filepath]{escape(safe_path(ev.photo))}[/]: {escape(ev.reason)}")
+        elif isinstance(ev, Unchanged):
+            unchanged += 1
+        elif isinstance(ev, Wrote):
+            changed += 1
+            if out.json_mode:
+                out.json({"path": str(ev.photo), "target": str(ev.target), "added": ev.added,
+                          "removed": ev.removed, "deleted": ev.deleted, "dry_run": dry_run})  # fmt: skip
+            elif dry_run:  # the point of a dry run is the list; a real run just says how many
+                what = (
+                    "delete"
+                    if ev.deleted
+                    else f"+{sum(map(len, ev.added.values()))} -{sum(map(len, ev.removed.values()))}"
+                )
+                out.result(f"{verb}: {escape(safe_path(ev.target))} ({what})")
+            for w in ev.warnings:
+                out.warning(f"{escape(safe_path(ev.target))}: {escape(w)}")
+    out.info(
+        f"[num]{changed}[/] files {verb}, [num]{unchanged}[/] unchanged, [num]{failed}[/] failed"
+    )
+    return failed

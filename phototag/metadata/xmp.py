@@ -1,0 +1,281 @@
+"""XMP sidecars: read and change the keyword fields, leave everything else as it was.
+
+Sidecars are untrusted input (other programs wrote them, or anyone did). They are first
+checked by defusedxml, which refuses DTDs and entity declarations (billion laughs,
+external entities), then edited with lxml, which keeps what ElementTree would lose:
+namespace prefixes, comments, the ``<?xpacket?>`` wrapper, attribute order. Only the
+three keyword properties are touched; darktable's history, ratings, GPS and the rest stay
+byte for byte where they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from glob import escape as glob_escape
+from pathlib import Path
+from typing import Any
+
+from ..errors import MetadataError
+from .keywords import XMP_FIELDS, Field
+
+NS = {
+    "x": "adobe:ns:meta/",
+    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "lr": "http://ns.adobe.com/lightroom/1.0/",
+    "digiKam": "http://www.digikam.org/ns/1.0/",
+}
+RDF = NS["rdf"]
+# (namespace, local name, container): dc:subject and lr:hierarchicalSubject are bags,
+# digiKam:TagsList is a sequence (as digiKam writes it).
+PROPERTIES: dict[Field, tuple[str, str, str]] = {
+    Field.SUBJECT: (NS["dc"], "subject", "Bag"),
+    Field.HIERARCHICAL: (NS["lr"], "hierarchicalSubject", "Bag"),
+    Field.TAGSLIST: (NS["digiKam"], "TagsList", "Seq"),
+}
+PREFIX = {NS["dc"]: "dc", NS["lr"]: "lr", NS["digiKam"]: "digiKam"}
+
+#: A sidecar larger than this is not parsed (keyword sidecars are kilobytes; darktable's
+#: with a long history a few hundred).
+MAX_SIDECAR_BYTES = 16 * 2**20
+
+EMPTY = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="phototag">\n'
+    ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+    '  <rdf:Description rdf:about=""/>\n'
+    " </rdf:RDF>\n"
+    "</x:xmpmeta>\n"
+    '<?xpacket end="w"?>'
+)
+
+
+def sidecar_path(photo: Path, naming: str = "full") -> Path:
+    """``IMG_0001.jpg.xmp`` (digiKam, darktable, Immich) or ``IMG_0001.xmp`` (Lightroom)."""
+    if naming == "basename":
+        return photo.with_suffix(".xmp")
+    return photo.with_name(photo.name + ".xmp")
+
+
+class Sidecar:
+    """A parsed XMP document whose keyword fields can be read and replaced."""
+
+    def __init__(self, root: Any, original: bytes | None) -> None:
+        self.root = root
+        self.original = original  # the bytes it was parsed from; None for a new one
+
+    @classmethod
+    def new(cls) -> Sidecar:
+        return cls(_parse(EMPTY.encode("utf-8"), "a new sidecar"), None)
+
+    @classmethod
+    def read(cls, path: Path) -> Sidecar | None:
+        """The sidecar at ``path``, None if there is none. Raises MetadataError if unusable."""
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise MetadataError(f"cannot read sidecar {path}: {e.strerror}") from None
+        if size > MAX_SIDECAR_BYTES:
+            raise MetadataError(
+                f"sidecar {path} is {size / 2**20:.0f} MiB: too large to be XMP, left alone"
+            )
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise MetadataError(f"cannot read sidecar {path}: {e.strerror}") from None
+        return cls(_parse(data, str(path)), data)
+
+    def _descriptions(self) -> list[Any]:
+        return list(self.root.iter(f"{{{RDF}}}Description"))
+
+    def fields(self) -> dict[Field, list[str]]:
+        out: dict[Field, list[str]] = {}
+        for f in XMP_FIELDS:
+            ns, name, _ = PROPERTIES[f]
+            values: list[str] = []
+            found = False
+            for desc in self._descriptions():
+                attr = desc.get(f"{{{ns}}}{name}")
+                if attr is not None:  # the simple attribute form of a one-value property
+                    found = True
+                    values.append(attr)
+                for prop in desc.findall(f"{{{ns}}}{name}"):
+                    found = True
+                    values.extend((li.text or "") for li in prop.iter(f"{{{RDF}}}li"))
+            if found:
+                out[f] = values
+        return out
+
+    def set_fields(self, values: Mapping[Field, Sequence[str]]) -> None:
+        """Replace the keyword properties named in ``values`` (an empty list removes one)."""
+        from lxml import etree
+
+        descs = self._descriptions()
+        if not descs:
+            rdf = self.root.find(f".//{{{RDF}}}RDF")
+            if rdf is None:
+                raise MetadataError("the sidecar has no rdf:RDF element")
+            descs = [etree.SubElement(rdf, f"{{{RDF}}}Description", {f"{{{RDF}}}about": ""})]
+        for f, vals in values.items():
+            if f not in PROPERTIES:
+                continue
+            ns, name, container = PROPERTIES[f]
+            existing = None
+            for desc in descs:
+                if desc.get(f"{{{ns}}}{name}") is not None:
+                    del desc.attrib[f"{{{ns}}}{name}"]
+                for prop in desc.findall(f"{{{ns}}}{name}"):
+                    if existing is None:
+                        existing = prop
+                    else:
+                        desc.remove(prop)
+            if not vals:
+                if existing is not None:
+                    _remove_keeping_tail(existing)
+                continue
+            if existing is None:
+                existing = _append(descs[0], f"{{{ns}}}{name}", {PREFIX[ns]: ns})
+            _fill(existing, container, vals)
+
+    def to_bytes(self) -> bytes:
+        from lxml import etree
+
+        # The whole document: the <?xpacket?> instructions and comments around the root too.
+        declared = self.original is not None and self.original.lstrip().startswith(b"<?xml")
+        body: bytes = etree.tostring(
+            self.root.getroottree(), encoding="utf-8", xml_declaration=declared
+        )
+        return body + b"\n"
+
+    def is_empty(self) -> bool:
+        """True if the sidecar says nothing at all: no properties, no attributes but rdf:about."""
+        for desc in self._descriptions():
+            attrs = [k for k in desc.attrib if k != f"{{{RDF}}}about"]
+            if attrs or len(desc):
+                return False
+        return True
+
+
+def _parse(data: bytes, where: str) -> Any:
+    from defusedxml import DefusedXmlException
+    from defusedxml.ElementTree import fromstring as checked
+    from lxml import etree
+
+    try:
+        checked(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as e:
+        raise MetadataError(
+            f"{where}: refused, the XML declares a DTD or entities ({type(e).__name__})"
+        ) from None
+    except Exception as e:  # ElementTree.ParseError and friends
+        raise MetadataError(f"{where} is not well-formed XML: {e}") from None
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, huge_tree=False, remove_blank_text=False
+    )
+    try:
+        root = etree.fromstring(data, parser)  # keeps the <?xpacket?> siblings of the root
+    except etree.XMLSyntaxError as e:
+        raise MetadataError(f"{where} is not well-formed XML: {e}") from None
+    if root.tag not in (f"{{{NS['x']}}}xmpmeta", f"{{{RDF}}}RDF"):
+        raise MetadataError(f"{where} is XML but not XMP (root element {root.tag!r})")
+    return root
+
+
+def _append(parent: Any, tag: str, nsmap: dict[str, str]) -> Any:
+    """Append a child, indented like its siblings (so new sidecars read well)."""
+    from lxml import etree
+
+    indent = (parent.text or "\n") if len(parent) else "\n" + _indent_of(parent) + " "
+    if len(parent):
+        last = parent[-1]
+        child = etree.SubElement(parent, tag, nsmap=nsmap)
+        child.tail = last.tail
+        last.tail = indent if indent.strip() == "" else last.tail
+    else:
+        parent.text = indent
+        child = etree.SubElement(parent, tag, nsmap=nsmap)
+        child.tail = "\n" + _indent_of(parent)
+    return child
+
+
+def _indent_of(el: Any) -> str:
+    depth = 0
+    while el.getparent() is not None:
+        el = el.getparent()
+        depth += 1
+    return " " * depth
+
+
+def _fill(prop: Any, container: str, values: Sequence[str]) -> None:
+    from lxml import etree
+
+    for child in list(prop):
+        prop.remove(child)
+    pad = "\n" + _indent_of(prop)
+    prop.text = pad + " "
+    box = etree.SubElement(prop, f"{{{RDF}}}{container}")
+    box.tail = pad
+    box.text = pad + "  "
+    for i, v in enumerate(values):
+        li = etree.SubElement(box, f"{{{RDF}}}li")
+        li.text = v
+        li.tail = pad + ("  " if i < len(values) - 1 else " ")
+
+
+def _remove_keeping_tail(el: Any) -> None:
+    parent = el.getparent()
+    prev = el.getprevious()
+    if prev is not None:
+        prev.tail = el.tail if el.tail is not None else prev.tail
+    else:
+        parent.text = el.tail if el.tail is not None else parent.text
+    parent.remove(el)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new, never half.
+
+    A temporary file in the same folder, fsynced, then renamed over the target; the folder
+    is fsynced too so the rename itself survives a power cut. Keeps the old file's mode.
+    """
+    folder = path.parent
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o644
+    except OSError as e:
+        raise MetadataError(f"cannot write {path}: {e.strerror}") from None
+    for stale in folder.glob(f".{glob_escape(path.name)}.*.tmp"):
+        # Left by a run killed between creating its temporary file and the rename.
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    fd = -1
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            fd = -1
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        tmp = ""
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as e:
+        raise MetadataError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)

@@ -1,0 +1,355 @@
+"""Writing the index's tags into files (sidecars or embedded), and taking them back.
+
+``write_tags`` and ``clean`` are generators of events, like ``scan``. What they do to files
+goes through a :class:`Writer`: :class:`FileWriter` changes files and records what it did
+in the index; :class:`DryRunWriter` does neither, so ``--dry-run`` is the same code path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import IptcPolicy, WriteMode, WriteSettings
+from .errors import MetadataError
+from .index.store import Index, PhotoTags
+from .metadata.exiftool import WRITABLE, ExifTool
+from .metadata.keywords import Change, Field, KeywordStyle, desired, merge, remove_ours
+from .metadata.xmp import Sidecar, sidecar_path, write_atomic
+from .pipeline import content_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Wrote:
+    """Keywords changed in ``target`` (the photo itself or its sidecar)."""
+
+    photo: Path
+    target: Path
+    added: dict[str, list[str]]
+    removed: dict[str, list[str]]
+    deleted: bool = False  # clean removed a sidecar phototag had created
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    photo: Path
+    target: Path
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFailed:
+    photo: Path
+    reason: str
+
+
+WriteEvent = Wrote | Unchanged | WriteFailed
+
+
+def _diff(
+    before: Mapping[Field, Sequence[str]], after: Mapping[Field, Sequence[str]]
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    added, removed = {}, {}
+    for f in Field:
+        b, a = list(before.get(f, [])), list(after.get(f, []))
+        if plus := [v for v in a if v not in b]:
+            added[f.value] = plus
+        if minus := [v for v in b if v not in a]:
+            removed[f.value] = minus
+    return added, removed
+
+
+def _digest(wanted: Mapping[Field, Sequence[str]], style: KeywordStyle) -> str:
+    blob = json.dumps(
+        [style.root, {f.value: list(v) for f, v in sorted(wanted.items())}], ensure_ascii=False
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class Writer:
+    """Applies changes to files and records them. Subclassed by the dry run."""
+
+    dry_run = False
+
+    def __init__(self, index: Index, exiftool: ExifTool | None) -> None:
+        self.index = index
+        self.exiftool = exiftool
+
+    def sidecar(self, path: Path, sidecar: Sidecar) -> None:
+        write_atomic(path, sidecar.to_bytes())
+
+    def delete_sidecar(self, path: Path) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise MetadataError(f"cannot delete {path}: {e.strerror}") from None
+
+    def embed(
+        self,
+        photo: PhotoTags | None,
+        path: Path,
+        values: Mapping[Field, Sequence[str]],
+        backup: bool,
+    ) -> list[str]:
+        assert self.exiftool is not None
+        before = os.stat(path)
+        warnings = self.exiftool.write(path, values, backup=backup)
+        # exiftool's -P keeps the modification time to the second only: put back the
+        # nanoseconds too, so the file looks exactly as old as it was.
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        if photo is not None:
+            # The photo's bytes changed (not its pixels): keep the index in step, or the next
+            # scan would take it for a new photo and tag it again.
+            data = path.read_bytes()
+            st = path.stat()
+            with self.index.transaction():
+                self.index.update_file_state(
+                    photo.id, st.st_size, st.st_mtime_ns, content_hash(data)
+                )
+        return warnings
+
+    def record(self, target: Path, *, photo_id: int | None, mode: str, created: bool,
+               wanted: str, ours: Mapping[Field, Sequence[str]]) -> None:  # fmt: skip
+        size: int | None = None
+        mtime: int | None = None
+        try:
+            st = os.stat(target)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            pass
+        with self.index.transaction():
+            self.index.record_target(
+                target, photo_id=photo_id, mode=mode, created=created, size=size, mtime_ns=mtime,
+                wanted=wanted, ours={f.value: list(v) for f, v in ours.items()},
+            )  # fmt: skip
+
+    def intend(self, target: Path, *, photo_id: int | None, mode: str, created: bool,
+               before: Mapping[Field, Sequence[str]], after: Mapping[Field, Sequence[str]]) -> None:  # fmt: skip
+        """Before a file is changed: own both the old and the new values.
+
+        A kill between the file write and :meth:`record` then leaves the index claiming
+        values that may not be in the file (harmless: nothing to remove) rather than the
+        file holding phototag values the index does not know (which would pass for the
+        user's and never be taken back).
+        """
+        union = {f: list(dict.fromkeys([*before.get(f, []), *after.get(f, [])])) for f in Field}
+        with self.index.transaction():
+            self.index.record_target(
+                target, photo_id=photo_id, mode=mode, created=created, size=None, mtime_ns=None,
+                wanted="pending", ours={f.value: v for f, v in union.items() if v},
+            )  # fmt: skip
+
+    def forget(self, target: Path) -> None:
+        with self.index.transaction():
+            self.index.forget_target(target)
+
+
+class DryRunWriter(Writer):
+    """Says what would change; touches no file and no index row."""
+
+    dry_run = True
+
+    def sidecar(self, path: Path, sidecar: Sidecar) -> None:
+        pass
+
+    def delete_sidecar(self, path: Path) -> None:
+        pass
+
+    def embed(
+        self,
+        photo: PhotoTags | None,
+        path: Path,
+        values: Mapping[Field, Sequence[str]],
+        backup: bool,
+    ) -> list[str]:
+        return []
+
+    def record(self, target: Path, **kw: object) -> None:
+        pass
+
+    def intend(self, target: Path, **kw: object) -> None:
+        pass
+
+    def forget(self, target: Path) -> None:
+        pass
+
+
+def _unchanged_since_written(index: Index, target: Path, wanted_digest: str) -> bool:
+    rec = index.target(target)
+    if rec is None or rec.wanted != wanted_digest:
+        return False
+    try:
+        st = os.stat(target)
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns) == (rec.size, rec.mtime_ns)
+
+
+def _ours(index: Index, target: Path) -> tuple[dict[Field, list[str]], bool | None]:
+    rec = index.target(target)
+    if rec is None:
+        return {}, None
+    return {Field(f): v for f, v in rec.ours.items() if f in Field._value2member_map_}, rec.created
+
+
+def write_tags(
+    index: Index,
+    roots: Sequence[Path],
+    settings: WriteSettings,
+    *,
+    recognizers: Sequence[str] | None = None,
+    dry_run: bool = False,
+) -> Iterator[WriteEvent]:
+    """Write what the index holds for photos under ``roots`` into their files."""
+    if settings.mode is WriteMode.NONE:
+        return
+    style = KeywordStyle(root=settings.root, flat=settings.flat, hierarchical=settings.hierarchical)
+    photos = index.photos_under([Path(os.path.abspath(r)) for r in roots], recognizers)
+    with ExitStack() as stack:
+        exiftool = None
+        if settings.mode is WriteMode.EMBED and photos:
+            exiftool = stack.enter_context(ExifTool())
+        writer = (DryRunWriter if dry_run else Writer)(index, exiftool)
+        for photo in photos:
+            try:
+                if settings.mode is WriteMode.SIDECAR:
+                    yield _write_sidecar(photo, settings, style, writer, index)
+                else:
+                    assert exiftool is not None
+                    yield _write_embedded(photo, settings, style, writer, exiftool, index)
+            except MetadataError as e:
+                yield WriteFailed(photo.path, str(e))
+
+
+def _write_sidecar(
+    photo: PhotoTags, settings: WriteSettings, style: KeywordStyle, writer: Writer, index: Index
+) -> WriteEvent:
+    target = sidecar_path(photo.path, settings.sidecar_name.value)
+    wanted = desired(photo.tag_paths, style, iptc=False)
+    digest = _digest(wanted, style)
+    if _unchanged_since_written(index, target, digest):
+        return Unchanged(photo.path, target)
+    ours, created_before = _ours(index, target)
+    existing = Sidecar.read(target)
+    sidecar = existing or Sidecar.new()
+    created = created_before if created_before is not None else existing is None
+    current = sidecar.fields()
+    change = merge(current, ours, wanted)
+    if change.changed:
+        sidecar.set_fields(change.values)
+        writer.intend(
+            target,
+            photo_id=photo.id,
+            mode="sidecar",
+            created=created,
+            before=ours,
+            after=change.ours,
+        )
+        writer.sidecar(target, sidecar)
+    elif existing is None:
+        return Unchanged(photo.path, target)  # nothing to say and no sidecar: create none
+    writer.record(
+        target, photo_id=photo.id, mode="sidecar", created=created, wanted=digest, ours=change.ours
+    )
+    if not change.changed:
+        return Unchanged(photo.path, target)
+    added, removed = _diff(current, change.values)
+    return Wrote(photo.path, target, added, removed, warnings=change.warnings)
+
+
+def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordStyle, writer: Writer,
+                    exiftool: ExifTool, index: Index) -> WriteEvent:  # fmt: skip
+    target = photo.path
+    if target.suffix.lower() not in WRITABLE:
+        raise MetadataError(
+            f"embedding keywords into {target.suffix or 'this'} files is not supported; use --write sidecar"
+        )
+    if not os.access(target, os.W_OK) and not writer.dry_run:
+        raise MetadataError("the file is read-only")
+    read = exiftool.read(target)
+    iptc = settings.iptc is IptcPolicy.ALWAYS or (
+        settings.iptc is IptcPolicy.EXISTING and read.has_iptc
+    )
+    wanted = desired(photo.tag_paths, style, iptc=iptc)
+    digest = _digest(wanted, style)
+    ours, _ = _ours(index, target)
+    change: Change = merge(read.values, ours, wanted)
+    warnings = read.warnings + change.warnings
+    if change.changed:
+        changed_fields = {
+            f: v for f, v in change.values.items() if list(read.values.get(f, [])) != v
+        }
+        writer.intend(
+            target, photo_id=photo.id, mode="embed", created=False, before=ours, after=change.ours
+        )
+        warnings += writer.embed(photo, target, changed_fields, settings.backup)
+    writer.record(
+        target, photo_id=photo.id, mode="embed", created=False, wanted=digest, ours=change.ours
+    )
+    if not change.changed:
+        return Unchanged(photo.path, target)
+    added, removed = _diff(read.values, change.values)
+    return Wrote(photo.path, target, added, removed, warnings=warnings)
+
+
+def clean(index: Index, roots: Sequence[Path], *, dry_run: bool = False) -> Iterator[WriteEvent]:
+    """Remove exactly what phototag wrote from sidecars and files under ``roots``."""
+    photos = index.photos_under([Path(os.path.abspath(r)) for r in roots])
+    targets = [(p, t) for p in photos for t in index.targets_of(p.id)]
+    with ExitStack() as stack:
+        exiftool = None
+        if any(index.target(t) and index.target(t).mode == "embed" for _, t in targets):  # type: ignore[union-attr]
+            exiftool = stack.enter_context(ExifTool())
+        writer = (DryRunWriter if dry_run else Writer)(index, exiftool)
+        for photo, target in targets:
+            rec = index.target(target)
+            assert rec is not None
+            ours = {Field(f): v for f, v in rec.ours.items()}
+            try:
+                if rec.mode == "sidecar":
+                    sidecar = Sidecar.read(target)
+                    if sidecar is None:
+                        writer.forget(target)
+                        continue
+                    current = sidecar.fields()
+                    change = remove_ours(current, ours)
+                    sidecar.set_fields(change.values)
+                    added, removed = _diff(current, change.values)
+                    if rec.created and sidecar.is_empty():
+                        writer.delete_sidecar(target)
+                        writer.forget(target)
+                        yield Wrote(photo.path, target, added, removed, deleted=True)
+                        continue
+                    if change.changed:
+                        writer.sidecar(target, sidecar)
+                else:
+                    assert exiftool is not None
+                    current = exiftool.read(target).values
+                    change = remove_ours(current, ours)
+                    if change.changed:
+                        writer.embed(
+                            photo,
+                            target,
+                            {
+                                f: v
+                                for f, v in change.values.items()
+                                if list(current.get(f, [])) != v
+                            },
+                            False,
+                        )
+                    added, removed = _diff(current, change.values)
+                writer.forget(target)
+                yield (
+                    Wrote(photo.path, target, added, removed)
+                    if change.changed
+                    else Unchanged(photo.path, target)
+                )
+            except MetadataError as e:
+                yield WriteFailed(photo.path, str(e))
