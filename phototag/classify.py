@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ class Classification:
     candidates: dict[str, list[Candidate]]
     width: int | None
     height: int | None
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> vector
 
     def documents(self) -> list[dict[str, object]]:
         """One document per recognizer, in the shape of the classic recognition web APIs."""
@@ -62,6 +63,7 @@ def classify(
     for batch in batched(stream, batch_size):
         ok = [x for x in batch if isinstance(x, Loaded) and x.inputs is not None]
         per_model: dict[str, list[list[Candidate]]] = {}
+        outs = {}
         if ok:
             outs = {
                 n: b.predict(np.stack([x.inputs[n] for x in ok if x.inputs is not None]))
@@ -78,6 +80,10 @@ def classify(
                 continue
             assert isinstance(x, Loaded)
             yield Classification(
-                x.entry.path, {name: c[i] for name, c in per_model.items()}, x.width, x.height
+                x.entry.path,
+                {name: c[i] for name, c in per_model.items()},
+                x.width,
+                x.height,
+                {name: out.embeddings[i] for name, out in outs.items()},
             )
             i += 1

@@ -38,6 +38,20 @@ def default_index_path() -> Path:
     return user_data_path(APP_NAME, appauthor=False) / "index.sqlite"
 
 
+def default_albums_dir() -> Path:
+    """``$PHOTOTAG_ALBUMS`` if set, else ``albums`` in the user's data directory.
+
+    Outside the photo library on purpose: an album of symlinks inside it would be walked
+    by the next scan (album folders carry a marker the walk skips, but a user may move one).
+    """
+    env = os.environ.get("PHOTOTAG_ALBUMS")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False) / "albums"
+
+
 def weights_dirs() -> list[Path]:
     """Folders searched for backbones and recognizers, first match wins.
 
@@ -72,6 +86,17 @@ class WriteMode(StrEnum):
 class SidecarNaming(StrEnum):
     FULL = "full"  # IMG_0001.jpg.xmp: digiKam, darktable, Immich
     BASENAME = "basename"  # IMG_0001.xmp: Lightroom, Capture One
+
+
+class SimilarBy(StrEnum):
+    EMBEDDING = "embedding"  # cosine similarity of backbone embeddings
+    TAGS = "tags"  # overlap of recognition tags weighted by score
+
+
+class LinkMode(StrEnum):
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    COPY = "copy"
 
 
 class IptcPolicy(StrEnum):

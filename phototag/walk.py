@@ -19,6 +19,9 @@ from .imaging import IMAGE_EXTENSIONS
 #: Folders that hold caches and thumbnails rather than photos (NAS and OS litter).
 SKIPPED_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found"})
 
+#: A file that marks a folder as a phototag album (links to photos, not photos): not walked.
+ALBUM_MARKER = ".phototag-album"
+
 
 @dataclass(frozen=True, slots=True)
 class FileEntry:
@@ -80,6 +83,8 @@ def _walk_dir(
     if key in seen:
         return  # the same folder reached through another link: scanned already
     seen.add(key)
+    if os.path.lexists(os.path.join(folder, ALBUM_MARKER)):
+        return
     try:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)

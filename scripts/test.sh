@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need and run them: the README's test command, and what .ci/run calls.
 # Works on a fresh clone: installs the system tools the tests use when they are missing
-# (exiftool and exiv2: the metadata round trips read back with both), creates .venv,
+# (exiftool and exiv2: the metadata round trips read back with both; chromium: the album
+# contact sheet is loaded in a real browser), creates .venv,
 # installs phototag with its test extra, and runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,9 +10,10 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
 command -v exiv2 >/dev/null || missing+=(exiv2)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
-    echo "scripts/test.sh: please install ${missing[*]} (exiftool, exiv2) with your package manager" >&2
+    echo "scripts/test.sh: please install ${missing[*]} (exiftool, exiv2, chromium) with your package manager" >&2
     exit 1
   fi
   sudo=""

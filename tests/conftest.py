@@ -26,6 +26,8 @@ def sample(name: str) -> np.ndarray:
     from skimage import data
 
     a = getattr(data, name)()
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
     if a.ndim == 2:
         a = np.stack([a] * 3, axis=-1)
     return np.ascontiguousarray(a[..., :3])
@@ -62,7 +64,12 @@ def make_photo(tmp_path: Path) -> Callable[..., Path]:
     """Write a real photo as ``name`` (format from the extension) and return its path."""
 
     def make(
-        name: str, which: str = "coffee", *, size: tuple[int, int] | None = None, **save: object
+        name: str,
+        which: str = "coffee",
+        *,
+        size: tuple[int, int] | None = None,
+        taken: str | None = None,
+        **save: object,
     ) -> Path:
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,6 +91,10 @@ def make_photo(tmp_path: Path) -> Callable[..., Path]:
             from pillow_heif import register_heif_opener
 
             register_heif_opener()
+        if taken is not None:  # EXIF DateTimeOriginal, "YYYY:MM:DD HH:MM:SS"
+            exif = Image.Exif()
+            exif.get_ifd(0x8769)[0x9003] = taken
+            save["exif"] = exif
         im.save(path, fmt, **save)
         return path
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from .album import album_command
 from .classify import classify_command
 from .doctor import doctor_command
 from .scan import scan_command
 from .show import forget_command, show_command, tags_command
+from .similar import duplicates_command, similar_command
 from .write import clean_command, write_command
 
 app = typer.Typer(
@@ -21,6 +23,9 @@ app.command("scan")(scan_command)
 app.command("classify")(classify_command)
 app.command("show")(show_command)
 app.command("tags")(tags_command)
+app.command("album")(album_command)
+app.command("similar")(similar_command)
+app.command("duplicates")(duplicates_command)
 app.command("write")(write_command)
 app.command("clean")(clean_command)
 app.command("forget")(forget_command)

@@ -97,6 +97,25 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (target, field, value)
     );
     """,
+    """
+    -- Albums phototag manages: a folder and the query that fills it.
+    CREATE TABLE albums (
+        name TEXT PRIMARY KEY,
+        folder BLOB NOT NULL UNIQUE,
+        query TEXT NOT NULL,
+        link TEXT NOT NULL,
+        html INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    -- The entries phototag created in an album folder: the only files it may remove there.
+    CREATE TABLE album_entries (
+        album TEXT NOT NULL REFERENCES albums(name) ON DELETE CASCADE ON UPDATE CASCADE,
+        entry TEXT NOT NULL,
+        source BLOB NOT NULL,
+        PRIMARY KEY (album, entry)
+    );
+    CREATE INDEX album_entries_source ON album_entries(album, source);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -108,6 +108,25 @@ class TargetRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class PhotoWithTags:
+    id: int
+    path: Path
+    mtime_ns: int
+    taken_at: str | None
+    tags: list[tuple[str, str, float]]  # (recognizer, tag path, score)
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumRecord:
+    name: str
+    folder: Path
+    query: str
+    link: str
+    html: bool
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class TagCount:
     recognizer: str
     tag: str
@@ -386,6 +405,135 @@ class Index:
                 if pid in out and (not recognizers or rec in recognizers):
                     out[pid].tag_paths.append(tpath)
         return list(out.values())
+
+    def photos_with_tags(self, recognizer: str | None = None) -> Iterator[PhotoWithTags]:
+        """Every photo with its tags (one recognizer's, if given), in path order."""
+        sql = "SELECT photo_id, recognizer, path, score FROM tags"
+        args: tuple[str, ...] = ()
+        if recognizer:
+            sql += " WHERE recognizer = ?"
+            args = (recognizer,)
+        tags: dict[int, list[tuple[str, str, float]]] = {}
+        for pid, rec, tpath, score in self.conn.execute(sql + " ORDER BY score DESC", args):
+            tags.setdefault(pid, []).append((rec, tpath, score))
+        for pid, raw, mtime, taken in self.conn.execute(
+            "SELECT id, path, mtime_ns, taken_at FROM photos ORDER BY path"
+        ):
+            yield PhotoWithTags(pid, decode_path(raw), mtime, taken, tags.get(pid, []))
+
+    # -- albums --------------------------------------------------------------------------
+
+    def album(self, name: str) -> AlbumRecord | None:
+        row = self.conn.execute(
+            "SELECT name, folder, query, link, html, updated_at FROM albums WHERE name = ?", (name,)
+        ).fetchone()
+        return (
+            None
+            if row is None
+            else AlbumRecord(row[0], decode_path(row[1]), row[2], row[3], bool(row[4]), row[5])
+        )
+
+    def album_at(self, folder: Path) -> AlbumRecord | None:
+        row = self.conn.execute(
+            "SELECT name FROM albums WHERE folder = ?", (encode_path(folder),)
+        ).fetchone()
+        return None if row is None else self.album(row[0])
+
+    def albums(self) -> list[AlbumRecord]:
+        names = [r[0] for r in self.conn.execute("SELECT name FROM albums ORDER BY name")]
+        return [a for n in names if (a := self.album(n)) is not None]
+
+    def save_album(self, name: str, folder: Path, query: str, link: str, html: bool) -> None:
+        self.conn.execute(
+            """INSERT INTO albums (name, folder, query, link, html, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(name) DO UPDATE SET folder = excluded.folder, query = excluded.query,
+                 link = excluded.link, html = excluded.html, updated_at = excluded.updated_at""",
+            (name, encode_path(folder), query, link, int(html), time.time()),
+        )
+
+    def album_entries(self, name: str) -> dict[str, Path]:
+        """entry file name -> the photo it stands for."""
+        rows = self.conn.execute("SELECT entry, source FROM album_entries WHERE album = ?", (name,))
+        return {r[0]: decode_path(r[1]) for r in rows}
+
+    def add_album_entry(self, name: str, entry: str, source: Path) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO album_entries (album, entry, source) VALUES (?, ?, ?)",
+            (name, entry, encode_path(source)),
+        )
+
+    def remove_album_entry(self, name: str, entry: str) -> None:
+        self.conn.execute("DELETE FROM album_entries WHERE album = ? AND entry = ?", (name, entry))
+
+    # -- embeddings in bulk --------------------------------------------------------------
+
+    def embedding_chunks(
+        self, backbone: str, chunk: int = 8192
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(photo ids, float16 embeddings) in chunks of at most ``chunk`` rows: memory stays bounded."""
+        cur = self.conn.execute(
+            "SELECT photo_id, vector FROM embeddings WHERE backbone = ? ORDER BY photo_id",
+            (backbone,),
+        )
+        while rows := cur.fetchmany(chunk):
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f2").reshape(len(rows), -1)
+            yield ids, vecs
+
+    def count_embeddings(self, backbone: str) -> int:
+        return int(
+            self.conn.execute(
+                "SELECT COUNT(*) FROM embeddings WHERE backbone = ?", (backbone,)
+            ).fetchone()[0]
+        )
+
+    def vectors_of(self, ids: Sequence[int], backbone: str) -> np.ndarray:
+        """The embeddings of these photos (float32), in the order given; photos without one are left out."""
+        rows = []
+        for pid in ids:
+            row = self.conn.execute(
+                "SELECT vector FROM embeddings WHERE photo_id = ? AND backbone = ?",
+                (int(pid), backbone),
+            ).fetchone()
+            if row:
+                rows.append(np.frombuffer(row[0], dtype="<f2"))
+        return np.stack(rows).astype(np.float32) if rows else np.empty((0, 0), np.float32)
+
+    def paths_of(self, ids: Iterable[int]) -> dict[int, Path]:
+        out = {}
+        for pid in ids:
+            row = self.conn.execute("SELECT path FROM photos WHERE id = ?", (int(pid),)).fetchone()
+            if row:
+                out[int(pid)] = decode_path(row[0])
+        return out
+
+    def tags_of(self, photo_id: int, recognizer: str | None = None) -> dict[str, float]:
+        sql = "SELECT path, score FROM tags WHERE photo_id = ?"
+        args: tuple[object, ...] = (photo_id,)
+        if recognizer:
+            sql += " AND recognizer = ?"
+            args = (photo_id, recognizer)
+        return {p: s for p, s in self.conn.execute(sql, args)}
+
+    def photo_brief(self, path: Path) -> tuple[int, int, str | None] | None:
+        """(id, mtime_ns, taken_at) of a photo, or None."""
+        row = self.conn.execute(
+            "SELECT id, mtime_ns, taken_at FROM photos WHERE path = ?", (encode_path(path),)
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), row[2])
+
+    def photo_id(self, path: Path) -> int | None:
+        row = self.conn.execute(
+            "SELECT id FROM photos WHERE path = ?", (encode_path(path),)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def hash_groups(self) -> list[list[int]]:
+        """Photos sharing a content hash (exact copies), two or more per group."""
+        rows = self.conn.execute(
+            "SELECT hash, group_concat(id) FROM photos GROUP BY hash HAVING COUNT(*) > 1 ORDER BY hash"
+        )
+        return [[int(x) for x in ids.split(",")] for _, ids in rows]
 
     # -- reading ---------------------------------------------------------------------
 

@@ -1,0 +1,322 @@
+"""Albums: folders of links (or copies) to the photos a tag query matches, kept up to date.
+
+An album is recorded in the index with its query, so running the same album command again
+(or ``--refresh``) adds new matches and removes entries that no longer match. phototag only
+ever removes entries it created (listed in the index, and still what it made); anything
+else in the folder is left alone. File operations go through an :class:`AlbumFiles` object;
+:class:`DryRunFiles` does nothing, which is all ``--dry-run`` is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .config import LinkMode
+from .errors import ConfigError, PhototagError
+from .index.store import Index
+from .query import Match, TagQuery, fields_from_json, photo_when
+from .walk import ALBUM_MARKER
+
+
+class AlbumQuery(Protocol):
+    """What fills an album: a tag query, or a similar-photo search."""
+
+    def to_json(self) -> str: ...
+    def describe(self) -> str: ...
+    def matches(self, index: Index) -> list[Match]: ...
+
+
+@dataclass(frozen=True)
+class SimilarQuery:
+    """The photos most similar to one photo (``phototag similar PHOTO --album NAME``)."""
+
+    photo: str
+    by: str = "embedding"
+    n: int = 20
+    min_score: float = 0.0
+    under: tuple[str, ...] = ()
+    model: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "similar", **asdict(self)}, ensure_ascii=False, sort_keys=True)
+
+    def describe(self) -> str:
+        return f"similar to {os.path.basename(self.photo)} (by {self.by})"
+
+    def matches(self, index: Index) -> list[Match]:
+        from .search import SimilarBy, similar_to
+
+        found = similar_to(index, Path(self.photo), SimilarBy(self.by), n=self.n, min_score=self.min_score,
+                           under=[Path(u) for u in self.under], model=self.model)  # fmt: skip
+        out = []
+        for s in found:
+            info = index.photo_brief(s.path)
+            if info is not None:
+                pid, mtime_ns, taken_at = info
+                out.append(
+                    Match(
+                        pid,
+                        s.path,
+                        photo_when(taken_at, mtime_ns),
+                        taken_at,
+                        [("similar", "similarity", s.score)],
+                    )
+                )
+        return out
+
+
+def query_from_json(text: str) -> AlbumQuery:
+    d = json.loads(text)
+    if d.get("kind") == "similar":
+        return SimilarQuery(**fields_from_json(d))
+    return TagQuery.from_dict(d)
+
+
+@dataclass
+class AlbumReport:
+    name: str
+    folder: Path
+    query: str
+    matches: int = 0
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    left_alone: list[str] = field(default_factory=list)  # ours once, changed by the user since
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name, "folder": str(self.folder), "query": self.query, "matches": self.matches,
+            "added": self.added, "removed": self.removed, "left_alone": self.left_alone,
+            "failed": [{"entry": e, "error": r} for e, r in self.failed],
+        }  # fmt: skip
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:]")
+
+
+def album_name(q: TagQuery) -> str:
+    """A readable name for a query's album: ``wedding ceremony``, ``beach + sunset``."""
+    name = (" or " if q.any else " + ").join(q.tags)
+    if q.exclude:
+        name += " without " + ", ".join(q.exclude)
+    return name
+
+
+def safe_folder_name(name: str) -> str:
+    """A single path component made from user input: no separators, no '..', no control chars."""
+    cleaned = _UNSAFE.sub("-", name).strip(" .")
+    cleaned = cleaned[:120].strip(" .") or "album"
+    return cleaned
+
+
+def album_folder(albums_dir: Path, name: str) -> Path:
+    """The folder for album ``name`` inside ``albums_dir``, never outside it."""
+    base = albums_dir.resolve()
+    folder = base / safe_folder_name(name)
+    if os.path.islink(folder) or folder.resolve().parent != base:
+        raise ConfigError(f"album {name!r} would not be a folder inside {base}")
+    return folder
+
+
+def entry_name(m: Match, taken: set[str]) -> str:
+    """``20240601-103000_IMG_0001.jpg``: sorts by capture time; a hash is added on collision."""
+    original = safe_folder_name(m.path.name)
+    name = f"{m.when:%Y%m%d-%H%M%S}_{original}"
+    if name.casefold() in taken:
+        stem, ext = os.path.splitext(original)
+        digest = hashlib.sha256(os.fsencode(m.path)).hexdigest()[:8]
+        name = f"{m.when:%Y%m%d-%H%M%S}_{stem}-{digest}{ext}"
+        n = 2
+        while name.casefold() in taken:
+            name = f"{m.when:%Y%m%d-%H%M%S}_{stem}-{digest}-{n}{ext}"
+            n += 1
+    return name
+
+
+class AlbumFiles:
+    """Makes and removes album entries."""
+
+    def mkdir(self, folder: Path, name: str, query: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        marker = folder / ALBUM_MARKER
+        marker.write_text(
+            json.dumps({"album": name, "query": json.loads(query)}, ensure_ascii=False) + "\n"
+        )
+
+    def link(self, source: Path, entry: Path, mode: LinkMode) -> None:
+        if mode is LinkMode.SYMLINK:
+            os.symlink(source, entry)
+        elif mode is LinkMode.HARDLINK:
+            os.link(source, entry)
+        else:
+            # Copy to a temporary name and rename: a killed copy leaves no half photo.
+            fd, tmp = tempfile.mkstemp(prefix=".phototag-", dir=entry.parent)
+            os.close(fd)
+            try:
+                shutil.copy2(source, tmp)  # contents, mode bits and mtime
+                os.replace(tmp, entry)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+
+    def remove(self, entry: Path) -> None:
+        entry.unlink()
+
+
+class DryRunFiles(AlbumFiles):
+    def mkdir(self, folder: Path, name: str, query: str) -> None:
+        pass
+
+    def link(self, source: Path, entry: Path, mode: LinkMode) -> None:
+        pass
+
+    def remove(self, entry: Path) -> None:
+        pass
+
+
+def still_ours(entry: Path, source: Path, mode: str) -> bool:
+    """Whether an entry is still the link or copy phototag made (not replaced by the user)."""
+    try:
+        if mode == LinkMode.SYMLINK:
+            return entry.is_symlink() and os.readlink(entry) == os.fspath(source)
+        st = entry.lstat()
+        if entry.is_symlink():
+            return False
+        if mode == LinkMode.HARDLINK:
+            src = source.stat()
+            return (st.st_dev, st.st_ino) == (src.st_dev, src.st_ino)
+        return True  # a copy: its name is ours and it is a regular file
+    except OSError:
+        return False
+
+
+def build_album(
+    index: Index,
+    name: str,
+    folder: Path,
+    query: AlbumQuery,
+    link: LinkMode = LinkMode.SYMLINK,
+    *,
+    html: bool = False,
+    dry_run: bool = False,
+) -> AlbumReport:
+    """Create or bring up to date the album ``name`` in ``folder``."""
+    fs: AlbumFiles = DryRunFiles() if dry_run else AlbumFiles()
+    existing_album = index.album(name)
+    other = index.album_at(folder)
+    if other is not None and other.name != name:
+        raise ConfigError(f"{folder} already holds the album {other.name!r}")
+    if (
+        existing_album is None
+        and folder.exists()
+        and any(folder.iterdir())
+        and not (folder / ALBUM_MARKER).exists()
+    ):
+        raise ConfigError(f"{folder} exists and is not a phototag album: choose another --out")
+    matches = query.matches(index)
+    report = AlbumReport(name, folder, query.describe(), matches=len(matches))
+    entries = index.album_entries(name) if existing_album else {}
+    mode = LinkMode(existing_album.link) if existing_album else link
+    if existing_album and existing_album.link != link.value:
+        # Changing the link mode: remove our old entries and make them again the new way.
+        for entry, source in list(entries.items()):
+            if still_ours(folder / entry, source, mode.value):
+                fs.remove(folder / entry)
+            if not dry_run:
+                with index.transaction():
+                    index.remove_album_entry(name, entry)
+            entries.pop(entry)
+        mode = link
+    fs.mkdir(folder, name, query.to_json())
+    if not dry_run:
+        with index.transaction():
+            index.save_album(name, folder, query.to_json(), mode.value, html)
+    wanted = {m.path: m for m in matches}
+    by_source = {src: entry for entry, src in entries.items()}
+
+    # 1. Entries that no longer match (or whose photo is gone): remove what is still ours.
+    for entry, source in sorted(entries.items()):
+        if source in wanted and still_ours(folder / entry, source, mode.value):
+            continue
+        target = folder / entry
+        if source not in wanted and still_ours(target, source, mode.value):
+            try:
+                fs.remove(target)
+                report.removed.append(entry)
+            except OSError as e:
+                report.failed.append((entry, e.strerror or str(e)))
+                continue
+        elif source not in wanted and os.path.lexists(target):
+            report.left_alone.append(entry)
+        elif source in wanted and os.path.lexists(target):
+            report.left_alone.append(entry)  # the user replaced our entry: theirs now
+        if not dry_run:
+            with index.transaction():
+                index.remove_album_entry(name, entry)
+        by_source.pop(source, None)
+
+    # 2. New matches.
+    taken = {p.name.casefold() for p in folder.iterdir()} if folder.exists() else set()
+    taken |= {e.casefold() for e in by_source.values()}
+    for m in matches:
+        if m.path in by_source:
+            continue
+        entry = entry_name(m, taken)
+        taken.add(entry.casefold())
+        # Recorded before it is made: a kill in between leaves a record of a missing entry
+        # (re-made next time), never an entry of ours that we would take for the user's.
+        if not dry_run:
+            with index.transaction():
+                index.add_album_entry(name, entry, m.path)
+        try:
+            fs.link(m.path, folder / entry, mode)
+        except OSError as e:
+            why = e.strerror or str(e)
+            if mode is LinkMode.HARDLINK and e.errno == 18:  # EXDEV
+                why = "cannot hard-link across file systems; use --link symlink or copy"
+            report.failed.append((entry, why))
+            if not dry_run:
+                with index.transaction():
+                    index.remove_album_entry(name, entry)
+            continue
+        report.added.append(entry)
+        by_source[m.path] = entry
+
+    if not dry_run:
+        with index.transaction():
+            index.save_album(name, folder, query.to_json(), mode.value, html)
+        if html:
+            from .contactsheet import write_contact_sheet
+
+            try:
+                write_contact_sheet(
+                    folder,
+                    [(by_source[m.path], m) for m in matches if m.path in by_source],
+                    query.describe(),
+                )
+            except OSError as e:
+                report.failed.append(("index.html", e.strerror or str(e)))
+    return report
+
+
+def refresh_all(index: Index, *, dry_run: bool = False) -> list[AlbumReport]:
+    """Bring every managed album up to date (for cron, after the nightly scan)."""
+    reports = []
+    for album in index.albums():
+        try:
+            q = query_from_json(album.query)
+            reports.append(build_album(index, album.name, album.folder, q, LinkMode(album.link),
+                                       html=album.html, dry_run=dry_run))  # fmt: skip
+        except PhototagError as e:
+            r = AlbumReport(album.name, album.folder, album.query)
+            r.failed.append(("", str(e)))
+            reports.append(r)
+    return reports

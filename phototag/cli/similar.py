@@ -1,0 +1,103 @@
+"""phototag similar and phototag duplicates: search by example, and near-identical photos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..config import SimilarBy
+from . import options as o
+from .console import ExitCode, Output, escape, guarded, safe_path
+
+
+def similar_command(
+    photo: Annotated[
+        Path,
+        typer.Argument(help="The example photo (it need not be in the index).", show_default=False),
+    ],
+    by: Annotated[
+        SimilarBy,
+        typer.Option(
+            "--by",
+            help="embedding (cosine of backbone embeddings) or tags (overlap of tags weighted by score).",
+        ),
+    ] = SimilarBy.EMBEDDING,
+    n: Annotated[int, typer.Option("-n", min=1, help="How many photos to return.")] = 20,
+    min_score: Annotated[
+        float, typer.Option(help="Only photos at least this similar (0..1).")
+    ] = 0.0,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="With --by tags: only this recognizer's tags."),
+    ] = None,
+    under: Annotated[
+        list[Path] | None, typer.Option(help="Only photos under this folder (repeatable).")
+    ] = None,
+    album: Annotated[
+        str | None, typer.Option(help="Also make an album of the result, with this name.")
+    ] = None,
+    index: o.IndexPath = None,
+    json_out: o.Json = False,
+) -> None:
+    """List the indexed photos most similar to PHOTO, best first, with a similarity score."""
+    from ..albums import SimilarQuery, album_folder, build_album
+    from ..config import default_albums_dir, default_index_path
+    from ..index import Index
+    from ..search import similar_to
+
+    out = Output(json_mode=json_out)
+    if not photo.exists():
+        out.error(f"no such file: {escape(safe_path(photo))}")
+        raise typer.Exit(ExitCode.USAGE)
+    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        roots = [Path(os.path.abspath(u)) for u in under or ()]
+        found = similar_to(idx, photo, by, n=n, min_score=min_score, under=roots, model=model)
+        for s in found:
+            if json_out:
+                out.json(s.as_json())
+            else:
+                out.result(f"{s.score:.3f}  [filepath]{escape(safe_path(s.path))}[/]")
+        if album:
+            q = SimilarQuery(
+                os.path.abspath(photo), by.value, n, min_score, tuple(map(str, roots)), model
+            )
+            report = build_album(idx, album, album_folder(default_albums_dir(), album), q)
+            out.info(
+                f"album [tag]{escape(album)}[/]: [num]{len(report.added)}[/] added at [filepath]{escape(safe_path(report.folder))}[/]"
+            )
+
+
+def duplicates_command(
+    threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.5, max=1.0, help="Embedding cosine similarity that counts as a duplicate."
+        ),
+    ] = 0.90,
+    index: o.IndexPath = None,
+    json_out: o.Json = False,
+) -> None:
+    """List groups of near-identical photos: exact copies, resized copies, re-saves, bursts."""
+    from ..config import default_index_path
+    from ..index import Index
+    from ..models.catalog import Catalog
+    from ..search import duplicate_groups
+
+    out = Output(json_mode=json_out)
+    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        backbone = next(iter(Catalog.discover().backbones), "efficientnet-lite0")
+        groups = duplicate_groups(idx, backbone, threshold=threshold)
+    for g in groups:
+        if json_out:
+            out.json(
+                {"photos": [{"path": os.fsdecode(p), "similarity": round(s, 4)} for p, s in g]}
+            )
+        else:
+            out.result(f"[num]{len(g)}[/] photos:")
+            for p, s in g:
+                out.result(f"  {s:.3f}  [filepath]{escape(safe_path(p))}[/]")
+    out.info(f"[num]{len(groups)}[/] groups of near-identical photos")
+    raise typer.Exit(ExitCode.OK)

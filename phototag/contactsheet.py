@@ -1,0 +1,92 @@
+"""The album's ``index.html``: a static contact sheet that opens from the file system.
+
+One page, no external resources: thumbnails live in the album's own ``.thumbs/`` folder
+(made once, upright), each with its tags and scores, capture date and a link to the
+original. A few lines of inline script mark thumbnails that fail to load (a deleted
+original's thumbnail still shows; a missing thumbnail is flagged).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import os
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import DEFAULT_MAX_PIXELS
+from .errors import ImageError
+from .imaging import decode
+from .query import Match
+
+THUMBS = ".thumbs"
+THUMB_SIZE = 320
+
+CSS = """
+body{font:14px system-ui,sans-serif;margin:1.5rem;background:#fafafa;color:#222}
+h1{font-size:1.3rem;margin:0 0 .2rem}p.q{color:#666;margin:0 0 1rem}
+main{display:grid;grid-template-columns:repeat(auto-fill,minmax(220px,1fr));gap:1rem}
+figure{margin:0;background:#fff;border:1px solid #ddd;border-radius:6px;overflow:hidden}
+figure img{display:block;width:100%;height:200px;object-fit:cover;background:#eee}
+figure img.broken{outline:3px solid #c00}
+figcaption{padding:.5rem .6rem;font-size:12px}
+.d{color:#666}.t{display:inline-block;background:#eef4ea;border-radius:3px;padding:0 .3rem;margin:.15rem .2rem 0 0}
+"""
+
+SCRIPT = """
+addEventListener('load',function(){var n=0;document.querySelectorAll('main img').forEach(function(i){
+if(i.complete&&i.naturalWidth>0){i.dataset.state='ok';n++}else{i.dataset.state='broken';i.classList.add('broken')}});
+document.body.dataset.loaded=n});
+"""
+
+
+def file_url(path: Path) -> str:
+    return "file://" + urllib.parse.quote(os.fsencode(os.path.abspath(path)))
+
+
+def make_thumbnail(source: Path, dest: Path) -> None:
+    """A JPEG thumbnail of ``source``, upright, long side THUMB_SIZE. Raises OSError/ImageError."""
+    photo = decode(source.read_bytes(), min_side=THUMB_SIZE, max_pixels=DEFAULT_MAX_PIXELS)
+    im = photo.image.copy()
+    im.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    tmp = dest.with_name(dest.name + ".tmp")
+    im.save(tmp, "JPEG", quality=85)
+    os.replace(tmp, dest)
+
+
+def write_contact_sheet(folder: Path, entries: Sequence[tuple[str, Match]], title: str) -> Path:
+    thumbs = folder / THUMBS
+    thumbs.mkdir(exist_ok=True)
+    wanted = {f"{entry}.jpg" for entry, _ in entries}
+    for old in thumbs.iterdir():
+        if old.name not in wanted:
+            old.unlink()
+    figures = []
+    for entry, m in entries:
+        thumb = thumbs / f"{entry}.jpg"
+        if not thumb.exists():
+            with contextlib.suppress(OSError, ImageError):  # the page flags it; the album is fine
+                make_thumbnail(m.path, thumb)
+        tags = "".join(
+            f'<span class="t">{html.escape(p.rsplit("/", 1)[-1])} {s:.2f}</span>'
+            for _, p, s in m.tags
+        )
+        date = m.when.strftime("%Y-%m-%d %H:%M") + ("" if m.taken_at else " (file time)")
+        figures.append(
+            f'<figure><a href="{html.escape(file_url(m.path))}" title="{html.escape(os.fsdecode(m.path))}">'
+            f'<img src="{html.escape(urllib.parse.quote(f"{THUMBS}/{entry}.jpg"))}" alt="{html.escape(entry)}"></a>'
+            f'<figcaption><div class="d">{html.escape(date)}</div><div>{html.escape(m.path.name)}</div>{tags}</figcaption></figure>'
+        )
+    page = (
+        "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n<body>"
+        f"<h1>{html.escape(title)}</h1><p class=q>{len(entries)} photos, made by phototag</p>\n"
+        "<main>\n" + "\n".join(figures) + "\n</main>\n"
+        f"<script>{SCRIPT}</script></body></html>\n"
+    )
+    out = folder / "index.html"
+    tmp = folder / ".index.html.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return out

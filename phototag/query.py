@@ -1,0 +1,137 @@
+"""Which photos match a tag query: the selection behind albums and ``--json`` listings.
+
+A query term matches a tag when its '/'-separated parts appear, in order and next to each
+other, among the parts of the tag's hierarchy path, ignoring case: ``animal`` matches
+``animal/dog/Golden Retriever``, ``dog`` matches it too, and ``wedding`` matches
+``scene/event/wedding``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .index.store import Index, encode_path
+
+
+@dataclass(frozen=True)
+class TagQuery:
+    tags: tuple[str, ...] = ()
+    any: bool = False  # any of the tags rather than all of them
+    exclude: tuple[str, ...] = ()
+    min_score: float = 0.0
+    since: str | None = None  # ISO date or datetime, inclusive
+    until: str | None = None  # ISO date or datetime, inclusive (a date means the whole day)
+    under: tuple[str, ...] = ()
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.tags:
+            raise ConfigError("an album needs at least one --tag")
+        for bound in (self.since, self.until):
+            if bound is not None:
+                _parse_when(bound)
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "tags", **asdict(self)}, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TagQuery:
+        return cls(**fields_from_json(d))
+
+    def matches(self, index: Index) -> list[Match]:
+        return run_query(index, self)
+
+    def describe(self) -> str:
+        joiner = " or " if self.any else " and "
+        text = joiner.join(self.tags)
+        if self.exclude:
+            text += " not " + ", ".join(self.exclude)
+        if self.min_score:
+            text += f" (score >= {self.min_score:g})"
+        if self.since or self.until:
+            text += f" taken {self.since or '...'} to {self.until or '...'}"
+        if self.under:
+            text += " under " + ", ".join(self.under)
+        if self.model:
+            text += f" [{self.model}]"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A photo that matches, with when it was taken (EXIF, else the file's time)."""
+
+    photo_id: int
+    path: Path
+    when: datetime
+    taken_at: str | None
+    tags: list[tuple[str, str, float]] = field(default_factory=list)  # (recognizer, path, score)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "path": os.fsdecode(self.path),
+            "taken_at": self.taken_at,
+            "date": self.when.isoformat(),
+            "tags": [
+                {"model": r, "path": p, "tag": p.rsplit("/", 1)[-1], "score": round(s, 4)}
+                for r, p, s in self.tags
+            ],
+        }
+
+
+def _parse_when(text: str, end: bool = False) -> datetime:
+    try:
+        if len(text) == 10:
+            d = datetime.fromisoformat(text)
+            return d.replace(hour=23, minute=59, second=59) if end else d
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"not a date: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)") from None
+
+
+def term_matches(term: str, tag_path: str) -> bool:
+    want = [p.casefold() for p in term.strip("/").split("/") if p]
+    have = [p.casefold() for p in tag_path.split("/")]
+    n = len(want)
+    return n > 0 and any(have[i : i + n] == want for i in range(len(have) - n + 1))
+
+
+def run_query(index: Index, q: TagQuery) -> list[Match]:
+    """Photos matching ``q``, ordered by capture time (then path)."""
+    since = _parse_when(q.since) if q.since else None
+    until = _parse_when(q.until, end=True) if q.until else None
+    roots = [encode_path(os.path.abspath(u)) for u in q.under]
+    out = []
+    for photo in index.photos_with_tags(q.model):
+        raw = encode_path(photo.path)
+        if roots and not any(raw == r or raw.startswith(r.rstrip(b"/") + b"/") for r in roots):
+            continue
+        if q.exclude and any(term_matches(t, p) for t in q.exclude for _, p, _ in photo.tags):
+            continue
+        good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score]
+        hits = [any(term_matches(t, p) for _, p, _ in good) for t in q.tags]
+        if not (any(hits) if q.any else all(hits)):
+            continue
+        when = photo_when(photo.taken_at, photo.mtime_ns)
+        if (since and when < since) or (until and when > until):
+            continue
+        shown = [(r, p, s) for r, p, s in good if any(term_matches(t, p) for t in q.tags)]
+        out.append(Match(photo.id, photo.path, when, photo.taken_at, shown))
+    out.sort(key=lambda m: (m.when, os.fsencode(m.path)))
+    return out
+
+
+def fields_from_json(d: dict[str, Any]) -> dict[str, Any]:
+    """A stored query's fields as the dataclass takes them (lists back to tuples, no 'kind')."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k != "kind"}
+
+
+def photo_when(taken_at: str | None, mtime_ns: int) -> datetime:
+    """When a photo was taken: EXIF capture time, else the file's modification time."""
+    return datetime.fromisoformat(taken_at) if taken_at else datetime.fromtimestamp(mtime_ns / 1e9)
