@@ -23,6 +23,10 @@ DEFAULT_THRESHOLD = 0.25
 DEFAULT_TOP_K = 5
 DEFAULT_BATCH_SIZE = 16
 
+#: A file whose read and decode take longer than this is skipped and reported (a dead
+#: network mount must not stall a nightly run forever).
+DEFAULT_READ_TIMEOUT = 120.0
+
 #: Pillow refuses anything larger than this many pixels (a decompression-bomb guard).
 #: 200 MP admits every camera on the market, panoramas included.
 DEFAULT_MAX_PIXELS = 200_000_000

@@ -33,3 +33,15 @@ class ImageError(PhototagError):
 
 class MetadataError(PhototagError):
     """Keywords could not be read from or written to one file. Writes record it and go on."""
+
+
+class LockedError(PhototagError):
+    """Another phototag process is writing the index."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM: stop after rolling back the batch in flight."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import stat
+import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -118,24 +121,89 @@ def make_loader(
     return load
 
 
+class _DaemonPool:
+    """Worker threads that never keep the process alive.
+
+    ``ThreadPoolExecutor`` joins its threads at exit, so one read stuck on a dead network
+    mount would hang phototag forever. These are daemon threads; a worker given up on
+    (see ``timeout`` in :func:`ordered_map`) is replaced so the pool keeps its size.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.tasks: queue.SimpleQueue[tuple[Callable[[Any], Any], Any, Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self.threads: list[threading.Thread] = []
+        for _ in range(workers):
+            self.add_worker()
+
+    def add_worker(self) -> None:
+        t = threading.Thread(target=self._run, name="phototag-decode", daemon=True)
+        t.start()
+        self.threads.append(t)
+
+    def _run(self) -> None:
+        while (task := self.tasks.get()) is not None:
+            fn, item, fut = task
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(item))
+            except BaseException as e:  # handed to the consumer, who decides
+                fut.set_exception(e)
+
+    def submit(self, fn: Callable[[T], R], item: T) -> Future[R]:
+        fut: Future[R] = Future()
+        self.tasks.put((fn, item, fut))
+        return fut
+
+    def close(self) -> None:
+        for _ in self.threads:
+            self.tasks.put(None)
+
+
 def ordered_map(
-    fn: Callable[[T], R], items: Iterable[T], *, workers: int, window: int
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    workers: int,
+    window: int,
+    timeout: float | None = None,
+    on_timeout: Callable[[T], R] | None = None,
 ) -> Iterator[R]:
-    """``map(fn, items)`` on ``workers`` threads, in order, with at most ``window`` in flight."""
-    if workers <= 1:
+    """``map(fn, items)`` on ``workers`` threads, in order, with at most ``window`` in flight.
+
+    With ``timeout``, an item whose work takes longer than that many seconds (counted from
+    when the consumer starts waiting for it) yields ``on_timeout(item)`` instead; its
+    thread is abandoned and replaced, so a stalled mount cannot stall the whole run.
+    """
+    if workers <= 1 and timeout is None:
         yield from map(fn, items)
         return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="phototag-decode")
-    pending: deque[Future[R]] = deque()
+    pool = _DaemonPool(max(1, workers))
+    pending: deque[tuple[T, Future[R]]] = deque()
+
+    def take() -> R:
+        item, fut = pending.popleft()
+        try:
+            return fut.result(timeout=timeout)
+        except FutureTimeout:
+            if not fut.cancel():  # running: stuck in I/O; leave it and add a fresh worker
+                pool.add_worker()
+            assert on_timeout is not None
+            return on_timeout(item)
+
     try:
         for item in items:
-            pending.append(pool.submit(fn, item))
+            pending.append((item, pool.submit(fn, item)))
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield take()
         while pending:
-            yield pending.popleft().result()
+            yield take()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for _, fut in pending:
+            fut.cancel()
+        pool.close()
 
 
 def batched(items: Iterable[T], n: int) -> Iterator[list[T]]:

@@ -36,7 +36,8 @@ class ScanOptions:
     workers: int | None = None  # decode threads; None: one per core
     device: Device = Device.AUTO
     max_pixels: int = config.DEFAULT_MAX_PIXELS
-    follow_symlinks: bool = True
+    follow_symlinks: bool = False  # symlinks leading outside the scanned folders
+    read_timeout: float = config.DEFAULT_READ_TIMEOUT  # seconds for one file, then it is skipped
 
 
 # -- events ------------------------------------------------------------------------------
@@ -175,7 +176,20 @@ def scan(
     decode_anyway = make_loader(preprocesses, (), options.max_pixels)
     workers = options.workers or default_workers()
     window = 2 * options.batch_size + workers
-    stream = ordered_map(load, todo, workers=workers, window=window)
+    if todo:
+        for b in backbones.values():
+            b.load()  # a damaged model is refused before any photo is read
+    timed_out = lambda e: LoadFailed(
+        e, f"reading took over {options.read_timeout:g} s (stalled storage?); skipped"
+    )
+    stream = ordered_map(
+        load,
+        todo,
+        workers=workers,
+        window=window,
+        timeout=options.read_timeout,
+        on_timeout=timed_out,
+    )
     for batch in batched(stream, options.batch_size):
         for i, loaded in enumerate(batch):
             if isinstance(loaded, Loaded) and loaded.inputs is None:

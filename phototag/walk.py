@@ -46,28 +46,38 @@ def is_photo_name(name: str) -> bool:
 
 
 def walk(
-    roots: Iterable[Path], *, follow_symlinks: bool = True
+    roots: Iterable[Path], *, follow_symlinks: bool = False
 ) -> Iterator[FileEntry | WalkProblem]:
     """Yield every photo below ``roots`` (files or folders), in a stable order.
 
-    Hidden files and folders (``.name``) and NAS litter (:data:`SKIPPED_DIRS`) are skipped.
-    Symlinked folders are followed when ``follow_symlinks``; a folder reached twice is
-    scanned once, and a symlink that leads back into its own ancestors is reported as a loop.
+    Hidden files and folders (``.name``), NAS litter (:data:`SKIPPED_DIRS`) and phototag's
+    own album folders (:data:`ALBUM_MARKER`) are skipped. Symlinks are followed when they
+    lead to somewhere inside the roots; symlinks leading outside only when
+    ``follow_symlinks``. A folder reached twice is scanned once, and a symlink that leads
+    back into its own ancestors is reported as a loop.
     """
+    roots = [Path(os.path.abspath(r)) for r in roots]
+    inside = [os.path.realpath(r) for r in roots]
     seen_dirs: set[tuple[int, int]] = set()
     for root in roots:
-        root = Path(os.path.abspath(root))
         try:
             st = os.stat(root)
         except OSError as e:
             yield WalkProblem(root, _reason(e, root))
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk_dir(root, (st.st_dev, st.st_ino), (), seen_dirs, follow_symlinks)
+            yield from _walk_dir(
+                root, (st.st_dev, st.st_ino), (), seen_dirs, follow_symlinks, inside
+            )
         elif stat.S_ISREG(st.st_mode):
             yield FileEntry(root, st.st_size, st.st_mtime_ns)
         else:
             yield WalkProblem(root, "not a regular file or folder")
+
+
+def _leads_inside(path: Path, inside: list[str]) -> bool:
+    target = os.path.realpath(path)
+    return any(target == r or target.startswith(r.rstrip(os.sep) + os.sep) for r in inside)
 
 
 def _walk_dir(
@@ -76,6 +86,7 @@ def _walk_dir(
     ancestors: tuple[tuple[int, int], ...],
     seen: set[tuple[int, int]],
     follow: bool,
+    inside: list[str],
 ) -> Iterator[FileEntry | WalkProblem]:
     if key in ancestors:
         yield WalkProblem(folder, "symlink loop: this folder contains itself")
@@ -99,7 +110,12 @@ def _walk_dir(
         path = Path(entry.path)
         try:
             is_link = entry.is_symlink()
-            is_dir = entry.is_dir(follow_symlinks=follow)
+            if is_link and not follow and not _leads_inside(path, inside):
+                if not os.path.exists(path) and is_photo_name(name):
+                    pass  # broken: reported below, whatever it points to
+                else:
+                    continue  # leads outside the library: only with --follow-symlinks
+            is_dir = entry.is_dir(follow_symlinks=True)
         except OSError as e:
             yield WalkProblem(path, _reason(e, path))
             continue
@@ -111,11 +127,9 @@ def _walk_dir(
             except OSError as e:
                 yield WalkProblem(path, _reason(e, path))
                 continue
-            yield from _walk_dir(path, (st.st_dev, st.st_ino), here, seen, follow)
+            yield from _walk_dir(path, (st.st_dev, st.st_ino), here, seen, follow, inside)
             continue
         if not is_photo_name(name):
-            continue
-        if is_link and not follow:
             continue
         try:
             st = entry.stat(follow_symlinks=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -10,7 +11,7 @@ import typer
 
 from ..config import LinkMode
 from . import options as o
-from .console import ExitCode, Output, escape, guarded, safe_path
+from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
     from ..albums import AlbumReport
@@ -69,6 +70,8 @@ def album_command(
     ] = False,
     dry_run: o.DryRun = False,
     index: o.IndexPath = None,
+    wait: o.Wait = False,
+    log_file: o.LogFile = None,
     json_out: Annotated[
         bool,
         typer.Option(
@@ -87,9 +90,15 @@ def album_command(
     from ..index import Index
     from ..query import TagQuery
 
-    out = Output(quiet=quiet, json_mode=json_out)
+    out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
     failed = False
-    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+    index_path = index or default_index_path()
+    writes = not (list_ or json_out or dry_run)
+    with (
+        guarded(out),
+        index_lock(out, index_path, "album", wait) if writes else nullcontext(),
+        Index.open(index_path, create=False) as idx,
+    ):
         if list_:
             for a in idx.albums():
                 from ..albums import query_from_json
@@ -132,6 +141,7 @@ def album_command(
 
 
 def _report(out: Output, r: AlbumReport, dry_run: bool) -> bool:
+    out.log("album", dry_run=dry_run, **r.as_json())
     if out.json_mode:
         out.json({**r.as_json(), "dry_run": dry_run})
     else:

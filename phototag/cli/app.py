@@ -54,4 +54,7 @@ def main_options(
 
 
 def main() -> None:
+    from .console import install_signal_handlers
+
+    install_signal_handlers()
     app()

@@ -7,16 +7,20 @@ stderr, so ``--json`` output on stdout stays machine-readable.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import IntEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from ..errors import ConfigError, PhototagError
+from ..errors import ConfigError, LockedError, PhototagError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,7 +33,8 @@ class ExitCode(IntEnum):
     FILES_FAILED = 1  # the run finished, but some files could not be read
     USAGE = 2  # bad options or arguments (also click's own usage errors)
     ERROR = 3  # the run could not be done: model, index or device problem
-    INTERRUPTED = 130
+    LOCKED = 75  # another phototag is writing the index (EX_TEMPFAIL: try again later)
+    INTERRUPTED = 130  # SIGINT; SIGTERM gives 143 (128 + the signal)
 
 
 THEME = {
@@ -50,13 +55,29 @@ def safe_path(path: object) -> str:
 
 
 class Output:
-    """The CLI's view of the terminal for one command run."""
+    """The CLI's view of the terminal (and the log file) for one command run."""
 
-    def __init__(self, *, quiet: bool = False, json_mode: bool = False) -> None:
+    def __init__(
+        self, *, quiet: bool = False, json_mode: bool = False, log_file: Path | None = None
+    ) -> None:
         self.quiet = quiet
         self.json_mode = json_mode
         self._out: Console | None = None
         self._err: Console | None = None
+        self._log: logging.Logger | None = None
+        if log_file is not None:
+            self._log = _json_logger(log_file)
+
+    def log(self, event: str, **data: object) -> None:
+        """Append one structured event to --log-file (one JSON object per line)."""
+        if self._log is not None:
+            record = {
+                "time": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "pid": os.getpid(),
+                "event": event,
+            }
+            record.update({k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()})
+            self._log.info(json.dumps(record, ensure_ascii=False, default=str))
 
     @property
     def out(self) -> Console:
@@ -102,6 +123,31 @@ class Output:
         return not self.quiet and self.err.is_terminal
 
 
+LOG_MAX_BYTES = 10 * 2**20
+LOG_BACKUPS = 5
+
+
+def _json_logger(path: Path) -> logging.Logger:
+    """A logger writing bare lines to ``path``, rotated at 10 MiB, five old files kept."""
+    from logging.handlers import RotatingFileHandler
+
+    from ..errors import ConfigError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(
+            path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+        )
+    except OSError as e:
+        raise ConfigError(f"cannot open the log file {path}: {e.strerror}") from None
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(f"phototag.events.{path}")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger
+
+
 def escape(text: str) -> str:
     from rich.markup import escape as _escape
 
@@ -118,10 +164,59 @@ def guarded(output: Output) -> Iterator[None]:
         yield
     except ConfigError as e:
         output.error(escape(str(e)))
+        output.log("error", message=str(e))
         raise typer.Exit(ExitCode.USAGE) from None
+    except LockedError as e:
+        output.error(escape(str(e)))
+        output.log("locked", message=str(e))
+        raise typer.Exit(ExitCode.LOCKED) from None
     except PhototagError as e:
         output.error(escape(str(e)))
+        output.log("error", message=str(e))
         raise typer.Exit(ExitCode.ERROR) from None
-    except KeyboardInterrupt:
-        output.error("interrupted")
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    except KeyboardInterrupt as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        output.error(f"interrupted by {signal.Signals(signum).name}")
+        output.log("interrupted", signal=signal.Signals(signum).name)
+        raise typer.Exit(128 + signum) from None
+
+
+@contextmanager
+def index_lock(output: Output, index_path: Path, command: str, wait: bool) -> Iterator[None]:
+    """Hold the index's writer lock for a command (released even on SIGKILL: see lock.py)."""
+    from ..lock import IndexLock
+
+    lock = IndexLock(index_path, command)
+    if wait and _locked(lock):
+        output.info(f"waiting for {escape(lock.holder())} to finish with the index")
+    with lock.acquire(wait=wait):
+        yield
+
+
+def _locked(lock: object) -> bool:
+    import fcntl
+
+    from ..lock import IndexLock
+
+    assert isinstance(lock, IndexLock)
+    try:
+        fd = os.open(lock.path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM (systemd, kill) stops like Ctrl-C: the batch in flight is rolled back."""
+    from ..errors import Interrupted
+
+    def stop(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    signal.signal(signal.SIGTERM, stop)

@@ -123,3 +123,20 @@ def write_settings(
         iptc=iptc or s.iptc,
         backup=s.backup if backup is None else backup,
     )
+
+
+Wait = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="If another phototag is writing the index, wait for it instead of exiting with code 75.",
+    ),
+]
+LogFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--log-file",
+        help="Append a JSON line per event (and a final summary) to this file; rotated at 10 MiB.",
+        show_default=False,
+    ),
+]

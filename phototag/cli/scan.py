@@ -9,7 +9,7 @@ import typer
 
 from ..config import Device, WriteMode
 from . import options as o
-from .console import ExitCode, Output, escape, guarded, safe_path
+from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn, TaskID
@@ -29,8 +29,20 @@ def scan_command(
     batch_size: o.BatchSize = o.DEFAULT_BATCH_SIZE,
     workers: o.Workers = None,
     follow_symlinks: Annotated[
-        bool, typer.Option(help="Follow symlinked folders (loops are detected and reported).")
-    ] = True,
+        bool,
+        typer.Option(
+            help="Also follow symlinks that lead outside the scanned folders (loops are detected)."
+        ),
+    ] = False,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="Skip (and report) a file whose reading takes longer than this many seconds.",
+        ),
+    ] = 120.0,
+    wait: o.Wait = False,
+    log_file: o.LogFile = None,
     write: o.WriteModeOpt = None,
     sidecar_name: o.SidecarName = None,
     iptc: o.Iptc = None,
@@ -49,27 +61,33 @@ def scan_command(
     from ..index import Index
     from ..scan import Failed, Finished, Planned, ScanOptions, Tagged, scan
 
-    out = Output(quiet=quiet, json_mode=json_out)
+    out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
     for p in paths:
         if not p.exists() and not p.is_symlink():
             out.error(f"no such file or folder: {escape(safe_path(p))}")
             raise typer.Exit(ExitCode.USAGE)
     opts = ScanOptions(
         recognizers=model, threshold=threshold, top_k=top_k, batch_size=batch_size,
-        workers=workers, device=device, follow_symlinks=follow_symlinks,
+        workers=workers, device=device, follow_symlinks=follow_symlinks, read_timeout=read_timeout,
     )  # fmt: skip
     report = None
     write_failed = 0
     with guarded(out):
         settings = o.write_settings(config, write, sidecar_name, iptc, backup)
-    with guarded(out), Index.open(index or default_index_path()) as idx:
+    index_path = index or default_index_path()
+    counts = {"tagged": 0, "failed": 0}
+    with guarded(out), index_lock(out, index_path, "scan", wait), Index.open(index_path) as idx:
         progress = _Progress(out)
+        out.log("start", command="scan", paths=[str(p) for p in paths])
         try:
             for ev in scan(paths, idx, opts):
                 if isinstance(ev, Planned):
                     progress.start(ev.todo)
                 elif isinstance(ev, Tagged):
                     progress.advance()
+                    counts["tagged"] += 1
+                    out.log("tagged", path=ev.path, reused=ev.reused,
+                            tags={r: [c.as_json() for c in cs] for r, cs in ev.tags.items()})  # fmt: skip
                     if json_out:
                         out.json({
                             "path": str(ev.path),
@@ -77,16 +95,26 @@ def scan_command(
                             "reused": ev.reused,
                         })  # fmt: skip
                 elif isinstance(ev, Failed):
+                    counts["failed"] += 1
+                    out.log("failed", path=ev.path, reason=ev.reason, known=ev.known)
                     if not ev.known:
                         progress.advance()
                     if json_out:
                         out.json({"path": str(ev.path), "error": ev.reason, "known": ev.known})
                 elif isinstance(ev, Finished):
                     report = ev.report
+        except KeyboardInterrupt:
+            progress.stop()
+            out.error(
+                f"stopped after {counts['tagged']} photos tagged and {counts['failed']} failed; the batch "
+                "in flight was rolled back; run the same command again to continue"
+            )
+            raise
         finally:
             progress.stop()
         assert report is not None
         _summary(out, report)
+        out.log("summary", command="scan", **report.as_json())
         if settings.mode is not WriteMode.NONE:
             from ..write import write_tags
             from .write import report_writes

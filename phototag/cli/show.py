@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from . import options as o
-from .console import ExitCode, Output, escape, guarded, safe_path
+from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
 
 def show_command(
@@ -115,6 +115,7 @@ def forget_command(
         list[Path], typer.Argument(help="Files or folders to drop.", show_default=False)
     ],
     index: o.IndexPath = None,
+    wait: o.Wait = False,
     quiet: o.Quiet = False,
 ) -> None:
     """Drop photos under PATHS from the index (their files are not touched).
@@ -126,6 +127,11 @@ def forget_command(
     from ..index import Index
 
     out = Output(quiet=quiet)
-    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+    index_path = index or default_index_path()
+    with (
+        guarded(out),
+        index_lock(out, index_path, "forget", wait),
+        Index.open(index_path, create=False) as idx,
+    ):
         n = idx.forget([Path(os.path.abspath(p)) for p in paths])
     out.info(f"dropped [num]{n}[/] photos from the index")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from . import options as o
-from .console import ExitCode, Output, escape, guarded, safe_path
+from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
     from ..write import WriteEvent
@@ -29,6 +29,8 @@ def write_command(
     dry_run: o.DryRun = False,
     index: o.IndexPath = None,
     config: o.Config = None,
+    wait: o.Wait = False,
+    log_file: o.LogFile = None,
     json_out: o.Json = False,
     quiet: o.Quiet = False,
 ) -> None:
@@ -55,6 +57,8 @@ def clean_command(
     paths: Paths,
     dry_run: o.DryRun = False,
     index: o.IndexPath = None,
+    wait: o.Wait = False,
+    log_file: o.LogFile = None,
     json_out: o.Json = False,
     quiet: o.Quiet = False,
 ) -> None:
@@ -66,8 +70,13 @@ def clean_command(
     from ..index import Index
     from ..write import clean
 
-    out = Output(quiet=quiet, json_mode=json_out)
-    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+    out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
+    index_path = index or default_index_path()
+    with (
+        guarded(out),
+        index_lock(out, index_path, "clean", wait),
+        Index.open(index_path, create=False) as idx,
+    ):
         failed = report_writes(out, clean(idx, paths, dry_run=dry_run), dry_run)
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
@@ -81,6 +90,7 @@ def report_writes(out: Output, events: Iterable[WriteEvent], dry_run: bool) -> i
     for ev in events:
         if isinstance(ev, WriteFailed):
             failed += 1
+            out.log("write-failed", path=ev.photo, reason=ev.reason)
             if out.json_mode:
                 out.json({"path": str(ev.photo), "error": ev.reason})
             out.error(f"[filepath]{escape(safe_path(ev.photo))}[/]: {escape(ev.reason)}")
@@ -88,6 +98,8 @@ def report_writes(out: Output, events: Iterable[WriteEvent], dry_run: bool) -> i
             unchanged += 1
         elif isinstance(ev, Wrote):
             changed += 1
+            out.log("wrote", path=ev.photo, target=ev.target, added=ev.added, removed=ev.removed,
+                    deleted=ev.deleted, dry_run=dry_run)  # fmt: skip
             if out.json_mode:
                 out.json({"path": str(ev.photo), "target": str(ev.target), "added": ev.added,
                           "removed": ev.removed, "deleted": ev.deleted, "dry_run": dry_run})  # fmt: skip

@@ -185,15 +185,33 @@ class Index:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One atomic batch of writes: all of it lands, or none (a kill loses only this batch)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """One atomic batch of writes: all of it lands, or none (a kill loses only this batch).
+
+        SQLite errors become :class:`IndexFileError` with what to do about them: a full disk
+        (or quota) and a read-only index are the ones a nightly run meets.
+        """
         try:
-            yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
-            self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            text = str(e)
+            if "full" in text:
+                raise IndexFileError(
+                    f"the disk holding the index {self.path} is full: nothing of the batch in "
+                    "flight was saved; free some space and run again (it resumes)"
+                ) from None
+            if "readonly" in text or "read-only" in text:
+                raise IndexFileError(f"the index {self.path} is read-only: {text}") from None
+            raise IndexFileError(f"cannot write the index {self.path}: {text}") from None
 
     # -- what a scan needs to decide -------------------------------------------------
 
