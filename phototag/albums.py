@@ -126,9 +126,14 @@ def album_folder(albums_dir: Path, name: str) -> Path:
     return folder
 
 
+def printable(name: str) -> str:
+    """A file name from disk as valid text: bytes that are not UTF-8 become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def entry_name(m: Match, taken: set[str]) -> str:
     """``20240601-103000_IMG_0001.jpg``: sorts by capture time; a hash is added on collision."""
-    original = safe_folder_name(m.path.name)
+    original = safe_folder_name(printable(m.path.name))
     name = f"{m.when:%Y%m%d-%H%M%S}_{original}"
     if name.casefold() in taken:
         stem, ext = os.path.splitext(original)
@@ -158,7 +163,7 @@ class AlbumFiles:
             os.link(source, entry)
         else:
             # Copy to a temporary name and rename: a killed copy leaves no half photo.
-            fd, tmp = tempfile.mkstemp(prefix=".phototag-", dir=entry.parent)
+            fd, tmp = tempfile.mkstemp(prefix=".phototag-tmp-", dir=entry.parent)
             os.close(fd)
             try:
                 shutil.copy2(source, tmp)  # contents, mode bits and mtime
@@ -236,6 +241,9 @@ def build_album(
             entries.pop(entry)
         mode = link
     fs.mkdir(folder, name, query.to_json())
+    if not dry_run and folder.is_dir():
+        for stale in folder.glob(".phototag-tmp-*"):  # a copy interrupted by a kill
+            stale.unlink(missing_ok=True)
     if not dry_run:
         with index.transaction():
             index.save_album(name, folder, query.to_json(), mode.value, html)

@@ -15,6 +15,7 @@ import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
+from .albums import printable
 from .config import DEFAULT_MAX_PIXELS
 from .errors import ImageError
 from .imaging import decode
@@ -74,9 +75,9 @@ def write_contact_sheet(folder: Path, entries: Sequence[tuple[str, Match]], titl
         )
         date = m.when.strftime("%Y-%m-%d %H:%M") + ("" if m.taken_at else " (file time)")
         figures.append(
-            f'<figure><a href="{html.escape(file_url(m.path))}" title="{html.escape(os.fsdecode(m.path))}">'
+            f'<figure><a href="{html.escape(file_url(m.path))}" title="{html.escape(printable(os.fsdecode(m.path)))}">'
             f'<img src="{html.escape(urllib.parse.quote(f"{THUMBS}/{entry}.jpg"))}" alt="{html.escape(entry)}"></a>'
-            f'<figcaption><div class="d">{html.escape(date)}</div><div>{html.escape(m.path.name)}</div>{tags}</figcaption></figure>'
+            f'<figcaption><div class="d">{html.escape(date)}</div><div>{html.escape(printable(m.path.name))}</div>{tags}</figcaption></figure>'
         )
     page = (
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"

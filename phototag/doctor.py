@@ -97,5 +97,51 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
             d.problems.append(str(e))
     else:
         info["state"] = "not created yet (the first scan creates it)"
+    from .lock import IndexLock
+
+    lock = IndexLock(path, "doctor")
+    if lock.path.exists():
+        from .errors import LockedError
+
+        try:
+            lock.acquire(wait=False).release()
+            info["lock"] = "free"
+        except LockedError:
+            info["lock"] = f"held by {lock.holder()}"
+    else:
+        info["lock"] = "free"
     d.sections["index"] = info
+    paths: dict[str, object] = {}
+    for label, folder in (
+        ("index folder", path.parent),
+        ("albums folder", config.default_albums_dir()),
+    ):
+        paths[label] = f"{folder}: {_writable(folder)}"
+        if not _writable(folder).startswith("writable"):
+            d.problems.append(f"the {label} {folder} is not writable")
+    cfg = config.config_path()
+    try:
+        config.load_settings(cfg)
+        paths["config file"] = f"{cfg}: {'ok' if cfg.exists() else 'none (defaults)'}"
+    except PhototagError as e:
+        paths["config file"] = f"{cfg}: BROKEN"
+        d.problems.append(str(e))
+    d.sections["paths"] = paths
     return d
+
+
+def _writable(folder: Path) -> str:
+    """Whether phototag could create files in ``folder`` (or create it), checked for real."""
+    import os
+    import tempfile
+
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".phototag-doctor-", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+        return "writable" if probe == folder else f"writable (will be created under {probe})"
+    except OSError as e:
+        return f"NOT writable ({e.strerror})"

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from .errors import LockedError
+from .errors import IndexFileError, LockedError
 
 
 class IndexLock:
@@ -36,8 +36,14 @@ class IndexLock:
             return "another phototag"
 
     def acquire(self, *, wait: bool = False, timeout: float | None = None) -> IndexLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as e:
+            raise IndexFileError(
+                f"cannot create the lock file {self.path}: {e.strerror} "
+                "(the index folder must be writable; --index or PHOTOTAG_INDEX to choose another)"
+            ) from None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:

@@ -53,6 +53,10 @@ class Loaded:
 class LoadFailed:
     entry: FileEntry
     reason: str
+    # True when the file could not be *read* (vanished, changed, unreadable, stalled), as
+    # opposed to read and found broken: such a file is tried again on the next run even
+    # if its size and mtime have not changed.
+    transient: bool = False
 
 
 def content_hash(data: bytes) -> str:
@@ -104,6 +108,9 @@ def make_loader(
     def load(entry: FileEntry) -> Loaded | LoadFailed:
         try:
             data, size, mtime_ns = read_file(entry)
+        except ImageError as e:
+            return LoadFailed(entry, str(e), transient=True)
+        try:
             h = content_hash(data)
             if h in known_hashes:
                 return Loaded(entry, size, mtime_ns, h, None)

@@ -179,9 +179,12 @@ def scan(
     if todo:
         for b in backbones.values():
             b.load()  # a damaged model is refused before any photo is read
-    timed_out = lambda e: LoadFailed(
-        e, f"reading took over {options.read_timeout:g} s (stalled storage?); skipped"
-    )
+
+    def timed_out(e: FileEntry) -> LoadFailed:
+        return LoadFailed(
+            e, f"reading took over {options.read_timeout:g} s (stalled storage?); skipped"
+        )
+
     stream = ordered_map(
         load,
         todo,
@@ -269,7 +272,8 @@ def _process_batch(
         for item in batch:
             if isinstance(item, LoadFailed):
                 e = item.entry
-                index.record_failure(e.path, e.size, e.mtime_ns, item.reason)
+                if not item.transient:  # broken content: not read again until the file changes
+                    index.record_failure(e.path, e.size, e.mtime_ns, item.reason)
                 events.append(Failed(e.path, item.reason))
                 continue
             record = PhotoRecord(

@@ -9,7 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 from PIL import Image
+
+# Fuzzing: a bounded run in the suite ("ci"); PHOTOTAG_FUZZ=long for the long run
+# (scripts/fuzz.sh), which is not part of CI.
+settings.register_profile(
+    "ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "long", max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("PHOTOTAG_FUZZ", "ci"))
 
 
 @pytest.fixture(autouse=True)

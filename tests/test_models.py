@@ -201,3 +201,43 @@ def test_provider_choice_falls_back_to_the_cpu_and_says_why_for_cuda(
 
 def test_the_session_reports_the_provider_it_really_got(backbone: Backbone) -> None:
     assert backbone.providers == [CPU]
+
+
+def test_a_model_with_unexpected_inputs_is_refused_before_any_photo_is_read(
+    tmp_path: Path, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    import onnx
+
+    from phototag import pipeline
+    from phototag.index import Index
+    from phototag.scan import ScanOptions, scan
+
+    weights = tmp_path / "weights"
+    shutil.copytree(LITE0, weights / "efficientnet-lite0")
+    shutil.copytree(LITE0.parent / "recognizers", weights / "recognizers")
+    model = onnx.load(str(weights / "efficientnet-lite0" / "model.onnx"))
+    model.graph.input[0].name = "pixels"  # the manifest says "image"
+    for node in model.graph.node:
+        node.input[:] = ["pixels" if i == "image" else i for i in node.input]
+    path = weights / "efficientnet-lite0" / "model.onnx"
+    onnx.save(model, str(path))
+    manifest = weights / "efficientnet-lite0" / "backbone.toml"
+    data = path.read_bytes()
+    text = manifest.read_text()
+    old = load_backbone_manifest(LITE0).files[0]
+    text = text.replace(old.sha256, hashlib.sha256(data).hexdigest()).replace(
+        str(old.bytes), str(len(data))
+    )
+    manifest.write_text(text)  # a consistent manifest: the file is what it claims, the graph is not
+    monkeypatch.setenv("PHOTOTAG_WEIGHTS", str(weights))
+    reads: list[object] = []
+    real_read = pipeline.read_file
+    monkeypatch.setattr(pipeline, "read_file", lambda *a: reads.append(a) or real_read(*a))
+    with (
+        Index.open(tmp_path / "i.sqlite") as idx,
+        pytest.raises(ModelError, match="lacks the inputs/outputs its manifest names: image"),
+    ):
+        list(scan([library / "2024"], idx, ScanOptions(device=Device.CPU)))
+    assert reads == []

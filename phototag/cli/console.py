@@ -98,8 +98,18 @@ class Output:
         return self._err
 
     def json(self, obj: Any) -> None:
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        # A path that is not valid UTF-8 holds lone surrogates: written as \udcXX escapes,
+        # the line stays valid JSON (and jq shows the name with replacement characters).
+        text = json.dumps(obj, ensure_ascii=False) + "\n"
+        data = text.encode("utf-8", "backslashreplace")
         sys.stdout.flush()
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is not None:
+            buffer.write(data)
+            buffer.flush()
+        else:  # a text-only stream (tests)
+            sys.stdout.write(data.decode("utf-8"))
+            sys.stdout.flush()
 
     def info(self, message: str) -> None:
         """Progress and summaries: stderr, silenced by --quiet."""

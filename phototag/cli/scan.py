@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -63,9 +64,14 @@ def scan_command(
 
     out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
     for p in paths:
-        if not p.exists() and not p.is_symlink():
-            out.error(f"no such file or folder: {escape(safe_path(p))}")
-            raise typer.Exit(ExitCode.USAGE)
+        try:
+            os.stat(p)
+        except FileNotFoundError:
+            if not os.path.lexists(p):
+                out.error(f"no such file or folder: {escape(safe_path(p))}")
+                raise typer.Exit(ExitCode.USAGE) from None
+        except OSError:
+            pass  # unreadable or a broken link: the scan reports it as a failed path
     opts = ScanOptions(
         recognizers=model, threshold=threshold, top_k=top_k, batch_size=batch_size,
         workers=workers, device=device, follow_symlinks=follow_symlinks, read_timeout=read_timeout,

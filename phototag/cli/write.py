@@ -115,4 +115,12 @@ def report_writes(out: Output, events: Iterable[WriteEvent], dry_run: bool) -> i
     out.info(
         f"[num]{changed}[/] files {verb}, [num]{unchanged}[/] unchanged, [num]{failed}[/] failed"
     )
+    out.log(
+        "summary",
+        command="write",
+        changed=changed,
+        unchanged=unchanged,
+        failed=failed,
+        dry_run=dry_run,
+    )
     return failed

@@ -250,14 +250,17 @@ def write_atomic(path: Path, data: bytes) -> None:
         mode = 0o644
     except OSError as e:
         raise MetadataError(f"cannot write {path}: {e.strerror}") from None
-    for stale in folder.glob(f".{glob_escape(path.name)}.*.tmp"):
+    # The temporary name starts with (at most 40 characters of) the target's, so that a long
+    # file name cannot push it past the file system's 255-byte limit.
+    stem = path.name[:40]
+    for stale in folder.glob(f".{glob_escape(stem)}.*.tmp"):
         # Left by a run killed between creating its temporary file and the rename.
         with contextlib.suppress(OSError):
             stale.unlink()
     fd = -1
     tmp = ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as f:
             fd = -1
             f.write(data)

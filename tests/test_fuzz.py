@@ -1,0 +1,122 @@
+"""Fuzzing the code that parses untrusted input: it may refuse, with its own error, but
+nothing else may escape -- no crash, no other exception, no hang."""
+
+from __future__ import annotations
+
+import contextlib
+import tomllib
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from phototag.config import load_settings
+from phototag.errors import ConfigError, MetadataError, ModelError
+from phototag.metadata.keywords import Field
+from phototag.metadata.xmp import Sidecar, _parse
+from phototag.models.manifest import load_backbone_manifest
+from phototag.models.recognizers import load_recognizer
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKBONE = tomllib.loads((ROOT / "weights" / "efficientnet-lite0" / "backbone.toml").read_text())
+LABELS = ["tabby", "espresso", "pizza"]
+
+XML_BITS = st.sampled_from([
+    "<x:xmpmeta xmlns:x='adobe:ns:meta/'>", "</x:xmpmeta>", "<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>",
+    "</rdf:RDF>", "<rdf:Description rdf:about=''>", "</rdf:Description>", "<rdf:Description/>",
+    "<dc:subject xmlns:dc='http://purl.org/dc/elements/1.1/'>", "</dc:subject>", "<rdf:Bag>", "</rdf:Bag>",
+    "<rdf:Seq>", "</rdf:Seq>", "<rdf:li>", "</rdf:li>", "<!-- c -->", "<?xpacket begin=''?>", "&amp;", "&lt;",
+    "<!DOCTYPE x [<!ENTITY a 'b'>]>", "&a;", "<![CDATA[x]]>", "text", "\u00e9\u2615", "<lr:hierarchicalSubject "
+    "xmlns:lr='http://ns.adobe.com/lightroom/1.0/'>", "</lr:hierarchicalSubject>", " dc:subject='x'", ">", "<",
+])  # fmt: skip
+
+
+@given(st.lists(XML_BITS, max_size=30).map("".join) | st.binary(max_size=400))
+def test_sidecar_parsing_refuses_or_parses_and_round_trips(data: str | bytes) -> None:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        root = _parse(raw, "fuzz")
+    except MetadataError:
+        return
+    sidecar = Sidecar(root, raw)
+    sidecar.fields()
+    try:
+        sidecar.set_fields({Field.SUBJECT: ["a", "b & c"], Field.TAGSLIST: []})
+    except MetadataError:
+        return
+    again = Sidecar(_parse(sidecar.to_bytes(), "again"), None)
+    assert again.fields().get(Field.SUBJECT) == ["a", "b & c"]
+
+
+toml_values = st.recursive(
+    st.none().map(lambda _: "") | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)  # fmt: skip
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if not isinstance(value, float) or value == value else "0"
+    if isinstance(value, str):
+        return (
+            '"'
+            + value.replace("\\", "\\\\")
+            .replace('"', '\\"')
+            .encode("unicode_escape")
+            .decode()
+            .replace('\\\\"', '\\"')
+            + '"'
+        )
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(
+                f'"{k}" = {_toml(v)}' for k, v in value.items() if "\\" not in k and '"' not in k
+            )
+            + "}"
+        )
+    return '""'
+
+
+def _write_table(path: Path, table: dict[str, object]) -> None:
+    path.write_text(
+        "\n".join(f'"{k}" = {_toml(v)}' for k, v in table.items() if '"' not in k and "\\" not in k)
+    )
+
+
+@given(st.dictionaries(st.sampled_from(list(BACKBONE)), toml_values, max_size=6), st.booleans())
+def test_backbone_manifests_refuse_with_model_error(
+    tmp_path_factory, mutation: dict[str, object], keep: bool
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("m")
+    table = {**BACKBONE, **mutation} if keep else mutation
+    _write_table(folder / "backbone.toml", table)
+    with contextlib.suppress(ModelError):
+        load_backbone_manifest(folder)
+
+
+@given(st.dictionaries(st.sampled_from(["name", "backbone", "kind", "root", "rollup", "root_tag", "tags", "x"]),
+                       toml_values, max_size=7))  # fmt: skip
+def test_recognizer_manifests_refuse_with_model_error(
+    tmp_path_factory, table: dict[str, object]
+) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path_factory.mktemp("r") / "r.toml"
+    _write_table(path, table)
+    with contextlib.suppress(ModelError):
+        load_recognizer(path, LABELS)
+
+
+@given(st.binary(max_size=300) | st.dictionaries(st.sampled_from(["write", "scan", "x"]), toml_values, max_size=3).map(
+    lambda d: "\n".join(f"[{k}]\n" + ("\n".join(f'"{kk}" = {_toml(vv)}' for kk, vv in v.items() if '"' not in kk and "\\" not in kk) if isinstance(v, dict) else "") for k, v in d.items())
+))  # fmt: skip
+def test_the_config_file_refuses_with_config_error(tmp_path_factory, content: bytes | str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path_factory.mktemp("c") / "config.toml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with contextlib.suppress(ConfigError):
+        load_settings(path)
