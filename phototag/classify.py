@@ -70,9 +70,7 @@ def classify(
                 for n, b in backbones.items()
             }
             for r in recs:
-                probs = outs[r.backbone].probs
-                if probs is not None:
-                    per_model[r.name] = r.candidates(probs, threshold=threshold, top_k=top_k)
+                per_model[r.name] = r.candidates(outs[r.backbone], threshold=threshold, top_k=top_k)
         i = 0
         for x in batch:
             if isinstance(x, LoadFailed):

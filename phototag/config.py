@@ -56,13 +56,22 @@ def default_albums_dir() -> Path:
     return user_data_path(APP_NAME, appauthor=False) / "albums"
 
 
+def user_weights_dir() -> Path:
+    """Where ``phototag train`` saves recognizers: ``weights`` in the user's data directory."""
+    from platformdirs import user_data_path
+
+    return user_data_path(APP_NAME, appauthor=False) / "weights"
+
+
 def weights_dirs() -> list[Path]:
     """Folders searched for backbones and recognizers, first match wins.
 
-    ``$PHOTOTAG_WEIGHTS`` (a path list) first, then the weights shipped with the package:
+    ``$PHOTOTAG_WEIGHTS`` (a path list) first, then the user's own (trained recognizers),
+    then the weights shipped with the package:
     ``phototag/weights`` in an installed wheel, or ``weights/`` at the top of a checkout.
     """
     dirs = [Path(p) for p in os.environ.get("PHOTOTAG_WEIGHTS", "").split(os.pathsep) if p]
+    dirs.append(user_weights_dir())
     here = Path(__file__).resolve().parent
     for candidate in (here / "weights", here.parent / "weights"):
         if candidate.is_dir():

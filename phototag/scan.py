@@ -258,11 +258,10 @@ def _process_batch(
         report.decoded += len(to_infer)
     per_photo: dict[int, dict[str, list[Candidate]]] = {}
     for r in recognizers:
-        probs = outputs[r.backbone].probs if to_infer else None
-        if probs is None:
+        if not to_infer:
             continue
         for i, cands in enumerate(
-            r.candidates(probs, threshold=options.threshold, top_k=options.top_k)
+            r.candidates(outputs[r.backbone], threshold=options.threshold, top_k=options.top_k)
         ):
             per_photo.setdefault(i, {})[r.name] = cands
 

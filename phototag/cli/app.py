@@ -10,6 +10,7 @@ from .doctor import doctor_command
 from .scan import scan_command
 from .show import forget_command, show_command, tags_command
 from .similar import duplicates_command, similar_command
+from .train import retag_command, tag_command, train_command
 from .write import clean_command, write_command
 
 app = typer.Typer(
@@ -26,6 +27,9 @@ app.command("tags")(tags_command)
 app.command("album")(album_command)
 app.command("similar")(similar_command)
 app.command("duplicates")(duplicates_command)
+app.command("train")(train_command)
+app.command("retag")(retag_command)
+app.command("tag")(tag_command)
 app.command("write")(write_command)
 app.command("clean")(clean_command)
 app.command("forget")(forget_command)

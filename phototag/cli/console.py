@@ -152,6 +152,8 @@ def _json_logger(path: Path) -> logging.Logger:
         raise ConfigError(f"cannot open the log file {path}: {e.strerror}") from None
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger(f"phototag.events.{path}")
+    for old in logger.handlers:  # a second command in the same process (tests, scripts)
+        old.close()
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False

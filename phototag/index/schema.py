@@ -116,6 +116,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX album_entries_source ON album_entries(album, source);
     """,
+    """
+    -- A user's corrections: tags added to or removed from a photo by hand. They win over
+    -- the models' output when tags are written, and are examples for training.
+    CREATE TABLE corrections (
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('add', 'remove')),
+        at REAL NOT NULL,
+        PRIMARY KEY (photo_id, path)
+    );
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

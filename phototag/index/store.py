@@ -285,6 +285,24 @@ class Index:
             (photo_id, recognizer, fingerprint),
         )
 
+    def set_results_if_changed(
+        self, photo_id: int, recognizer: str, fingerprint: str, candidates: Sequence[Candidate]
+    ) -> bool:
+        """:meth:`set_results`, but only where the tags differ (scores to 4 places); True if so."""
+        old = self.conn.execute(
+            "SELECT path, round(score, 4) FROM tags WHERE photo_id = ? AND recognizer = ? ORDER BY path",
+            (photo_id, recognizer),
+        ).fetchall()
+        new = sorted((c.path, round(c.score, 4)) for c in candidates)
+        if old == new:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO results (photo_id, recognizer, fingerprint) VALUES (?, ?, ?)",
+                (photo_id, recognizer, fingerprint),
+            )
+            return False
+        self.set_results(photo_id, recognizer, fingerprint, candidates)
+        return True
+
     def set_embedding(
         self, photo_id: int, backbone: str, fingerprint: str, vector: np.ndarray
     ) -> None:
@@ -407,10 +425,42 @@ class Index:
     def forget_target(self, target: Path) -> None:
         self.conn.execute("DELETE FROM targets WHERE target = ?", (encode_path(target),))
 
+    # -- corrections -----------------------------------------------------------------------
+
+    def correct(self, photo_id: int, path: str, action: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO corrections (photo_id, path, action, at) VALUES (?, ?, ?, ?)",
+            (photo_id, path, action, time.time()),
+        )
+
+    def corrections(
+        self, photo_id: int | None = None, action: str | None = None
+    ) -> dict[int, list[str]]:
+        """photo id -> corrected tag paths (of one action, or as 'add:'/'remove:' prefixed)."""
+        sql, args = "SELECT photo_id, path, action FROM corrections", []
+        if photo_id is not None:
+            sql += " WHERE photo_id = ?"
+            args.append(photo_id)
+        out: dict[int, list[str]] = {}
+        for pid, path, act in self.conn.execute(sql + " ORDER BY photo_id, path", args):
+            if action is None:
+                out.setdefault(pid, []).append(f"{act}:{path}")
+            elif act == action:
+                out.setdefault(pid, []).append(path)
+        return out
+
+    def photos_by_id(self, ids: Sequence[int]) -> list[PhotoTags]:
+        """Like :meth:`photos_under`, for these photos."""
+        wanted = set(ids)
+        return [p for p in self.photos_under([Path("/")]) if p.id in wanted]
+
     def photos_under(
         self, roots: Sequence[Path], recognizers: Sequence[str] | None = None
     ) -> list[PhotoTags]:
-        """Photos at or under ``roots`` with the hierarchy paths of their tags, by path."""
+        """Photos at or under ``roots`` with the hierarchy paths of their tags, by path.
+
+        A user's corrections win: tags they removed are left out, tags they added are in.
+        """
         encoded = [encode_path(r) for r in roots]
         out: dict[int, PhotoTags] = {}
         for pid, raw in self.conn.execute("SELECT id, path FROM photos ORDER BY path"):
@@ -422,6 +472,18 @@ class Index:
             ):
                 if pid in out and (not recognizers or rec in recognizers):
                     out[pid].tag_paths.append(tpath)
+            from ..query import term_matches
+
+            for pid, items in self.corrections().items():
+                if pid not in out:
+                    continue
+                paths = out[pid].tag_paths
+                for item in items:
+                    action, _, tag = item.partition(":")
+                    if action == "remove":
+                        paths[:] = [p for p in paths if not term_matches(tag, p)]
+                    elif tag not in paths:
+                        paths.append(tag)
         return list(out.values())
 
     def photos_with_tags(self, recognizer: str | None = None) -> Iterator[PhotoWithTags]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MetadataError
+from ..index.store import Index
 from .exiftool import ExifTool, exiftool_path
 from .keywords import Field
 from .xmp import Sidecar, sidecar_path
@@ -37,3 +39,43 @@ def keywords_in_files(photo: Path) -> list[FoundKeywords]:
         except MetadataError as e:
             found.append(FoundKeywords(photo, {}, str(e)))
     return found
+
+
+def user_keywords(index: Index, root: str = "phototag") -> dict[int, list[tuple[str, str]]]:
+    """The user's own keywords of every indexed photo, as (field, value) pairs.
+
+    Read from the photo's sidecars and (with exiftool, one process for all) from the file;
+    values phototag wrote itself (recorded in the index, or under its hierarchy root) are
+    left out, so training on keywords never learns phototag's own guesses.
+    """
+    from contextlib import ExitStack
+
+    out: dict[int, list[tuple[str, str]]] = {}
+    own_prefixes = (f"{root}|", f"{root}/")
+    with ExitStack() as stack:
+        et = stack.enter_context(ExifTool()) if exiftool_path() else None
+        for photo in index.photos_under([Path("/")]):
+            pairs: list[tuple[str, str]] = []
+            sources: list[tuple[Path, dict[Field, list[str]]]] = []
+            for naming in ("full", "basename"):
+                path = sidecar_path(photo.path, naming)
+                try:
+                    sidecar = Sidecar.read(path)
+                except MetadataError:
+                    continue
+                if sidecar is not None:
+                    sources.append((path, sidecar.fields()))
+            if et is not None and photo.path.exists():
+                with contextlib.suppress(MetadataError):
+                    sources.append((photo.path, et.read(photo.path).values))
+            for source, fields in sources:
+                rec = index.target(source)
+                ours = {(f, v) for f, vs in (rec.ours.items() if rec else []) for v in vs}
+                for f, values in fields.items():
+                    for v in values:
+                        if (f.value, v) in ours or v.startswith(own_prefixes):
+                            continue
+                        pairs.append((f.value, v))
+            if pairs:
+                out[photo.id] = pairs
+    return out

@@ -58,6 +58,26 @@ class Backbone:
             self._session = session
         return self._session
 
+    def head(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The classifier's last layer (weight, bias), if the manifest ships it."""
+        m = self.manifest
+        if not m.head_file:
+            return None
+        try:
+            with np.load(m.folder / m.head_file, allow_pickle=False) as npz:
+                return np.asarray(npz["weight"], np.float32), np.asarray(npz["bias"], np.float32)
+        except (OSError, KeyError, ValueError) as e:
+            raise ModelError(
+                f"cannot read the classifier head {m.folder / m.head_file}: {e}"
+            ) from None
+
+    def from_embeddings(self, embeddings: np.ndarray) -> BackboneOutput:
+        """What :meth:`predict` would give, from stored embeddings: no image, no model run."""
+        e = np.asarray(embeddings, dtype=np.float32)
+        head = self.head()
+        probs = softmax(e @ head[0].T + head[1]) if head is not None else None
+        return BackboneOutput(probs=probs, embeddings=e)
+
     @property
     def providers(self) -> list[str]:
         return self.load().providers

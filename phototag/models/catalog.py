@@ -35,13 +35,18 @@ class Catalog:
     def discover(cls, dirs: list[Path] | None = None) -> Catalog:
         cat = cls()
         for d in weights_dirs() if dirs is None else dirs:
-            if not d.is_dir():
+            try:
+                if not d.is_dir():
+                    continue
+                subs = sorted(d.iterdir())
+                recognizer_files = sorted((d / "recognizers").glob("*.toml"))
+            except OSError:  # a folder we may not read holds nothing for us
                 continue
-            for sub in sorted(d.iterdir()):
+            for sub in subs:
                 if (sub / "backbone.toml").is_file():
                     name = str(read_toml(sub / "backbone.toml").get("name", sub.name))
                     cat.backbones.setdefault(name, sub)
-            for toml in sorted((d / "recognizers").glob("*.toml")):
+            for toml in recognizer_files:
                 data = read_toml(toml)
                 rname, backbone = data.get("name"), data.get("backbone")
                 if not isinstance(rname, str) or not isinstance(backbone, str):
@@ -68,7 +73,8 @@ class Catalog:
                 raise UnknownModelError(
                     f"no recognizer named {name!r}; installed: {', '.join(sorted(self.recognizers)) or 'none'}"
                 )
-            labels = self.backbone(entry.backbone).labels()
+            manifest = self.backbone(entry.backbone)
+            labels = manifest.labels() if manifest.labels_file else None
             self._loaded[name] = load_recognizer(entry.path, labels)
         return self._loaded[name]
 

@@ -39,6 +39,7 @@ class BackboneManifest:
     logits_output: str | None
     embedding_output: str
     labels_file: str | None
+    head_file: str | None  # the classifier's last layer as arrays (weight, bias), for retag
     files: tuple[FileSpec, ...]
     source: dict[str, str]
 
@@ -137,6 +138,7 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
         logits_output=field(out, "logits", str, path, None),
         embedding_output=field(out, "embedding", str, path),
         labels_file=field(out, "labels", str, path, None),
+        head_file=field(out, "head", str, path, None),
         files=tuple(files),
         source={str(k): str(v) for k, v in source.items()},
     )

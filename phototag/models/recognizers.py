@@ -19,13 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ..errors import ModelError
-from .manifest import field, read_toml
+from .manifest import field, read_toml, sha256_file
 
-KINDS = ("labels", "classes")
+if TYPE_CHECKING:
+    from .backbones import BackboneOutput
+
+KINDS = ("labels", "classes", "linear")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +44,48 @@ class Candidate:
         return {"tag": self.tag, "score": round(self.score, 4), "path": self.path}
 
 
+def rank(
+    scores: np.ndarray, paths: Sequence[str], *, threshold: float = 0.0, top_k: int | None = None
+) -> list[list[Candidate]]:
+    """Per row of (N, tags) scores: the candidates at or above ``threshold``, best first."""
+    tags = [p.rsplit("/", 1)[-1] for p in paths]
+    out = []
+    for row in scores:
+        order = np.argsort(-row, kind="stable")
+        if top_k is not None:
+            order = order[:top_k]
+        out.append(
+            [
+                Candidate(tags[i], float(min(1.0, row[i])), paths[i])
+                for i in order
+                if row[i] >= threshold and row[i] > 0
+            ]
+        )
+    return out
+
+
+class Recognizer(Protocol):
+    """Anything that turns a backbone's output into ranked tag candidates."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def backbone(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def paths(self) -> tuple[str, ...]: ...
+
+    def candidates(
+        self, output: BackboneOutput, *, threshold: float = 0.0, top_k: int | None = None
+    ) -> list[list[Candidate]]: ...
+
+
 @dataclass(frozen=True)
-class Recognizer:
-    """A named vocabulary over one backbone; :meth:`score` turns class probabilities into tags."""
+class MappedRecognizer:
+    """A named vocabulary over a classifier's classes; a tag scores the sum of its classes."""
 
     name: str
     backbone: str
@@ -72,24 +115,47 @@ class Recognizer:
         return np.concatenate(cols), starts
 
     def candidates(
-        self, probs: np.ndarray, *, threshold: float = 0.0, top_k: int | None = None
+        self, output: BackboneOutput, *, threshold: float = 0.0, top_k: int | None = None
     ) -> list[list[Candidate]]:
         """Per photo, the candidates at or above ``threshold``, best first, at most ``top_k``."""
-        scores = self.score(probs)
-        out = []
-        tags = self.tags
-        for row in scores:
-            order = np.argsort(-row, kind="stable")
-            if top_k is not None:
-                order = order[:top_k]
-            out.append(
-                [
-                    Candidate(tags[i], float(min(1.0, row[i])), self.paths[i])
-                    for i in order
-                    if row[i] >= threshold and row[i] > 0
-                ]
+        if output.probs is None:
+            raise ModelError(
+                f"recognizer {self.name} needs class probabilities from {self.backbone}"
             )
-        return out
+        return rank(self.score(output.probs), self.paths, threshold=threshold, top_k=top_k)
+
+
+@dataclass(frozen=True)
+class LinearRecognizer:
+    """A trained head over the backbone's embedding (``phototag train``): softmax over the
+    tags (one tag per photo) or one sigmoid per tag (``multi_label``)."""
+
+    name: str
+    backbone: str
+    description: str
+    fingerprint: str
+    paths: tuple[str, ...]
+    weight: np.ndarray  # (tags, dim)
+    bias: np.ndarray  # (tags,)
+    multi_label: bool
+
+    def score(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N, dim) embeddings -> (N, tags) scores in [0, 1], from L2-normalised embeddings."""
+        e = np.asarray(embeddings, dtype=np.float32)
+        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        z = e @ self.weight.T + self.bias
+        if self.multi_label:
+            out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+            return out
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        result: np.ndarray = p / p.sum(axis=1, keepdims=True)
+        return result
+
+    def candidates(
+        self, output: BackboneOutput, *, threshold: float = 0.0, top_k: int | None = None
+    ) -> list[list[Candidate]]:
+        return rank(self.score(output.embeddings), self.paths, threshold=threshold, top_k=top_k)
 
 
 def check_path(path: str, where: Path) -> str:
@@ -123,13 +189,56 @@ def _classes(
     return classes
 
 
-def load_recognizer(path: Path, labels: Sequence[str]) -> Recognizer:
-    """Read a recognizer manifest and build its head against the backbone's ``labels``."""
+def load_linear(path: Path, data: dict[str, object]) -> LinearRecognizer:
+    """A trained head: the manifest names an .npz beside it (weight, bias) and its sha256."""
+    name = field(data, "name", str, path)
+    head_name = field(data, "head", str, path)
+    if "/" in head_name or "\\" in head_name or head_name.startswith("."):
+        raise ModelError(f"{path}: head must be a file name beside the manifest")
+    head = path.with_name(head_name)
+    want = field(data, "sha256", str, path)
+    try:
+        got = sha256_file(head)
+    except OSError:
+        raise ModelError(f"{path}: head file {head} is missing") from None
+    if got != want:
+        raise ModelError(
+            f"{head} does not match the sha256 in {path}: damaged or replaced; train again"
+        )
+    paths = [check_path(p, path) for p in field(data, "paths", list, path)]
+    try:
+        with np.load(head, allow_pickle=False) as npz:
+            weight = np.asarray(npz["weight"], dtype=np.float32)
+            bias = np.asarray(npz["bias"], dtype=np.float32)
+    except (OSError, KeyError, ValueError) as e:
+        raise ModelError(f"{head}: not a phototag head ({e})") from None
+    if weight.ndim != 2 or weight.shape[0] != len(paths) or bias.shape != (len(paths),):
+        raise ModelError(
+            f"{head}: shapes {weight.shape}, {bias.shape} do not fit {len(paths)} tags"
+        )
+    return LinearRecognizer(
+        name=name,
+        backbone=field(data, "backbone", str, path),
+        description=field(data, "description", str, path, ""),
+        fingerprint=want[:16],
+        paths=tuple(paths),
+        weight=weight,
+        bias=bias,
+        multi_label=field(data, "multi_label", bool, path, False),
+    )
+
+
+def load_recognizer(path: Path, labels: Sequence[str] | None) -> Recognizer:
+    """Read a recognizer manifest and build its head (against the backbone's ``labels``)."""
     data = read_toml(path)
     name = field(data, "name", str, path)
     kind = field(data, "kind", str, path)
     if kind not in KINDS:
         raise ModelError(f"{path}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if kind == "linear":
+        return load_linear(path, data)
+    if labels is None:
+        raise ModelError(f"{path}: its backbone has no class labels")
     root = field(data, "root", str, path, name)
     members: dict[str, set[int]] = {}
     if kind == "labels":
@@ -165,7 +274,7 @@ def load_recognizer(path: Path, labels: Sequence[str]) -> Recognizer:
     for j, p in enumerate(paths):
         matrix[sorted(members[p]), j] = 1.0
     raw = path.read_bytes()
-    return Recognizer(
+    return MappedRecognizer(
         name=name,
         backbone=field(data, "backbone", str, path),
         description=field(data, "description", str, path, ""),

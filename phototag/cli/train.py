@@ -1,0 +1,236 @@
+"""phototag train, phototag retag and phototag tag: recognizers of your own, and corrections."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from ..config import Device
+from . import options as o
+from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
+
+if TYPE_CHECKING:
+    from ..train import TrainReport
+
+
+def train_command(
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="A folder with one sub-folder of photos per tag.", show_default=False),
+    ] = None,
+    name: Annotated[
+        str, typer.Option("--name", help="The recognizer's name (use it with --model).")
+    ] = "",
+    from_keywords: Annotated[
+        bool,
+        typer.Option(
+            "--from-keywords", help="Learn the keywords already in your photos' files and sidecars."
+        ),
+    ] = False,
+    from_corrections: Annotated[
+        bool,
+        typer.Option(
+            "--from-corrections", help="Learn the tags you added with 'phototag tag add'."
+        ),
+    ] = False,
+    backbone: Annotated[
+        str, typer.Option(help="The backbone whose embeddings the head is trained on.")
+    ] = "efficientnet-lite0",
+    augment: Annotated[
+        bool,
+        typer.Option(help="Also train on flipped, cropped and recoloured copies of each photo."),
+    ] = True,
+    copies: Annotated[int, typer.Option(min=1, max=32, help="Augmented copies per photo.")] = 4,
+    holdout: Annotated[
+        float,
+        typer.Option(
+            min=0.05, max=0.5, help="Share of photos held out to measure precision and recall."
+        ),
+    ] = 0.2,
+    folds: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            max=20,
+            help="k-fold cross-validation instead of a held-out share.",
+            show_default=False,
+        ),
+    ] = None,
+    multi_label: Annotated[
+        bool,
+        typer.Option(
+            "--multi-label", help="Tags can co-occur (one-vs-rest) rather than one tag per photo."
+        ),
+    ] = False,
+    min_examples: Annotated[
+        int,
+        typer.Option(min=2, help="With --from-keywords: keywords on fewer photos are left out."),
+    ] = 10,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same photos and seed give the same recognizer.")
+    ] = 0,
+    device: o.Device = Device.AUTO,
+    index: o.IndexPath = None,
+    json_out: o.Json = False,
+) -> None:
+    """Train a recognizer on your own photos: DIR/cat/*.jpg, DIR/dog/*.jpg -> tags cat, dog.
+
+    Nested sub-folders become hierarchical tags. Reports precision and recall per tag
+    measured on photos held out of training, and saves the recognizer next to the shipped
+    ones, for scan, classify, retag and album.
+    """
+    from ..config import default_index_path
+    from ..index import Index
+    from ..train import (
+        TrainingError,
+        TrainOptions,
+        train_from_corrections,
+        train_from_folder,
+        train_from_keywords,
+    )
+
+    out = Output(json_mode=json_out)
+    with guarded(out):
+        if not name:
+            raise TrainingError("--name is required: what to call the new recognizer")
+        if sum(map(bool, (folder, from_keywords, from_corrections))) != 1:
+            raise TrainingError("give either a FOLDER, --from-keywords or --from-corrections")
+        opts = TrainOptions(name=name, backbone=backbone, augment=augment, copies=copies, holdout=holdout,
+                            folds=folds, multi_label=multi_label, seed=seed, device=device)  # fmt: skip
+        if folder is not None:
+            report = train_from_folder(folder, opts)
+        else:
+            index_path = index or default_index_path()
+            with (
+                index_lock(out, index_path, "train", False),
+                Index.open(index_path, create=False) as idx,
+            ):
+                if from_keywords:
+                    report = train_from_keywords(idx, opts, min_examples=min_examples)
+                else:
+                    report = train_from_corrections(idx, opts)
+    _print_report(out, report)
+
+
+def _print_report(out: Output, r: TrainReport) -> None:
+    from rich.table import Table
+
+    if out.json_mode:
+        out.json({
+            "name": r.name, "manifest": str(r.manifest), "accuracy": r.accuracy, "evaluated_on": r.evaluated_on,
+            "examples": r.examples,
+            "tags": [{"tag": m.path, "examples": m.examples, "precision": m.precision, "recall": m.recall,
+                      "support": m.support} for m in r.tags],
+            "confusions": [{"true": a, "predicted": b, "photos": n} for a, b, n in r.confusions],
+            "warnings": r.warnings,
+            "suggestions": [{"path": os.fsdecode(p), "tag": t, "score": round(s, 4)} for p, t, s in r.suggestions],
+        })  # fmt: skip
+        return
+    table = Table(
+        title=f"{r.name}: accuracy {r.accuracy:.1%} on {r.evaluated_on}", title_justify="left"
+    )
+    for col in ("tag", "photos", "precision", "recall", "tested on"):
+        table.add_column(col, justify="left" if col == "tag" else "right")
+    for m in r.tags:
+        table.add_row(
+            escape(m.path), str(m.examples), f"{m.precision:.2f}", f"{m.recall:.2f}", str(m.support)
+        )
+    out.result(table)
+    for a, b, n in r.confusions[:10]:
+        out.result(f"  confused: {n} x [tag]{escape(a)}[/] taken for [tag]{escape(b)}[/]")
+    for w in r.warnings:
+        out.warning(escape(w))
+    for p, t, s in r.suggestions[:20]:
+        out.result(f"  suggest [tag]{escape(t)}[/] {s:.2f} for [filepath]{escape(safe_path(p))}[/]")
+    if len(r.suggestions) > 20:
+        out.result(f"  ... and {len(r.suggestions) - 20} more suggestions (--json lists them all)")
+    out.info(f"saved [filepath]{escape(safe_path(r.manifest))}[/]; "
+             f"'phototag retag -m {escape(r.name)}' tags your library with it, no decoding needed")  # fmt: skip
+
+
+def retag_command(
+    model: o.Models = None,
+    threshold: o.Threshold = o.DEFAULT_THRESHOLD,
+    top_k: o.TopK = o.DEFAULT_TOP_K,
+    write: o.WriteModeOpt = None,
+    sidecar_name: o.SidecarName = None,
+    config: o.Config = None,
+    index: o.IndexPath = None,
+    wait: o.Wait = False,
+    log_file: o.LogFile = None,
+    quiet: o.Quiet = False,
+) -> None:
+    """Apply recognizers to the embeddings stored in the index, without decoding a single image.
+
+    Updates the tags in the index and, where tags are written (sidecar or embed), the files.
+    """
+    from ..config import default_index_path
+    from ..index import Index
+    from ..retag import retag
+    from ..write import write_tags
+    from .write import report_writes
+
+    out = Output(quiet=quiet, log_file=log_file)
+    index_path = index or default_index_path()
+    failed = 0
+    with guarded(out):
+        settings = o.write_settings(config, write, sidecar_name)
+        with (
+            index_lock(out, index_path, "retag", wait),
+            Index.open(index_path, create=False) as idx,
+        ):
+            report = retag(idx, model, threshold=threshold, top_k=top_k)
+            out.info(f"[num]{report.photos}[/] photos retagged with {', '.join(report.recognizers)}: "
+                     f"[num]{report.changed}[/] changed in [num]{report.seconds:.1f}[/] s")  # fmt: skip
+            out.log(
+                "summary",
+                command="retag",
+                photos=report.photos,
+                changed=report.changed,
+                seconds=report.seconds,
+            )
+            if report.changed_ids:
+                failed = report_writes(
+                    out, write_tags(idx, [], settings, photo_ids=report.changed_ids), False
+                )
+    raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
+
+
+def tag_command(
+    action: Annotated[str, typer.Argument(help="add or remove", show_default=False)],
+    photo: Annotated[Path, typer.Argument(help="The photo (as indexed).", show_default=False)],
+    tag: Annotated[
+        str,
+        typer.Argument(
+            help="A tag ('beach') or a path ('scene/nature/seashore').", show_default=False
+        ),
+    ],
+    index: o.IndexPath = None,
+) -> None:
+    """Correct a photo's tags by hand: corrections win over the models when tags are written,
+    and 'phototag train --from-corrections' learns from them."""
+    from ..config import default_index_path
+    from ..errors import ConfigError
+    from ..index import Index
+
+    out = Output()
+    index_path = index or default_index_path()
+    with guarded(out):
+        if action not in ("add", "remove"):
+            raise ConfigError("the action is 'add' or 'remove'")
+        path = tag.strip().strip("/")
+        if not path or "|" in path:
+            raise ConfigError("a tag may not be empty or contain '|'")
+        if "/" not in path and action == "add":
+            path = f"user/{path}"
+        with index_lock(out, index_path, "tag", False), Index.open(index_path, create=False) as idx:
+            pid = idx.photo_id(Path(os.path.abspath(photo)))
+            if pid is None:
+                raise ConfigError(f"{safe_path(photo)} is not in the index: scan it first")
+            with idx.transaction():
+                idx.correct(pid, path, action)
+    out.info(f"{'added' if action == 'add' else 'removed'} [tag]{escape(path)}[/]; "
+             "'phototag write' puts it into the files")  # fmt: skip

@@ -1,0 +1,587 @@
+"""Recognizers that users train on their own photos: a small head over the backbone's embedding.
+
+Training needs no GPU and takes seconds: the backbone is frozen, each photo (and each
+augmented copy: flips, crops, small colour changes) is run through it once, and a
+logistic regression (scikit-learn, the ``train`` extra) is fitted on the embeddings --
+softmax over the tags by default, one-vs-rest with ``multi_label``. The result is data: a
+TOML manifest and an ``.npz`` head next to the shipped recognizers, run in numpy at scan
+time like any other recognizer.
+
+Sources of examples: a folder with one sub-folder per tag (:func:`train_from_folder`), the
+keywords already in the user's files (:func:`train_from_keywords`), and the user's own
+corrections (:func:`train_from_corrections`); the last two read embeddings from the index
+and decode nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import config
+from .errors import ConfigError, ImageError, PhototagError
+from .imaging import decode, preprocess
+from .index.store import Index
+from .models.backbones import Backbone
+from .models.catalog import Catalog
+from .walk import FileEntry, walk
+
+#: Below this many photos a tag is refused (nothing to hold out); below RECOMMENDED, warned.
+MIN_EXAMPLES = 2
+RECOMMENDED_EXAMPLES = 10
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class TrainingError(ConfigError):
+    """The examples cannot make a recognizer (empty, one tag, no images): nothing was written."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    name: str
+    backbone: str = "efficientnet-lite0"
+    augment: bool = True
+    copies: int = 4  # augmented copies per training photo
+    holdout: float = 0.2  # share of photos held out for the report (ignored with folds)
+    folds: int | None = None  # k-fold cross-validation instead of a held-out share
+    multi_label: bool = False
+    seed: int = 0
+    regularization: float = 1.0  # scikit-learn's C
+    device: config.Device = config.Device.AUTO
+    out_dir: Path | None = None  # default: the user's weights folder
+
+
+@dataclass(frozen=True, slots=True)
+class TagMetrics:
+    path: str
+    examples: int
+    precision: float
+    recall: float
+    support: int  # held-out (or cross-validated) photos of this tag
+
+
+@dataclass
+class TrainReport:
+    name: str
+    manifest: Path
+    tags: list[TagMetrics]
+    accuracy: float
+    evaluated_on: str
+    confusions: list[tuple[str, str, int]] = field(default_factory=list)  # (true, predicted, count)
+    warnings: list[str] = field(default_factory=list)
+    examples: int = 0
+    decoded: int = 0
+    suggestions: list[tuple[Path, str, float]] = field(default_factory=list)  # from keywords
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name) or name in ("imagenet",):
+        raise TrainingError(
+            f"recognizer name {name!r}: use letters, digits, '-', '_' or '.' (up to 64), not a shipped name"
+        )
+    return name
+
+
+# -- examples from a folder ---------------------------------------------------------------
+
+
+def collect_folder(folder: Path, root: str) -> tuple[list[Path], list[set[str]], list[str]]:
+    """Images under ``folder/<tag>/...``: their paths, their tag paths, and problems.
+
+    A sub-folder is a tag; nested sub-folders are hierarchical tags (``pets/dog/terrier``).
+    The same content in two tag folders makes one photo with both tags (for multi-label).
+    """
+    if not folder.is_dir():
+        raise TrainingError(f"{folder} is not a folder")
+    by_hash: dict[str, tuple[Path, set[str]]] = {}
+    problems = []
+    for item in walk([folder]):
+        if not isinstance(item, FileEntry):
+            problems.append(f"{item.path}: {item.reason}")
+            continue
+        rel = item.path.parent.relative_to(folder)
+        if rel == Path("."):
+            problems.append(
+                f"{item.path}: photos directly in {folder} belong to no tag (put them in a sub-folder)"
+            )
+            continue
+        parts = [p for p in rel.parts]
+        tag = "/".join([root, *parts])
+        try:
+            h = hashlib.sha256(item.path.read_bytes()).hexdigest()
+        except OSError as e:
+            problems.append(f"{item.path}: {e.strerror}")
+            continue
+        by_hash.setdefault(h, (item.path, set()))[1].add(tag)
+    paths = [p for p, _ in by_hash.values()]
+    labels = [t for _, t in by_hash.values()]
+    return paths, labels, problems
+
+
+def augmented(image: object, rng: np.random.Generator, copies: int) -> list[object]:
+    """``copies`` variants of a PIL image: flip, random crop (60-100 % of the area), and
+    brightness/contrast/saturation within +-20 %."""
+    from PIL import Image, ImageEnhance
+
+    assert isinstance(image, Image.Image)
+    out: list[object] = []
+    w, h = image.size
+    for _ in range(copies):
+        im = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else image
+        scale = float(np.sqrt(rng.uniform(0.6, 1.0)))
+        cw, ch = max(1, int(w * scale)), max(1, int(h * scale))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        im = im.crop((x, y, x + cw, y + ch))
+        for enhance in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            im = enhance(im).enhance(float(rng.uniform(0.8, 1.2)))
+        out.append(im)
+    return out
+
+
+def embed_photos(
+    paths: Sequence[Path], backbone: Backbone, *, copies: int, seed: int, batch: int = 16
+) -> tuple[list[np.ndarray | None], list[list[np.ndarray]], list[str]]:
+    """Per photo: its embedding (None if unreadable), its augmented copies' embeddings, and problems."""
+    rng = np.random.default_rng(seed)
+    pre = backbone.manifest.preprocess
+    originals: list[np.ndarray | None] = []
+    extras: list[list[np.ndarray]] = []
+    problems: list[str] = []
+    for p in paths:
+        try:
+            photo = decode(
+                p.read_bytes(), min_side=pre.resize, max_pixels=config.DEFAULT_MAX_PIXELS
+            )
+        except (OSError, ImageError) as e:
+            problems.append(f"{p}: {e}")
+            originals.append(None)
+            extras.append([])
+            continue
+        images = [photo.image, *augmented(photo.image, rng, copies)]
+        inputs = np.stack([preprocess(im, pre) for im in images])  # type: ignore[arg-type]
+        embeddings = np.concatenate(
+            [
+                backbone.predict(inputs[i : i + batch]).embeddings
+                for i in range(0, len(inputs), batch)
+            ]
+        )
+        originals.append(embeddings[0])
+        extras.append(list(embeddings[1:]))
+    return originals, extras, problems
+
+
+# -- fitting and evaluating ----------------------------------------------------------------
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    out: np.ndarray = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return out
+
+
+def fit_head(
+    x: np.ndarray, y: np.ndarray, *, multi_label: bool, c: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic regression on L2-normalised embeddings. ``y``: (N,) class indices, or (N, T)
+    0/1 with ``multi_label``. Returns (weight (T, D), bias (T,)) as float32."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        raise ConfigError("training needs scikit-learn: pip install 'phototag[train]'") from None
+    xn = _normalize(x)
+    if not multi_label:
+        model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
+        model.fit(xn, y)
+        weight, bias = model.coef_, model.intercept_
+        if weight.shape[0] == 1:  # scikit-learn keeps one row for two classes
+            weight = np.vstack([-weight[0] / 2, weight[0] / 2])
+            bias = np.array([-bias[0] / 2, bias[0] / 2])
+        return weight.astype(np.float32), bias.astype(np.float32)
+    rows, biases = [], []
+    for t in range(y.shape[1]):
+        col = y[:, t]
+        if col.min() == col.max():  # a tag on every photo (or none): constant
+            rows.append(np.zeros(xn.shape[1]))
+            biases.append(8.0 if col[0] else -8.0)
+            continue
+        m = LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight="balanced")
+        m.fit(xn, col)
+        rows.append(m.coef_[0])
+        biases.append(m.intercept_[0])
+    return np.array(rows, np.float32), np.array(biases, np.float32)
+
+
+def _scores(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, multi_label: bool) -> np.ndarray:
+    z = _normalize(x) @ weight.T.astype(np.float64) + bias
+    if multi_label:
+        out: np.ndarray = 1 / (1 + np.exp(-z))
+        return out
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    result: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return result
+
+
+def _splits(
+    n: int, y_single: np.ndarray, options: TrainOptions
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    idx = np.arange(n)
+    counts = np.bincount(y_single)
+    stratify = y_single if counts[counts > 0].min() >= 2 else None
+    if options.folds:
+        k = (
+            min(options.folds, int(counts[counts > 0].min()))
+            if stratify is not None
+            else options.folds
+        )
+        if k < 2:
+            raise TrainingError("cross-validation needs at least two photos of every tag")
+        skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=options.seed)
+        return [(tr, te) for tr, te in skf.split(idx, y_single)], f"{k}-fold cross-validation"
+    tr, te = train_test_split(
+        idx, test_size=options.holdout, random_state=options.seed, stratify=stratify
+    )
+    return [(np.sort(tr), np.sort(te))], f"{len(te)} held-out photos ({options.holdout:.0%})"
+
+
+def _train_and_report(
+    name: str,
+    tags: list[str],
+    originals: np.ndarray,  # (N, D)
+    extras: list[list[np.ndarray]],
+    labels: list[set[str]],
+    options: TrainOptions,
+    backbone: str,
+) -> TrainReport:
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    n, t = len(originals), len(tags)
+    pos = {tag: i for i, tag in enumerate(tags)}
+    y_multi = np.zeros((n, t), dtype=np.int64)
+    for i, ls in enumerate(labels):
+        for tag in ls:
+            y_multi[i, pos[tag]] = 1
+    y_single = np.argmax(y_multi, axis=1)  # first tag, for stratification and single-label
+
+    def expand(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        xs, ys = [], []
+        for i in rows:
+            for e in [originals[i], *extras[i]]:
+                xs.append(e)
+                ys.append(y_multi[i] if options.multi_label else y_single[i])
+        return np.array(xs), np.array(ys)
+
+    splits, evaluated_on = _splits(n, y_single, options)
+    pred_all = np.zeros((n, t), dtype=np.int64)
+    seen = np.zeros(n, dtype=bool)
+    for tr, te in splits:
+        x_tr, y_tr = expand(tr)
+        if not options.multi_label and len(set(y_tr.tolist())) < 2:
+            raise TrainingError(
+                "after holding photos out, fewer than two tags are left to learn: add photos"
+            )
+        w, b = fit_head(
+            x_tr, y_tr, multi_label=options.multi_label, c=options.regularization, seed=options.seed
+        )
+        s = _scores(originals[te], w, b, options.multi_label)
+        if options.multi_label:
+            pred_all[te] = (s >= 0.5).astype(np.int64)
+        else:
+            full = np.zeros((len(te), t), dtype=np.int64)
+            classes = sorted(set(y_tr.tolist()))
+            full[np.arange(len(te)), np.array(classes)[np.argmax(s, axis=1)]] = 1
+            pred_all[te] = full
+        seen[te] = True
+    metrics = []
+    if options.multi_label:
+        p, r, _, sup = precision_recall_fscore_support(
+            y_multi[seen], pred_all[seen], average=None, zero_division=0
+        )
+        accuracy = float((y_multi[seen] == pred_all[seen]).all(axis=1).mean())
+        confusions: list[tuple[str, str, int]] = []
+    else:
+        truth, guess = y_single[seen], np.argmax(pred_all[seen], axis=1)
+        p, r, _, sup = precision_recall_fscore_support(
+            truth, guess, labels=list(range(t)), average=None, zero_division=0
+        )
+        accuracy = float((truth == guess).mean())
+        cm = confusion_matrix(truth, guess, labels=list(range(t)))
+        confusions = sorted(
+            (
+                (tags[i], tags[j], int(cm[i, j]))
+                for i in range(t)
+                for j in range(t)
+                if i != j and cm[i, j]
+            ),
+            key=lambda c: -c[2],
+        )
+    counts = y_multi.sum(axis=0)
+    for i, tag in enumerate(tags):
+        metrics.append(TagMetrics(tag, int(counts[i]), float(p[i]), float(r[i]), int(sup[i])))
+    # The recognizer itself is fitted on every photo and every augmented copy.
+    x_all, y_all = expand(np.arange(n))
+    weight, bias = fit_head(
+        x_all, y_all, multi_label=options.multi_label, c=options.regularization, seed=options.seed
+    )
+    warnings = [
+        f"{m.path}: only {m.examples} photos; {RECOMMENDED_EXAMPLES} or more per tag make a reliable recognizer"
+        for m in metrics
+        if m.examples < RECOMMENDED_EXAMPLES
+    ]
+    manifest = save_recognizer(
+        name, backbone, tags, weight, bias, options, metrics, accuracy, evaluated_on
+    )
+    return TrainReport(
+        name, manifest, metrics, accuracy, evaluated_on, confusions, warnings, examples=n
+    )
+
+
+def save_recognizer(
+    name: str, backbone: str, tags: Sequence[str], weight: np.ndarray, bias: np.ndarray, options: TrainOptions,
+    metrics: Sequence[TagMetrics], accuracy: float, evaluated_on: str,
+) -> Path:  # fmt: skip
+    """Write ``<name>.npz`` (the head) and ``<name>.toml`` (its manifest), each atomically.
+
+    Deterministic: the same examples and seed give byte-identical files.
+    """
+    folder = (options.out_dir or config.user_weights_dir()) / "recognizers"
+    folder.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        for key, a in (("weight", weight), ("bias", bias)):
+            arr = io.BytesIO()
+            np.save(arr, np.ascontiguousarray(a, dtype=np.float32), allow_pickle=False)
+            z.writestr(
+                zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), arr.getvalue()
+            )
+    head = buf.getvalue()
+    sha = hashlib.sha256(head).hexdigest()
+
+    def q(text: str) -> str:
+        return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+    lines = [
+        f"# Trained by `phototag train` on {sum(m.examples for m in metrics)} photos; do not edit the head.",
+        f"name = {q(name)}",
+        f"backbone = {q(backbone)}",
+        'kind = "linear"',
+        f"description = {q(f'trained on your photos: {len(tags)} tags, accuracy {accuracy:.0%} ({evaluated_on})')}",
+        f"head = {q(name + '.npz')}",
+        f'sha256 = "{sha}"',
+        f"multi_label = {'true' if options.multi_label else 'false'}",
+        f"augment = {'true' if options.augment else 'false'}",
+        f"seed = {options.seed}",
+        "paths = [" + ", ".join(q(t) for t in tags) + "]",
+        "",
+        "[metrics]",
+        f"accuracy = {accuracy:.4f}",
+        f"evaluated_on = {q(evaluated_on)}",
+    ]
+    for m in metrics:
+        lines.append(
+            f"{q(m.path)} = {{ examples = {m.examples}, precision = {m.precision:.4f}, recall = {m.recall:.4f} }}"
+        )
+    from .metadata.xmp import write_atomic
+
+    write_atomic(folder / f"{name}.npz", head)
+    write_atomic(folder / f"{name}.toml", ("\n".join(lines) + "\n").encode("utf-8"))
+    return folder / f"{name}.toml"
+
+
+def _check_tags(labels: list[set[str]], what: str) -> tuple[list[str], list[str]]:
+    counts: dict[str, int] = {}
+    for ls in labels:
+        for t in ls:
+            counts[t] = counts.get(t, 0) + 1
+    too_few = sorted(t for t, c in counts.items() if c < MIN_EXAMPLES)
+    if too_few:
+        raise TrainingError(
+            f"{', '.join(too_few)}: fewer than {MIN_EXAMPLES} photos; every tag needs at least "
+            f"{MIN_EXAMPLES} (and {RECOMMENDED_EXAMPLES}+ to be reliable). Nothing was written."
+        )
+    tags = sorted(counts)
+    if len(tags) < 2:
+        raise TrainingError(
+            f"{what} has {len(tags)} tag{'s' if len(tags) != 1 else ''}: a recognizer needs at least two to tell apart. Nothing was written."
+        )
+    return tags, []
+
+
+def train_from_folder(
+    folder: Path, options: TrainOptions, catalog: Catalog | None = None
+) -> TrainReport:
+    """Train from ``folder/<tag>/*.jpg`` (nested folders: hierarchical tags)."""
+    name = check_name(options.name)
+    catalog = catalog or Catalog.discover()
+    paths, labels, problems = collect_folder(folder, name)
+    if not paths:
+        raise TrainingError(
+            f"{folder} holds no photos in tag sub-folders ({len(problems)} problems). Nothing was written."
+        )
+    backbone = Backbone(catalog.backbone(options.backbone), device=options.device)
+    originals, extras, read_problems = embed_photos(
+        paths, backbone, copies=options.copies if options.augment else 0, seed=options.seed
+    )
+    keep = [i for i, e in enumerate(originals) if e is not None]
+    if not keep:
+        raise TrainingError(
+            f"none of the {len(paths)} files under {folder} could be read as a photo. Nothing was written."
+        )
+    labels = [labels[i] for i in keep]
+    if not options.multi_label and any(len(ls) > 1 for ls in labels):
+        raise TrainingError(
+            "the same photo is in two tag folders: use --multi-label, or keep one copy. Nothing was written."
+        )
+    unreadable = (
+        f" ({len(paths) - len(keep)} files could not be read)" if len(keep) < len(paths) else ""
+    )
+    try:
+        tags, _ = _check_tags(labels, str(folder))
+    except TrainingError as e:
+        raise TrainingError(
+            str(e).replace(" Nothing was written.", f"{unreadable}. Nothing was written.")
+        ) from None
+    report = _train_and_report(
+        name,
+        tags,
+        np.array([originals[i] for i in keep]),
+        [extras[i] for i in keep],
+        labels,
+        options,
+        backbone.name,
+    )
+    report.warnings = [*problems, *read_problems, *report.warnings]
+    report.decoded = len(paths)
+    return report
+
+
+# -- examples from the index: keywords and corrections ---------------------------------------
+
+
+def keyword_tag(value: str, field_name: str, root: str) -> str | None:
+    """A keyword as a tag path under ``root``: 'People|Anna' -> 'mine/People/Anna'."""
+    sep = (
+        "|"
+        if field_name == "lr:hierarchicalSubject"
+        else "/"
+        if field_name == "digiKam:TagsList"
+        else None
+    )
+    parts = [p.strip() for p in (value.split(sep) if sep else [value])]
+    parts = [p.replace("/", "-") for p in parts if p]
+    return "/".join([root, *parts]) if parts else None
+
+
+def train_from_keywords(
+    index: Index,
+    options: TrainOptions,
+    *,
+    min_examples: int = RECOMMENDED_EXAMPLES,
+    read_keywords: Callable[[Index], dict[int, list[tuple[str, str]]]] | None = None,
+    suggest_threshold: float = 0.5,
+) -> TrainReport:
+    """Learn the user's own keywords (dc:subject, lr:hierarchicalSubject, IPTC Keywords,
+    digiKam:TagsList in sidecars and files) from the stored embeddings, then suggest them for
+    the photos that lack them. phototag's own keywords are left out."""
+    from .metadata.read import user_keywords
+
+    name = check_name(options.name)
+    found = (read_keywords or user_keywords)(index)
+    # One tag per keyword; the hierarchical fields name it best, so they win over flat ones.
+    per_photo: dict[int, set[str]] = {}
+    for pid, pairs in found.items():
+        best: dict[str, str] = {}
+        for field_name, value in pairs:
+            tag = keyword_tag(value, field_name, name)
+            if tag:
+                leaf = tag.rsplit("/", 1)[-1].casefold()
+                if field_name in ("lr:hierarchicalSubject", "digiKam:TagsList") or leaf not in best:
+                    best[leaf] = tag
+        if best:
+            per_photo[pid] = set(best.values())
+    counts: dict[str, int] = {}
+    for ts in per_photo.values():
+        for t in ts:
+            counts[t] = counts.get(t, 0) + 1
+    total = index.count_embeddings(options.backbone)
+    tags = sorted(t for t, c in counts.items() if c >= min_examples and c < total)
+    if len(tags) < 1:
+        raise TrainingError(
+            f"no keyword is on {min_examples} or more photos (found {len(counts)} keywords in "
+            f"{len(per_photo)} photos); --min-examples lower, or tag more photos. Nothing was written."
+        )
+    ids, vecs = _embeddings(index, options.backbone)
+    labels = [per_photo.get(int(i), set()) & set(tags) for i in ids]
+    opts = TrainOptions(**{**options.__dict__, "multi_label": True, "augment": False})
+    report = _train_and_report(name, tags, vecs, [[] for _ in ids], labels, opts, options.backbone)
+    # Suggestions: photos without a keyword that the new recognizer gives it.
+    from .models.recognizers import load_recognizer
+
+    rec = load_recognizer(report.manifest, None)
+    scores = rec.score(vecs)  # type: ignore[attr-defined]
+    paths = index.paths_of(ids.tolist())
+    for row, pid in enumerate(ids.tolist()):
+        for j, tag in enumerate(rec.paths):
+            if tag not in labels[row] and scores[row, j] >= suggest_threshold:
+                report.suggestions.append((paths[pid], tag, float(scores[row, j])))
+    report.suggestions.sort(key=lambda s: -s[2])
+    return report
+
+
+def train_from_corrections(index: Index, options: TrainOptions) -> TrainReport:
+    """Learn the tags the user added by hand (``phototag tag add``) from stored embeddings."""
+    name = check_name(options.name)
+    ids, vecs = _embeddings(index, options.backbone)
+    added = index.corrections(action="add")
+    labels = [
+        {
+            f"{name}/{p.split('/', 1)[1] if p.startswith('user/') else p}"
+            for p in added.get(int(i), [])
+        }
+        for i in ids
+    ]
+    keep = [k for k, ls in enumerate(labels) if ls]
+    if not keep:
+        raise TrainingError(
+            "no corrections to learn from: add some with 'phototag tag add PHOTO TAG'. Nothing was written."
+        )
+    labels = [labels[k] for k in keep]
+    tags, _ = _check_tags(labels, "the corrections")
+    opts = TrainOptions(**{**options.__dict__, "augment": False})
+    if not opts.multi_label and any(len(ls) > 1 for ls in labels):
+        opts = TrainOptions(**{**opts.__dict__, "multi_label": True})
+    return _train_and_report(
+        name, tags, vecs[keep], [[] for _ in keep], labels, opts, options.backbone
+    )
+
+
+def _embeddings(index: Index, backbone: str) -> tuple[np.ndarray, np.ndarray]:
+    ids_list, vec_list = [], []
+    for ids, vecs in index.embedding_chunks(backbone):
+        ids_list.append(ids)
+        vec_list.append(vecs.astype(np.float32))
+    if not ids_list:
+        raise TrainingError(f"the index holds no {backbone} embeddings: scan your photos first")
+    return np.concatenate(ids_list), np.concatenate(vec_list)
+
+
+def remove_recognizer(name: str, out_dir: Path | None = None) -> None:
+    folder = (out_dir or config.user_weights_dir()) / "recognizers"
+    for suffix in (".toml", ".npz"):
+        try:
+            os.unlink(folder / f"{name}{suffix}")
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise PhototagError(f"cannot remove {folder / (name + suffix)}: {e.strerror}") from None

@@ -1,0 +1,353 @@
+"""Recognizers trained on the user's photos: accuracy on unseen scenes, determinism, clear
+errors, retag without decoding, learning the user's own keywords, and corrections."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import sample
+from PIL import Image
+from typer.testing import CliRunner
+
+from phototag import imaging, pipeline
+from phototag.classify import Classification, classify
+from phototag.cli.app import app
+from phototag.config import Device, WriteSettings
+from phototag.index import Index
+from phototag.metadata.keywords import Field
+from phototag.metadata.xmp import Sidecar
+from phototag.models.catalog import Catalog
+from phototag.retag import retag
+from phototag.scan import ScanOptions, scan
+from phototag.train import (
+    TrainingError,
+    TrainOptions,
+    train_from_corrections,
+    train_from_folder,
+    train_from_keywords,
+)
+from phototag.write import write_tags
+
+OBJECTS = {"cup": ("coffee", (60, 10, 470, 390)), "cat": ("chelsea", (90, 0, 380, 290)),
+           "astronaut": ("astronaut", (130, 0, 380, 260))}  # fmt: skip
+
+
+def scenes(
+    folder: Path,
+    backgrounds: list[str],
+    per_tag: int,
+    seed: int,
+    scale: tuple[float, float] = (0.3, 0.5),
+) -> None:
+    """Real textures (scikit-image) with a real object pasted at a random place and size."""
+    rng = np.random.default_rng(seed)
+    for tag, (src, box) in OBJECTS.items():
+        obj = Image.fromarray(sample(src)).crop(box)
+        (folder / tag).mkdir(parents=True, exist_ok=True)
+        for i in range(per_tag):
+            bg = Image.fromarray(sample(backgrounds[(i + seed) % len(backgrounds)]))
+            side = 300
+            bg = bg.resize((max(bg.width, side), max(bg.height, side)))
+            x, y = (
+                int(rng.integers(0, bg.width - side + 1)),
+                int(rng.integers(0, bg.height - side + 1)),
+            )
+            canvas = bg.crop((x, y, x + side, y + side))
+            k = float(rng.uniform(*scale))
+            o = obj.resize((int(obj.width * k * side / 400), int(obj.height * k * side / 400)))
+            if rng.random() < 0.5:
+                o = o.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            canvas.paste(
+                o, (int(rng.integers(0, side - o.width)), int(rng.integers(0, side - o.height)))
+            )
+            canvas.save(folder / tag / f"{i:02d}.jpg", quality=85)
+
+
+@pytest.fixture(scope="module")
+def scene_sets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("scenes")
+    scenes(root / "train", ["brick", "grass", "gravel"], 12, 0)
+    scenes(
+        root / "test", ["coins", "moon", "page", "text"], 8, 1
+    )  # backgrounds never seen in training
+    return root / "train", root / "test"
+
+
+def catalog_with(weights: Path) -> Catalog:
+    return Catalog.discover([weights, Path(__file__).resolve().parents[1] / "weights"])
+
+
+def test_a_trained_recognizer_is_accurate_on_scenes_it_never_saw(
+    tmp_path: Path, scene_sets: tuple[Path, Path]
+) -> None:
+    train, test = scene_sets
+    report = train_from_folder(
+        train, TrainOptions(name="objects", out_dir=tmp_path / "w", device=Device.CPU)
+    )
+    assert [m.path for m in report.tags] == ["objects/astronaut", "objects/cat", "objects/cup"]
+    assert all(m.examples == 12 and m.support > 0 for m in report.tags)
+    assert report.accuracy >= 0.85 and report.evaluated_on.endswith("held-out photos (20%)")
+    assert report.warnings == []
+    results = list(classify(sorted(test.rglob("*.jpg")), recognizers=["objects"], catalog=catalog_with(tmp_path / "w"),
+                            device=Device.CPU, threshold=0, top_k=1))  # fmt: skip
+    hits = [
+        isinstance(r, Classification) and r.candidates["objects"][0].tag == r.path.parent.name
+        for r in results
+    ]
+    assert len(hits) == 24 and sum(hits) / len(hits) >= 0.85  # stated: 85 % on unseen backgrounds
+
+
+def test_the_same_examples_give_the_same_recognizer(
+    tmp_path: Path, scene_sets: tuple[Path, Path]
+) -> None:
+    train, _ = scene_sets
+    options = dict(name="objects", device=Device.CPU, copies=2)
+    a = train_from_folder(train, TrainOptions(out_dir=tmp_path / "a", **options))  # type: ignore[arg-type]
+    b = train_from_folder(train, TrainOptions(out_dir=tmp_path / "b", **options))  # type: ignore[arg-type]
+    for suffix in (".npz", ".toml"):
+        assert (
+            a.manifest.with_suffix(suffix).read_bytes()
+            == b.manifest.with_suffix(suffix).read_bytes()
+        )
+    c = train_from_folder(train, TrainOptions(out_dir=tmp_path / "c", seed=1, **options))  # type: ignore[arg-type]
+    assert (
+        c.manifest.with_suffix(".npz").read_bytes() != a.manifest.with_suffix(".npz").read_bytes()
+    )
+
+
+def test_kfold_multi_label_and_hierarchical_folders(
+    tmp_path: Path, scene_sets: tuple[Path, Path]
+) -> None:
+    import shutil
+
+    train, _ = scene_sets
+    data = tmp_path / "data"
+    shutil.copytree(train / "cat", data / "animal" / "cat")
+    shutil.copytree(train / "cup", data / "kitchen" / "cup")
+    shutil.copytree(train / "cat", data / "cute")  # the cats are also "cute": two tags per photo
+    report = train_from_folder(data, TrainOptions(name="home", out_dir=tmp_path / "w", folds=3, multi_label=True,
+                                                  augment=False, device=Device.CPU))  # fmt: skip
+    assert report.evaluated_on == "3-fold cross-validation"
+    assert {m.path: m.examples for m in report.tags} == {
+        "home/animal/cat": 12,
+        "home/cute": 12,
+        "home/kitchen/cup": 12,
+    }
+    rec = catalog_with(tmp_path / "w").recognizer("home")
+    with pytest.raises(TrainingError, match="--multi-label"):
+        train_from_folder(
+            data, TrainOptions(name="home2", out_dir=tmp_path / "w", device=Device.CPU)
+        )
+    assert rec.paths == ("home/animal/cat", "home/cute", "home/kitchen/cup")
+
+
+@pytest.mark.parametrize(
+    ("layout", "message"),
+    [
+        ({}, "holds no photos"),
+        ({"cats/a.jpg": "photo", "cats/b.jpg": "photo"}, "needs at least two"),
+        (
+            {"cats/a.jpg": "text", "dogs/b.jpg": "text", "dogs/c.jpg": "text"},
+            "could be read as a photo",
+        ),
+        (
+            {"cats/a.jpg": "photo", "dogs/b.jpg": "photo", "dogs/c.jpg": "photo"},
+            "objects/cats: fewer than 2",
+        ),
+        ({"a.jpg": "photo"}, "holds no photos"),
+    ],
+)
+def test_bad_training_folders_are_refused_and_nothing_is_written(
+    tmp_path: Path, layout: dict[str, str], message: str
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for k, (name, kind) in enumerate(layout.items()):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        if kind == "photo":  # distinct photos (the same content twice would be one photo)
+            Image.fromarray(sample("coffee")).resize((200 + k, 150)).save(folder / name)
+        else:
+            (folder / name).write_text("not a photo")
+    with pytest.raises(TrainingError, match=message):
+        train_from_folder(
+            folder, TrainOptions(name="objects", out_dir=tmp_path / "w", device=Device.CPU)
+        )
+    assert not (tmp_path / "w").exists() or not list((tmp_path / "w").rglob("objects.*"))
+    with pytest.raises(TrainingError, match="is not a folder"):
+        train_from_folder(
+            tmp_path / "missing", TrainOptions(name="objects", out_dir=tmp_path / "w")
+        )
+
+
+def test_retag_applies_a_new_recognizer_to_stored_embeddings_without_decoding(
+    tmp_path: Path, scene_sets: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, test = scene_sets
+    monkeypatch.setenv("PHOTOTAG_WEIGHTS", str(tmp_path / "w"))
+    train_from_folder(
+        train, TrainOptions(name="objects", out_dir=tmp_path / "w", device=Device.CPU)
+    )
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        list(scan([test], idx, ScanOptions(device=Device.CPU, recognizers=["imagenet"])))
+        list(write_tags(idx, [test], WriteSettings()))
+        decodes: list[int] = []
+        for module in (imaging, pipeline):
+            real = module.decode
+            monkeypatch.setattr(
+                module, "decode", lambda *a, _r=real, **k: decodes.append(1) or _r(*a, **k)
+            )
+        report = retag(idx, ["objects"], threshold=0.5, top_k=1)
+        assert decodes == [] and report.photos == 24 and report.changed >= 20
+        right = 0
+        for photo in sorted(test.rglob("*.jpg")):
+            view = idx.photo(photo)
+            assert view is not None and "imagenet" in view.tags  # other recognizers kept
+            right += [c.tag for c in view.tags["objects"]] == [photo.parent.name]
+        assert right >= 20
+        list(write_tags(idx, [test], WriteSettings(), photo_ids=report.changed_ids))
+        sidecar = Sidecar.read(Path(str(test / "cat" / "00.jpg") + ".xmp"))
+        assert sidecar is not None
+        assert any(v.startswith("phototag|objects|") for v in sidecar.fields()[Field.HIERARCHICAL])
+        again = retag(idx, ["objects"], threshold=0.5, top_k=1)
+        assert again.changed == 0
+
+
+def test_learning_the_users_own_keywords_and_suggesting_them(
+    tmp_path: Path, make_photo: Callable[..., Path]
+) -> None:
+    """Twelve cats and twelve coffees; the user tagged ten cats 'Pets|Kitty' and ten coffees
+    'Breakfast' over the years. phototag learns both and suggests them for the rest."""
+    lib = tmp_path / "lib"
+    for i in range(12):
+        make_photo(f"lib/cat{i:02d}.jpg", "chelsea", size=(300 + 7 * i, 200 + 3 * i))
+        make_photo(f"lib/coffee{i:02d}.jpg", "coffee", size=(330 + 5 * i, 220 + 4 * i))
+    for i in range(10):
+        Sidecar_write(
+            lib / f"cat{i:02d}.jpg.xmp",
+            {Field.HIERARCHICAL: ["Pets|Kitty"], Field.SUBJECT: ["Kitty"]},
+        )
+        Sidecar_write(lib / f"coffee{i:02d}.jpg.xmp", {Field.SUBJECT: ["Breakfast"]})
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        list(scan([lib], idx, ScanOptions(device=Device.CPU)))
+        list(write_tags(idx, [lib], WriteSettings()))  # phototag's own keywords join the user's...
+        report = train_from_keywords(
+            idx, TrainOptions(name="mine", out_dir=tmp_path / "w"), min_examples=5
+        )
+    assert [m.path for m in report.tags] == [
+        "mine/Breakfast",
+        "mine/Pets/Kitty",
+    ]  # ...and are not learned
+    suggested = {(p.name, t) for p, t, _ in report.suggestions}
+    assert {("cat10.jpg", "mine/Pets/Kitty"), ("cat11.jpg", "mine/Pets/Kitty"),
+            ("coffee10.jpg", "mine/Breakfast"), ("coffee11.jpg", "mine/Breakfast")} <= suggested  # fmt: skip
+    assert not [s for s in suggested if s[0].startswith("cat") and s[1] == "mine/Breakfast"]
+    assert report.decoded == 0
+
+
+def Sidecar_write(path: Path, fields: dict[Field, list[str]]) -> None:
+    from phototag.metadata.xmp import write_atomic
+
+    s = Sidecar.new()
+    s.set_fields(fields)
+    write_atomic(path, s.to_bytes())
+
+
+def test_corrections_win_when_writing_and_can_be_learned(
+    tmp_path: Path, make_photo: Callable[..., Path]
+) -> None:
+    lib = tmp_path / "lib"
+    for i in range(4):
+        make_photo(f"lib/cat{i}.jpg", "chelsea", size=(300 + 9 * i, 200))
+        make_photo(f"lib/cup{i}.jpg", "coffee", size=(300 + 9 * i, 200))
+    index = str(tmp_path / "i.sqlite")
+    runner = CliRunner()
+    assert (
+        runner.invoke(app, ["scan", str(lib), "--index", index, "--device", "cpu", "-q"]).exit_code
+        == 0
+    )
+    for i in range(4):
+        assert (
+            runner.invoke(
+                app, ["tag", "add", str(lib / f"cat{i}.jpg"), "Whiskers", "--index", index]
+            ).exit_code
+            == 0
+        )
+        runner.invoke(app, ["tag", "add", str(lib / f"cup{i}.jpg"), "Morning", "--index", index])
+    r = runner.invoke(app, ["tag", "remove", str(lib / "cat0.jpg"), "animal", "--index", index])
+    assert r.exit_code == 0
+    assert runner.invoke(app, ["write", str(lib), "--index", index, "-q"]).exit_code == 0
+    subject = Sidecar.read(lib / "cat0.jpg.xmp").fields()[Field.SUBJECT]  # type: ignore[union-attr]
+    assert (
+        "Whiskers" in subject and "animal" not in subject and "cat" not in subject
+    )  # removal covers animal/...
+    assert "animal" in Sidecar.read(lib / "cat1.jpg.xmp").fields()[Field.SUBJECT]  # type: ignore[union-attr]
+    with Index.open(Path(index)) as idx:
+        report = train_from_corrections(
+            idx, TrainOptions(name="fixes", out_dir=tmp_path / "w", holdout=0.25)
+        )
+    assert [m.path for m in report.tags] == ["fixes/Morning", "fixes/Whiskers"]
+
+
+def test_the_train_and_retag_commands(
+    tmp_path: Path, scene_sets: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, test = scene_sets
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", str(train), "--name", "objects", "--device", "cpu", "--json"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["accuracy"] >= 0.85 and {t["tag"] for t in doc["tags"]} == {
+        "objects/cup",
+        "objects/cat",
+        "objects/astronaut",
+    }
+    assert Path(doc["manifest"]).is_relative_to(tmp_path / "data")
+    index = ["--index", str(tmp_path / "i.sqlite")]
+    runner.invoke(app, ["scan", str(test), "--device", "cpu", "-q", "-m", "imagenet", *index])
+    r = runner.invoke(app, ["retag", "-m", "objects", "--threshold", "0.5", *index])
+    assert r.exit_code == 0 and "24 photos retagged with objects" in r.stderr
+    r = runner.invoke(app, ["album", "--tag", "objects/cup", "--json", *index])
+    assert len(r.stdout.splitlines()) >= 6
+    r = runner.invoke(app, ["train", "--name", "x"])
+    assert r.exit_code == 2 and "either a FOLDER" in r.stderr
+
+
+def test_a_training_run_killed_at_random_moments_leaves_no_half_recognizer(
+    tmp_path: Path, scene_sets: tuple[Path, Path]
+) -> None:
+    train, _ = scene_sets
+    env = {**__import__("os").environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "phototag",
+        "train",
+        str(train),
+        "--name",
+        "objects",
+        "--device",
+        "cpu",
+        "--copies",
+        "1",
+    ]
+    folder = tmp_path / "data" / "phototag" / "weights" / "recognizers"
+    for delay in (1.0, 2.0, 3.0):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if (folder / "objects.toml").exists():  # a complete recognizer, or none
+            assert catalog_with(folder.parent).recognizer("objects").paths
+        if folder.exists():
+            assert not list(folder.glob(".*.tmp"))
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    assert catalog_with(folder.parent).recognizer("objects").paths
