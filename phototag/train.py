@@ -33,6 +33,7 @@ from .imaging import decode, preprocess
 from .index.store import Index
 from .models.backbones import Backbone
 from .models.catalog import Catalog
+from .models.recognizers import head_scores
 from .walk import FileEntry, walk
 
 #: Below this many photos a tag is refused (nothing to hold out); below RECOMMENDED, warned.
@@ -220,17 +221,6 @@ def fit_head(
     return np.array(rows, np.float32), np.array(biases, np.float32)
 
 
-def _scores(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, multi_label: bool) -> np.ndarray:
-    z = _normalize(x) @ weight.T.astype(np.float64) + bias
-    if multi_label:
-        out: np.ndarray = 1 / (1 + np.exp(-z))
-        return out
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    result: np.ndarray = e / e.sum(axis=1, keepdims=True)
-    return result
-
-
 def _splits(
     n: int, y_single: np.ndarray, options: TrainOptions
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
@@ -294,7 +284,7 @@ def _train_and_report(
         w, b = fit_head(
             x_tr, y_tr, multi_label=options.multi_label, c=options.regularization, seed=options.seed
         )
-        s = _scores(originals[te], w, b, options.multi_label)
+        s = head_scores(originals[te], w, b, multi_label=options.multi_label)
         if options.multi_label:
             pred_all[te] = (s >= 0.5).astype(np.int64)
         else:

@@ -125,6 +125,22 @@ class MappedRecognizer:
         return rank(self.score(output.probs), self.paths, threshold=threshold, top_k=top_k)
 
 
+def head_scores(embeddings: np.ndarray, weight: np.ndarray, bias: np.ndarray, *, multi_label: bool) -> np.ndarray:
+    """A trained head on L2-normalised embeddings: a softmax over the tags, or one sigmoid each.
+
+    The one definition used both to measure a head while training and to run it afterwards.
+    """
+    from .backbones import softmax
+
+    e = np.asarray(embeddings, dtype=np.float32)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    z = e @ np.asarray(weight, np.float32).T + np.asarray(bias, np.float32)
+    if multi_label:
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+        return out
+    return softmax(z)
+
+
 @dataclass(frozen=True)
 class LinearRecognizer:
     """A trained head over the backbone's embedding (``phototag train``): softmax over the
@@ -140,17 +156,8 @@ class LinearRecognizer:
     multi_label: bool
 
     def score(self, embeddings: np.ndarray) -> np.ndarray:
-        """(N, dim) embeddings -> (N, tags) scores in [0, 1], from L2-normalised embeddings."""
-        e = np.asarray(embeddings, dtype=np.float32)
-        e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-        z = e @ self.weight.T + self.bias
-        if self.multi_label:
-            out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
-            return out
-        z = z - z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        result: np.ndarray = p / p.sum(axis=1, keepdims=True)
-        return result
+        """(N, dim) embeddings -> (N, tags) scores in [0, 1]."""
+        return head_scores(embeddings, self.weight, self.bias, multi_label=self.multi_label)
 
     def candidates(
         self, output: BackboneOutput, *, threshold: float = 0.0, top_k: int | None = None
