@@ -227,7 +227,7 @@ def scan(
         with index.transaction():
             report.removed = index.remove(gone)
 
-    report.providers = sorted({p for b in backbones.values() if b._session for p in b.providers})
+    report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})
     report.seconds = time.perf_counter() - started
     yield Finished(report)
 

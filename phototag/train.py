@@ -516,10 +516,11 @@ def train_from_keywords(
     opts = TrainOptions(**{**options.__dict__, "multi_label": True, "augment": False})
     report = _train_and_report(name, tags, vecs, [[] for _ in ids], labels, opts, options.backbone)
     # Suggestions: photos without a keyword that the new recognizer gives it.
-    from .models.recognizers import load_recognizer
+    from .models.recognizers import LinearRecognizer, load_recognizer
 
     rec = load_recognizer(report.manifest, None)
-    scores = rec.score(vecs)  # type: ignore[attr-defined]
+    assert isinstance(rec, LinearRecognizer)
+    scores = rec.score(vecs)
     paths = index.paths_of(ids.tolist())
     for row, pid in enumerate(ids.tolist()):
         for j, tag in enumerate(rec.paths):

@@ -110,11 +110,9 @@ def _walk_dir(
         path = Path(entry.path)
         try:
             is_link = entry.is_symlink()
-            if is_link and not follow and not _leads_inside(path, inside):
-                if not os.path.exists(path) and is_photo_name(name):
-                    pass  # broken: reported below, whatever it points to
-                else:
-                    continue  # leads outside the library: only with --follow-symlinks
+            broken = is_link and not os.path.exists(path)
+            if is_link and not broken and not follow and not _leads_inside(path, inside):
+                continue  # leads outside the library: only with --follow-symlinks (broken ones are reported)
             is_dir = entry.is_dir(follow_symlinks=True)
         except OSError as e:
             yield WalkProblem(path, _reason(e, path))

@@ -309,7 +309,8 @@ def clean(index: Index, roots: Sequence[Path], *, dry_run: bool = False) -> Iter
     targets = [(p, t) for p in photos for t in index.targets_of(p.id)]
     with ExitStack() as stack:
         exiftool = None
-        if any(index.target(t) and index.target(t).mode == "embed" for _, t in targets):  # type: ignore[union-attr]
+        records = [index.target(t) for _, t in targets]
+        if any(r is not None and r.mode == "embed" for r in records):
             exiftool = stack.enter_context(ExifTool())
         writer = (DryRunWriter if dry_run else Writer)(index, exiftool)
         for photo, target in targets:

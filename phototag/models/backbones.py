@@ -79,6 +79,11 @@ class Backbone:
         return BackboneOutput(probs=probs, embeddings=e)
 
     @property
+    def loaded(self) -> bool:
+        """Whether a session was opened (a rescan with nothing to do opens none)."""
+        return self._session is not None
+
+    @property
     def providers(self) -> list[str]:
         return self.load().providers
 

@@ -125,7 +125,9 @@ class MappedRecognizer:
         return rank(self.score(output.probs), self.paths, threshold=threshold, top_k=top_k)
 
 
-def head_scores(embeddings: np.ndarray, weight: np.ndarray, bias: np.ndarray, *, multi_label: bool) -> np.ndarray:
+def head_scores(
+    embeddings: np.ndarray, weight: np.ndarray, bias: np.ndarray, *, multi_label: bool
+) -> np.ndarray:
     """A trained head on L2-normalised embeddings: a softmax over the tags, or one sigmoid each.
 
     The one definition used both to measure a head while training and to run it afterwards.
