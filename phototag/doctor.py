@@ -90,6 +90,9 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
     if path.exists():
         try:
             with Index.open(path, create=False) as idx:
+                from .index.schema import LATEST, schema_version
+
+                info["schema version"] = f"{schema_version(idx.conn)} (this phototag: {LATEST})"
                 info["photos"] = idx.count_photos()
                 info["integrity"] = idx.integrity()
                 info["size"] = f"{path.stat().st_size / 2**20:.1f} MiB"

@@ -120,3 +120,47 @@ def test_the_config_file_refuses_with_config_error(tmp_path_factory, content: by
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with contextlib.suppress(ConfigError):
         load_settings(path)
+
+
+name_parts = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(st.lists(st.tuples(st.lists(name_parts, min_size=0, max_size=3), name_parts,
+                          st.sampled_from(["photo", "text", "empty", "folder"])), max_size=12))  # fmt: skip
+def test_training_folder_layouts_are_collected_or_refused(tmp_path_factory, layout) -> None:  # type: ignore[no-untyped-def]
+    """Any tree of folders, files and names: collected into (photo, tags) or problems, no crash."""
+    import io
+
+    from PIL import Image
+
+    from phototag.train import TrainingError, collect_folder
+
+    root = tmp_path_factory.mktemp("layout")
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, "PNG")
+    for dirs, name, kind in layout:
+        if any(p in (".", "..") for p in [*dirs, name]):
+            continue
+        folder = root.joinpath(*dirs)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{name}.png"
+            if kind == "folder":
+                target.mkdir(exist_ok=True)
+            elif not target.is_dir():
+                target.write_bytes(
+                    png.getvalue() if kind == "photo" else b"" if kind == "empty" else b"text"
+                )
+        except OSError:  # a name the file system refuses (too long, ...): not our concern here
+            continue
+    try:
+        paths, labels, _problems = collect_folder(root, "t")
+    except TrainingError:
+        return
+    assert len(paths) == len(labels)
+    for p, tags in zip(paths, labels, strict=True):
+        assert p.is_file() and tags and all(t.startswith("t/") for t in tags)

@@ -74,3 +74,17 @@ def test_odd_names_survive(tmp_path: Path) -> None:
 def test_a_missing_root_is_a_problem_not_a_crash(tmp_path: Path) -> None:
     (item,) = list(walk([tmp_path / "nope"]))
     assert isinstance(item, WalkProblem) and item.reason.startswith("no such file or folder")
+
+
+def test_symlinks_leading_outside_the_library_are_followed_only_when_asked(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    touch(outside / "secret.jpg")
+    touch(outside / "dir" / "more.jpg")
+    lib = tmp_path / "lib"
+    touch(lib / "mine.jpg")
+    os.symlink(outside / "secret.jpg", lib / "link.jpg")
+    os.symlink(outside / "dir", lib / "linked-dir")
+    os.symlink(lib / "mine.jpg", lib / "inside-link.jpg")  # inside: always followed
+    names = lambda **kw: sorted(x.path.name for x in walk([lib], **kw) if isinstance(x, FileEntry))  # noqa: E731
+    assert names() == ["inside-link.jpg", "mine.jpg"]
+    assert names(follow_symlinks=True) == ["inside-link.jpg", "link.jpg", "mine.jpg", "more.jpg"]
