@@ -22,6 +22,7 @@ class Device(StrEnum):
 DEFAULT_THRESHOLD = 0.25
 DEFAULT_TOP_K = 5
 DEFAULT_BATCH_SIZE = 16
+GPU_BATCH_SIZE = 128
 
 #: A file whose read and decode take longer than this is skipped and reported (a dead
 #: network mount must not stall a nightly run forever).

@@ -44,10 +44,14 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
     try:
         import onnxruntime as ort
 
-        from .models.session import choose_providers, nvidia_driver_problem
+        from .models.session import choose_providers, cuda_problems, nvidia_driver_problem
 
         runtime["available providers"] = ", ".join(ort.get_available_providers())
         runtime["NVIDIA driver"] = nvidia_driver_problem() or "found"
+        problems = cuda_problems()
+        runtime["CUDA"] = "usable" if not problems else "cannot be used: " + "; ".join(problems)
+        if problems and device is config.Device.CUDA:
+            d.problems.extend(problems)
         runtime["providers asked for"] = ", ".join(
             choose_providers(device, ort.get_available_providers())
         )

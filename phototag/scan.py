@@ -23,7 +23,15 @@ from .models.backbones import Backbone
 from .models.catalog import Catalog
 from .models.recognizers import Candidate, Recognizer
 from .models.session import Device
-from .pipeline import Loaded, LoadFailed, batched, default_workers, make_loader, ordered_map
+from .pipeline import (
+    Loaded,
+    LoadFailed,
+    batched,
+    default_workers,
+    make_loader,
+    ordered_map,
+    read_ahead,
+)
 from .walk import FileEntry, WalkProblem, walk
 
 
@@ -32,7 +40,7 @@ class ScanOptions:
     recognizers: Sequence[str] | None = None  # None: the defaults
     threshold: float = config.DEFAULT_THRESHOLD
     top_k: int = config.DEFAULT_TOP_K
-    batch_size: int = config.DEFAULT_BATCH_SIZE
+    batch_size: int | None = None  # None: 16 on the CPU, 128 on a GPU
     workers: int | None = None  # decode threads; None: one per core
     device: Device = Device.AUTO
     max_pixels: int = config.DEFAULT_MAX_PIXELS
@@ -175,7 +183,12 @@ def scan(
     # For content that was known when read but whose source changed since (rare): decode.
     decode_anyway = make_loader(preprocesses, (), options.max_pixels)
     workers = options.workers or default_workers()
-    window = 2 * options.batch_size + workers
+    gpu = todo and any(b.on_gpu for b in backbones.values())
+    batch_size = options.batch_size or (config.GPU_BATCH_SIZE if gpu else config.DEFAULT_BATCH_SIZE)
+    if gpu:
+        for b in backbones.values():
+            b.pad_to = batch_size  # fixed shapes: cuDNN's algorithm search runs once
+    window = 2 * batch_size + workers
     if todo:
         for b in backbones.values():
             b.load()  # a damaged model is refused before any photo is read
@@ -187,13 +200,13 @@ def scan(
 
     stream = ordered_map(
         load,
-        todo,
+        read_ahead(todo),
         workers=workers,
         window=window,
         timeout=options.read_timeout,
         on_timeout=timed_out,
     )
-    for batch in batched(stream, options.batch_size):
+    for batch in batched(stream, batch_size):
         for i, loaded in enumerate(batch):
             if isinstance(loaded, Loaded) and loaded.inputs is None:
                 source = reusable.get(loaded.hash)

@@ -44,7 +44,14 @@ Device = Annotated[
     ),
 ]
 BatchSize = Annotated[
-    int, typer.Option("--batch-size", min=1, max=4096, help="Images per inference call.")
+    int | None,
+    typer.Option(
+        "--batch-size",
+        min=1,
+        max=4096,
+        help="Images per inference call [default: 16 on the CPU, 128 on a GPU].",
+        show_default=False,
+    ),
 ]
 Workers = Annotated[
     int | None,

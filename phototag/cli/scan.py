@@ -27,7 +27,7 @@ def scan_command(
     top_k: o.TopK = o.DEFAULT_TOP_K,
     index: o.IndexPath = None,
     device: o.Device = Device.AUTO,
-    batch_size: o.BatchSize = o.DEFAULT_BATCH_SIZE,
+    batch_size: o.BatchSize = None,
     workers: o.Workers = None,
     follow_symlinks: Annotated[
         bool,

@@ -34,6 +34,8 @@ class Backbone:
     device: Device = Device.AUTO
     threads: int | None = None
     verify: bool = True
+    fp16_on_gpu: bool = True  # run the checked float16 variant when a GPU provider is chosen
+    pad_to: int | None = None  # pad smaller batches to this size (fixed shapes on GPUs)
     _session: Session | None = field(default=None, repr=False)
 
     @property
@@ -44,7 +46,12 @@ class Backbone:
         if self._session is None:
             if self.verify:
                 verify_files(self.manifest)
-            session = open_session(self.manifest.model_path, self.device, self.threads)
+            from .fp16 import fp16_variant
+
+            gpu_path = (lambda: fp16_variant(self.manifest)) if self.fp16_on_gpu else None
+            session = open_session(
+                self.manifest.model_path, self.device, self.threads, gpu_path=gpu_path
+            )
             m = self.manifest
             missing = {m.input_name} - set(session.input_names())
             missing |= {o for o in (m.logits_output, m.embedding_output) if o} - set(
@@ -79,6 +86,12 @@ class Backbone:
         return BackboneOutput(probs=probs, embeddings=e)
 
     @property
+    def on_gpu(self) -> bool:
+        from .session import on_gpu
+
+        return on_gpu(self.load().providers)
+
+    @property
     def loaded(self) -> bool:
         """Whether a session was opened (a rescan with nothing to do opens none)."""
         return self._session is not None
@@ -91,7 +104,11 @@ class Backbone:
         """Run a (N, 3, H, W) float32 batch."""
         session = self.load()
         m = self.manifest
+        n = len(batch)
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.pad_to and n < self.pad_to:
+            x = np.concatenate([x, np.zeros((self.pad_to - n, *x.shape[1:]), np.float32)])
         names = [m.embedding_output] + ([m.logits_output] if m.logits_output else [])
-        out = session.run(names, {m.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
+        out = [o[:n] for o in session.run(names, {m.input_name: x})]
         probs = softmax(out[1]) if m.logits_output else None
         return BackboneOutput(probs=probs, embeddings=out[0])
