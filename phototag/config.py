@@ -102,6 +102,11 @@ class SidecarNaming(StrEnum):
     BASENAME = "basename"  # IMG_0001.xmp: Lightroom, Capture One
 
 
+class Engine(StrEnum):
+    LOCAL = "local"  # this machine: decode threads and one inference session
+    RAY = "ray"  # a Ray cluster: decode tasks and inference actors (the ray extra)
+
+
 class SimilarBy(StrEnum):
     EMBEDDING = "embedding"  # cosine similarity of backbone embeddings
     TAGS = "tags"  # overlap of recognition tags weighted by score

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import config
 from .index.store import Index, PhotoRecord, encode_path
-from .models.backbones import Backbone
+from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
 from .models.recognizers import Candidate, Recognizer
 from .models.session import Device
@@ -46,6 +46,8 @@ class ScanOptions:
     max_pixels: int = config.DEFAULT_MAX_PIXELS
     follow_symlinks: bool = False  # symlinks leading outside the scanned folders
     read_timeout: float = config.DEFAULT_READ_TIMEOUT  # seconds for one file, then it is skipped
+    engine: config.Engine = config.Engine.LOCAL
+    address: str | None = None  # Ray cluster address (None: a local Ray instance)
 
 
 # -- events ------------------------------------------------------------------------------
@@ -183,21 +185,72 @@ def scan(
     # For content that was known when read but whose source changed since (rare): decode.
     decode_anyway = make_loader(preprocesses, (), options.max_pixels)
     workers = options.workers or default_workers()
-    gpu = todo and any(b.on_gpu for b in backbones.values())
+    if todo and options.engine is config.Engine.LOCAL:
+        for b in backbones.values():
+            b.load()  # a damaged model is refused before any photo is read
+    gpu = (
+        todo and options.engine is config.Engine.LOCAL and any(b.on_gpu for b in backbones.values())
+    )
     batch_size = options.batch_size or (config.GPU_BATCH_SIZE if gpu else config.DEFAULT_BATCH_SIZE)
     if gpu:
         for b in backbones.values():
             b.pad_to = batch_size  # fixed shapes: cuDNN's algorithm search runs once
     window = 2 * batch_size + workers
-    if todo:
-        for b in backbones.values():
-            b.load()  # a damaged model is refused before any photo is read
 
     def timed_out(e: FileEntry) -> LoadFailed:
         return LoadFailed(
             e, f"reading took over {options.read_timeout:g} s (stalled storage?); skipped"
         )
 
+    def stale_reuse_decoded(batch: list[Loaded | LoadFailed]) -> list[Loaded | LoadFailed]:
+        """Known content whose source photo has changed since it was read: decode it here."""
+        out = []
+        for loaded in batch:
+            if isinstance(loaded, Loaded) and loaded.inputs is None:
+                source = reusable.get(loaded.hash)
+                if source is None or index.hash_of(source) != loaded.hash:
+                    out.append(decode_anyway(loaded.entry))
+        return out
+
+    if options.engine is config.Engine.RAY and todo:
+        from .distributed import ray_batches
+
+        for batch, outputs in ray_batches(todo, backbones, set(reusable), options, batch_size):
+            redo = stale_reuse_decoded(batch)
+            if redo:
+                batch = [
+                    x
+                    for x in batch
+                    if not (
+                        isinstance(x, Loaded)
+                        and x.inputs is None
+                        and x.entry in {r.entry for r in redo}
+                    )
+                ]
+                yield from _process_batch(
+                    redo,
+                    index,
+                    backbones,
+                    recognizers,
+                    fps,
+                    backbone_fps,
+                    options,
+                    reusable,
+                    report,
+                )
+            yield from _process_batch(
+                batch,
+                index,
+                backbones,
+                recognizers,
+                fps,
+                backbone_fps,
+                options,
+                reusable,
+                report,
+                outputs,
+            )
+        todo = []
     stream = ordered_map(
         load,
         read_ahead(todo),
@@ -207,11 +260,8 @@ def scan(
         on_timeout=timed_out,
     )
     for batch in batched(stream, batch_size):
-        for i, loaded in enumerate(batch):
-            if isinstance(loaded, Loaded) and loaded.inputs is None:
-                source = reusable.get(loaded.hash)
-                if source is None or index.hash_of(source) != loaded.hash:
-                    batch[i] = decode_anyway(loaded.entry)
+        fixed = {r.entry: r for r in stale_reuse_decoded(batch)}
+        batch = [fixed.get(x.entry, x) for x in batch]
         yield from _process_batch(
             batch, index, backbones, recognizers, fps, backbone_fps, options, reusable, report
         )
@@ -260,15 +310,18 @@ def _process_batch(
     options: ScanOptions,
     reusable: dict[str, int],
     report: ScanReport,
+    outputs: dict[str, BackboneOutput] | None = None,
 ) -> Iterator[ScanEvent]:
+    """Record a batch: run the backbones on what was decoded (unless ``outputs`` were computed
+    elsewhere, as by the Ray engine: rows in the order of the decoded items), then write."""
     to_infer = [x for x in batch if isinstance(x, Loaded) and x.inputs is not None]
-    outputs = {}
-    if to_infer:
-        for name, backbone in backbones.items():
-            assert all(x.inputs is not None for x in to_infer)
-            stacked = np.stack([x.inputs[name] for x in to_infer if x.inputs is not None])
-            outputs[name] = backbone.predict(stacked)
-        report.decoded += len(to_infer)
+    if outputs is None:
+        outputs = {}
+        if to_infer:
+            for name, backbone in backbones.items():
+                stacked = np.stack([x.inputs[name] for x in to_infer if x.inputs is not None])
+                outputs[name] = backbone.predict(stacked)
+    report.decoded += len(to_infer)
     per_photo: dict[int, dict[str, list[Candidate]]] = {}
     for r in recognizers:
         if not to_infer:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..config import Device, WriteMode
+from ..config import Device, Engine, WriteMode
 from . import options as o
 from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
@@ -42,6 +42,19 @@ def scan_command(
             help="Skip (and report) a file whose reading takes longer than this many seconds.",
         ),
     ] = 120.0,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="local (this machine) or ray (a Ray cluster; pip install 'phototag[ray]')."
+        ),
+    ] = Engine.LOCAL,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine ray: the cluster's address (e.g. ray://head:10001) [default: RAY_ADDRESS, else a local Ray].",
+            show_default=False,
+        ),
+    ] = None,
     wait: o.Wait = False,
     log_file: o.LogFile = None,
     write: o.WriteModeOpt = None,
@@ -75,6 +88,7 @@ def scan_command(
     opts = ScanOptions(
         recognizers=model, threshold=threshold, top_k=top_k, batch_size=batch_size,
         workers=workers, device=device, follow_symlinks=follow_symlinks, read_timeout=read_timeout,
+        engine=engine, address=address,
     )  # fmt: skip
     report = None
     write_failed = 0
