@@ -91,13 +91,14 @@ def rate(n: int, seconds: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: 16 on the CPU, 128 with --device cuda")
     ap.add_argument("--workers", type=int, default=default_workers())
     ap.add_argument("--naive", type=int, default=40, help="files for the naive loop (it is slow)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     args = ap.parse_args()
     device = Device(args.device)
+    args.batch_size = args.batch_size or (128 if device is Device.CUDA else 16)
 
     paths = build_library(args.out / f"library-{args.n}", args.n)
     entries = [x for x in walk([paths[0].parent]) if isinstance(x, FileEntry)]
