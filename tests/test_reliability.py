@@ -460,3 +460,39 @@ def test_album_refresh_skips_a_half_copied_entry_left_by_a_kill(
 
 
 _ = Wrote
+
+
+def test_embedded_writes_killed_at_random_moments_leave_every_photo_whole(
+    tmp_path: Path, make_photo: Callable[..., Path]
+) -> None:
+    """exiftool writes a temporary file and renames it; phototag is SIGKILLed around that."""
+    lib = tmp_path / "lib"
+    for i in range(30):
+        make_photo(f"lib/p{i:02d}.jpg", "coffee" if i % 2 else "chelsea", size=(400 + i, 300))
+    pixels_before = {p.name: np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(p).convert("RGB")).tobytes()
+                     for p in lib.glob("*.jpg")}  # fmt: skip
+    index = tmp_path / "i.sqlite"
+    env = env_for(tmp_path, index)
+    subprocess.run(
+        [*PY, "scan", str(lib), "--device", "cpu", "-q", "--write", "none"], env=env, check=True
+    )
+    write = [*PY, "write", str(lib), "--write", "embed", "-q"]
+    from PIL import Image
+
+    for delay in (0.6, 0.9, 1.2, 1.5, 1.8):
+        proc = subprocess.Popen(write, env=env)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        time.sleep(0.2)  # let an orphaned exiftool finish or die
+        for p in lib.glob("*.jpg"):
+            with Image.open(p) as im:  # every photo decodes, to the same pixels
+                assert np.asarray(im.convert("RGB")).tobytes() == pixels_before[p.name], p
+        assert integrity(index) == "ok"
+    r = subprocess.run(write, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr  # the next run finishes the job
+    from metadata_readers import by_exiftool
+
+    assert all("phototag|food|drink|espresso" in by_exiftool(lib / f"p{i:02d}.jpg").get("lr:hierarchicalSubject", [])
+               for i in range(1, 30, 2))  # fmt: skip
+    assert not [p for p in lib.iterdir() if "exiftool_tmp" in p.name]
