@@ -137,11 +137,10 @@ def scan_command(
         out.log("summary", command="scan", **report.as_json())
         if settings.mode is not WriteMode.NONE:
             from ..write import write_tags
-            from .write import report_writes
+            from .write import report_writes, written_what
 
-            write_failed = report_writes(
-                out, write_tags(idx, paths, settings, recognizers=model), False
-            )
+            events = write_tags(idx, paths, settings, recognizers=model)
+            write_failed = report_writes(out, events, False, written_what(settings))
     assert report is not None
     raise typer.Exit(ExitCode.FILES_FAILED if report.failed or write_failed else ExitCode.OK)
 

@@ -171,7 +171,7 @@ def retag_command(
     from ..index import Index
     from ..retag import retag
     from ..write import write_tags
-    from .write import report_writes
+    from .write import report_writes, written_what
 
     out = Output(quiet=quiet, log_file=log_file)
     index_path = index or default_index_path()
@@ -193,9 +193,8 @@ def retag_command(
                 seconds=report.seconds,
             )
             if report.changed_ids:
-                failed = report_writes(
-                    out, write_tags(idx, [], settings, photo_ids=report.changed_ids), False
-                )
+                events = write_tags(idx, [], settings, photo_ids=report.changed_ids)
+                failed = report_writes(out, events, False, written_what(settings))
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..config import WriteMode, WriteSettings
 from . import options as o
 from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
@@ -43,14 +45,21 @@ def write_command(
     from ..index import Index
     from ..write import write_tags
 
-    out = Output(quiet=quiet, json_mode=json_out)
+    out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
+    index_path = index or default_index_path()
     with guarded(out):
         settings = o.write_settings(config, write, sidecar_name, iptc, backup)
-        with Index.open(index or default_index_path(), create=False) as idx:
-            failed = report_writes(
-                out, write_tags(idx, paths, settings, recognizers=model, dry_run=dry_run), dry_run
-            )
+        with (
+            index_lock(out, index_path, "write", wait) if not dry_run else nullcontext(),
+            Index.open(index_path, create=False) as idx,
+        ):
+            events = write_tags(idx, paths, settings, recognizers=model, dry_run=dry_run)
+            failed = report_writes(out, events, dry_run, written_what(settings))
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
+
+
+def written_what(settings: WriteSettings) -> str:
+    return "sidecars" if settings.mode is WriteMode.SIDECAR else "photos (embedded)"
 
 
 def clean_command(
@@ -77,16 +86,18 @@ def clean_command(
         index_lock(out, index_path, "clean", wait),
         Index.open(index_path, create=False) as idx,
     ):
-        failed = report_writes(out, clean(idx, paths, dry_run=dry_run), dry_run)
+        failed = report_writes(out, clean(idx, paths, dry_run=dry_run), dry_run, "files cleaned")
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
 
-def report_writes(out: Output, events: Iterable[WriteEvent], dry_run: bool) -> int:
-    """Print (or stream as JSON) write events; returns how many failed."""
+def report_writes(
+    out: Output, events: Iterable[WriteEvent], dry_run: bool, what: str = "files"
+) -> int:
+    """Print (or stream as JSON) write events; returns how many failed. ``what``: 'sidecars', ..."""
     from ..write import Unchanged, WriteFailed, Wrote
 
     changed = unchanged = failed = 0
-    verb = "would change" if dry_run else "changed"
+    verb = "would change" if dry_run else "written"
     for ev in events:
         if isinstance(ev, WriteFailed):
             failed += 1
@@ -104,17 +115,18 @@ def report_writes(out: Output, events: Iterable[WriteEvent], dry_run: bool) -> i
                 out.json({"path": str(ev.photo), "target": str(ev.target), "added": ev.added,
                           "removed": ev.removed, "deleted": ev.deleted, "dry_run": dry_run})  # fmt: skip
             elif dry_run:  # the point of a dry run is the list; a real run just says how many
-                what = (
+                change = (
                     "delete"
                     if ev.deleted
                     else f"+{sum(map(len, ev.added.values()))} -{sum(map(len, ev.removed.values()))}"
                 )
-                out.result(f"{verb}: {escape(safe_path(ev.target))} ({what})")
+                out.result(f"{verb}: {escape(safe_path(ev.target))} ({change})")
             for w in ev.warnings:
                 out.warning(f"{escape(safe_path(ev.target))}: {escape(w)}")
     out.info(
-        f"[num]{changed}[/] files {verb}, [num]{unchanged}[/] unchanged, [num]{failed}[/] failed"
+        f"{what}: [num]{changed}[/] {verb}, [num]{unchanged}[/] unchanged, [num]{failed}[/] failed"
     )
+
     out.log(
         "summary",
         command="write",
