@@ -197,6 +197,11 @@ def test_two_writers_at_once_the_second_exits_75_or_waits(tmp_path: Path, librar
     assert (
         r.exit_code == ExitCode.LOCKED and "phototag scan (pid" in r.stderr and "--wait" in r.stderr
     )
+    writers = (["write", str(library)], ["clean", str(library)], ["album", "--tag", "cat"], ["retag"],
+               ["forget", str(library)], ["tag", "add", str(library / "2024" / "cat.png"), "x"])  # fmt: skip
+    for command in writers:
+        r = runner.invoke(app, [*command, "--index", str(index)])
+        assert r.exit_code == ExitCode.LOCKED, (command, r.stderr)  # every writer takes the lock
     threading.Timer(1.0, lock.release).start()
     r = runner.invoke(
         app,
