@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from . import config
-from .models.backbones import Backbone
+from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
-from .models.recognizers import Candidate
+from .models.recognizers import Candidate, Recognizer
 from .pipeline import Loaded, LoadFailed, batched, default_workers, make_loader, ordered_map
 from .scan import Failed
 from .walk import FileEntry
@@ -26,13 +26,43 @@ class Classification:
     width: int | None
     height: int | None
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # backbone -> vector
+    # For recognizers on a detector: its boxes (label, score, box as fractions), score >= 0.1.
+    detections: dict[str, list[dict[str, object]]] = field(default_factory=dict)  # model -> boxes
 
     def documents(self) -> list[dict[str, object]]:
-        """One document per recognizer, in the shape of the classic recognition web APIs."""
+        """One document per recognizer, in the shape of the classic recognition web APIs
+        (with the boxes next to the candidates when the recognizer stands on a detector)."""
         return [
-            {"path": str(self.path), "model": model, "candidates": [c.as_json() for c in cands]}
+            {"path": str(self.path), "model": model, "candidates": [c.as_json() for c in cands],
+             **({"detections": self.detections[model]} if model in self.detections else {})}
             for model, cands in self.candidates.items()
-        ]
+        ]  # fmt: skip
+
+
+def boxes(
+    detections: np.ndarray, labels: Sequence[str], min_score: float = 0.1
+) -> list[dict[str, object]]:
+    """A detector's rows as JSON: label, score, box [x1, y1, x2, y2] as fractions of the photo."""
+    return [
+        {"label": labels[int(c)] if 0 <= int(c) < len(labels) else str(int(c)), "score": round(float(s), 4),
+         "box": [round(float(v), 4) for v in (x1, y1, x2, y2)]}
+        for x1, y1, x2, y2, s, c in np.asarray(detections).tolist() if s >= min_score
+    ]  # fmt: skip
+
+
+def detected(
+    recs: Sequence[Recognizer],
+    outs: dict[str, BackboneOutput],
+    backbones: dict[str, Backbone],
+    i: int,
+) -> dict[str, list[dict[str, object]]]:
+    """Photo ``i``'s boxes for each recognizer that stands on a detector."""
+    out = {}
+    for r in recs:
+        det = outs[r.backbone].detections if r.backbone in outs else None
+        if det is not None:
+            out[r.name] = boxes(det[i], backbones[r.backbone].labels)
+    return out
 
 
 def classify(
@@ -83,5 +113,6 @@ def classify(
                 x.width,
                 x.height,
                 {name: out.embeddings[i] for name, out in outs.items()},
+                detected(recs, outs, backbones, i),
             )
             i += 1

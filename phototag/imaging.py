@@ -56,6 +56,8 @@ class Preprocess:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     resample: str = "bicubic"
+    mode: str = "crop"  # "crop": short side to resize, centre crop; "stretch": to crop x crop
+    layout: str = "nchw"  # or "nhwc" (channels last, as TF.js models want)
 
 
 _registered_heif = False
@@ -190,8 +192,21 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 
 def preprocess(im: Image.Image, p: Preprocess) -> np.ndarray:
-    """Resize the short side to ``p.resize``, centre-crop ``p.crop``, normalise; CHW float32."""
-    return normalize(center_crop(resize_short_side(im, p.resize, p.resample), p.crop), p)
+    """Resize the short side to ``p.resize``, centre-crop ``p.crop``, normalise; CHW float32.
+
+    With ``mode = "stretch"`` the whole photo is resized to ``crop`` x ``crop`` instead (a
+    detector must see all of it), and ``layout = "nhwc"`` keeps channels last.
+    """
+    if p.mode == "stretch":
+        from PIL import Image
+
+        a = np.asarray(
+            im.resize((p.crop, p.crop), Image.Resampling[p.resample.upper()]), dtype=np.uint8
+        )
+    else:
+        a = center_crop(resize_short_side(im, p.resize, p.resample), p.crop)
+    out = normalize(a, p)
+    return np.ascontiguousarray(out.transpose(1, 2, 0)) if p.layout == "nhwc" else out
 
 
 #: Beyond this aspect ratio the long side is trimmed (centred) before resizing, which

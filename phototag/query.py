@@ -29,6 +29,7 @@ class TagQuery:
     until: str | None = None  # ISO date or datetime, inclusive (a date means the whole day)
     under: tuple[str, ...] = ()
     model: str | None = None
+    min_count: int = 0  # at least this many detected boxes of each tag's object (person, car, ...)
 
     def __post_init__(self) -> None:
         if not self.tags:
@@ -60,6 +61,8 @@ class TagQuery:
             text += " under " + ", ".join(self.under)
         if self.model:
             text += f" [{self.model}]"
+        if self.min_count:
+            text += f" (at least {self.min_count} each)"
         return text
 
 
@@ -107,6 +110,9 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
     since = _parse_when(q.since) if q.since else None
     until = _parse_when(q.until, end=True) if q.until else None
     roots = [encode_path(os.path.abspath(u)) for u in q.under]
+    # Counts come from the detector's stored boxes: a term's last part names the object
+    # ("person", "object/vehicle/car" -> "car"), boxes must score at least min_score (>= 0.3).
+    counts = index.detection_counts(max(0.3, q.min_score)) if q.min_count else {}
     out = []
     for photo in index.photos_with_tags(q.model):
         raw = encode_path(photo.path)
@@ -118,6 +124,14 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
         hits = [any(term_matches(t, p) for _, p, _ in good) for t in q.tags]
         if not (any(hits) if q.any else all(hits)):
             continue
+        if q.min_count:
+            have = counts.get(photo.id, {})
+            enough = [
+                have.get(t.strip("/").rsplit("/", 1)[-1].casefold(), 0) >= q.min_count
+                for t in q.tags
+            ]
+            if not (any(enough) if q.any else all(enough)):
+                continue
         when = photo_when(photo.taken_at, photo.mtime_ns)
         if (since and when < since) or (until and when > until):
             continue

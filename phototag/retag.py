@@ -43,6 +43,16 @@ def retag(
     catalog = catalog or Catalog.discover()
     names = list(recognizers) if recognizers else sorted(catalog.recognizers)
     recs = [catalog.recognizer(n) for n in names]
+    # A detector's boxes cannot be recomputed from embeddings: those recognizers need a scan.
+    detectors = {n for n, p in catalog.backbones.items() if catalog.backbone(n).detections_output}
+    skipped = [r.name for r in recs if r.backbone in detectors]
+    if recognizers and skipped:
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"{', '.join(skipped)} work on a detector's boxes, not embeddings: scan with -m instead"
+        )
+    recs = [r for r in recs if r.backbone not in detectors]
     report = RetagReport(recognizers=[r.name for r in recs])
     by_backbone: dict[str, list[Recognizer]] = {}
     for r in recs:

@@ -362,7 +362,12 @@ def _process_batch(
             for r in recognizers:
                 index.set_results(pid, r.name, fps[r.name], tags.get(r.name, []))
             for name, out in outputs.items():
+                # For a detector the embedding row is empty: it records that the backbone ran.
                 index.set_embedding(pid, name, backbone_fps[name], out.embeddings[infer_pos])
+                if out.detections is not None:
+                    index.set_detections(
+                        pid, name, out.detections[infer_pos], backbones[name].labels
+                    )
             infer_pos += 1
             reusable[item.hash] = pid
             report.tagged += 1

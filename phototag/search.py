@@ -258,7 +258,9 @@ def query_of(
     if pid is not None:
         view = index.photo(photo)
         assert view is not None
-        embeddings = {b: e for b in view.embeddings if (e := index.embedding(photo, b)) is not None}
+        embeddings = {
+            b: e for b in view.embeddings if (e := index.embedding(photo, b)) is not None and e.size
+        }
         return embeddings, index.tags_of(pid, model), pid
     from .classify import Classification, classify
     from .errors import ImageError
@@ -267,7 +269,7 @@ def query_of(
     if not isinstance(result, Classification):
         raise ImageError(f"{photo}: {result.reason}")
     tags = {c.path: c.score for cands in result.candidates.values() for c in cands}
-    return result.embeddings, tags, None
+    return {b: e for b, e in result.embeddings.items() if e.size}, tags, None
 
 
 def similar_to(

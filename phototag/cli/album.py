@@ -49,6 +49,14 @@ def album_command(
     model: Annotated[
         str | None, typer.Option("--model", "-m", help="Only this recognizer's tags.")
     ] = None,
+    min_count: Annotated[
+        int,
+        typer.Option(
+            "--min-count",
+            min=0,
+            help="At least this many detected boxes of each tag's object: --tag person --min-count 3.",
+        ),
+    ] = 0,
     out_dir: Annotated[
         Path | None,
         typer.Option("--out", help="The album folder [default: the albums folder / the query]."),
@@ -124,7 +132,8 @@ def album_command(
                 failed |= _report(out, report, dry_run)
             raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
         query = TagQuery(tags=tuple(tag or ()), any=any_, exclude=tuple(not_ or ()), min_score=min_score,
-                         since=since, until=until, under=tuple(os.path.abspath(u) for u in under or ()), model=model)  # fmt: skip
+                         since=since, until=until, under=tuple(os.path.abspath(u) for u in under or ()), model=model,
+                         min_count=min_count)  # fmt: skip
         if json_out:
             for m in query.matches(idx):
                 out.json(m.as_json())

@@ -69,6 +69,13 @@ def show_command(
                         f"[muted]{escape(c.path)}[/]",
                     )
             out.result(table)
+            found = [(label, s) for _, label, s, _ in view.detections if s >= 0.3]
+            if found:
+                counts: dict[str, int] = {}
+                for label, _ in found:
+                    counts[label] = counts.get(label, 0) + 1
+                out.result("  detected: " + ", ".join(f"{n} x {escape(label)}" for label, n in counts.items())
+                           + "  [muted](boxes scoring >= 0.3; --json lists every box)[/]")  # fmt: skip
             for k in in_files:
                 out.result(f"  keywords in [filepath]{escape(safe_path(k.source))}[/]:")
                 if k.error:

@@ -88,7 +88,11 @@ def duplicates_command(
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
-        backbone = next(iter(Catalog.discover().backbones), "efficientnet-lite0")
+        catalog = Catalog.discover()
+        backbone = next(
+            (n for n in sorted(catalog.backbones) if catalog.backbone(n).embedding_output),
+            "efficientnet-lite0",
+        )
         groups = duplicate_groups(idx, backbone, threshold=threshold)
     for g in groups:
         if json_out:

@@ -127,6 +127,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (photo_id, path)
     );
     """,
+    """
+    -- A detector's boxes (score >= 0.1), kept so that counts, crops and later features need
+    -- no re-run. Box corners are fractions of the photo's width and height.
+    CREATE TABLE detections (
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        backbone TEXT NOT NULL,
+        label TEXT NOT NULL,
+        score REAL NOT NULL,
+        x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL
+    );
+    CREATE INDEX detections_photo ON detections(photo_id, backbone);
+    CREATE INDEX detections_label ON detections(label, score);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -7,7 +7,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,9 @@ class PhotoView:
     scanned_at: float
     tags: dict[str, list[Candidate]]
     embeddings: dict[str, int]  # backbone -> dimension
+    detections: list[tuple[str, str, float, tuple[float, float, float, float]]] = field(
+        default_factory=list
+    )
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -80,7 +83,16 @@ class PhotoView:
             "taken_at": self.taken_at,
             "scanned_at": self.scanned_at,
             "tags": {r: [c.as_json() for c in cs] for r, cs in self.tags.items()},
-            "embeddings": self.embeddings,
+            "embeddings": {b: d for b, d in self.embeddings.items() if d},
+            "detections": [
+                {
+                    "backbone": b,
+                    "label": label,
+                    "score": round(s, 4),
+                    "box": [round(v, 4) for v in box],
+                }
+                for b, label, s, box in self.detections
+            ],
         }
 
 
@@ -256,7 +268,7 @@ class Index:
         raw = encode_path(p.path)
         old = self.conn.execute("SELECT id, hash FROM photos WHERE path = ?", (raw,)).fetchone()
         if old is not None and old[1] != p.hash:
-            for table in ("tags", "results", "embeddings"):
+            for table in ("tags", "results", "embeddings", "detections"):
                 self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (old[0],))
         self.conn.execute(
             """INSERT INTO photos (path, size, mtime_ns, hash, width, height, taken_at, scanned_at)
@@ -303,6 +315,45 @@ class Index:
         self.set_results(photo_id, recognizer, fingerprint, candidates)
         return True
 
+    def set_detections(
+        self,
+        photo_id: int,
+        backbone: str,
+        detections: np.ndarray,
+        labels: Sequence[str],
+        min_score: float = 0.1,
+    ) -> None:
+        """Replace a photo's boxes from ``backbone`` ((K, 6): x1, y1, x2, y2, score, class)."""
+        self.conn.execute(
+            "DELETE FROM detections WHERE photo_id = ? AND backbone = ?", (photo_id, backbone)
+        )
+        rows = [
+            (photo_id, backbone, labels[int(c)] if 0 <= int(c) < len(labels) else str(int(c)), float(s),
+             float(x1), float(y1), float(x2), float(y2))
+            for x1, y1, x2, y2, s, c in np.asarray(detections).tolist() if s >= min_score
+        ]  # fmt: skip
+        self.conn.executemany("INSERT INTO detections VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def detections_of(
+        self, photo_id: int
+    ) -> list[tuple[str, str, float, tuple[float, float, float, float]]]:
+        """(backbone, label, score, box) of a photo, best first."""
+        rows = self.conn.execute(
+            "SELECT backbone, label, score, x1, y1, x2, y2 FROM detections WHERE photo_id = ? ORDER BY score DESC",
+            (photo_id,),
+        )
+        return [(b, label, s, (x1, y1, x2, y2)) for b, label, s, x1, y1, x2, y2 in rows]
+
+    def detection_counts(self, min_score: float) -> dict[int, dict[str, int]]:
+        """photo id -> label -> how many boxes score at least ``min_score``."""
+        out: dict[int, dict[str, int]] = {}
+        for pid, label, n in self.conn.execute(
+            "SELECT photo_id, label, COUNT(*) FROM detections WHERE score >= ? GROUP BY photo_id, label",
+            (min_score,),
+        ):
+            out.setdefault(pid, {})[label] = n
+        return out
+
     def set_embedding(
         self, photo_id: int, backbone: str, fingerprint: str, vector: np.ndarray
     ) -> None:
@@ -331,6 +382,12 @@ class Index:
         self.conn.execute(
             """INSERT INTO embeddings (photo_id, backbone, fingerprint, vector)
                SELECT ?, backbone, fingerprint, vector FROM embeddings WHERE photo_id = ?""",
+            (target_id, source_id),
+        )
+        self.conn.execute("DELETE FROM detections WHERE photo_id = ?", (target_id,))
+        self.conn.execute(
+            """INSERT INTO detections SELECT ?, backbone, label, score, x1, y1, x2, y2
+               FROM detections WHERE photo_id = ?""",
             (target_id, source_id),
         )
 
@@ -385,10 +442,10 @@ class Index:
         if row is None:
             return None
         ours: dict[str, list[str]] = {}
-        for field, value in self.conn.execute(
+        for name, value in self.conn.execute(
             "SELECT field, value FROM written WHERE target = ? ORDER BY rowid", (raw,)
         ):
-            ours.setdefault(field, []).append(value)
+            ours.setdefault(name, []).append(value)
         return TargetRecord(target, row[0], row[1], bool(row[2]), row[3], row[4], row[5], ours)
 
     def targets_of(self, photo_id: int) -> list[Path]:
@@ -557,7 +614,8 @@ class Index:
         )
         while rows := cur.fetchmany(chunk):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f2").reshape(len(rows), -1)
+            dim = len(rows[0][1]) // 2  # 0 for a detector: the row only says it ran
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f2").reshape(len(rows), dim)
             yield ids, vecs
 
     def count_embeddings(self, backbone: str) -> int:
@@ -653,6 +711,7 @@ class Index:
             scanned_at=row[8],
             tags=tags,
             embeddings=embeddings,
+            detections=self.detections_of(pid),
         )
 
     def hash_of(self, photo_id: int) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -13,10 +14,12 @@ from .session import Device, Session, open_session
 
 @dataclass(frozen=True, slots=True)
 class BackboneOutput:
-    """Per batch: class probabilities (if the backbone classifies) and embeddings."""
+    """Per batch: class probabilities (classifiers), embeddings, detections (detectors)."""
 
     probs: np.ndarray | None  # (N, classes) float32, softmax of the logits
-    embeddings: np.ndarray  # (N, dim) float32
+    embeddings: np.ndarray  # (N, dim) float32; (N, 0) for a detector
+    # (N, K, 6): x1, y1, x2, y2 as fractions of the photo's width and height, score, class
+    detections: np.ndarray | None = None
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -48,15 +51,17 @@ class Backbone:
                 verify_files(self.manifest)
             from .fp16 import fp16_variant
 
-            gpu_path = (lambda: fp16_variant(self.manifest)) if self.fp16_on_gpu else None
+            # The float16 variant is made for classifiers (its check runs batches of photos).
+            wanted = self.fp16_on_gpu and self.manifest.kind == "classifier"
+            gpu_path = (lambda: fp16_variant(self.manifest)) if wanted else None
             session = open_session(
                 self.manifest.model_path, self.device, self.threads, gpu_path=gpu_path
             )
             m = self.manifest
             missing = {m.input_name} - set(session.input_names())
-            missing |= {o for o in (m.logits_output, m.embedding_output) if o} - set(
-                session.output_names()
-            )
+            missing |= {
+                o for o in (m.logits_output, m.embedding_output, m.detections_output) if o
+            } - set(session.output_names())
             if missing:
                 raise ModelError(
                     f"model {m.model_path} lacks the inputs/outputs its manifest names: "
@@ -85,6 +90,10 @@ class Backbone:
         probs = softmax(e @ head[0].T + head[1]) if head is not None else None
         return BackboneOutput(probs=probs, embeddings=e)
 
+    @cached_property
+    def labels(self) -> list[str]:
+        return self.manifest.labels() if self.manifest.labels_file else []
+
     @property
     def on_gpu(self) -> bool:
         from .session import on_gpu
@@ -108,7 +117,24 @@ class Backbone:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         if self.pad_to and n < self.pad_to:
             x = np.concatenate([x, np.zeros((self.pad_to - n, *x.shape[1:]), np.float32)])
-        names = [m.embedding_output] + ([m.logits_output] if m.logits_output else [])
+        if m.detections_output:
+            return self._detect(session, x[:n])
+        names = [m.embedding_output or "", *([m.logits_output] if m.logits_output else [])]
         out = [o[:n] for o in session.run(names, {m.input_name: x})]
         probs = softmax(out[1]) if m.logits_output else None
         return BackboneOutput(probs=probs, embeddings=out[0])
+
+    def _detect(self, session: Session, x: np.ndarray) -> BackboneOutput:
+        """A detector: photo by photo when its graph has a fixed batch of one; boxes made relative."""
+        m = self.manifest
+        assert m.detections_output is not None
+        step = m.max_batch or len(x)
+        parts = [
+            session.run([m.detections_output], {m.input_name: x[i : i + step]})[0]
+            for i in range(0, len(x), step)
+        ]
+        det = np.concatenate(parts).astype(np.float32)
+        det[..., :4] /= float(m.preprocess.crop)  # 512-pixel units -> fractions of the photo
+        return BackboneOutput(
+            probs=None, embeddings=np.zeros((len(x), 0), np.float32), detections=det
+        )

@@ -37,11 +37,13 @@ class BackboneManifest:
     preprocess: Preprocess
     input_name: str
     logits_output: str | None
-    embedding_output: str
+    embedding_output: str | None
+    detections_output: str | None
     labels_file: str | None
     head_file: str | None  # the classifier's last layer as arrays (weight, bias), for retag
     files: tuple[FileSpec, ...]
     source: dict[str, str]
+    max_batch: int | None = None  # graphs with a fixed batch size (1) are run photo by photo
 
     @property
     def model_path(self) -> Path:
@@ -119,6 +121,14 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
     resample = field(pre, "resample", str, path, "bicubic")
     if resample not in ("bicubic", "bilinear", "lanczos", "nearest"):
         raise ModelError(f"{path}: unknown resample {resample!r}")
+    mode = field(pre, "mode", str, path, "crop")
+    layout = field(pre, "layout", str, path, "nchw")
+    if mode not in ("crop", "stretch") or layout not in ("nchw", "nhwc"):
+        raise ModelError(f"{path}: preprocess mode is crop or stretch, layout nchw or nhwc")
+    embedding = field(out, "embedding", str, path, None)
+    detections = field(out, "detections", str, path, None)
+    if embedding is None and detections is None:
+        raise ModelError(f"{path}: [outputs] needs an embedding or detections")
     source = field(data, "source", dict, path, {})
     return BackboneManifest(
         name=field(data, "name", str, path),
@@ -126,20 +136,24 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
         description=field(data, "description", str, path, ""),
         license=field(data, "license", str, path),
         folder=folder,
-        embedding_dim=field(data, "embedding_dim", int, path),
+        embedding_dim=field(data, "embedding_dim", int, path, 0),
         preprocess=Preprocess(
             resize=resize,
             crop=crop,
             mean=_floats3(pre, "mean", path),
             std=_floats3(pre, "std", path),
             resample=resample,
+            mode=mode,
+            layout=layout,
         ),
         input_name=field(out, "input", str, path, "image"),
         logits_output=field(out, "logits", str, path, None),
-        embedding_output=field(out, "embedding", str, path),
+        embedding_output=embedding,
+        detections_output=detections,
         labels_file=field(out, "labels", str, path, None),
         head_file=field(out, "head", str, path, None),
         files=tuple(files),
+        max_batch=field(data, "max_batch", int, path, None),
         source={str(k): str(v) for k, v in source.items()},
     )
 

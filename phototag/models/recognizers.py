@@ -29,7 +29,7 @@ from .manifest import field, read_toml, sha256_file
 if TYPE_CHECKING:
     from .backbones import BackboneOutput
 
-KINDS = ("labels", "classes", "linear")
+KINDS = ("labels", "classes", "linear", "detections", "people")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +167,67 @@ class LinearRecognizer:
         return rank(self.score(output.embeddings), self.paths, threshold=threshold, top_k=top_k)
 
 
+@dataclass(frozen=True)
+class DetectionRecognizer:
+    """Tags from a detector's boxes.
+
+    ``detections``: each tag stands for some detector classes and scores the best detection
+    among them (``object/vehicle/car``); inner levels roll up. ``people``: one tag from the
+    number and size of the ``person`` boxes -- ``people/portrait`` (one person whose box
+    covers at least ``portrait_area`` of the photo), ``people/person`` (one, smaller),
+    ``people/couple`` (two), ``people/group`` (three or more), ``people/crowd`` (``crowd`` or
+    more) -- scored by the mean of those boxes' scores. Boxes below ``min_score`` count for
+    nothing.
+    """
+
+    name: str
+    backbone: str
+    description: str
+    fingerprint: str
+    paths: tuple[str, ...]
+    members: tuple[frozenset[int], ...]  # per path: the detector classes it stands for
+    kind: str
+    min_score: float = 0.3
+    portrait_area: float = 0.2
+    crowd: int = 10
+
+    def score(self, detections: np.ndarray) -> np.ndarray:
+        """(N, K, 6) detections -> (N, tags) scores."""
+        out = np.zeros((len(detections), len(self.paths)), dtype=np.float32)
+        for i, det in enumerate(detections):
+            det = det[det[:, 4] >= self.min_score]
+            if self.kind == "people":
+                persons = det[det[:, 5] == 0]
+                n = len(persons)
+                if n == 0:
+                    continue
+                area = float(
+                    ((persons[:, 2] - persons[:, 0]) * (persons[:, 3] - persons[:, 1])).max()
+                )
+                leaf = ("portrait" if area >= self.portrait_area else "person") if n == 1 else \
+                    "couple" if n == 2 else "crowd" if n >= self.crowd else "group"  # fmt: skip
+                path = f"{self.paths[0].split('/')[0]}/{leaf}"
+                if path in self.paths:
+                    out[i, self.paths.index(path)] = float(persons[:, 4].mean())
+                continue
+            classes = det[:, 5].astype(np.int64)
+            for j, wanted in enumerate(self.members):
+                hit = det[np.isin(classes, list(wanted)), 4]
+                if len(hit):
+                    out[i, j] = float(hit.max())
+        return out
+
+    def candidates(
+        self, output: BackboneOutput, *, threshold: float = 0.0, top_k: int | None = None
+    ) -> list[list[Candidate]]:
+        if output.detections is None:
+            raise ModelError(f"recognizer {self.name} needs detections from {self.backbone}")
+        return rank(self.score(output.detections), self.paths, threshold=threshold, top_k=top_k)
+
+
+PEOPLE_TAGS = ("portrait", "person", "couple", "group", "crowd")
+
+
 def check_path(path: str, where: Path) -> str:
     parts = path.split("/")
     if len(parts) < 2 or any(not p.strip() or p != p.strip() or "|" in p for p in parts):
@@ -248,6 +309,17 @@ def load_recognizer(path: Path, labels: Sequence[str] | None) -> Recognizer:
         return load_linear(path, data)
     if labels is None:
         raise ModelError(f"{path}: its backbone has no class labels")
+    if kind == "people":
+        root = field(data, "root", str, path, name)
+        return DetectionRecognizer(
+            name=name, backbone=field(data, "backbone", str, path),
+            description=field(data, "description", str, path, ""),
+            fingerprint=hashlib.sha256(path.read_bytes()).hexdigest()[:16],
+            paths=tuple(f"{root}/{t}" for t in PEOPLE_TAGS), members=(), kind="people",
+            min_score=field(data, "min_score", float, path, 0.3),
+            portrait_area=field(data, "portrait_area", float, path, 0.2),
+            crowd=field(data, "crowd", int, path, 10),
+        )  # fmt: skip
     root = field(data, "root", str, path, name)
     members: dict[str, set[int]] = {}
     if kind == "labels":
@@ -283,6 +355,15 @@ def load_recognizer(path: Path, labels: Sequence[str] | None) -> Recognizer:
     for j, p in enumerate(paths):
         matrix[sorted(members[p]), j] = 1.0
     raw = path.read_bytes()
+    if kind == "detections":
+        ordered = tuple(sorted(members))
+        return DetectionRecognizer(
+            name=name, backbone=field(data, "backbone", str, path),
+            description=field(data, "description", str, path, ""),
+            fingerprint=hashlib.sha256(raw).hexdigest()[:16], paths=ordered,
+            members=tuple(frozenset(members[p]) for p in ordered), kind="detections",
+            min_score=field(data, "min_score", float, path, 0.3),
+        )  # fmt: skip
     return MappedRecognizer(
         name=name,
         backbone=field(data, "backbone", str, path),
