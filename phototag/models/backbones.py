@@ -115,7 +115,7 @@ class Backbone:
         m = self.manifest
         n = len(batch)
         x = np.ascontiguousarray(batch, dtype=np.float32)
-        if self.pad_to and n < self.pad_to:
+        if self.pad_to and n < self.pad_to and not m.detections_output:
             x = np.concatenate([x, np.zeros((self.pad_to - n, *x.shape[1:]), np.float32)])
         if m.detections_output:
             return self._detect(session, x[:n])
