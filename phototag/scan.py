@@ -212,44 +212,36 @@ def scan(
                     out.append(decode_anyway(loaded.entry))
         return out
 
+    def record(
+        batch: list[Loaded | LoadFailed], outputs: dict[str, BackboneOutput] | None = None
+    ) -> Iterator[ScanEvent]:
+        return _process_batch(
+            batch,
+            index,
+            backbones,
+            recognizers,
+            fps,
+            backbone_fps,
+            options,
+            reusable,
+            report,
+            outputs,
+        )
+
     if options.engine is config.Engine.RAY and todo:
         from .distributed import ray_batches
 
         for batch, outputs in ray_batches(todo, backbones, set(reusable), options, batch_size):
             redo = stale_reuse_decoded(batch)
-            if redo:
+            if redo:  # decoded here, inferred here; the rest as computed on the cluster
+                stale = {r.entry for r in redo}
                 batch = [
                     x
                     for x in batch
-                    if not (
-                        isinstance(x, Loaded)
-                        and x.inputs is None
-                        and x.entry in {r.entry for r in redo}
-                    )
+                    if not (isinstance(x, Loaded) and x.inputs is None and x.entry in stale)
                 ]
-                yield from _process_batch(
-                    redo,
-                    index,
-                    backbones,
-                    recognizers,
-                    fps,
-                    backbone_fps,
-                    options,
-                    reusable,
-                    report,
-                )
-            yield from _process_batch(
-                batch,
-                index,
-                backbones,
-                recognizers,
-                fps,
-                backbone_fps,
-                options,
-                reusable,
-                report,
-                outputs,
-            )
+                yield from record(redo)
+            yield from record(batch, outputs)
         todo = []
     stream = ordered_map(
         load,
@@ -261,10 +253,7 @@ def scan(
     )
     for batch in batched(stream, batch_size):
         fixed = {r.entry: r for r in stale_reuse_decoded(batch)}
-        batch = [fixed.get(x.entry, x) for x in batch]
-        yield from _process_batch(
-            batch, index, backbones, recognizers, fps, backbone_fps, options, reusable, report
-        )
+        yield from record([fixed.get(x.entry, x) for x in batch])
 
     # 3. Drop what vanished, but never on the word of an empty root: an unmounted disk
     # looks exactly like a library whose photos were all deleted.
