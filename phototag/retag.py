@@ -12,9 +12,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from . import config
 from .index.store import Index
-from .models.backbones import Backbone
+from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
 from .models.recognizers import Recognizer
 from .scan import fingerprint
@@ -43,16 +45,6 @@ def retag(
     catalog = catalog or Catalog.discover()
     names = list(recognizers) if recognizers else sorted(catalog.recognizers)
     recs = [catalog.recognizer(n) for n in names]
-    # A detector's boxes cannot be recomputed from embeddings: those recognizers need a scan.
-    detectors = {n for n, p in catalog.backbones.items() if catalog.backbone(n).detections_output}
-    skipped = [r.name for r in recs if r.backbone in detectors]
-    if recognizers and skipped:
-        from .errors import ConfigError
-
-        raise ConfigError(
-            f"{', '.join(skipped)} work on a detector's boxes, not embeddings: scan with -m instead"
-        )
-    recs = [r for r in recs if r.backbone not in detectors]
     report = RetagReport(recognizers=[r.name for r in recs])
     by_backbone: dict[str, list[Recognizer]] = {}
     for r in recs:
@@ -64,7 +56,15 @@ def retag(
             r.name: fingerprint(r, backbone.manifest.fingerprint, threshold, top_k) for r in group
         }
         for ids, vecs in index.embedding_chunks(name, chunk):
-            output = backbone.from_embeddings(vecs)
+            if backbone.manifest.detections_output:
+                # A detector's recognizers work from the boxes stored in the index; the
+                # (empty) embedding rows say which photos the detector has seen.
+                boxes = index.stored_detections(ids.tolist(), name, backbone.labels)
+                output = BackboneOutput(
+                    probs=None, embeddings=vecs.astype(np.float32), detections=boxes
+                )
+            else:
+                output = backbone.from_embeddings(vecs)
             results = {
                 r.name: r.candidates(output, threshold=threshold, top_k=top_k) for r in group
             }

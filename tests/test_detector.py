@@ -192,3 +192,40 @@ def test_classify_json_and_show_include_the_boxes(tmp_path: Path) -> None:
     assert "detected: 2 x person" in r.stdout
     r = runner.invoke(app, ["album", "--tag", "person", "--min-count", "2", "--json", *index])
     assert len(r.stdout.splitlines()) == 1
+
+
+def test_retag_rederives_people_tags_from_stored_boxes_without_decoding(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phototag import imaging
+    from phototag.retag import retag
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    Image.fromarray(sample("astronaut")).save(lib / "portrait.jpg", quality=90)
+    pasted_people(0, "brick", 0).save(lib / "none.jpg", quality=90)
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        list(scan([lib], idx, ScanOptions(device=Device.CPU, recognizers=["people"])))
+        first = idx.photo(lib / "portrait.jpg")
+        assert first is not None and [c.tag for c in first.tags["people"]] == ["portrait"]
+        decodes: list[int] = []
+        for module in (imaging, pipeline):
+            real = module.decode
+            monkeypatch.setattr(
+                module, "decode", lambda *a, _r=real, **k: decodes.append(1) or _r(*a, **k)
+            )
+        assert retag(idx, ["people"]).changed == 0  # the same boxes give the same tags
+        # A stricter notion of a portrait, as a user's own recognizer: 90 % of the frame.
+        weights = tmp_path / "w" / "recognizers"
+        weights.mkdir(parents=True)
+        (weights / "people.toml").write_text(
+            (ROOT / "weights" / "recognizers" / "people.toml")
+            .read_text()
+            .replace("portrait_area = 0.2", "portrait_area = 0.9")
+        )
+        monkeypatch.setenv("PHOTOTAG_WEIGHTS", str(tmp_path / "w"))
+        report = retag(idx, ["people"])
+        assert decodes == [] and report.changed == 1 and report.photos == 2
+        view = idx.photo(lib / "portrait.jpg")
+        assert view is not None and [c.tag for c in view.tags["people"]] == ["person"]
+        assert idx.photo(lib / "none.jpg").tags["people"] == []  # type: ignore[union-attr]

@@ -344,6 +344,30 @@ class Index:
         )
         return [(b, label, s, (x1, y1, x2, y2)) for b, label, s, x1, y1, x2, y2 in rows]
 
+    def stored_detections(
+        self, ids: Sequence[int], backbone: str, labels: Sequence[str]
+    ) -> np.ndarray:
+        """The stored boxes of these photos as a (N, K, 6) array (zero rows pad), classes by ``labels``."""
+        index = {label: i for i, label in enumerate(labels)}
+        per: list[list[list[float]]] = []
+        for pid in ids:
+            rows = self.conn.execute(
+                "SELECT x1, y1, x2, y2, score, label FROM detections WHERE photo_id = ? AND backbone = ?"
+                " ORDER BY score DESC",
+                (int(pid), backbone),
+            ).fetchall()
+            per.append(
+                [
+                    [x1, y1, x2, y2, s, float(index.get(label, -1))]
+                    for x1, y1, x2, y2, s, label in rows
+                ]
+            )
+        out = np.zeros((len(per), max((len(p) for p in per), default=0) or 1, 6), np.float32)
+        for i, p in enumerate(per):
+            if p:
+                out[i, : len(p)] = p
+        return out
+
     def detection_counts(self, min_score: float) -> dict[int, dict[str, int]]:
         """photo id -> label -> how many boxes score at least ``min_score``."""
         out: dict[int, dict[str, int]] = {}
