@@ -64,6 +64,17 @@ def user_weights_dir() -> Path:
     return user_data_path(APP_NAME, appauthor=False) / "weights"
 
 
+def cache_dir() -> Path:
+    """``$PHOTOTAG_CACHE``, else the user's cache folder: float16 variants, text embeddings,
+    downloads in progress. Anything in it can be deleted; it is made again when needed."""
+    env = os.environ.get("PHOTOTAG_CACHE")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_path
+
+    return user_cache_path(APP_NAME, appauthor=False)
+
+
 def weights_dirs() -> list[Path]:
     """Folders searched for backbones and recognizers, first match wins.
 

@@ -58,6 +58,9 @@ class Preprocess:
     resample: str = "bicubic"
     mode: str = "crop"  # "crop": short side to resize, centre crop; "stretch": to crop x crop
     layout: str = "nchw"  # or "nhwc" (channels last, as TF.js models want)
+    # Sizes as "phototag" rounds them, or as torchvision does (long side truncated, crop
+    # offset rounded half to even) -- what OpenCLIP's transform does, pixel for pixel.
+    convention: str = "phototag"
 
 
 _registered_heif = False
@@ -204,7 +207,8 @@ def preprocess(im: Image.Image, p: Preprocess) -> np.ndarray:
             im.resize((p.crop, p.crop), Image.Resampling[p.resample.upper()]), dtype=np.uint8
         )
     else:
-        a = center_crop(resize_short_side(im, p.resize, p.resample), p.crop)
+        tv = p.convention == "torchvision"
+        a = center_crop(resize_short_side(im, p.resize, p.resample, tv), p.crop, tv)
     out = normalize(a, p)
     return np.ascontiguousarray(out.transpose(1, 2, 0)) if p.layout == "nhwc" else out
 
@@ -215,8 +219,11 @@ def preprocess(im: Image.Image, p: Preprocess) -> np.ndarray:
 MAX_ASPECT = 4
 
 
-def resize_short_side(im: Image.Image, size: int, resample: str = "bicubic") -> np.ndarray:
-    """PIL resize so that the shorter side is ``size`` (rounding the other), as HWC uint8."""
+def resize_short_side(
+    im: Image.Image, size: int, resample: str = "bicubic", torchvision: bool = False
+) -> np.ndarray:
+    """PIL resize so that the shorter side is ``size`` (rounding the other, or truncating it as
+    torchvision's ``Resize(size)`` does), as HWC uint8."""
     from PIL import Image
 
     w, h = im.size
@@ -229,12 +236,16 @@ def resize_short_side(im: Image.Image, size: int, resample: str = "bicubic") -> 
             im = im.crop((0, (h - keep) // 2, w, (h - keep) // 2 + keep))
         w, h = im.size
     scale = size / min(w, h)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if torchvision:  # torchvision.transforms.functional._compute_resized_output_size
+        long = int(size * max(w, h) / min(w, h))
+        new = (size, long) if w <= h else (long, size)
+    else:
+        new = (max(1, round(w * scale)), max(1, round(h * scale)))
     method = Image.Resampling[resample.upper()]
     return np.asarray(im.resize(new, method) if new != (w, h) else im, dtype=np.uint8)
 
 
-def center_crop(a: np.ndarray, size: int) -> np.ndarray:
+def center_crop(a: np.ndarray, size: int, torchvision: bool = False) -> np.ndarray:
     """The central ``size`` x ``size`` square of an HWC array (padded with edge pixels if small)."""
     h, w = a.shape[:2]
     if h < size or w < size:
@@ -245,7 +256,10 @@ def center_crop(a: np.ndarray, size: int) -> np.ndarray:
             mode="edge",
         )
         h, w = a.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
+    if torchvision:  # torchvision's CenterCrop: int(round(...)), so half rounds to even
+        top, left = round((h - size) / 2.0), round((w - size) / 2.0)
+    else:
+        top, left = (h - size) // 2, (w - size) // 2
     return a[top : top + size, left : left + size]
 
 

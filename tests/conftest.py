@@ -30,6 +30,7 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.setenv("PHOTOTAG_INDEX", str(home / "index.sqlite"))
     monkeypatch.delenv("PHOTOTAG_WEIGHTS", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("PHOTOTAG_CACHE", str(home / "cache"))
 
 
 def sample(name: str) -> np.ndarray:

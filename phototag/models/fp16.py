@@ -19,21 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import cache_dir
 from ..errors import ModelError
 from .manifest import BackboneManifest
 
 #: What the float16 variant may differ by from float32 on the check inputs. Measured on
 #: EfficientNet-Lite0 on the CPU (tests/test_gpu_paths.py): logits 0.03, embedding 0.5 %.
 TOLERANCE = {"max_logit_diff": 0.1, "max_embedding_rel_diff": 0.02, "top1_agreement": 1.0}
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("PHOTOTAG_CACHE")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_path
-
-    return user_cache_path("phototag", appauthor=False)
 
 
 def check_inputs(m: BackboneManifest, n: int = 8) -> np.ndarray:

@@ -25,6 +25,23 @@ class FileSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class TextEncoderSpec:
+    """The text half of a zero-shot (CLIP-style) backbone."""
+
+    model: str  # ONNX file: (N, context_length) int64 token ids -> (N, dim) embeddings
+    input: str
+    output: str
+    vocab: str  # the BPE merges (bpe_simple_vocab_16e6.txt.gz)
+    context_length: int
+    logit_scale: float  # the model's learned temperature (100 for OpenAI's CLIP)
+
+
+#: Backbone kinds: a classifier (logits + embedding), a detector (boxes), or a zero-shot
+#: image encoder with its text encoder (embeddings that text can be compared with).
+BACKBONE_KINDS = ("classifier", "detector", "zero-shot")
+
+
+@dataclass(frozen=True, slots=True)
 class BackboneManifest:
     """A backbone: an ONNX image encoder with its preprocessing and outputs."""
 
@@ -44,6 +61,17 @@ class BackboneManifest:
     files: tuple[FileSpec, ...]
     source: dict[str, str]
     max_batch: int | None = None  # graphs with a fixed batch size (1) are run photo by photo
+    text: TextEncoderSpec | None = None  # zero-shot backbones only
+
+    @property
+    def zero_shot(self) -> bool:
+        return self.text is not None
+
+    def file_sha256(self, name: str) -> str:
+        for f in self.files:
+            if f.name == name:
+                return f.sha256
+        raise ModelError(f"{self.folder / 'backbone.toml'}: no {name} in [files]")
 
     @property
     def model_path(self) -> Path:
@@ -52,10 +80,7 @@ class BackboneManifest:
     @property
     def fingerprint(self) -> str:
         """Changes whenever the model file changes; stored with results in the index."""
-        for f in self.files:
-            if f.name == "model.onnx":
-                return f.sha256[:16]
-        raise ModelError(f"{self.folder / 'backbone.toml'}: no model.onnx in [files]")
+        return self.file_sha256("model.onnx")[:16]
 
     def labels(self) -> list[str]:
         if not self.labels_file:
@@ -125,6 +150,29 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
     layout = field(pre, "layout", str, path, "nchw")
     if mode not in ("crop", "stretch") or layout not in ("nchw", "nhwc"):
         raise ModelError(f"{path}: preprocess mode is crop or stretch, layout nchw or nhwc")
+    convention = field(pre, "convention", str, path, "phototag")
+    if convention not in ("phototag", "torchvision"):
+        raise ModelError(f"{path}: preprocess convention is phototag or torchvision")
+    kind = field(data, "kind", str, path)
+    if kind not in BACKBONE_KINDS:
+        raise ModelError(f"{path}: kind must be one of {', '.join(BACKBONE_KINDS)}")
+    text = None
+    if kind == "zero-shot":
+        t = field(data, "text", dict, path)
+        text = TextEncoderSpec(
+            model=field(t, "model", str, path),
+            input=field(t, "input", str, path, "text"),
+            output=field(t, "output", str, path, "embedding"),
+            vocab=field(t, "vocab", str, path),
+            context_length=field(t, "context_length", int, path, 77),
+            logit_scale=field(t, "logit_scale", float, path),
+        )
+        if not 1 <= text.context_length <= 4096 or not 0 < text.logit_scale <= 1000:
+            raise ModelError(f"{path}: [text] context_length or logit_scale out of range")
+        listed = {f.name for f in files}
+        for needed in (text.model, text.vocab):
+            if needed not in listed:
+                raise ModelError(f"{path}: [text] names {needed!r}, which [files] does not list")
     embedding = field(out, "embedding", str, path, None)
     detections = field(out, "detections", str, path, None)
     if embedding is None and detections is None:
@@ -132,7 +180,7 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
     source = field(data, "source", dict, path, {})
     return BackboneManifest(
         name=field(data, "name", str, path),
-        kind=field(data, "kind", str, path),
+        kind=kind,
         description=field(data, "description", str, path, ""),
         license=field(data, "license", str, path),
         folder=folder,
@@ -145,6 +193,7 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
             resample=resample,
             mode=mode,
             layout=layout,
+            convention=convention,
         ),
         input_name=field(out, "input", str, path, "image"),
         logits_output=field(out, "logits", str, path, None),
@@ -155,6 +204,7 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
         files=tuple(files),
         max_batch=field(data, "max_batch", int, path, None),
         source={str(k): str(v) for k, v in source.items()},
+        text=text,
     )
 
 

@@ -116,7 +116,7 @@ def provider_settings(provider: str) -> dict[str, str]:
             "arena_extend_strategy": "kSameAsRequested",
         }
     if provider == TENSORRT:
-        from .fp16 import cache_dir
+        from ..config import cache_dir
 
         cache = str(cache_dir() / "tensorrt")
         return {
