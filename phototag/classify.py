@@ -74,9 +74,16 @@ def classify(
     device: config.Device = config.Device.AUTO,
     batch_size: int = config.DEFAULT_BATCH_SIZE,
     catalog: Catalog | None = None,
+    backbone: str | None = None,
 ) -> Iterator[Classification | Failed]:
-    """Yield a :class:`Classification` (or :class:`Failed`) per path, in order."""
+    """Yield a :class:`Classification` (or :class:`Failed`) per path, in order.
+
+    ``backbone`` picks the zero-shot backbone for vocabularies (or, naming a classifier,
+    turns them off); by default the first installed zero-shot backbone is used.
+    """
     catalog = catalog or Catalog.discover()
+    if backbone is not None:
+        catalog.preferred = backbone
     recs = catalog.resolve(list(recognizers) if recognizers else None)
     backbones = {
         name: Backbone(catalog.backbone(name), device=device)

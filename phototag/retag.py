@@ -39,11 +39,19 @@ def retag(
     top_k: int = config.DEFAULT_TOP_K,
     catalog: Catalog | None = None,
     chunk: int = 8192,
+    backbone: str | None = None,
 ) -> RetagReport:
     """Score every stored embedding with ``recognizers`` (default: every installed one)."""
     started = time.perf_counter()
     catalog = catalog or Catalog.discover()
-    names = list(recognizers) if recognizers else sorted(catalog.recognizers)
+    if backbone is not None:
+        catalog.preferred = backbone
+    zero_shot = catalog.zero_shot_backbone() is not None
+    names = (
+        list(recognizers)
+        if recognizers
+        else [n for n in catalog.names() if n in catalog.recognizers or zero_shot]
+    )
     recs = [catalog.recognizer(n) for n in names]
     report = RetagReport(recognizers=[r.name for r in recs])
     by_backbone: dict[str, list[Recognizer]] = {}
@@ -51,20 +59,18 @@ def retag(
         by_backbone.setdefault(r.backbone, []).append(r)
     changed: set[int] = set()
     for name, group in by_backbone.items():
-        backbone = Backbone(catalog.backbone(name), verify=False)  # no session is opened
-        fps = {
-            r.name: fingerprint(r, backbone.manifest.fingerprint, threshold, top_k) for r in group
-        }
+        model = Backbone(catalog.backbone(name), verify=False)  # no session is opened
+        fps = {r.name: fingerprint(r, model.manifest.fingerprint, threshold, top_k) for r in group}
         for ids, vecs in index.embedding_chunks(name, chunk):
-            if backbone.manifest.detections_output:
+            if model.manifest.detections_output:
                 # A detector's recognizers work from the boxes stored in the index; the
                 # (empty) embedding rows say which photos the detector has seen.
-                boxes = index.stored_detections(ids.tolist(), name, backbone.labels)
+                boxes = index.stored_detections(ids.tolist(), name, model.labels)
                 output = BackboneOutput(
                     probs=None, embeddings=vecs.astype(np.float32), detections=boxes
                 )
             else:
-                output = backbone.from_embeddings(vecs)
+                output = model.from_embeddings(vecs)
             results = {
                 r.name: r.candidates(output, threshold=threshold, top_k=top_k) for r in group
             }

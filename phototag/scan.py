@@ -48,6 +48,7 @@ class ScanOptions:
     read_timeout: float = config.DEFAULT_READ_TIMEOUT  # seconds for one file, then it is skipped
     engine: config.Engine = config.Engine.LOCAL
     address: str | None = None  # Ray cluster address (None: a local Ray instance)
+    backbone: str | None = None  # the zero-shot backbone for vocabularies (see Catalog)
 
 
 # -- events ------------------------------------------------------------------------------
@@ -132,6 +133,8 @@ def scan(
     """Tag every photo under ``roots`` that the index does not already hold as asked."""
     started = time.perf_counter()
     catalog = catalog or Catalog.discover()
+    if options.backbone is not None:
+        catalog.preferred = options.backbone
     recognizers = catalog.resolve(list(options.recognizers) if options.recognizers else None)
     backbones = {
         name: Backbone(catalog.backbone(name), device=options.device)

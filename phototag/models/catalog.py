@@ -9,9 +9,12 @@ from ..config import weights_dirs
 from ..errors import ModelError, UnknownModelError
 from .manifest import BackboneManifest, load_backbone_manifest, read_toml
 from .recognizers import Recognizer, load_recognizer
+from .zeroshot import TextEncoder, bind, load_vocabulary
 
 #: What ``scan`` and ``classify`` run when no ``--model`` is given.
 DEFAULT_RECOGNIZERS = ("scene", "food", "flower", "animal", "imagenet")
+#: Added to the defaults when a zero-shot backbone is installed (only it can tell them).
+ZERO_SHOT_DEFAULTS = ("mushroom",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +31,14 @@ class Catalog:
 
     backbones: dict[str, Path] = field(default_factory=dict)
     recognizers: dict[str, RecognizerEntry] = field(default_factory=dict)
+    vocabularies: dict[str, Path] = field(default_factory=dict)  # zero-shot recognizers
+    kinds: dict[str, str] = field(default_factory=dict)  # backbone name -> kind
+    # The zero-shot backbone that vocabularies use; None: the first installed (by name).
+    # Naming a classifier here turns vocabularies off: the ImageNet-mapped recognizers run.
+    preferred: str | None = None
     _manifests: dict[str, BackboneManifest] = field(default_factory=dict, repr=False)
     _loaded: dict[str, Recognizer] = field(default_factory=dict, repr=False)
+    _encoders: dict[str, TextEncoder] = field(default_factory=dict, repr=False)
 
     @classmethod
     def discover(cls, dirs: list[Path] | None = None) -> Catalog:
@@ -40,12 +49,22 @@ class Catalog:
                     continue
                 subs = sorted(d.iterdir())
                 recognizer_files = sorted((d / "recognizers").glob("*.toml"))
+                vocabulary_files = sorted((d / "vocabularies").glob("*.toml"))
             except OSError:  # a folder we may not read holds nothing for us
                 continue
             for sub in subs:
-                if (sub / "backbone.toml").is_file():
-                    name = str(read_toml(sub / "backbone.toml").get("name", sub.name))
-                    cat.backbones.setdefault(name, sub)
+                # Dot folders are installs, exports and removals in progress (or killed).
+                if not sub.name.startswith(".") and (sub / "backbone.toml").is_file():
+                    data = read_toml(sub / "backbone.toml")
+                    name = str(data.get("name", sub.name))
+                    if name not in cat.backbones:
+                        cat.backbones[name] = sub
+                        cat.kinds[name] = str(data.get("kind", ""))
+            for toml in vocabulary_files:
+                vname = read_toml(toml).get("name")
+                if not isinstance(vname, str):
+                    raise ModelError(f"{toml}: a vocabulary needs a string field 'name'")
+                cat.vocabularies.setdefault(vname, toml)
             for toml in recognizer_files:
                 data = read_toml(toml)
                 rname, backbone = data.get("name"), data.get("backbone")
@@ -66,12 +85,43 @@ class Catalog:
             self._manifests[name] = load_backbone_manifest(self.backbones[name])
         return self._manifests[name]
 
+    def zero_shot_backbone(self) -> str | None:
+        """The zero-shot backbone vocabularies run on, or None if there is none (or the
+        preferred backbone is a classifier)."""
+        if self.preferred is not None:
+            if self.preferred not in self.backbones:
+                raise UnknownModelError(
+                    f"no backbone named {self.preferred!r}; installed: {', '.join(sorted(self.backbones))}"
+                )
+            return self.preferred if self.kinds.get(self.preferred) == "zero-shot" else None
+        return next((n for n in sorted(self.backbones) if self.kinds.get(n) == "zero-shot"), None)
+
+    def text_encoder(self, backbone: str) -> TextEncoder:
+        if backbone not in self._encoders:
+            self._encoders[backbone] = TextEncoder(self.backbone(backbone))
+        return self._encoders[backbone]
+
+    def names(self) -> list[str]:
+        """Every recognizer name that can be asked for, ImageNet-mapped or zero-shot."""
+        return sorted({*self.recognizers, *self.vocabularies})
+
     def recognizer(self, name: str) -> Recognizer:
         if name not in self._loaded:
             entry = self.recognizers.get(name)
+            zero_shot = self.zero_shot_backbone() if name in self.vocabularies else None
+            if zero_shot is not None:
+                vocab = load_vocabulary(self.vocabularies[name])
+                self._loaded[name] = bind(vocab, self.text_encoder(zero_shot))
+                return self._loaded[name]
+            if entry is None and name in self.vocabularies:
+                raise UnknownModelError(
+                    f"recognizer {name!r} is a zero-shot vocabulary and no zero-shot backbone "
+                    "is installed (or chosen); see 'phototag models list' and "
+                    "'phototag models install'"
+                )
             if entry is None:
                 raise UnknownModelError(
-                    f"no recognizer named {name!r}; installed: {', '.join(sorted(self.recognizers)) or 'none'}"
+                    f"no recognizer named {name!r}; installed: {', '.join(self.names()) or 'none'}"
                 )
             manifest = self.backbone(entry.backbone)
             labels = manifest.labels() if manifest.labels_file else None
@@ -80,11 +130,16 @@ class Catalog:
 
     def resolve(self, names: list[str] | None) -> list[Recognizer]:
         """The recognizers to run: ``names`` in order without repeats, or the defaults."""
-        chosen = (
-            list(dict.fromkeys(names))
-            if names
-            else [n for n in DEFAULT_RECOGNIZERS if n in self.recognizers]
-        )
+        if names:
+            chosen = list(dict.fromkeys(names))
+        else:
+            wanted: tuple[str, ...] = DEFAULT_RECOGNIZERS
+            if self.zero_shot_backbone() is not None:
+                wanted += ZERO_SHOT_DEFAULTS
+            available = set(self.recognizers)
+            if self.zero_shot_backbone() is not None:
+                available |= set(self.vocabularies)
+            chosen = [n for n in wanted if n in available]
         if not chosen:
             raise UnknownModelError("no recognizers are installed")
         return [self.recognizer(n) for n in chosen]
