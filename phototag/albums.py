@@ -17,13 +17,16 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .config import LinkMode
 from .errors import ConfigError, PhototagError
 from .index.store import Index
 from .query import Match, TagQuery, fields_from_json, photo_when
 from .walk import ALBUM_MARKER
+
+if TYPE_CHECKING:
+    from .search import Similar
 
 
 class AlbumQuery(Protocol):
@@ -56,27 +59,50 @@ class SimilarQuery:
 
         found = similar_to(index, Path(self.photo), SimilarBy(self.by), n=self.n, min_score=self.min_score,
                            under=[Path(u) for u in self.under], model=self.model)  # fmt: skip
-        out = []
-        for s in found:
-            info = index.photo_brief(s.path)
-            if info is not None:
-                pid, mtime_ns, taken_at = info
-                out.append(
-                    Match(
-                        pid,
-                        s.path,
-                        photo_when(taken_at, mtime_ns),
-                        taken_at,
-                        [("similar", "similarity", s.score)],
-                    )
-                )
-        return out
+        return _as_matches(index, found, "similar", "similarity")
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """The photos that best fit a text (``phototag search TEXT --album NAME``)."""
+
+    text: str
+    n: int = 20
+    min_score: float = -1.0
+    under: tuple[str, ...] = ()
+    backbone: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"kind": "text", **asdict(self)}, ensure_ascii=False, sort_keys=True)
+
+    def describe(self) -> str:
+        return f"search {self.text!r}"
+
+    def matches(self, index: Index) -> list[Match]:
+        from .search import by_text
+
+        found = by_text(index, self.text, backbone=self.backbone, n=self.n,
+                        min_score=self.min_score, under=[Path(u) for u in self.under])  # fmt: skip
+        return _as_matches(index, found, "search", "text similarity")
+
+
+def _as_matches(index: Index, found: list[Similar], model: str, label: str) -> list[Match]:
+    out = []
+    for s in found:
+        info = index.photo_brief(s.path)
+        if info is not None:
+            pid, mtime_ns, taken_at = info
+            when = photo_when(taken_at, mtime_ns)
+            out.append(Match(pid, s.path, when, taken_at, [(model, label, s.score)]))
+    return out
 
 
 def query_from_json(text: str) -> AlbumQuery:
     d = json.loads(text)
     if d.get("kind") == "similar":
         return SimilarQuery(**fields_from_json(d))
+    if d.get("kind") == "text":
+        return TextQuery(**fields_from_json(d))
     return TagQuery.from_dict(d)
 
 

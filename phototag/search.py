@@ -14,17 +14,22 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import SimilarBy
 from .index.store import Index, encode_path
 
+if TYPE_CHECKING:
+    from .models.catalog import Catalog
+
 __all__ = [
     "Similar",
     "SimilarBy",
     "by_embedding",
     "by_tags",
+    "by_text",
     "duplicate_groups",
     "similar_to",
     "tag_similarity",
@@ -293,3 +298,48 @@ def similar_to(
         raise ConfigError(f"{photo} has no embedding in the index: scan it again")
     backbone, vector = next(iter(embeddings.items()))
     return by_embedding(index, vector, backbone, n=n, min_score=min_score, under=under, exclude=pid)
+
+
+def by_text(
+    index: Index,
+    text: str,
+    *,
+    backbone: str | None = None,
+    catalog: Catalog | None = None,
+    n: int = 20,
+    min_score: float = -1.0,
+    under: Sequence[Path] = (),
+) -> list[Similar]:
+    """The indexed photos whose zero-shot image embeddings best fit ``text`` (cosine).
+
+    ``backbone``: which zero-shot backbone's embeddings; by default the one the index holds
+    the most embeddings of.
+    """
+    from .errors import ConfigError
+    from .models.catalog import Catalog
+
+    if not text.strip():
+        raise ConfigError("nothing to search for: the text is empty")
+    catalog = catalog or Catalog.discover()
+    zero_shot = [b for b in sorted(catalog.backbones) if catalog.kinds.get(b) == "zero-shot"]
+    if backbone is not None and backbone not in zero_shot:
+        raise ConfigError(
+            f"{backbone!r} is not an installed zero-shot backbone; installed: "
+            f"{', '.join(zero_shot) or 'none'}"
+        )
+    if not zero_shot:
+        raise ConfigError(
+            "text search needs a zero-shot (CLIP-style) backbone, and none is installed: "
+            "'phototag models list' shows how to get one"
+        )
+    counts = {b: index.count_embeddings(b) for b in zero_shot}
+    chosen = backbone or max(zero_shot, key=lambda b: counts[b])
+    if counts[chosen] == 0:
+        raise ConfigError(
+            f"the index holds no {chosen} embeddings, so there is nothing to search yet: "
+            f"run 'phototag scan FOLDER' with {chosen} installed (it runs for the scene, "
+            "food, flower and mushroom recognizers), then search again"
+        )
+    query = catalog.text_encoder(chosen).encode([text])[0]
+    under = [Path(os.path.abspath(u)) for u in under]
+    return by_embedding(index, query, chosen, n=n, min_score=min_score, under=under)

@@ -7,7 +7,9 @@ import typer
 from .album import album_command
 from .classify import classify_command
 from .doctor import doctor_command
+from .models import app as models_app
 from .scan import scan_command
+from .search import search_command
 from .show import forget_command, show_command, tags_command
 from .similar import duplicates_command, similar_command
 from .train import retag_command, tag_command, train_command
@@ -26,6 +28,7 @@ app.command("show")(show_command)
 app.command("tags")(tags_command)
 app.command("album")(album_command)
 app.command("similar")(similar_command)
+app.command("search")(search_command)
 app.command("duplicates")(duplicates_command)
 app.command("train")(train_command)
 app.command("retag")(retag_command)
@@ -34,6 +37,7 @@ app.command("write")(write_command)
 app.command("clean")(clean_command)
 app.command("forget")(forget_command)
 app.command("doctor")(doctor_command)
+app.add_typer(models_app, name="models")
 
 
 def version_callback(value: bool) -> None:

@@ -15,6 +15,7 @@ from .console import ExitCode, Output, escape, guarded, safe_path
 def classify_command(
     paths: Annotated[list[Path], typer.Argument(help="Image files.", show_default=False)],
     model: o.Models = None,
+    backbone: o.Backbone = None,
     threshold: o.Threshold = o.DEFAULT_THRESHOLD,
     top_k: o.TopK = o.DEFAULT_TOP_K,
     device: o.Device = Device.AUTO,
@@ -34,7 +35,12 @@ def classify_command(
     failed = 0
     with guarded(out):
         for res in classify(
-            paths, recognizers=model, threshold=threshold, top_k=top_k, device=device
+            paths,
+            recognizers=model,
+            threshold=threshold,
+            top_k=top_k,
+            device=device,
+            backbone=backbone,
         ):
             if isinstance(res, Failed):
                 failed += 1

@@ -22,10 +22,21 @@ Models = Annotated[
     list[str] | None,
     typer.Option(
         "--model", "-m",
-        help="Recognizer to run (repeatable) [default: scene, food, flower, animal, imagenet].",
+        help="Recognizer to run (repeatable) [default: scene, food, flower, animal, imagenet; "
+        "and mushroom when a zero-shot backbone is installed]. 'phototag models list' shows all.",
         show_default=False,
     ),
 ]  # fmt: skip
+Backbone = Annotated[
+    str | None,
+    typer.Option(
+        "--backbone",
+        help="The zero-shot backbone that scene, food, flower, mushroom and fashion-* run on "
+        "[default: the first installed]; naming a classifier (efficientnet-lite0) runs the "
+        "ImageNet-mapped recognizers instead.",
+        show_default=False,
+    ),
+]
 Threshold = Annotated[
     float,
     typer.Option(min=0.0, max=1.0, help="Keep candidates scoring at least this much."),

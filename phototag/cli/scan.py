@@ -23,6 +23,7 @@ def scan_command(
         list[Path], typer.Argument(help="Folders or files to scan.", show_default=False)
     ],
     model: o.Models = None,
+    backbone: o.Backbone = None,
     threshold: o.Threshold = o.DEFAULT_THRESHOLD,
     top_k: o.TopK = o.DEFAULT_TOP_K,
     index: o.IndexPath = None,
@@ -88,7 +89,7 @@ def scan_command(
     opts = ScanOptions(
         recognizers=model, threshold=threshold, top_k=top_k, batch_size=batch_size,
         workers=workers, device=device, follow_symlinks=follow_symlinks, read_timeout=read_timeout,
-        engine=engine, address=address,
+        engine=engine, address=address, backbone=backbone,
     )  # fmt: skip
     report = None
     write_failed = 0

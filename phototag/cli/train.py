@@ -153,6 +153,7 @@ def _print_report(out: Output, r: TrainReport) -> None:
 
 def retag_command(
     model: o.Models = None,
+    backbone: o.Backbone = None,
     threshold: o.Threshold = o.DEFAULT_THRESHOLD,
     top_k: o.TopK = o.DEFAULT_TOP_K,
     write: o.WriteModeOpt = None,
@@ -182,7 +183,7 @@ def retag_command(
             index_lock(out, index_path, "retag", wait),
             Index.open(index_path, create=False) as idx,
         ):
-            report = retag(idx, model, threshold=threshold, top_k=top_k)
+            report = retag(idx, model, threshold=threshold, top_k=top_k, backbone=backbone)
             out.info(f"[num]{report.photos}[/] photos retagged with {', '.join(report.recognizers)}: "
                      f"[num]{report.changed}[/] changed in [num]{report.seconds:.1f}[/] s")  # fmt: skip
             out.log(

@@ -1,0 +1,66 @@
+"""phototag search: photos ranked by how well they fit a text (zero-shot embeddings)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import options as o
+from .console import Output, escape, guarded, safe_path
+
+
+def search_command(
+    text: Annotated[
+        str,
+        typer.Argument(help="What to look for, in words: 'kids playing on the beach at sunset'."),
+    ],
+    n: Annotated[int, typer.Option("-n", min=1, help="How many photos to return.")] = 20,
+    min_score: Annotated[
+        float,
+        typer.Option(
+            min=-1.0,
+            max=1.0,
+            help="Only photos whose cosine similarity to the text is at least this "
+            "(CLIP's text-photo cosines are small: good matches are often 0.25-0.35).",
+        ),
+    ] = -1.0,
+    under: Annotated[
+        list[Path] | None, typer.Option(help="Only photos under this folder (repeatable).")
+    ] = None,
+    album: Annotated[
+        str | None, typer.Option(help="Also make an album of the result, with this name.")
+    ] = None,
+    backbone: Annotated[
+        str | None,
+        typer.Option(help="Zero-shot backbone [default: the one with most photos in the index]."),
+    ] = None,
+    index: o.IndexPath = None,
+    json_out: o.Json = False,
+) -> None:
+    """List the indexed photos that best fit TEXT, best first (needs a zero-shot backbone)."""
+    from ..albums import TextQuery, album_folder, build_album
+    from ..config import default_albums_dir, default_index_path
+    from ..index import Index
+    from ..search import by_text
+
+    out = Output(json_mode=json_out)
+    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        roots = [Path(os.path.abspath(u)) for u in under or ()]
+        found = by_text(idx, text, backbone=backbone, n=n, min_score=min_score, under=roots)
+        for s in found:
+            if json_out:
+                out.json(s.as_json())
+            else:
+                out.result(f"{s.score:.3f}  [filepath]{escape(safe_path(s.path))}[/]")
+        if not found:
+            out.info("no photo matched")
+        if album:
+            q = TextQuery(text, n, min_score, tuple(map(str, roots)), backbone)
+            report = build_album(idx, album, album_folder(default_albums_dir(), album), q)
+            out.info(
+                f"album [tag]{escape(album)}[/]: [num]{len(report.added)}[/] added at "
+                f"[filepath]{escape(safe_path(report.folder))}[/]"
+            )
