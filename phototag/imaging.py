@@ -214,9 +214,10 @@ def preprocess(im: Image.Image, p: Preprocess) -> np.ndarray:
 
 
 #: Beyond this aspect ratio the long side is trimmed (centred) before resizing, which
-#: leaves the centre crop the same and keeps a 30000 x 10 strip from becoming a
-#: 768000 x 256 intermediate image of 590 MB.
-MAX_ASPECT = 4
+#: leaves the centre crop nearly the same and keeps a 30000 x 10 strip from becoming a
+#: 768000 x 256 intermediate image of 590 MB (at 16:1 the largest is 4096 x 256, 3 MB).
+#: Up to 16:1 -- every panorama a phone makes -- the pixels are exactly OpenCLIP's.
+MAX_ASPECT = 16
 
 
 def resize_short_side(

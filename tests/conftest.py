@@ -157,3 +157,27 @@ def _bomb_png() -> bytes:
         + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + chunk(b"IEND", b"")
     )
+
+
+# -- zero-shot backbones ---------------------------------------------------------------
+
+TINY_CLIP_CONFIG = Path(__file__).parent / "data" / "phototag-tiny-clip.json"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights folder holding ``clip-tiny``: a 2-layer, 64-wide CLIP with random weights
+    (seed 0), exported by phototag's own exporter (about 5 s). Rankings are meaningless;
+    the mechanics are real."""
+    from phototag.models.export_clip import export_clip
+
+    weights = tmp_path_factory.mktemp("tiny-clip-weights")
+    export_clip("phototag-tiny-clip", None, weights, config=TINY_CLIP_CONFIG, name="clip-tiny")
+    return weights
+
+
+@pytest.fixture
+def with_tiny_clip(tiny_clip: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``clip-tiny`` installed (found through $PHOTOTAG_WEIGHTS); its backbone folder."""
+    monkeypatch.setenv("PHOTOTAG_WEIGHTS", str(tiny_clip))
+    return tiny_clip / "clip-tiny"

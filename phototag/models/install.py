@@ -74,6 +74,7 @@ def known_backbones(path: Path | None = None) -> dict[str, KnownBackbone]:
 
 def download(url: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
     """Fetch ``url`` (https only) into the download cache, resuming a partial download."""
+    import http.client
     import ssl
     import urllib.error
     import urllib.request
@@ -124,10 +125,10 @@ def download(url: str, *, sha256: str | None = None, progress: Progress | None =
                         done += len(chunk)
                         if progress:
                             progress(done, total)
-            except OSError as e:
+            except (OSError, http.client.HTTPException) as e:
                 raise ModelError(
-                    f"download of {url} was interrupted ({e}); run the same command again "
-                    "to resume it"
+                    f"download of {url} was interrupted ({type(e).__name__}: {e}); "
+                    f"{done} bytes are kept: run the same command again to resume"
                 ) from None
     size = part.stat().st_size
     if total is not None and size != total:

@@ -1,0 +1,249 @@
+"""Installing backbones: folders, archives, a real HTTPS server on localhost; damaged,
+hostile and interrupted sources; kills during an install; remove and verify."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from phototag.cli.app import app
+from phototag.cli.console import ExitCode
+from phototag.errors import ModelError
+from phototag.models.catalog import Catalog
+from phototag.models.install import download, install, install_folder, remove
+from phototag.models.manifest import load_backbone_manifest, verify_files
+
+
+def invoke(*args: str | Path) -> tuple[int, str]:
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    if r.exception and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.stdout + r.stderr
+
+
+def tar_of(folder: Path, path: Path) -> Path:
+    with tarfile.open(path, "w:gz") as t:
+        t.add(folder, arcname=folder.name)
+    return path
+
+
+@pytest.fixture
+def source(tiny_clip: Path) -> Path:
+    return tiny_clip / "clip-tiny"
+
+
+def test_install_from_a_folder_a_tarball_and_a_zip(source: Path, tmp_path: Path) -> None:
+    for i, src in enumerate([str(source), str(tar_of(source, tmp_path / "b.tar.gz"))]):
+        dest = tmp_path / f"w{i}"
+        done = install(src, dest)
+        assert done.name == "clip-tiny" and not done.replaced
+        verify_files(load_backbone_manifest(done.folder))
+        assert Catalog.discover([dest]).kinds == {"clip-tiny": "zero-shot"}
+        assert sorted(p.name for p in dest.iterdir()) == ["clip-tiny"]  # nothing left over
+    z = tmp_path / "b.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for f in source.iterdir():
+            zf.write(f, f"clip-tiny/{f.name}")
+    assert install(str(z), tmp_path / "w2").replaced is False
+    assert install(str(z), tmp_path / "w2").replaced is True  # again: replaced in one step
+
+
+def test_a_damaged_source_is_refused_and_the_installed_copy_kept(
+    source: Path, tmp_path: Path
+) -> None:
+    dest = tmp_path / "w"
+    install_folder(source, dest)
+    bad = tmp_path / "bad" / "clip-tiny"
+    shutil.copytree(source, bad)
+    data = bytearray((bad / "text.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (bad / "text.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match the sha256"):
+        install_folder(bad, dest)
+    verify_files(load_backbone_manifest(dest / "clip-tiny"))  # the good one is untouched
+    with pytest.raises(ModelError, match="expected sha256"):
+        install(str(tar_of(source, tmp_path / "x.tar.gz")), dest, sha256="0" * 64)
+
+
+def test_hostile_archives_are_refused_without_writing_outside(tmp_path: Path) -> None:
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as t:
+        info = tarfile.TarInfo("../../outside.txt")
+        info.size = 4
+        t.addfile(info, io.BytesIO(b"pwnd"))
+        link = tarfile.TarInfo("m/backbone.toml")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        t.addfile(link)
+    with pytest.raises(ModelError, match="not a readable model archive"):
+        install(str(evil), tmp_path / "w" / "deep")
+    assert not list(tmp_path.rglob("outside.txt"))
+    z = tmp_path / "evil.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("../outside.txt", "pwnd")
+    with pytest.raises(ModelError, match="unsafe path"):
+        install(str(z), tmp_path / "w")
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(ModelError, match="not a readable model archive"):
+        install(str(junk), tmp_path / "w")
+    with pytest.raises(ModelError, match="no such folder or archive"):
+        install(str(tmp_path / "missing.tar.gz"), tmp_path / "w")
+
+
+class _Server:
+    """An HTTPS server on localhost (a CA made by trustme) serving one file, with Range
+    support; ``cut`` makes the first full request stop half way through."""
+
+    def __init__(self, payload: bytes, ca_file: Path) -> None:
+        import trustme
+
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(str(ca_file))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ca.issue_cert("localhost").configure_cert(ctx)
+        self.payload, self.cut, self.ranges = payload, False, []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path != "/clip-tiny.tar.gz":
+                    self.send_error(404)
+                    return
+                rng = self.headers.get("Range")
+                server.ranges.append(rng)
+                start = int(rng.split("=")[1].rstrip("-")) if rng else 0
+                body = server.payload[start:]
+                if server.cut and not rng:
+                    server.cut = False
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.send_response(206 if rng else 200)
+                if rng:
+                    total = len(server.payload)
+                    self.send_header("Content-Range", f"bytes {start}-{total - 1}/{total}")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://localhost:{self.httpd.server_address[1]}/clip-tiny.tar.gz"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def https(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
+    ca = tmp_path / "ca.pem"
+    server = _Server(tar_of(source, tmp_path / "served.tar.gz").read_bytes(), ca)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # trust the test CA, as a company CA would be
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setenv("no_proxy", "*")
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+def test_https_download_resumes_after_an_interruption_and_installs(
+    https: _Server, tmp_path: Path
+) -> None:
+    https.cut = True
+    seen: list[tuple[int, int | None]] = []
+    with pytest.raises(ModelError, match=r"interrupted|stopped at"):
+        download(https.url, progress=lambda d, t: seen.append((d, t)))
+    partial = list((Path(os.environ["PHOTOTAG_CACHE"]) / "downloads").glob("*.part"))
+    kept = partial[0].stat().st_size if len(partial) == 1 else -1
+    assert 0 < kept < len(https.payload)
+    sha = hashlib.sha256(https.payload).hexdigest()
+    done = install(https.url, tmp_path / "w", sha256=sha, progress=lambda d, t: seen.append((d, t)))
+    assert https.ranges == [None, f"bytes={kept}-"]  # the second request resumed
+    assert seen[-1] == (len(https.payload), len(https.payload))
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen) if a[1] == b[1])
+    verify_files(load_backbone_manifest(done.folder))
+    assert not list((Path(os.environ["PHOTOTAG_CACHE"]) / "downloads").glob("*.part"))
+
+
+def test_download_failures_say_what_happened(https: _Server, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="https only"):
+        download(https.url.replace("https://", "http://"))
+    with pytest.raises(ModelError, match=r"cannot reach 127\.0\.0\.1 .*offline"):
+        download("https://127.0.0.1:9/model.tar.gz")  # the discard port: nothing listens
+    with pytest.raises(ModelError, match="HTTP 404"):
+        download(https.url.replace("clip-tiny", "missing"))
+
+
+def test_cli_install_remove_verify(source: Path, tmp_path: Path) -> None:
+    code, out = invoke("models", "install", source)
+    assert code == ExitCode.OK, out
+    assert "installed clip-tiny" in out
+    code, out = invoke("models", "verify", "clip-tiny")
+    assert code == ExitCode.OK and "clip-tiny: ok" in out
+    installed = Catalog.discover().backbones["clip-tiny"]
+    (installed / "model.onnx").write_bytes(b"tampered")
+    code, out = invoke("models", "verify")
+    assert code == ExitCode.ERROR and "clip-tiny" in out and "efficientnet-lite0: ok" in out
+    code, out = invoke("models", "remove", "clip-tiny")
+    assert code == ExitCode.OK, out
+    assert "clip-tiny" not in Catalog.discover().backbones
+    code, out = invoke("models", "remove", "efficientnet-lite0")  # shipped: not removable
+    assert code == ExitCode.ERROR and "no backbone 'efficientnet-lite0' is installed in" in out
+    with pytest.raises(ModelError):
+        remove("../escape")
+
+
+def test_a_kill_at_any_moment_of_an_install_leaves_the_old_or_the_new(
+    source: Path, tmp_path: Path
+) -> None:
+    """SIGKILL an install at spread-out moments: the backbone found afterwards is always a
+    whole one (the old or the new), and the next install clears what the kill left."""
+    dest = tmp_path / "w"
+    old = tmp_path / "old" / "clip-tiny"
+    shutil.copytree(source, old)
+    toml = (old / "backbone.toml").read_text()
+    (old / "backbone.toml").write_text(toml.replace("random weights,", "OLD random weights,"))
+    install_folder(old, dest)
+    code = (
+        "import sys; from pathlib import Path; from phototag.models.install import install_folder;"
+        "install_folder(Path(sys.argv[1]), Path(sys.argv[2]))"
+    )
+    cmd = [sys.executable, "-c", code, str(source), str(dest)]
+    t0 = time.monotonic()
+    subprocess.run(cmd, check=True)
+    whole = time.monotonic() - t0
+    install_folder(old, dest)
+    texts = {(old / "backbone.toml").read_text(), (source / "backbone.toml").read_text()}
+    for i in range(12):
+        p = subprocess.Popen(cmd)
+        time.sleep(whole * (0.35 + 0.65 * i / 11))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        found = Catalog.discover([dest])
+        assert list(found.backbones) == ["clip-tiny"]
+        verify_files(found.backbone("clip-tiny"))
+        assert (dest / "clip-tiny" / "backbone.toml").read_text() in texts
+    install_folder(source, dest)
+    assert sorted(p.name for p in dest.iterdir()) == ["clip-tiny"]
