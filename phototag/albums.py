@@ -47,6 +47,7 @@ class SimilarQuery:
     min_score: float = 0.0
     under: tuple[str, ...] = ()
     model: str | None = None
+    backbone: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({"kind": "similar", **asdict(self)}, ensure_ascii=False, sort_keys=True)
@@ -58,7 +59,8 @@ class SimilarQuery:
         from .search import SimilarBy, similar_to
 
         found = similar_to(index, Path(self.photo), SimilarBy(self.by), n=self.n, min_score=self.min_score,
-                           under=[Path(u) for u in self.under], model=self.model)  # fmt: skip
+                           under=[Path(u) for u in self.under], model=self.model,
+                           backbone=self.backbone)  # fmt: skip
         return _as_matches(index, found, "similar", "similarity")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -286,8 +286,12 @@ def similar_to(
     min_score: float = 0.0,
     under: Sequence[Path] = (),
     model: str | None = None,
+    backbone: str | None = None,
 ) -> list[Similar]:
-    """Indexed photos most similar to ``photo`` (which need not be indexed), best first."""
+    """Indexed photos most similar to ``photo`` (which need not be indexed), best first.
+
+    By embedding: ``backbone``'s, else the one :func:`default_backbone` picks.
+    """
     from .errors import ConfigError
 
     embeddings, tags, pid = query_of(index, photo, model)
@@ -296,8 +300,24 @@ def similar_to(
         return by_tags(index, tags, n=n, min_score=min_score, under=under, model=model, exclude=pid)
     if not embeddings:
         raise ConfigError(f"{photo} has no embedding in the index: scan it again")
-    backbone, vector = next(iter(embeddings.items()))
-    return by_embedding(index, vector, backbone, n=n, min_score=min_score, under=under, exclude=pid)
+    if backbone is not None and backbone not in embeddings:
+        raise ConfigError(f"{photo} has no {backbone} embedding in the index")
+    chosen = backbone or default_backbone(embeddings)
+    return by_embedding(
+        index, embeddings[chosen], chosen, n=n, min_score=min_score, under=under, exclude=pid
+    )
+
+
+def default_backbone(names: Iterable[str], catalog: Catalog | None = None) -> str:
+    """Whose embeddings similarity and duplicates use by default: a classifier's (the
+    duplicate threshold was measured on EfficientNet-Lite0's), else the first by name."""
+    from .models.catalog import Catalog
+
+    ordered = sorted(names)
+    if not ordered:
+        raise ValueError("no backbones to choose from")
+    kinds = (catalog or Catalog.discover()).kinds
+    return next((n for n in ordered if kinds.get(n) == "classifier"), ordered[0])
 
 
 def by_text(

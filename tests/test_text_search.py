@@ -185,3 +185,31 @@ def test_scan_backbone_option_switches_between_zero_shot_and_imagenet_scene(
             assert view is not None
             paths = {c.path for c in view.tags["scene"]}
             assert paths and paths <= vocab[backbone] and paths - vocab[other]
+
+
+def test_similar_and_duplicates_compare_the_classifiers_embeddings_unless_told(
+    lib: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CLIP installed a scan stores two embeddings per photo; the duplicate threshold
+    was measured on EfficientNet-Lite0's, so that is what similar/duplicates use by default."""
+    from phototag.search import by_embedding
+
+    monkeypatch.setenv("PHOTOTAG_WEIGHTS", str(tiny_clip))
+    code, _, err = invoke("scan", lib, "--write", "none")
+    assert code == ExitCode.OK, err
+    with Index.open(Path(os.environ["PHOTOTAG_INDEX"])) as idx:
+        assert idx.count_embeddings("clip-tiny") == idx.count_embeddings("efficientnet-lite0") == 4
+        for backbone in ("efficientnet-lite0", "clip-tiny"):
+            q = idx.embedding(lib / "coffee.jpg", backbone)
+            assert q is not None
+            want = [
+                [os.fsdecode(s.path), round(s.score, 4)]
+                for s in by_embedding(
+                    idx, q, backbone, n=3, exclude=idx.photo_id(lib / "coffee.jpg")
+                )
+            ]
+            args = ["similar", lib / "coffee.jpg", "-n", "3", "--json"]
+            if backbone == "clip-tiny":
+                args += ["--backbone", backbone]
+            code, out, _ = invoke(*args)
+            assert [[f["path"], f["score"]] for f in ndjson(out)] == want, backbone

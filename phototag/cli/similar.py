@@ -39,6 +39,10 @@ def similar_command(
     album: Annotated[
         str | None, typer.Option(help="Also make an album of the result, with this name.")
     ] = None,
+    backbone: Annotated[
+        str | None,
+        typer.Option(help="Whose embeddings to compare [default: the classifier's]."),
+    ] = None,
     index: o.IndexPath = None,
     json_out: o.Json = False,
 ) -> None:
@@ -54,7 +58,9 @@ def similar_command(
         raise typer.Exit(ExitCode.USAGE)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         roots = [Path(os.path.abspath(u)) for u in under or ()]
-        found = similar_to(idx, photo, by, n=n, min_score=min_score, under=roots, model=model)
+        found = similar_to(
+            idx, photo, by, n=n, min_score=min_score, under=roots, model=model, backbone=backbone
+        )
         for s in found:
             if json_out:
                 out.json(s.as_json())
@@ -62,8 +68,9 @@ def similar_command(
                 out.result(f"{s.score:.3f}  [filepath]{escape(safe_path(s.path))}[/]")
         if album:
             q = SimilarQuery(
-                os.path.abspath(photo), by.value, n, min_score, tuple(map(str, roots)), model
-            )
+                os.path.abspath(photo), by.value, n, min_score, tuple(map(str, roots)), model,
+                backbone,
+            )  # fmt: skip
             report = build_album(idx, album, album_folder(default_albums_dir(), album), q)
             out.info(
                 f"album [tag]{escape(album)}[/]: [num]{len(report.added)}[/] added at [filepath]{escape(safe_path(report.folder))}[/]"
@@ -77,6 +84,13 @@ def duplicates_command(
             min=0.5, max=1.0, help="Embedding cosine similarity that counts as a duplicate."
         ),
     ] = 0.90,
+    backbone: Annotated[
+        str | None,
+        typer.Option(
+            help="Whose embeddings to compare [default: the classifier's; the default "
+            "threshold was measured on EfficientNet-Lite0's]."
+        ),
+    ] = None,
     index: o.IndexPath = None,
     json_out: o.Json = False,
 ) -> None:
@@ -84,16 +98,14 @@ def duplicates_command(
     from ..config import default_index_path
     from ..index import Index
     from ..models.catalog import Catalog
-    from ..search import duplicate_groups
+    from ..search import default_backbone, duplicate_groups
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         catalog = Catalog.discover()
-        backbone = next(
-            (n for n in sorted(catalog.backbones) if catalog.backbone(n).embedding_output),
-            "efficientnet-lite0",
-        )
-        groups = duplicate_groups(idx, backbone, threshold=threshold)
+        with_embeddings = [n for n in catalog.backbones if catalog.backbone(n).embedding_output]
+        chosen = backbone or default_backbone(with_embeddings, catalog)
+        groups = duplicate_groups(idx, chosen, threshold=threshold)
     for g in groups:
         if json_out:
             out.json(
