@@ -16,6 +16,7 @@ from phototag.metadata.keywords import Field
 from phototag.metadata.xmp import Sidecar, _parse
 from phototag.models.manifest import load_backbone_manifest
 from phototag.models.recognizers import load_recognizer
+from phototag.models.zeroshot import load_vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKBONE = tomllib.loads((ROOT / "weights" / "efficientnet-lite0" / "backbone.toml").read_text())
@@ -110,6 +111,24 @@ def test_recognizer_manifests_refuse_with_model_error(
     _write_table(path, table)
     with contextlib.suppress(ModelError):
         load_recognizer(path, LABELS)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["name", "kind", "templates", "background", "groups", "temperature", "rollup", "x"]),
+        toml_values, max_size=7,
+    ),
+    st.dictionaries(st.sampled_from(["t", "t/a", "t/a/b", "u", "t/|"]),
+                    st.dictionaries(st.sampled_from(["tags", "templates", "x"]), toml_values, max_size=2),
+                    max_size=3),
+)  # fmt: skip
+def test_vocabularies_refuse_with_model_error(
+    tmp_path_factory, table: dict[str, object], groups: dict[str, object]
+) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path_factory.mktemp("v") / "v.toml"
+    _write_table(path, {"name": "t", "kind": "zero-shot", **table, "groups": groups})
+    with contextlib.suppress(ModelError):
+        load_vocabulary(path)
 
 
 @given(st.binary(max_size=300) | st.dictionaries(st.sampled_from(["write", "scan", "x"]), toml_values, max_size=3).map(
