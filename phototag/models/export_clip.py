@@ -115,7 +115,13 @@ def export_clip(
             arch, pretrained=pretrained, force_quick_gelu=bool(pcfg.get("quick_gelu"))
         )
     except RuntimeError as e:  # OpenCLIP reports unknown models and failed downloads so
-        raise ModelError(f"OpenCLIP could not build {arch}: {e}") from None
+        hint = (
+            " -- without internet access, export on a machine that has it and copy the "
+            "installed folder over ('phototag models install FOLDER')"
+            if "download" in str(e).lower()
+            else ""
+        )
+        raise ModelError(f"OpenCLIP could not build {arch}: {e}{hint}") from None
     model.eval()
     tokenizer = open_clip.get_tokenizer(arch)
     if type(tokenizer).__name__ != "SimpleTokenizer" or getattr(tokenizer, "reduction_fn", None):
