@@ -247,3 +247,18 @@ def test_a_kill_at_any_moment_of_an_install_leaves_the_old_or_the_new(
         assert (dest / "clip-tiny" / "backbone.toml").read_text() in texts
     install_folder(source, dest)
     assert sorted(p.name for p in dest.iterdir()) == ["clip-tiny"]
+
+
+def test_installing_a_known_model_offline_says_why_and_installs_nothing(tmp_path: Path) -> None:
+    """The real path of 'models install clip-vit-b-32-openai' with the Hub unreachable
+    (HF_HUB_OFFLINE: the Hugging Face client's own switch, so no network is tried)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}  # empty cache
+    # A process of its own: huggingface_hub reads HF_HUB_OFFLINE when it is first imported.
+    r = subprocess.run([sys.executable, "-m", "phototag", "models", "install", "clip-vit-b-32-openai"],
+                       env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == ExitCode.ERROR, r.stderr
+    text = " ".join(r.stderr.split())
+    assert "could not build ViT-B-32" in text and "without internet access" in text
+    assert "clip-vit-b-32-openai" not in Catalog.discover().backbones
+    weights = Path(os.environ["XDG_DATA_HOME"]) / "phototag" / "weights"
+    assert not weights.exists() or not any(weights.iterdir())  # no staging folder left
