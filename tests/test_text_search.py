@@ -213,3 +213,25 @@ def test_similar_and_duplicates_compare_the_classifiers_embeddings_unless_told(
                 args += ["--backbone", backbone]
             code, out, _ = invoke(*args)
             assert [[f["path"], f["score"]] for f in ndjson(out)] == want, backbone
+
+
+def test_scanning_and_searching_never_import_torch(
+    lib: Path, tiny_clip: Path, tmp_path: Path
+) -> None:
+    """PyTorch and OpenCLIP are for 'models export' only: a scan and a search with a
+    zero-shot backbone run on onnxruntime and phototag's own tokenizer."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from phototag.index import Index;"
+        "from phototag.scan import scan, ScanOptions; from phototag.search import by_text\n"
+        f"idx = Index.open(Path({str(tmp_path / 'i.sqlite')!r}))\n"
+        f"list(scan([Path({str(lib)!r})], idx, ScanOptions(recognizers=['scene', 'mushroom'])))\n"
+        "assert by_text(idx, 'a cat on a sofa', n=2)\n"
+        "bad = {'torch', 'open_clip', 'torchvision'} & set(sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    env = {**os.environ, "PHOTOTAG_WEIGHTS": str(tiny_clip)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr

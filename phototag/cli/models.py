@@ -80,10 +80,10 @@ def list_command(json_out: o.Json = False) -> None:
             runs_on, kind = _kind_of_recognizer(catalog, name)
             if kind == "zero-shot":
                 vocab = load_vocabulary(catalog.vocabularies[name])
-                description, tags = vocab.description, len(vocab.leaves)
+                description, tags = vocab.description, len(vocab.members())
             else:
                 entry = catalog.recognizers[name]
-                description, tags = entry.description, None
+                description, tags = entry.description, len(catalog.recognizer(name).paths)
             recognizers.append(
                 {"name": name, "backbone": runs_on, "kind": kind, "tags": tags,
                  "description": description}
