@@ -135,6 +135,10 @@ def test_retag_rescores_zero_shot_tags_from_stored_embeddings_without_decoding(
     code, _, err = invoke("scan", lib, "-m", "fashion-color", "--write", "none", "--threshold", "0",
                           "--top-k", "100")  # fmt: skip
     assert code == ExitCode.OK, err
+    assert "encoding the 44 prompts of 'fashion-color' with clip-tiny" in " ".join(err.split())
+    code, _, err = invoke("scan", lib, "-m", "fashion-color", "--write", "none", "--threshold", "0",
+                          "--top-k", "100")  # fmt: skip
+    assert "4 unchanged" in err and "encoding" not in err  # cached
     # A user's own copy of the vocabulary, with a tag added, found first.
     mine = tmp_path / "mine"
     (mine / "vocabularies").mkdir(parents=True)

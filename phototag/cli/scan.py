@@ -74,6 +74,7 @@ def scan_command(
     """
     from ..config import default_index_path
     from ..index import Index
+    from ..models.catalog import Catalog
     from ..scan import Failed, Finished, Planned, ScanOptions, Tagged, scan
 
     out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
@@ -101,7 +102,9 @@ def scan_command(
         progress = _Progress(out)
         out.log("start", command="scan", paths=[str(p) for p in paths])
         try:
-            for ev in scan(paths, idx, opts):
+            catalog = Catalog.discover()
+            catalog.notify = lambda message: out.info(escape(message))
+            for ev in scan(paths, idx, opts, catalog):
                 if isinstance(ev, Planned):
                     progress.start(ev.todo)
                 elif isinstance(ev, Tagged):

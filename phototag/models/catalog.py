@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class Catalog:
     # The zero-shot backbone that vocabularies use; None: the first installed (by name).
     # Naming a classifier here turns vocabularies off: the ImageNet-mapped recognizers run.
     preferred: str | None = None
+    # Told, as a sentence, when a slow preparation starts (encoding a vocabulary's prompts).
+    notify: Callable[[str], None] | None = field(default=None, repr=False)
     _manifests: dict[str, BackboneManifest] = field(default_factory=dict, repr=False)
     _loaded: dict[str, Recognizer] = field(default_factory=dict, repr=False)
     _encoders: dict[str, TextEncoder] = field(default_factory=dict, repr=False)
@@ -111,7 +114,14 @@ class Catalog:
             zero_shot = self.zero_shot_backbone() if name in self.vocabularies else None
             if zero_shot is not None:
                 vocab = load_vocabulary(self.vocabularies[name])
-                self._loaded[name] = bind(vocab, self.text_encoder(zero_shot))
+                notify = self.notify
+
+                def on_miss(n: int) -> None:
+                    if notify is not None:
+                        notify(f"encoding the {n} prompts of '{name}' with {zero_shot} "
+                               "(once; cached for later runs)")  # fmt: skip
+
+                self._loaded[name] = bind(vocab, self.text_encoder(zero_shot), on_miss)
                 return self._loaded[name]
             if entry is None and name in self.vocabularies:
                 raise UnknownModelError(

@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -185,7 +185,9 @@ def load_vocabulary(path: Path) -> Vocabulary:
     )
 
 
-def class_embeddings(encoder: TextEncoder, vocab: Vocabulary) -> np.ndarray:
+def class_embeddings(
+    encoder: TextEncoder, vocab: Vocabulary, on_miss: Callable[[int], None] | None = None
+) -> np.ndarray:
     """(leaves + background, dim): each row the normalised mean of its prompts' embeddings.
 
     Cached in ``<cache>/text`` under a key of the text model, the tokenizer and the exact
@@ -208,6 +210,8 @@ def class_embeddings(encoder: TextEncoder, vocab: Vocabulary) -> np.ndarray:
     except (OSError, ValueError, EOFError):
         pass  # not there yet, or damaged: compute it again
     flat = [t for row in rows for t in row]
+    if on_miss is not None:
+        on_miss(len(flat))  # a slow step ahead (about 40 s for 1,000 prompts on 2 CPU cores)
     emb = encoder.encode(flat)
     out = np.empty((len(rows), emb.shape[1]), np.float32)
     start = 0
@@ -256,11 +260,14 @@ class ZeroShotRecognizer:
         return rank(self.score(output.embeddings), self.paths, threshold=threshold, top_k=top_k)
 
 
-def bind(vocab: Vocabulary, encoder: TextEncoder) -> ZeroShotRecognizer:
-    """The recognizer ``vocab`` makes with ``encoder``'s backbone."""
+def bind(
+    vocab: Vocabulary, encoder: TextEncoder, on_miss: Callable[[int], None] | None = None
+) -> ZeroShotRecognizer:
+    """The recognizer ``vocab`` makes with ``encoder``'s backbone (``on_miss`` is told the
+    number of prompts before they are encoded, when they are not cached)."""
     m = encoder.manifest
     assert m.text is not None
-    classes = class_embeddings(encoder, vocab)
+    classes = class_embeddings(encoder, vocab, on_miss)
     members = vocab.members()
     paths = tuple(sorted(members))
     matrix = np.zeros((len(classes), len(paths)), np.float32)
