@@ -113,30 +113,34 @@ class Catalog:
             entry = self.recognizers.get(name)
             zero_shot = self.zero_shot_backbone() if name in self.vocabularies else None
             if zero_shot is not None:
-                vocab = load_vocabulary(self.vocabularies[name])
-                notify = self.notify
-
-                def on_miss(n: int) -> None:
-                    if notify is not None:
-                        notify(f"encoding the {n} prompts of '{name}' with {zero_shot} "
-                               "(once; cached for later runs)")  # fmt: skip
-
-                self._loaded[name] = bind(vocab, self.text_encoder(zero_shot), on_miss)
-                return self._loaded[name]
-            if entry is None and name in self.vocabularies:
+                self._loaded[name] = self._bind(name, zero_shot)
+            elif entry is None and name in self.vocabularies:
                 raise UnknownModelError(
                     f"recognizer {name!r} is a zero-shot vocabulary and no zero-shot backbone "
                     "is installed (or chosen); see 'phototag models list' and "
                     "'phototag models install'"
                 )
-            if entry is None:
+            elif entry is None:
                 raise UnknownModelError(
                     f"no recognizer named {name!r}; installed: {', '.join(self.names()) or 'none'}"
                 )
-            manifest = self.backbone(entry.backbone)
-            labels = manifest.labels() if manifest.labels_file else None
-            self._loaded[name] = load_recognizer(entry.path, labels)
+            else:
+                manifest = self.backbone(entry.backbone)
+                labels = manifest.labels() if manifest.labels_file else None
+                self._loaded[name] = load_recognizer(entry.path, labels)
         return self._loaded[name]
+
+    def _bind(self, name: str, backbone: str) -> Recognizer:
+        """Vocabulary ``name`` on zero-shot ``backbone``, saying so when encoding is slow."""
+        notify = self.notify
+
+        def on_miss(n: int) -> None:
+            if notify is not None:
+                notify(f"encoding the {n} prompts of '{name}' with {backbone} "
+                       "(once; cached for later runs)")  # fmt: skip
+
+        vocab = load_vocabulary(self.vocabularies[name])
+        return bind(vocab, self.text_encoder(backbone), on_miss)
 
     def resolve(self, names: list[str] | None) -> list[Recognizer]:
         """The recognizers to run: ``names`` in order without repeats, or the defaults."""
@@ -144,10 +148,9 @@ class Catalog:
             chosen = list(dict.fromkeys(names))
         else:
             wanted: tuple[str, ...] = DEFAULT_RECOGNIZERS
-            if self.zero_shot_backbone() is not None:
-                wanted += ZERO_SHOT_DEFAULTS
             available = set(self.recognizers)
             if self.zero_shot_backbone() is not None:
+                wanted += ZERO_SHOT_DEFAULTS
                 available |= set(self.vocabularies)
             chosen = [n for n in wanted if n in available]
         if not chosen:
