@@ -44,6 +44,13 @@ def tar_of(folder: Path, path: Path) -> Path:
     return path
 
 
+def assert_only_installed(dest: Path, name: str) -> None:
+    """``dest`` holds the link ``name`` and the one version it points to, nothing else."""
+    link = dest / name
+    assert link.is_symlink()
+    assert sorted(p.name for p in dest.iterdir()) == sorted([name, os.readlink(link)])
+
+
 @pytest.fixture
 def source(tiny_clip: Path) -> Path:
     return tiny_clip / "clip-tiny"
@@ -56,13 +63,16 @@ def test_install_from_a_folder_a_tarball_and_a_zip(source: Path, tmp_path: Path)
         assert done.name == "clip-tiny" and not done.replaced
         verify_files(load_backbone_manifest(done.folder))
         assert Catalog.discover([dest]).kinds == {"clip-tiny": "zero-shot"}
-        assert sorted(p.name for p in dest.iterdir()) == ["clip-tiny"]  # nothing left over
+        assert_only_installed(dest, "clip-tiny")
     z = tmp_path / "b.zip"
     with zipfile.ZipFile(z, "w") as zf:
         for f in source.iterdir():
             zf.write(f, f"clip-tiny/{f.name}")
     assert install(str(z), tmp_path / "w2").replaced is False
+    first = os.readlink(tmp_path / "w2" / "clip-tiny")
     assert install(str(z), tmp_path / "w2").replaced is True  # again: replaced in one step
+    assert os.readlink(tmp_path / "w2" / "clip-tiny") != first
+    assert_only_installed(tmp_path / "w2", "clip-tiny")  # the old version is gone
 
 
 def test_a_damaged_source_is_refused_and_the_installed_copy_kept(
@@ -246,7 +256,7 @@ def test_a_kill_at_any_moment_of_an_install_leaves_the_old_or_the_new(
         verify_files(found.backbone("clip-tiny"))
         assert (dest / "clip-tiny" / "backbone.toml").read_text() in texts
     install_folder(source, dest)
-    assert sorted(p.name for p in dest.iterdir()) == ["clip-tiny"]
+    assert_only_installed(dest, "clip-tiny")
 
 
 def test_installing_a_known_model_offline_says_why_and_installs_nothing(tmp_path: Path) -> None:
@@ -262,3 +272,25 @@ def test_installing_a_known_model_offline_says_why_and_installs_nothing(tmp_path
     assert "clip-vit-b-32-openai" not in Catalog.discover().backbones
     weights = Path(os.environ["XDG_DATA_HOME"]) / "phototag" / "weights"
     assert not weights.exists() or not any(weights.iterdir())  # no staging folder left
+
+
+def test_a_folder_put_there_by_hand_is_replaced_and_symlinkless_systems_still_install(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dest = tmp_path / "w"
+    shutil.copytree(source, dest / "clip-tiny")  # a user copied the folder in by hand
+    assert install_folder(source, dest).replaced
+    assert_only_installed(dest, "clip-tiny")
+
+    def no_symlinks(*args: object, **kwargs: object) -> None:
+        raise OSError("symbolic links are not supported here")
+
+    monkeypatch.setattr(os, "symlink", no_symlinks)
+    other = tmp_path / "w2"
+    assert not install_folder(source, other).replaced
+    assert install_folder(source, other).replaced
+    assert sorted(p.name for p in other.iterdir()) == ["clip-tiny"]
+    assert not (other / "clip-tiny").is_symlink()
+    verify_files(load_backbone_manifest(other / "clip-tiny"))
+    remove("clip-tiny", other)
+    assert not list(other.iterdir())

@@ -177,6 +177,33 @@ def _fsync_tree(folder: Path) -> None:
     for p in folder.iterdir():
         with p.open("rb") as f:
             os.fsync(f.fileno())
+    _fsync_dir(folder)
+
+
+_STALE = (".install-", ".old-", ".remove-", ".export-", ".link-")
+
+
+def clear_stale(dest: Path, keep: Path | None = None) -> None:
+    """Remove what killed installs, exports and removals left behind: staging folders,
+    temporary links, and versions no backbone link points to -- except the folder that
+    holds ``keep`` (the source being installed)."""
+    if not dest.is_dir():
+        return
+    live = {os.readlink(p) for p in dest.iterdir() if p.is_symlink()}
+    for p in dest.iterdir():
+        if keep is not None and keep.resolve().is_relative_to(p.resolve()):
+            continue
+        if p.is_symlink() and p.name.startswith(_STALE):
+            p.unlink(missing_ok=True)
+        elif (
+            p.is_dir()
+            and not p.is_symlink()
+            and (p.name.startswith(_STALE) or (p.name.startswith(".v-") and p.name not in live))
+        ):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -184,19 +211,16 @@ def _fsync_tree(folder: Path) -> None:
         os.close(fd)
 
 
-def clear_stale(dest: Path, keep: Path | None = None) -> None:
-    """Remove what killed installs, exports and removals left behind (dot folders), except
-    the folder that holds ``keep`` (the source being installed)."""
-    if dest.is_dir():
-        for p in dest.iterdir():
-            if keep is not None and keep.resolve().is_relative_to(p.resolve()):
-                continue
-            if p.name.startswith((".install-", ".old-", ".remove-", ".export-")) and p.is_dir():
-                shutil.rmtree(p, ignore_errors=True)
-
-
 def install_folder(source: Path, dest: Path | None = None) -> Installed:
-    """Copy a backbone folder into ``dest`` (the user's weights folder), checked and atomic."""
+    """Copy a backbone folder into ``dest`` (the user's weights folder), checked and atomic.
+
+    The files go to a hidden version folder (``.v-NAME-XXXX``); ``dest/NAME`` is a symlink
+    to it, replaced by ``rename(2)`` in one step, so every moment shows the old backbone or
+    the new one. Where symlinks cannot be made, the old folder is moved aside first (a kill
+    between the two renames leaves no backbone, and the next install cleans up).
+    """
+    import secrets
+
     dest = dest or user_weights_dir()
     m = load_backbone_manifest(source)
     if not _SAFE_NAME.fullmatch(m.name):
@@ -216,14 +240,29 @@ def install_folder(source: Path, dest: Path | None = None) -> Installed:
         verify_files(load_backbone_manifest(stage))  # the copy, not only the source
         _fsync_tree(stage)
         final = dest / m.name
-        replaced = final.exists()
-        if replaced:
-            old = Path(tempfile.mkdtemp(prefix=f".old-{m.name}-", dir=dest))
-            os.replace(final, old / "backbone")
-            os.replace(stage, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(stage, final)
+        replaced = final.exists() or final.is_symlink()
+        previous = os.readlink(final) if final.is_symlink() else None
+        version = dest / f".v-{m.name}-{secrets.token_hex(4)}"
+        os.replace(stage, version)
+        link = dest / f".link-{m.name}-{secrets.token_hex(4)}"
+        try:
+            os.symlink(version.name, link)
+        except OSError:  # no symlinks here (some Windows setups): two renames
+            if replaced:
+                aside = Path(tempfile.mkdtemp(prefix=f".old-{m.name}-", dir=dest))
+                os.replace(final, aside / "backbone")
+            os.replace(version, final)
+            _fsync_dir(dest)
+            clear_stale(dest)
+            return Installed(m.name, final, replaced)
+        if final.is_dir() and not final.is_symlink():  # a folder from an older phototag
+            aside = Path(tempfile.mkdtemp(prefix=f".old-{m.name}-", dir=dest))
+            os.replace(final, aside / "backbone")
+        os.replace(link, final)  # the atomic step
+        _fsync_dir(dest)
+        if previous and "/" not in previous:
+            shutil.rmtree(dest / previous, ignore_errors=True)
+        clear_stale(dest)
         return Installed(m.name, final, replaced)
     finally:
         if stage.exists():
@@ -263,6 +302,12 @@ def remove(name: str, dest: Path | None = None) -> Path:
         raise ModelError(f"no backbone {name!r} is installed in {dest}")
     if read_toml(folder / "backbone.toml").get("name") != name:
         raise ModelError(f"{folder} holds another backbone than {name!r}")
+    if folder.is_symlink():
+        target = os.readlink(folder)
+        folder.unlink()
+        if "/" not in target:
+            shutil.rmtree(dest / target, ignore_errors=True)
+        return folder
     trash = Path(tempfile.mkdtemp(prefix=f".remove-{name}-", dir=dest))
     os.replace(folder, trash / "backbone")
     shutil.rmtree(trash, ignore_errors=True)
