@@ -197,6 +197,16 @@ def test_https_download_resumes_after_an_interruption_and_installs(
     assert not list((Path(os.environ["PHOTOTAG_CACHE"]) / "downloads").glob("*.part"))
 
 
+def test_a_bad_download_is_not_kept_for_the_next_try(https: _Server, tmp_path: Path) -> None:
+    good = https.payload
+    https.payload = b"<html>captive portal</html>"
+    with pytest.raises(ModelError, match="not a readable model archive"):
+        install(https.url, tmp_path / "w")
+    https.payload = good  # the next try downloads again instead of reusing the bad file
+    assert install(https.url, tmp_path / "w").name == "clip-tiny"
+    assert https.ranges == [None, None]
+
+
 def test_download_failures_say_what_happened(https: _Server, tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="https only"):
         download(https.url.replace("https://", "http://"))

@@ -291,7 +291,12 @@ def install(
         archive = path
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".install-", dir=dest) as tmp:
-        return install_folder(_extract(archive, Path(tmp)), dest)
+        try:
+            return install_folder(_extract(archive, Path(tmp)), dest)
+        except ModelError:
+            if archive.parent == cache_dir() / "downloads":
+                archive.unlink(missing_ok=True)  # a bad download is fetched afresh next time
+            raise
 
 
 def remove(name: str, dest: Path | None = None) -> Path:
