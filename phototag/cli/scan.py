@@ -156,7 +156,8 @@ def _summary(out: Output, r: ScanReport) -> None:
         for f in sorted(r.failures, key=lambda f: str(f.path)):
             why = escape(f.reason) + (" [muted](unchanged since it failed)[/]" if f.known else "")
             out.error(f"[filepath]{escape(safe_path(f.path))}[/]: {why}")
-    on = ", ".join(p.removesuffix("ExecutionProvider") for p in r.providers)
+    # No provider here: the models ran elsewhere (the Ray engine's actors).
+    on = ", ".join(p.removesuffix("ExecutionProvider") for p in r.providers) or "the cluster"
     speed = f" ({r.tagged / r.seconds:.1f} images/s on {on})" if r.tagged and r.seconds > 0 else ""
     out.info(
         f"[num]{r.found}[/] photos: [num]{r.tagged}[/] tagged, [num]{r.reused}[/] reused, "
