@@ -300,3 +300,40 @@ def verify_command(
             else:
                 out.result(f"[tag]{escape(name)}[/]: ok")
     raise typer.Exit(ExitCode.ERROR if bad else ExitCode.OK)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    name: Annotated[str, typer.Argument(help="The vocabulary, e.g. scene.", show_default=False)],
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="Labelled photos: FOLDER/<tag>/*.jpg, one sub-folder per tag of the vocabulary.",
+            show_default=False,
+        ),
+    ],
+    dry_run: Annotated[bool, typer.Option(help="Measure only; save nothing.")] = False,
+    to: To = None,
+    json_out: o.Json = False,
+) -> None:
+    """Fit a zero-shot vocabulary's temperature on labelled photos (temperature scaling), so
+    its scores are honest probabilities and --threshold means the same as for the others."""
+    from ..calibrate import calibrate
+
+    out = Output(json_mode=json_out)
+    with guarded(out):
+        r = calibrate(name, folder, out_dir=to, save=not dry_run)
+        for s in r.skipped:
+            out.warning(escape(s))
+        if json_out:
+            out.json(r.as_json())
+            return
+        out.result(
+            f"[tag]{escape(r.name)}[/] on {escape(r.backbone)}, [num]{r.photos}[/] photos: "
+            f"temperature {r.temperature_before:.1f} -> [num]{r.temperature:.1f}[/]; "
+            f"log-loss {r.nll_before:.3f} -> {r.nll_after:.3f}; calibration error "
+            f"{r.ece_before:.3f} -> {r.ece_after:.3f}; top-1 {r.accuracy:.0%}"
+        )
+        if r.saved:
+            out.info(f"saved [filepath]{escape(safe_path(r.saved))}[/]; 'phototag retag -m "
+                     f"{escape(r.name)}' rescores your photos with it, no decoding needed")  # fmt: skip
