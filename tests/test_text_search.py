@@ -239,3 +239,20 @@ def test_scanning_and_searching_never_import_torch(
     env = {**os.environ, "PHOTOTAG_WEIGHTS": str(tiny_clip)}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_zero_shot_tags_reach_the_sidecars_with_their_flag_in_the_hierarchy(
+    lib: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PHOTOTAG_WEIGHTS", str(tiny_clip))
+    code, _, err = invoke("scan", lib / "sub", "-m", "mushroom", "--threshold", "0", "--top-k", "3")
+    assert code == ExitCode.OK, err
+    from phototag.metadata.keywords import Field
+    from phototag.metadata.xmp import Sidecar, sidecar_path
+
+    sidecar = Sidecar.read(sidecar_path(lib / "sub" / "rocket.jpg", "full"))
+    assert sidecar is not None
+    groups = {"deadly poisonous", "poisonous", "edible"}
+    written = sidecar.fields()[Field.HIERARCHICAL]
+    hierarchical = [k for k in written if k.startswith("phototag|mushroom|")]
+    assert hierarchical and all(k.split("|")[2] in groups for k in hierarchical)
