@@ -61,6 +61,7 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
 
     from .models.backbones import Backbone
     from .models.catalog import Catalog
+    from .models.zeroshot import TextEncoder, load_vocabulary
 
     models: dict[str, object] = {
         "weights folders": ", ".join(str(p) for p in config.weights_dirs())
@@ -73,11 +74,20 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
                 models[f"backbone {name}"] = (
                     f"ok, sha256 verified, running on {', '.join(b.providers)}"
                 )
+                if b.manifest.zero_shot:
+                    TextEncoder(b.manifest, verify=False).session  # noqa: B018 - loads it
             except PhototagError as e:
                 models[f"backbone {name}"] = "BROKEN"
                 d.problems.append(str(e))
-        for name in sorted(catalog.recognizers):
+        zero_shot = catalog.zero_shot_backbone()
+        for name in catalog.names():
             try:
+                if name in catalog.vocabularies and (zero_shot or name not in catalog.recognizers):
+                    # Checked as a file: binding it could mean a minute of text encoding.
+                    vocab = load_vocabulary(catalog.vocabularies[name])
+                    on = zero_shot or "no zero-shot backbone installed"
+                    models[f"recognizer {name}"] = f"{len(vocab.members())} tags on {on}"
+                    continue
                 r = catalog.recognizer(name)
                 models[f"recognizer {name}"] = f"{len(r.paths)} tags on {r.backbone}"
             except PhototagError as e:

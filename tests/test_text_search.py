@@ -256,3 +256,16 @@ def test_zero_shot_tags_reach_the_sidecars_with_their_flag_in_the_hierarchy(
     written = sidecar.fields()[Field.HIERARCHICAL]
     hierarchical = [k for k in written if k.startswith("phototag|mushroom|")]
     assert hierarchical and all(k.split("|")[2] in groups for k in hierarchical)
+
+
+def test_doctor_checks_zero_shot_models_without_encoding_vocabularies(
+    tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PHOTOTAG_WEIGHTS", str(tiny_clip))
+    code, out, err = invoke("doctor", "--json")
+    assert code == ExitCode.OK, out + err
+    models = json.loads(out)["sections"]["models"]
+    assert models["backbone clip-tiny"].startswith("ok, sha256 verified")
+    assert models["recognizer mushroom"] == "48 tags on clip-tiny"
+    assert models["recognizer imagenet"] == "1000 tags on efficientnet-lite0"
+    assert not (Path(os.environ["PHOTOTAG_CACHE"]) / "text").exists()  # nothing was encoded
