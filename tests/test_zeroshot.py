@@ -217,6 +217,7 @@ def test_vocabularies_are_complete() -> None:
         ('[groups.t]\ntags = [{tag = "x", prompts = []}]\n', "non-empty list"),
         ("[groups.t]\ntags = [3]\n", "a tag is a string"),
         ("groups = {}\n", "no tags"),
+        ('[groups.t]\ntags = ["a"]\n[groups."t/a/b"]\ntags = ["c"]\n', "both a tag and a group"),
     ],
 )
 def test_bad_vocabularies_are_refused_with_the_reason(

@@ -170,6 +170,11 @@ def load_vocabulary(path: Path) -> Vocabulary:
             leaves[leaf] = tuple(t.format(n) for n in names for t in group_templates)
     if not leaves:
         raise ModelError(f"{path}: the vocabulary has no tags")
+    inner = {
+        "/".join(leaf.split("/")[:d]) for leaf in leaves for d in range(1, leaf.count("/") + 1)
+    }
+    if both := inner & set(leaves):
+        raise ModelError(f"{path}: {sorted(both)[0]!r} is both a tag and a group of tags")
     temperature = field(data, "temperature", float, path, None)
     if temperature is not None and not 0 < temperature <= 1000:
         raise ModelError(f"{path}: temperature must be in (0, 1000]")
