@@ -83,7 +83,7 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
         for name in catalog.names():
             try:
                 if name in catalog.vocabularies and (zero_shot or name not in catalog.recognizers):
-                    # Checked as a file: binding it could mean a minute of text encoding.
+                    # Checked as a file: binding it could mean seconds of text encoding.
                     vocab = load_vocabulary(catalog.vocabularies[name])
                     on = zero_shot or "no zero-shot backbone installed"
                     models[f"recognizer {name}"] = f"{len(vocab.members())} tags on {on}"

@@ -139,11 +139,15 @@ def test_onnx_embeddings_match_pytorch_on_real_photos(with_tiny_clip: Path) -> N
     with torch.no_grad():
         want = model.encode_image(torch.stack([transform(p) for p in photos])).numpy()
     assert np.abs(got.embeddings - want).max() < 1e-4
+    # The text encoder runs on the tokens up to the last end-of-text only (here 77 for the
+    # long text, then ~8 for the short ones alone): the same embeddings as PyTorch's at 77.
+    assert manifest.text is not None and manifest.text.variable_length
     texts = ["a photo of a cat.", "a cup of coffee", "宇宙飛行士 🚀", "x " * 100]
     with torch.no_grad():
         want_t = model.encode_text(tokenizer(texts)).numpy()
     want_t /= np.linalg.norm(want_t, axis=1, keepdims=True)
     assert np.abs(TextEncoder(manifest).encode(texts) - want_t).max() < 1e-4
+    assert np.abs(TextEncoder(manifest).encode(texts[:2]) - want_t[:2]).max() < 1e-4
 
 
 def test_zero_shot_scores_equal_a_hand_computation(with_tiny_clip: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ the tolerance stops the export.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 import warnings
@@ -147,13 +148,42 @@ def export_clip(
         def forward(self, image: Any) -> Any:
             return self.model.encode_image(image)
 
+    # CLIP's text transformer is causal and reads its output at the end-of-text token, so
+    # the padding after that token changes nothing: exported with the positions and the mask
+    # sliced to the input's length, the text encoder can be run on just the tokens that
+    # matter (prompts are ~15 of 77). Checked below at both lengths against PyTorch.
+    # nn.MultiheadAttention's own code bakes the traced sequence length into its reshapes,
+    # so the blocks are written out here with shape-free reshapes (unflatten/flatten).
+    variable = (
+        all(hasattr(model, a) for a in ("token_embedding", "positional_embedding", "ln_final"))
+        and getattr(model, "attn_mask", None) is not None
+        and getattr(model, "text_pool_type", "") == "argmax"
+        and all(
+            isinstance(b.attn, torch.nn.MultiheadAttention) and b.attn.batch_first
+            and not hasattr(b, "ln_1_kv") and b.attn.in_proj_weight is not None
+            for b in model.transformer.resblocks
+        )
+    )  # fmt: skip
+
     class TextEncoder(torch.nn.Module):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
         def forward(self, text: Any) -> Any:
-            return self.model.encode_text(text)
+            m = self.model
+            if not variable:
+                return m.encode_text(text)
+            n = text.shape[1]
+            x = m.token_embedding(text) + m.positional_embedding[:n]
+            mask = m.attn_mask[:n, :n]
+            for block in m.transformer.resblocks:
+                x = x + block.ls_1(_attention(block.attn, block.ln_1(x), mask))
+                x = x + block.ls_2(block.mlp(block.ln_2(x)))
+            x = m.ln_final(x)
+            x = x[torch.arange(x.shape[0]), text.argmax(dim=-1)]
+            proj = m.text_projection
+            return proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
 
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".export-{name}-", dir=out))
@@ -177,7 +207,8 @@ def export_clip(
             torch.onnx.export(
                 TextEncoder(), (dummy_text,), str(staging / "text.onnx"),
                 input_names=["text"], output_names=["embedding"],
-                dynamic_axes={"text": {0: "batch"}, "embedding": {0: "batch"}},
+                dynamic_axes={"text": {0: "batch", **({1: "tokens"} if variable else {})},
+                              "embedding": {0: "batch"}},
                 opset_version=opset, dynamo=False,
             )  # fmt: skip
             if not embed_dim:
@@ -220,6 +251,14 @@ def export_clip(
             text_ref = model.encode_text(torch.as_tensor(ref_ids)).numpy()
             text_got = text_sess.run(["embedding"], {"text": ids})[0]
             text_diff = float(np.abs(text_got - text_ref).max())
+            if variable:  # and on the tokens up to the longest end-of-text only
+                used = int(ids.argmax(axis=1).max()) + 1
+                short = text_sess.run(["embedding"], {"text": ids[:, :used]})[0]
+                text_diff = max(text_diff, float(np.abs(short - text_ref).max()))
+                short_ids = Tokenizer(staging / vocab_name, context)(list(CHECK_TEXTS[:2]))
+                used = int(short_ids.argmax(axis=1).max()) + 1
+                short = text_sess.run(["embedding"], {"text": short_ids[:, :used]})[0]
+                text_diff = max(text_diff, float(np.abs(short - text_ref[:2]).max()))
             logit_scale = float(model.logit_scale.exp().item())
         if image_diff > tolerance or text_diff > tolerance:
             raise ModelError(
@@ -244,7 +283,7 @@ def export_clip(
         }
         (staging / "backbone.toml").write_text(
             _manifest_toml(name, arch, pretrained, embed_dim, settings, context, logit_scale,
-                           vocab_name, source, files),
+                           vocab_name, source, files, variable),
             encoding="utf-8",
         )  # fmt: skip
         final = out / name
@@ -258,6 +297,19 @@ def export_clip(
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _attention(attn: Any, x: Any, mask: Any) -> Any:
+    """What ``attn(x, x, x, attn_mask=mask)`` computes (batch first), written so that no
+    traced size is baked into the graph: the sequence length stays dynamic in ONNX."""
+    import torch
+
+    heads = attn.num_heads
+    q, k, v = torch.nn.functional.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, -1)
+    q, k, v = (t.unflatten(-1, (heads, -1)).transpose(1, 2) for t in (q, k, v))  # type: ignore[no-untyped-call]
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1]) + mask
+    out = (scores.softmax(-1) @ v).transpose(1, 2).flatten(2)
+    return attn.out_proj(out)
+
+
 def _manifest_toml(
     name: str,
     arch: str,
@@ -269,6 +321,7 @@ def _manifest_toml(
     vocab: str,
     source: dict[str, str],
     files: dict[str, dict[str, Any]],
+    variable: bool,
 ) -> str:
     q = json.dumps  # a JSON string is a valid TOML basic string
     lines = [
@@ -303,6 +356,8 @@ def _manifest_toml(
         f"vocab = {q(vocab)}",
         f"context_length = {context}",
         f"logit_scale = {logit_scale!r}",
+        "# Causal, read at the end-of-text token: runs on the tokens up to it, not all 77.",
+        f"variable_length = {'true' if variable else 'false'}",
     ]
     for fname, spec in files.items():
         lines += [

@@ -34,6 +34,7 @@ class TextEncoderSpec:
     vocab: str  # the BPE merges (bpe_simple_vocab_16e6.txt.gz)
     context_length: int
     logit_scale: float  # the model's learned temperature (100 for OpenAI's CLIP)
+    variable_length: bool = False  # may be run on the tokens up to the longest end-of-text
 
 
 #: Backbone kinds: a classifier (logits + embedding), a detector (boxes), or a zero-shot
@@ -166,6 +167,7 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
             vocab=field(t, "vocab", str, path),
             context_length=field(t, "context_length", int, path, 77),
             logit_scale=field(t, "logit_scale", float, path),
+            variable_length=field(t, "variable_length", bool, path, False),
         )
         if not 1 <= text.context_length <= 4096 or not 0 < text.logit_scale <= 1000:
             raise ModelError(f"{path}: [text] context_length or logit_scale out of range")
