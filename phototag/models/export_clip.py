@@ -161,6 +161,7 @@ def export_clip(
         and all(
             isinstance(b.attn, torch.nn.MultiheadAttention) and b.attn.batch_first
             and not hasattr(b, "ln_1_kv") and b.attn.in_proj_weight is not None
+            and b.attn.bias_k is None and b.attn.bias_v is None
             for b in model.transformer.resblocks
         )
     )  # fmt: skip
