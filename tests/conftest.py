@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -181,3 +182,22 @@ def with_tiny_clip(tiny_clip: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``clip-tiny`` installed (found through $PHOTOTAG_WEIGHTS); its backbone folder."""
     monkeypatch.setenv("PHOTOTAG_WEIGHTS", str(tiny_clip))
     return tiny_clip / "clip-tiny"
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+def invoke(*args: str | Path) -> tuple[int, str, str]:
+    """Run ``phototag ARGS`` in-process: (exit code, stdout, stderr); a crash is raised."""
+    from typer.testing import CliRunner
+
+    from phototag.cli.app import app
+
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    if r.exception and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return r.exit_code, r.stdout, r.stderr
+
+
+def ndjson(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

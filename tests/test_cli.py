@@ -6,24 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import invoke, ndjson
 
 from phototag.cli.app import app
 from phototag.cli.console import ExitCode
 from phototag.index import Index
-
-runner = CliRunner()
-
-
-def invoke(*args: str | Path) -> tuple[int, str, str]:
-    r = runner.invoke(app, [str(a) for a in args])
-    if r.exception and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return r.exit_code, r.stdout, r.stderr
-
-
-def ndjson(text: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import conftest
 import pytest
-from typer.testing import CliRunner
 
-from phototag.cli.app import app
 from phototag.cli.console import ExitCode
 from phototag.errors import ModelError
 from phototag.models.catalog import Catalog
@@ -32,10 +31,8 @@ from phototag.models.manifest import load_backbone_manifest, verify_files
 
 
 def invoke(*args: str | Path) -> tuple[int, str]:
-    r = CliRunner().invoke(app, [str(a) for a in args])
-    if r.exception and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return r.exit_code, r.stdout + r.stderr
+    code, out, err = conftest.invoke(*args)
+    return code, out + err
 
 
 def tar_of(folder: Path, path: Path) -> Path:

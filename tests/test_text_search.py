@@ -12,23 +12,11 @@ import numpy as np
 import open_clip
 import pytest
 import torch
+from conftest import invoke, ndjson
 from PIL import Image
-from typer.testing import CliRunner
 
-from phototag.cli.app import app
 from phototag.cli.console import ExitCode
 from phototag.index import Index
-
-
-def invoke(*args: str | Path) -> tuple[int, str, str]:
-    r = CliRunner().invoke(app, [str(a) for a in args])
-    if r.exception and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return r.exit_code, r.stdout, r.stderr
-
-
-def ndjson(text: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 @pytest.fixture

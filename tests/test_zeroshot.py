@@ -299,3 +299,21 @@ def test_a_zero_shot_backbone_without_its_text_encoder_is_refused(
     (bad / "backbone.toml").write_text(before + after[after.index("[files") :])
     with pytest.raises(ModelError, match="missing field 'text'"):
         load_backbone_manifest(bad)
+
+
+def test_each_encoder_checks_its_own_files(with_tiny_clip: Path, tmp_path: Path) -> None:
+    """A damaged text model stops text encoding, not image encoding, and the other way round
+    (so a search does not hash the image model, nor a scan the text model)."""
+    import shutil
+
+    for damaged, fails in (("text.onnx", "text"), ("model.onnx", "image")):
+        folder = tmp_path / damaged
+        shutil.copytree(with_tiny_clip, folder)
+        data = bytearray((folder / damaged).read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (folder / damaged).write_bytes(bytes(data))
+        m = load_backbone_manifest(folder)
+        image, text = Backbone(m).load, functools.partial(TextEncoder(m).encode, ["a photo"])
+        with pytest.raises(ModelError, match="does not match the sha256"):
+            (image if fails == "image" else text)()
+        (text if fails == "image" else image)()  # the other encoder is fine

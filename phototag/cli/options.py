@@ -37,6 +37,12 @@ Backbone = Annotated[
         show_default=False,
     ),
 ]
+Under = Annotated[
+    list[Path] | None, typer.Option(help="Only photos under this folder (repeatable).")
+]
+AlbumOfResult = Annotated[
+    str | None, typer.Option(help="Also make an album of the result, with this name.")
+]
 Threshold = Annotated[
     float,
     typer.Option(min=0.0, max=1.0, help="Keep candidates scoring at least this much."),

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from . import options as o
-from .console import Output, escape, guarded, safe_path
+from .console import Output, guarded
+from .similar import report_ranked
 
 
 def search_command(
@@ -27,12 +28,8 @@ def search_command(
             "(CLIP's text-photo cosines are small: good matches are often 0.25-0.35).",
         ),
     ] = -1.0,
-    under: Annotated[
-        list[Path] | None, typer.Option(help="Only photos under this folder (repeatable).")
-    ] = None,
-    album: Annotated[
-        str | None, typer.Option(help="Also make an album of the result, with this name.")
-    ] = None,
+    under: o.Under = None,
+    album: o.AlbumOfResult = None,
     backbone: Annotated[
         str | None,
         typer.Option(help="Zero-shot backbone [default: the one with most photos in the index]."),
@@ -41,8 +38,8 @@ def search_command(
     json_out: o.Json = False,
 ) -> None:
     """List the indexed photos that best fit TEXT, best first (needs a zero-shot backbone)."""
-    from ..albums import TextQuery, album_folder, build_album
-    from ..config import default_albums_dir, default_index_path
+    from ..albums import TextQuery
+    from ..config import default_index_path
     from ..index import Index
     from ..search import by_text
 
@@ -50,17 +47,7 @@ def search_command(
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         roots = [Path(os.path.abspath(u)) for u in under or ()]
         found = by_text(idx, text, backbone=backbone, n=n, min_score=min_score, under=roots)
-        for s in found:
-            if json_out:
-                out.json(s.as_json())
-            else:
-                out.result(f"{s.score:.3f}  [filepath]{escape(safe_path(s.path))}[/]")
         if not found:
             out.info("no photo matched")
-        if album:
-            q = TextQuery(text, n, min_score, tuple(map(str, roots)), backbone)
-            report = build_album(idx, album, album_folder(default_albums_dir(), album), q)
-            out.info(
-                f"album [tag]{escape(album)}[/]: [num]{len(report.added)}[/] added at "
-                f"[filepath]{escape(safe_path(report.folder))}[/]"
-            )
+        q = TextQuery(text, n, min_score, tuple(map(str, roots)), backbone)
+        report_ranked(out, idx, found, album, q)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..config import SimilarBy
 from . import options as o
 from .console import ExitCode, Output, escape, guarded, safe_path
+
+if TYPE_CHECKING:
+    from ..albums import AlbumQuery
+    from ..index import Index
+    from ..search import Similar
 
 
 def similar_command(
@@ -33,12 +38,8 @@ def similar_command(
         str | None,
         typer.Option("--model", "-m", help="With --by tags: only this recognizer's tags."),
     ] = None,
-    under: Annotated[
-        list[Path] | None, typer.Option(help="Only photos under this folder (repeatable).")
-    ] = None,
-    album: Annotated[
-        str | None, typer.Option(help="Also make an album of the result, with this name.")
-    ] = None,
+    under: o.Under = None,
+    album: o.AlbumOfResult = None,
     backbone: Annotated[
         str | None,
         typer.Option(help="Whose embeddings to compare [default: the classifier's]."),
@@ -47,8 +48,8 @@ def similar_command(
     json_out: o.Json = False,
 ) -> None:
     """List the indexed photos most similar to PHOTO, best first, with a similarity score."""
-    from ..albums import SimilarQuery, album_folder, build_album
-    from ..config import default_albums_dir, default_index_path
+    from ..albums import SimilarQuery
+    from ..config import default_index_path
     from ..index import Index
     from ..search import similar_to
 
@@ -61,20 +62,30 @@ def similar_command(
         found = similar_to(
             idx, photo, by, n=n, min_score=min_score, under=roots, model=model, backbone=backbone
         )
-        for s in found:
-            if json_out:
-                out.json(s.as_json())
-            else:
-                out.result(f"{s.score:.3f}  [filepath]{escape(safe_path(s.path))}[/]")
-        if album:
-            q = SimilarQuery(
-                os.path.abspath(photo), by.value, n, min_score, tuple(map(str, roots)), model,
-                backbone,
-            )  # fmt: skip
-            report = build_album(idx, album, album_folder(default_albums_dir(), album), q)
-            out.info(
-                f"album [tag]{escape(album)}[/]: [num]{len(report.added)}[/] added at [filepath]{escape(safe_path(report.folder))}[/]"
-            )
+        q = SimilarQuery(
+            os.path.abspath(photo), by.value, n, min_score, tuple(map(str, roots)), model, backbone
+        )
+        report_ranked(out, idx, found, album, q)
+
+
+def report_ranked(
+    out: Output, idx: Index, found: list[Similar], album: str | None, query: AlbumQuery
+) -> None:
+    """Print ranked photos (``score  path``, or JSON lines) and, asked for, make the album."""
+    from ..albums import album_folder, build_album
+    from ..config import default_albums_dir
+
+    for s in found:
+        if out.json_mode:
+            out.json(s.as_json())
+        else:
+            out.result(f"{s.score:.3f}  [filepath]{escape(safe_path(s.path))}[/]")
+    if album:
+        report = build_album(idx, album, album_folder(default_albums_dir(), album), query)
+        out.info(
+            f"album [tag]{escape(album)}[/]: [num]{len(report.added)}[/] added at "
+            f"[filepath]{escape(safe_path(report.folder))}[/]"
+        )
 
 
 def duplicates_command(

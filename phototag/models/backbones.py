@@ -48,7 +48,7 @@ class Backbone:
     def load(self) -> Session:
         if self._session is None:
             if self.verify:
-                verify_files(self.manifest)
+                verify_files(self.manifest, "image")
             from .fp16 import fp16_variant
 
             # The float16 variant is made for classifiers (its check runs batches of photos).

@@ -218,9 +218,14 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_files(m: BackboneManifest) -> None:
-    """Check every file of a backbone against its manifest (size first, then sha256)."""
+def verify_files(m: BackboneManifest, part: str | None = None) -> None:
+    """Check the files of a backbone against its manifest (size first, then sha256): all of
+    them, or only the ``"image"`` or ``"text"`` encoder's (a search must not hash the image
+    model, nor a scan the text model, every time)."""
+    text = {m.text.model, m.text.vocab} if m.text else set()
     for spec in m.files:
+        if (part == "image" and spec.name in text) or (part == "text" and spec.name not in text):
+            continue
         path = m.folder / spec.name
         try:
             size = path.stat().st_size

@@ -75,7 +75,7 @@ class TextEncoder:
         spec = self.manifest.text
         assert spec is not None
         if self.verify:
-            verify_files(self.manifest)
+            verify_files(self.manifest, "text")
         session = open_session(self.manifest.folder / spec.model, self.device)
         if spec.input not in session.input_names() or spec.output not in session.output_names():
             raise ModelError(
