@@ -5,11 +5,13 @@ from __future__ import annotations
 import typer
 
 from .album import album_command
+from .catalog import app as catalog_app
 from .classify import classify_command
 from .doctor import doctor_command
 from .models import app as models_app
 from .scan import scan_command
 from .search import search_command
+from .serve import serve_command
 from .show import forget_command, show_command, tags_command
 from .similar import duplicates_command, similar_command
 from .train import retag_command, tag_command, train_command
@@ -37,7 +39,9 @@ app.command("write")(write_command)
 app.command("clean")(clean_command)
 app.command("forget")(forget_command)
 app.command("doctor")(doctor_command)
+app.command("serve")(serve_command)
 app.add_typer(models_app, name="models")
+app.add_typer(catalog_app, name="catalog")
 
 
 def version_callback(value: bool) -> None:
