@@ -75,14 +75,18 @@ async function showDuplicates() {
 async function showPhoto(id) {
   const p = await api(`/v1/photos/${id}`);
   const chips = el("ul", { class: "chips", id: "photo-tags" });
-  for (const [model, cands] of Object.entries(p.tags)) {
-    for (const c of cands) {
-      chips.append(el("li", { class: model === "user" ? "chip user" : "chip", "data-path": c.path },
-        `${c.tag} `, el("span", { class: "muted" }, c.score.toFixed(2)),
-        el("button", { title: `remove ${c.path}`, "aria-label": `remove ${c.path}`, class: "remove",
-          onclick: () => correct(id, "remove", c.path) }, "×")));
-    }
-  }
+  const removed = new Set(p.corrections.filter(c => c.action === "remove").map(c => c.path));
+  const shown = new Set();
+  const chip = (model, tag, path, score) => {
+    if (removed.has(path) || shown.has(path)) return;
+    shown.add(path);
+    chips.append(el("li", { class: model === "user" ? "chip user" : "chip", "data-path": path },
+      `${tag} `, el("span", { class: "muted" }, score === null ? "yours" : score.toFixed(2)),
+      el("button", { title: `remove ${path}`, "aria-label": `remove ${path}`, class: "remove",
+        onclick: () => correct(id, "remove", path) }, "×")));
+  };
+  for (const c of p.corrections.filter(c => c.action === "add")) chip("user", c.path.split("/").pop(), c.path, null);
+  for (const [model, cands] of Object.entries(p.tags)) for (const c of cands) chip(model, c.tag, c.path, c.score);
   const input = el("input", { id: "new-tag", placeholder: "add a tag", required: "" });
   const form = el("form", { id: "add-tag", onsubmit: ev => { ev.preventDefault(); correct(id, "add", input.value); } },
     input, el("button", { type: "submit" }, "Add"));
