@@ -59,7 +59,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="phototag-serve-bench-"))
     env = {"PHOTOTAG_INDEX": str(tmp / "index.sqlite"), "XDG_DATA_HOME": str(tmp / "data"),
            "PHOTOTAG_CACHE": str(tmp / "cache")}  # fmt: skip
-    server = start(env, "--device", "cpu", "--batch-wait-ms", str(args.batch_wait_ms), log=tmp / "serve.log")
+    server = start(
+        env, "--device", "cpu", "--batch-wait-ms", str(args.batch_wait_ms), log=tmp / "serve.log"
+    )
     try:
         with server.client() as c:  # warm up: load the models, first batches
             for _ in range(3):
@@ -117,12 +119,20 @@ def main() -> None:
 
     lat = sorted(latencies)
     rate = len(lat) / wall
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     print(f"requests: {len(lat)} from {args.clients} clients, errors: {errors}, server exit {code}")
-    print(f"requests/s: {rate:.1f}  (CLI classify in-process: {cli_rate:.1f} images/s; ratio {rate / cli_rate:.2f})")
-    print(f"latency p50: {statistics.median(lat) * 1000:.0f} ms  p99: {lat[int(0.99 * (len(lat) - 1))] * 1000:.0f} ms")
+    print(
+        f"requests/s: {rate:.1f}  (CLI classify in-process: {cli_rate:.1f} images/s; ratio {rate / cli_rate:.2f})"
+    )
+    print(
+        f"latency p50: {statistics.median(lat) * 1000:.0f} ms  p99: {lat[int(0.99 * (len(lat) - 1))] * 1000:.0f} ms"
+    )
     print(f"inference batches: {batches} ({len(lat) / max(batches, 1):.1f} requests per batch)")
-    print(f"server RSS: {rss_before:.0f} MiB before, {rss_after:.0f} MiB after ({rss_after - rss_before:+.0f} MiB)")
+    print(
+        f"server RSS: {rss_before:.0f} MiB before, {rss_after:.0f} MiB after ({rss_after - rss_before:+.0f} MiB)"
+    )
 
 
 if __name__ == "__main__":

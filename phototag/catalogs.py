@@ -118,7 +118,9 @@ class ItemCatalog:
         folder = folder or catalogs_dir()
         path = folder / f"{name}.sqlite"
         if not create and not path.exists():
-            raise ConfigError(f"no catalogue named {name!r}: 'phototag catalog add {name} ...' makes one")
+            raise ConfigError(
+                f"no catalogue named {name!r}: 'phototag catalog add {name} ...' makes one"
+            )
         try:
             folder.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -132,7 +134,9 @@ class ItemCatalog:
             )
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
-                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                conn.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
             elif int(row[0]) > SCHEMA_VERSION:
                 conn.close()
                 raise IndexFileError(f"{path} was made by a newer phototag (schema {row[0]})")
@@ -212,14 +216,18 @@ class ItemCatalog:
         vecs = np.stack([np.frombuffer(r[4], dtype="<f4") for r in rows])
         q = np.asarray(embedding, dtype=np.float32).reshape(-1)
         if vecs.shape[1] != q.shape[0]:
-            raise ConfigError(f"catalogue {self.name} holds {vecs.shape[1]}-d embeddings, not {q.shape[0]}-d")
+            raise ConfigError(
+                f"catalogue {self.name} holds {vecs.shape[1]}-d embeddings, not {q.shape[0]}-d"
+            )
         cos = (vecs @ q) / np.maximum(np.linalg.norm(vecs, axis=1) * np.linalg.norm(q), 1e-12)
         matches = []
         for (key, image, f, t, _), c in zip(rows, cos.tolist(), strict=True):
             item_tags = json.loads(t)
             ts = tag_similarity(tags, item_tags)
             score = weight * max(c, 0.0) + (1.0 - weight) * ts
-            matches.append(CatalogMatch(CatalogItem(key, image, json.loads(f), item_tags), score, c, ts))
+            matches.append(
+                CatalogMatch(CatalogItem(key, image, json.loads(f), item_tags), score, c, ts)
+            )
         matches.sort(key=lambda m: (-m.score, m.item.key))
         return matches[:n]
 
@@ -230,7 +238,6 @@ def list_catalogs(folder: Path | None = None) -> list[str]:
         return sorted(p.stem for p in folder.glob("*.sqlite") if _NAME.match(p.stem))
     except OSError:
         return []
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,9 @@ def start(env: Mapping[str, str], *args: str, log: Path, token: str | None = Non
     if token:
         cmd += ["--token", token]
     with open(log, "wb") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
     server = Server(proc, f"http://127.0.0.1:{port}", log, token)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -9,16 +9,16 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
-
 from conftest import _bomb_png, jpeg_bytes, sample
 from metadata_readers import by_exiftool
+from PIL import Image
 from serving import Server, start
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,9 @@ def library(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Pa
 
 
 @pytest.fixture(scope="module")
-def server(library: Path, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    library: Path, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     s = start(env, "--batch-wait-ms", "100", log=tmp_path_factory.mktemp("log") / "serve.log")
     yield s
     assert s.stop() == 0, s.log.read_text()
@@ -71,15 +73,22 @@ def photo_id(client: httpx.Client, name: str) -> int:
     raise AssertionError(f"{name} not found through the API")
 
 
-def test_recognize_has_the_shape_of_classify_json(server: Server, library: Path, env: dict[str, str]) -> None:
-    cli = [json.loads(line) for line in run(env, "classify", library / "cat.png", "--json").stdout.splitlines()]
+def test_recognize_has_the_shape_of_classify_json(
+    server: Server, library: Path, env: dict[str, str]
+) -> None:
+    cli = [
+        json.loads(line)
+        for line in run(env, "classify", library / "cat.png", "--json").stdout.splitlines()
+    ]
     data = (library / "cat.png").read_bytes()
     with server.client() as c:
         raw = c.post("/v1/recognize", content=data)
         form = c.post("/v1/recognize", files={"image": ("x.png", data, "image/png")})
     assert raw.status_code == 200, raw.text
     body = raw.json()
-    assert body["jobId"] and body["results"] == [{"model": d["model"], "candidates": d["candidates"]} for d in cli]
+    assert body["jobId"] and body["results"] == [
+        {"model": d["model"], "candidates": d["candidates"]} for d in cli
+    ]
     assert form.json()["results"] == body["results"]
     assert any(c["path"].startswith("animal/cat") for r in body["results"] for c in r["candidates"])
 
@@ -153,13 +162,18 @@ HOSTILE = {
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
-def test_hostile_uploads_get_4xx_and_the_server_keeps_serving(server: Server, library: Path, name: str) -> None:
+def test_hostile_uploads_get_4xx_and_the_server_keeps_serving(
+    server: Server, library: Path, name: str
+) -> None:
     data, status = HOSTILE[name]
     with server.client() as c:
         r = c.post("/v1/recognize", content=data)
         assert r.status_code == status, r.text
         assert r.json()["error"]
-        assert c.post("/v1/recognize", content=(library / "coffee.jpg").read_bytes()).status_code == 200
+        assert (
+            c.post("/v1/recognize", content=(library / "coffee.jpg").read_bytes()).status_code
+            == 200
+        )
 
 
 def test_oversized_bodies_are_refused_before_being_read(server: Server) -> None:
@@ -192,11 +206,18 @@ def test_a_path_in_a_field_never_reaches_the_filesystem(server: Server, library:
         r = c.post("/v1/recognize", files={"image": (None, "/etc/passwd")})
         assert r.status_code == 400 and "no file" in r.json()["error"]
         before = sorted(p.name for p in library.iterdir())
-        r = c.post("/v1/recognize", files={"image": ("../../../tmp/evil.jpg", (library / "coffee.jpg").read_bytes())})
+        r = c.post(
+            "/v1/recognize",
+            files={"image": ("../../../tmp/evil.jpg", (library / "coffee.jpg").read_bytes())},
+        )
         assert r.status_code == 200
         assert sorted(p.name for p in library.iterdir()) == before
         assert not Path("/tmp/evil.jpg").exists()
-        for bad in ("/v1/photos/..%2F..%2Fetc%2Fpasswd/thumbnail", "/v1/photos/999999/thumbnail", "/static/../app.py"):
+        for bad in (
+            "/v1/photos/..%2F..%2Fetc%2Fpasswd/thumbnail",
+            "/v1/photos/999999/thumbnail",
+            "/static/../app.py",
+        ):
             assert c.get(bad).status_code in (404, 422)
 
 
@@ -205,7 +226,10 @@ def test_library_endpoints(server: Server, library: Path) -> None:
         tags = c.get("/v1/tags").json()["results"]
         assert any(t["path"] == "animal/cat" and t["count"] == 2 for t in tags)
         cats = c.get("/v1/photos", params={"tag": "cat"}).json()
-        assert cats["total"] == 2 and {Path(p["path"]).name for p in cats["results"]} == {"cat.png", "cat copy.jpg"}
+        assert cats["total"] == 2 and {Path(p["path"]).name for p in cats["results"]} == {
+            "cat.png",
+            "cat copy.jpg",
+        }
         pid = cats["results"][0]["id"]
         detail = c.get(f"/v1/photos/{pid}").json()
         assert detail["id"] == pid and "animal" in detail["tags"]
@@ -215,22 +239,39 @@ def test_library_endpoints(server: Server, library: Path) -> None:
         albums = c.get("/v1/albums").json()["results"]
         assert [(a["name"], a["photos"]) for a in albums] == [("cat", 2)]
         groups = c.get("/v1/duplicates").json()["results"]
-        assert [sorted(Path(p["path"]).name for p in g) for g in groups] == [["cat copy.jpg", "cat.png"]]
-        similar = c.post("/v1/similar", content=jpeg_bytes(sample("chelsea"), quality=60)).json()["results"]
+        assert [sorted(Path(p["path"]).name for p in g) for g in groups] == [
+            ["cat copy.jpg", "cat.png"]
+        ]
+        similar = c.post("/v1/similar", content=jpeg_bytes(sample("chelsea"), quality=60)).json()[
+            "results"
+        ]
         assert Path(similar[0]["path"]).name in {"cat.png", "cat copy.jpg"}
-        by_tags = c.post("/v1/similar", params={"by": "tags"}, content=(library / "coffee.jpg").read_bytes())
+        by_tags = c.post(
+            "/v1/similar", params={"by": "tags"}, content=(library / "coffee.jpg").read_bytes()
+        )
         assert Path(by_tags.json()["results"][0]["path"]).name == "coffee.jpg"
         r = c.get("/v1/search", params={"q": "a cat"})
-        assert r.status_code == 400 and "open-vocabulary" in r.json()["error"] or "zero-shot" in r.json()["error"]
+        assert (
+            r.status_code == 400 and "open-vocabulary" in r.json()["error"]
+        ) or "zero-shot" in r.json()["error"]
         r = c.get("/v1/photos")
         assert r.status_code == 400
         spec = c.get("/openapi.json").json()
-        assert {"/v1/recognize", "/v1/similar", "/v1/search", "/v1/photos", "/v1/tags", "/v1/albums",
-                "/v1/catalogs/{name}/similar"} <= set(spec["paths"])
+        assert {
+            "/v1/recognize",
+            "/v1/similar",
+            "/v1/search",
+            "/v1/photos",
+            "/v1/tags",
+            "/v1/albums",
+            "/v1/catalogs/{name}/similar",
+        } <= set(spec["paths"])
         assert c.get("/docs").status_code == 200
 
 
-def test_a_correction_reaches_the_index_and_the_sidecar(server: Server, library: Path, env: dict[str, str]) -> None:
+def test_a_correction_reaches_the_index_and_the_sidecar(
+    server: Server, library: Path, env: dict[str, str]
+) -> None:
     with server.client() as c:
         pid = photo_id(c, "coffee.jpg")
         tags = c.get(f"/v1/photos/{pid}").json()["tags"]
@@ -242,24 +283,37 @@ def test_a_correction_reaches_the_index_and_the_sidecar(server: Server, library:
         corrections = c.get(f"/v1/photos/{pid}").json()["corrections"]
         assert {"action": "remove", "path": wrong} in corrections
         assert {"action": "add", "path": "user/Grandma's cup"} in corrections
-        assert c.post(f"/v1/photos/{pid}/tags", json={"action": "frob", "tag": "x"}).status_code == 400
+        assert (
+            c.post(f"/v1/photos/{pid}/tags", json={"action": "frob", "tag": "x"}).status_code == 400
+        )
     shown = json.loads(run(env, "show", library / "coffee.jpg", "--json").stdout)
     assert "user/Grandma's cup" in json.dumps(shown)
     subjects = by_exiftool(library / "coffee.jpg.xmp")
     flat = [k for ks in subjects.values() for k in ks]
     assert "Grandma's cup" in flat
-    assert not any(k.endswith(wrong.rsplit("/", 1)[-1]) and wrong.split("/")[0] in k for k in flat if "|" in k)
+    assert not any(
+        k.endswith(wrong.rsplit("/", 1)[-1]) and wrong.split("/")[0] in k for k in flat if "|" in k
+    )
 
 
-def test_catalogue_of_items_from_the_cli_and_the_api(server: Server, library: Path, env: dict[str, str], tmp_path: Path) -> None:
+def test_catalogue_of_items_from_the_cli_and_the_api(
+    server: Server, library: Path, env: dict[str, str], tmp_path: Path
+) -> None:
     meta = tmp_path / "items.csv"
-    meta.write_text("image,url,price\ncoffee.jpg,https://shop.example/cup,12.50\ncat.png,https://shop.example/cat,99\n")
-    r = run(env, "catalog", "add", "shop", library / "coffee.jpg", library / "cat.png", "--meta", meta)
+    meta.write_text(
+        "image,url,price\ncoffee.jpg,https://shop.example/cup,12.50\ncat.png,https://shop.example/cat,99\n"
+    )
+    r = run(
+        env, "catalog", "add", "shop", library / "coffee.jpg", library / "cat.png", "--meta", meta
+    )
     assert r.returncode == 0, r.stderr
     assert "2 added" in r.stderr
     r = run(env, "catalog", "similar", "shop", library / "cat copy.jpg", "--json")
     first = json.loads(r.stdout.splitlines()[0])
-    assert first["key"] == "cat.png" and first["fields"] == {"url": "https://shop.example/cat", "price": "99"}
+    assert first["key"] == "cat.png" and first["fields"] == {
+        "url": "https://shop.example/cat",
+        "price": "99",
+    }
     with server.client() as c:
         assert c.get("/v1/catalogs").json()["results"] == ["shop"]
         r = c.post("/v1/catalogs/shop/similar", content=jpeg_bytes(sample("coffee"), quality=70))
@@ -277,7 +331,9 @@ def test_token_required_when_set(library: Path, env: dict[str, str], tmp_path: P
     try:
         with httpx.Client(base_url=s.url) as anon:
             assert anon.get("/v1/tags").status_code == 401
-            assert anon.get("/v1/tags", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert (
+                anon.get("/v1/tags", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            )
             assert anon.get("/", params={"token": token}).status_code == 200
             assert anon.cookies.get("phototag_token") == token
             assert anon.get("/v1/tags").status_code == 200  # the page's cookie
@@ -287,19 +343,23 @@ def test_token_required_when_set(library: Path, env: dict[str, str], tmp_path: P
         assert s.stop() == 0
 
 
-def test_sigterm_finishes_requests_in_flight(library: Path, env: dict[str, str], tmp_path: Path) -> None:
+def test_sigterm_finishes_requests_in_flight(
+    library: Path, env: dict[str, str], tmp_path: Path
+) -> None:
     s = start(env, "--batch-wait-ms", "1000", log=tmp_path / "log")
     got: list[int] = []
 
     def request() -> None:
         with s.client() as c:
-            got.append(c.post("/v1/recognize", content=(library / "coffee.jpg").read_bytes()).status_code)
+            got.append(
+                c.post("/v1/recognize", content=(library / "coffee.jpg").read_bytes()).status_code
+            )
 
     t = threading.Thread(target=request)
     t.start()
     with s.client() as c:  # wait until the request is in the server (observable, no sleep)
         while c.get("/v1/health").json()["in_flight"] < 1:
-            pass
+            time.sleep(0.01)
     assert s.stop() == 0
     t.join()
     assert got == [200]
@@ -310,3 +370,39 @@ def test_host_header_must_be_loopback_on_loopback(server: Server) -> None:
         r = c.get("/v1/tags", headers={"Host": "evil.example"})
         assert r.status_code == 421
         assert c.get("/v1/tags", headers={"Host": "localhost:1234"}).status_code == 200
+
+
+def test_the_documented_systemd_unit_runs_and_stops_cleanly(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    import re
+    import shlex
+    import signal
+
+    from serving import free_port
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "serve.md").read_text()
+    unit = re.search(r"<!-- systemd-serve:.*?\n```ini\n(.*?)```", doc, re.S)
+    assert unit
+    (cmd,) = [
+        ln.split("=", 1)[1] for ln in unit.group(1).splitlines() if ln.startswith("ExecStart=")
+    ]
+    home = tmp_path / "home"
+    (home / ".phototag" / "bin").mkdir(parents=True)
+    (home / ".phototag" / "bin" / "phototag").symlink_to(Path(sys.executable).with_name("phototag"))
+    port = free_port()
+    argv = shlex.split(cmd.replace("%h", str(home)).replace("--port 8600", f"--port {port}"))
+    with open(tmp_path / "log", "wb") as log:
+        proc = subprocess.Popen(argv, env={**os.environ, **env, "HOME": str(home)},
+                                stdout=log, stderr=log)  # fmt: skip
+    try:
+        while True:  # until it answers (or has died)
+            assert proc.poll() is None, (tmp_path / "log").read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)  # what systemctl stop sends
+        assert proc.wait(60) == 0

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import jpeg_bytes, sample
 from metadata_readers import both
 from PIL import Image
 from serving import Server, start
-
-from conftest import jpeg_bytes, sample
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +22,9 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "serve"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path, dict[str, str]]]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Server, Path, dict[str, str]]]:
     home = tmp_path_factory.mktemp("page-home")
     env = {"PHOTOTAG_INDEX": str(home / "index.sqlite"), "XDG_DATA_HOME": str(home / "data"),
            "PHOTOTAG_CACHE": str(home / "cache"), "PHOTOTAG_ALBUMS": str(home / "albums"),
@@ -58,7 +59,9 @@ def browser() -> Iterator[object]:
     driver.quit()
 
 
-def test_browse_search_and_correct_in_a_browser(served: tuple[Server, Path, dict[str, str]], browser: object) -> None:
+def test_browse_search_and_correct_in_a_browser(
+    served: tuple[Server, Path, dict[str, str]], browser: object
+) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support import expected_conditions as ec
@@ -88,11 +91,21 @@ def test_browse_search_and_correct_in_a_browser(served: tuple[Server, Path, dict
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#photo-tags li")))
     browser.save_screenshot(str(ARTIFACTS / "photo.png"))
     target = "animal/cat"
-    browser.find_element(By.CSS_SELECTOR, f'#photo-tags li[data-path="{target}"] button.remove').click()
-    wait.until(ec.invisibility_of_element_located((By.CSS_SELECTOR, f'#photo-tags li[data-path="{target}"]')))
+    browser.find_element(
+        By.CSS_SELECTOR, f'#photo-tags li[data-path="{target}"] button.remove'
+    ).click()
+    wait.until(
+        ec.invisibility_of_element_located(
+            (By.CSS_SELECTOR, f'#photo-tags li[data-path="{target}"]')
+        )
+    )
     browser.find_element(By.ID, "new-tag").send_keys("Mittens")
     browser.find_element(By.CSS_SELECTOR, "#add-tag button").click()
-    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '#photo-tags li[data-path="user/Mittens"]')))
+    wait.until(
+        ec.presence_of_element_located(
+            (By.CSS_SELECTOR, '#photo-tags li[data-path="user/Mittens"]')
+        )
+    )
     browser.save_screenshot(str(ARTIFACTS / "corrected.png"))
 
     # The files say the same, read by exiftool and exiv2.

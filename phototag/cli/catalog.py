@@ -16,7 +16,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-Name = Annotated[str, typer.Argument(help="Catalogue name (letters, digits, '.', '_', '-').", show_default=False)]
+Name = Annotated[
+    str, typer.Argument(help="Catalogue name (letters, digits, '.', '_', '-').", show_default=False)
+]
 
 
 @app.command("add")
@@ -54,8 +56,12 @@ def add_command(
             total = len(cat.items())
         missing = sorted(set(fields) - {p.name for p in images})
         if missing:
-            out.warning(f"{len(missing)} rows of {escape(str(meta))} name no given image, e.g. {escape(missing[0])}")
-    out.info(f"catalogue {escape(name)}: {added} added, {replaced} replaced, {failed} failed; {total} items")
+            out.warning(
+                f"{len(missing)} rows of {escape(str(meta))} name no given image, e.g. {escape(missing[0])}"
+            )
+    out.info(
+        f"catalogue {escape(name)}: {added} added, {replaced} replaced, {failed} failed; {total} items"
+    )
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
 
@@ -83,7 +89,10 @@ def similar_command(
             for m in found:
                 out.json(m.as_json())
         else:
-            table = Table(title=f"most like {escape(safe_path(photo))} in {escape(name)}", title_justify="left")
+            table = Table(
+                title=f"most like {escape(safe_path(photo))} in {escape(name)}",
+                title_justify="left",
+            )
             for col in ("score", "item", "fields"):
                 table.add_column(col)
             for m in found:

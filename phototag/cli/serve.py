@@ -33,7 +33,9 @@ def serve_command(
     batch_wait_ms: Annotated[
         float,
         typer.Option(
-            "--batch-wait-ms", min=0.0, max=1000.0,
+            "--batch-wait-ms",
+            min=0.0,
+            max=1000.0,
             help="How long a recognition request waits for others to share its inference batch.",
         ),
     ] = 5.0,

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -186,12 +186,20 @@ async def _image_bytes(request: Request) -> bytes:
     else:
         data = await request.body()
     if not data:
-        raise ApiError(400, "empty upload: send the image as the request body or a form field 'image'")
+        raise ApiError(
+            400, "empty upload: send the image as the request body or a form field 'image'"
+        )
     return data
 
 
 def create_app(settings: ServeSettings, recognition: Recognition | None = None) -> FastAPI:
-    """The ASGI application. ``recognition`` may be given (tests share one across apps)."""
+    """The ASGI application. ``recognition`` may be given (tests share one across apps).
+
+    Raises ConfigError for a non-loopback address without a token."""
+    if not is_loopback(settings.host) and not settings.token:
+        raise ConfigError(
+            f"serving on {settings.host} (not loopback) needs a token: anyone on the network could use it"
+        )
     index_path = settings.index_path or default_index_path()
     engine = recognition or Recognition(device=settings.device, max_pixels=settings.max_pixels)
     batcher: Batcher[Job, Recognized] = Batcher(
@@ -229,7 +237,9 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
     async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
         first = e.errors()[0] if e.errors() else {}
         where = ".".join(str(x) for x in first.get("loc", ()))
-        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422)
+        return JSONResponse(
+            {"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=422
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, e: Exception) -> JSONResponse:
@@ -243,7 +253,11 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
         return Index.open(index_path, create=False)
 
     async def recognize_upload(
-        request: Request, models: list[str], threshold: float, top_k: int, embed: tuple[str, ...] = ()
+        request: Request,
+        models: list[str],
+        threshold: float,
+        top_k: int,
+        embed: tuple[str, ...] = (),
     ) -> Recognized:
         data = await _image_bytes(request)
         names = models or list(settings.recognizers) or list(engine.default_names())
@@ -258,7 +272,9 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
     @app.post("/v1/recognize", tags=["recognition"])
     async def recognize(
         request: Request,
-        model: list[str] = Query(default=[], description="Recognizer (repeatable); default: scan's."),
+        model: Annotated[
+            list[str] | None, Query(description="Recognizer (repeatable); default: scan's.")
+        ] = None,
         threshold: float = Query(default=DEFAULT_THRESHOLD, ge=0.0, le=1.0),
         top_k: int = Query(default=DEFAULT_TOP_K, ge=1, le=1000),
     ) -> dict[str, Any]:
@@ -266,7 +282,7 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
 
         The source service's shape: ``jobId`` and, per model, ``candidates`` of
         ``{"tag", "score", "path"}`` best first; with one model also at the top level."""
-        res = await recognize_upload(request, model, threshold, top_k)
+        res = await recognize_upload(request, model or [], threshold, top_k)
         results = [{"model": m, "candidates": [c.as_json() for c in cands]}
                    for m, cands in res.candidates.items()]  # fmt: skip
         body: dict[str, Any] = {"jobId": str(uuid.uuid4()), "results": results}
@@ -292,11 +308,15 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
                 tags = {c.path: c.score for cands in res.candidates.values() for c in cands}
                 found = by_tags(idx, tags, n=n, min_score=min_score)
             else:
-                found = by_embedding(idx, res.embeddings[backbone], backbone, n=n, min_score=min_score)
+                found = by_embedding(
+                    idx, res.embeddings[backbone], backbone, n=n, min_score=min_score
+                )
             return {"results": [_photo_ref(idx, s.path, score=s.score) for s in found]}
 
     @app.get("/v1/search", tags=["search"])
-    def search(q: str = Query(min_length=1, max_length=1000), n: int = Query(default=20, ge=1, le=1000)) -> dict[str, Any]:
+    def search(
+        q: str = Query(min_length=1, max_length=1000), n: int = Query(default=20, ge=1, le=1000)
+    ) -> dict[str, Any]:
         """Photos found by a description (needs an open-vocabulary model)."""
         from ..search import by_text
 
@@ -308,7 +328,7 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
 
     @app.get("/v1/photos", tags=["library"])
     def photos(
-        tag: list[str] = Query(default=[], description="A tag or path (repeatable)."),
+        tag: Annotated[list[str] | None, Query(description="A tag or path (repeatable).")] = None,
         any: bool = False,
         n: int = Query(default=200, ge=1, le=10000),
         offset: int = Query(default=0, ge=0),
@@ -339,7 +359,9 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
             doc["id"] = photo_id
             doc["corrections"] = [
                 {"action": a, "path": p}
-                for a, _, p in (c.partition(":") for c in idx.corrections(photo_id).get(photo_id, []))
+                for a, _, p in (
+                    c.partition(":") for c in idx.corrections(photo_id).get(photo_id, [])
+                )
             ]
             return doc
 
@@ -398,7 +420,9 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
             names = [r[0] for r in idx.conn.execute("SELECT DISTINCT backbone FROM embeddings")]
             if not names:
                 return {"results": []}
-            groups = duplicate_groups(idx, default_backbone(names, engine.catalog), threshold=threshold)
+            groups = duplicate_groups(
+                idx, default_backbone(names, engine.catalog), threshold=threshold
+            )
             return {"results": [[_photo_ref(idx, p, score=s) for p, s in g] for g in groups]}
 
     # -- catalogues -------------------------------------------------------------------------
@@ -423,10 +447,14 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
             models = cat.recognizers()
         if not backbones:
             return {"catalog": name, "results": []}
-        res = await recognize_upload(request, models, DEFAULT_THRESHOLD, DEFAULT_TOP_K, (backbones[0],))
+        res = await recognize_upload(
+            request, models, DEFAULT_THRESHOLD, DEFAULT_TOP_K, (backbones[0],)
+        )
         tags = {c.path: c.score for cands in res.candidates.values() for c in cands}
         with ItemCatalog.open(name, folder=settings.catalogs_dir) as cat:
-            found = cat.similar(res.embeddings[backbones[0]], tags, backbones[0], n=n, weight=weight)
+            found = cat.similar(
+                res.embeddings[backbones[0]], tags, backbones[0], n=n, weight=weight
+            )
         return {"catalog": name, "results": [m.as_json() for m in found]}
 
     # -- the page ------------------------------------------------------------------------
@@ -455,11 +483,12 @@ def _indexed(idx: Index, photo_id: int) -> Path:
     return path
 
 
-def _photo_ref(idx: Index, path: Path, *, pid: int | None = None, score: float | None = None) -> dict[str, Any]:
+def _photo_ref(
+    idx: Index, path: Path, *, pid: int | None = None, score: float | None = None
+) -> dict[str, Any]:
     pid = pid if pid is not None else idx.photo_id(path)
     ref: dict[str, Any] = {"id": pid, "path": os.fsdecode(path),
                            "thumbnail": f"/v1/photos/{pid}/thumbnail" if pid is not None else None}  # fmt: skip
     if score is not None:
         ref["score"] = round(score, 4)
     return ref
-

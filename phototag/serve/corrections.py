@@ -47,5 +47,7 @@ def apply_correction(
         lock.release()
     failed = [e.reason for e in events if isinstance(e, WriteFailed)]
     if failed:
-        raise ConfigError(f"the correction is recorded but the files could not be written: {failed[0]}")
+        raise ConfigError(
+            f"the correction is recorded but the files could not be written: {failed[0]}"
+        )
     return {"action": action, "path": path, "written": sum(isinstance(e, Wrote) for e in events)}

@@ -10,6 +10,7 @@ This is the dynamic batching of inference servers (Triton's ``max_queue_delay``)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -176,10 +177,8 @@ class Batcher(Generic[J, R]):
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
 
     async def _loop(self) -> None:
@@ -196,7 +195,7 @@ class Batcher(Generic[J, R]):
                         self._queue.get_nowait() if left <= 0 else
                         await asyncio.wait_for(self._queue.get(), left)
                     )  # fmt: skip
-                except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                except (TimeoutError, asyncio.QueueEmpty):
                     break
             live = [(item, fut) for item, fut in pending if not fut.cancelled()]
             if not live:
