@@ -37,6 +37,8 @@ class Catalog:
     # The zero-shot backbone that vocabularies use; None: the first installed (by name).
     # Naming a classifier here turns vocabularies off: the ImageNet-mapped recognizers run.
     preferred: str | None = None
+    # The language of prompts and queries (ISO 639-1), for text encoders that are told it (NLLB).
+    language: str = "en"
     # Told, as a sentence, when a slow preparation starts (encoding a vocabulary's prompts).
     notify: Callable[[str], None] | None = field(default=None, repr=False)
     _manifests: dict[str, BackboneManifest] = field(default_factory=dict, repr=False)
@@ -101,7 +103,7 @@ class Catalog:
 
     def text_encoder(self, backbone: str) -> TextEncoder:
         if backbone not in self._encoders:
-            self._encoders[backbone] = TextEncoder(self.backbone(backbone))
+            self._encoders[backbone] = TextEncoder(self.backbone(backbone), language=self.language)
         return self._encoders[backbone]
 
     def names(self) -> list[str]:
