@@ -128,7 +128,9 @@ class FakeHub:
                 if folder is None or rev not in ("main", hub.commit):
                     body = json.dumps({"error": "Repository not found"}).encode()
                     self.send_response(404)
-                    self.send_header("X-Error-Code", "RepoNotFound" if folder is None else "RevisionNotFound")
+                    self.send_header(
+                        "X-Error-Code", "RepoNotFound" if folder is None else "RevisionNotFound"
+                    )
                 else:
                     siblings = []
                     for f in sorted(p for p in folder.rglob("*") if p.is_file()):
@@ -200,6 +202,8 @@ def immich_export(
         def forward(self, text: Any) -> Any:
             return model.encode_text(text, normalize=True)
 
+    for param in model.parameters():  # as Immich's exporter does
+        param.requires_grad_(False)
     torch.backends.mha.set_fastpath_enabled(False)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -223,5 +227,7 @@ def unigram_tokenizer(corpus: list[str], languages: list[str], vocab_size: int =
                             special_tokens=["<pad>", "<unk>", *languages], unk_token="<unk>")  # fmt: skip
     tok.add_special_tokens(["</s>"])
     eos = tok.token_to_id("</s>")
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", eos)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", special_tokens=[("</s>", eos)]
+    )
     return tok._tokenizer  # the plain tokenizers.Tokenizer inside the wrapper

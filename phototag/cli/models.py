@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -239,7 +240,7 @@ def install_command(
         )
 
 
-def _from_hub(source: str, known: dict[str, object]) -> bool:
+def _from_hub(source: str, known: Mapping[str, object]) -> bool:
     """Whether ``source`` names a hub model (listed, ``NAME__TAG`` or ``owner/name``) rather
     than a known export, a URL, an archive or a folder on disk."""
     from ..models.hub import hub_models

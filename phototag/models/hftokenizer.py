@@ -101,7 +101,9 @@ class HubTokenizer:
         if pad_token is not None:
             found = tok.token_to_id(pad_token)
             if found is None:
-                raise ModelError(f"{path}: the padding token {pad_token!r} is not in its vocabulary")
+                raise ModelError(
+                    f"{path}: the padding token {pad_token!r} is not in its vocabulary"
+                )
             pad_id = found
         elif (padding := tok.padding) is not None:
             pad_token, pad_id = str(padding["pad_token"]), int(padding["pad_id"])
@@ -140,12 +142,12 @@ def clip_bpe_tokenizer(vocab_path: Path) -> Any:
     whitespace + lower-case normalisation, CLIP's split pattern, ``<|startoftext|> $A
     <|endoftext|>`` around the ids (49406 and 49407, as in the port in tokenizer.py).
     Used to make tokenizer.json files for exports and tests; no download involved."""
+    import gzip
+
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import BPE
 
     from .tokenizer import _MERGES, bytes_to_unicode
-
-    import gzip
 
     try:
         lines = gzip.decompress(vocab_path.read_bytes()).decode("utf-8").split("\n")

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
+from ..imaging import Preprocess
 from .install import Installed, install_folder
 from .manifest import read_toml, sha256_file
 
@@ -217,7 +218,7 @@ def _remote_files(repo: str, revision: str, timeout: float) -> tuple[str, dict[s
     sums: dict[str, Checksum] = {}
     for s in info.siblings or []:
         lfs: Any = s.lfs
-        sha256 = (lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None))
+        sha256 = lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)
         sums[s.rfilename] = Checksum(s.size, sha256, s.blob_id)
     if not info.sha:
         raise ModelError(f"{repo}: the hub did not say which commit {revision!r} is")
@@ -251,9 +252,9 @@ def download_model(
     repo = repo_of(name)
     offline = _offline()
     if offline:
-        commit, sums = revision, {}
+        sums: dict[str, Checksum] = {}
     else:
-        commit, sums = _remote_files(repo, revision, timeout)
+        _, sums = _remote_files(repo, revision, timeout)
         missing = [f.value for f in HubFile if f.value not in sums]
         if missing:
             raise ModelError(
@@ -266,7 +267,9 @@ def download_model(
         with _hub_errors(repo):
             path = Path(
                 hf_hub_download(
-                    repo, f.value, revision=commit, cache_dir=hub_cache(), endpoint=_endpoint(),
+                    # By the name asked for (not the commit): the cache then records what
+                    # "main" is, which an offline install reads back.
+                    repo, f.value, revision=revision, cache_dir=hub_cache(), endpoint=_endpoint(),
                     etag_timeout=timeout, local_files_only=offline,
                 )
             )  # fmt: skip
@@ -277,7 +280,9 @@ def download_model(
             blob = Path(os.path.realpath(path))
             path.unlink(missing_ok=True)  # the snapshot's link, then the blob it points to
             blob.unlink(missing_ok=True)
-            raise ModelError(f"{e}: refused and deleted from the cache; nothing installed") from None
+            raise ModelError(
+                f"{e}: refused and deleted from the cache; nothing installed"
+            ) from None
         out[f] = path
     return out
 
@@ -302,10 +307,43 @@ def _onnx_io(path: Path) -> tuple[list[tuple[str, str, list[Any]]], list[str]]:
     try:
         s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own types for a damaged graph
-        raise ModelError(f"{path.name} is not a usable ONNX model: {' '.join(str(e).split())[:200]}") from None
+        raise ModelError(
+            f"{path.name} is not a usable ONNX model: {' '.join(str(e).split())[:200]}"
+        ) from None
     return [(i.name, i.type, list(i.shape)) for i in s.get_inputs()], [
         o.name for o in s.get_outputs()
     ]
+
+
+def preprocess_from_cfg(pre: dict[str, Any], repo: str) -> Preprocess:
+    """phototag's preprocessing for an OpenCLIP ``preprocess_cfg.json`` (as Immich's
+    visual.py reads it): ``shortest`` is Resize(short side) + CenterCrop as torchvision sizes
+    them, ``squash`` (SigLIP) the whole photo resized to size x size; mean and std on 0..1
+    become 0..255. Raises :class:`ModelError` for what OpenCLIP does that phototag does not
+    (``longest``: letterboxing; non-square sizes)."""
+    try:
+        raw = pre["size"]
+        sizes = [int(v) for v in raw] if isinstance(raw, list) else [int(raw)]
+        mean = [round(float(v) * 255.0, 6) for v in pre["mean"]]
+        std = [round(float(v) * 255.0, 6) for v in pre["std"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"{repo}: preprocess_cfg.json lacks or mistypes {e}") from None
+    if len(set(sizes)) != 1 or len(mean) != 3 or len(std) != 3 or 0 in std:
+        raise ModelError(f"{repo}: only square inputs with 3-channel mean and std are supported")
+    size = sizes[0]
+    if not 16 <= size <= 4096:
+        raise ModelError(f"{repo}: image size {size} is out of range")
+    resize_mode = str(pre.get("resize_mode", "shortest"))  # OpenCLIP's default for old configs
+    if resize_mode not in ("shortest", "squash"):
+        raise ModelError(f"{repo}: resize_mode {resize_mode!r} is not supported (shortest, squash)")
+    interpolation = str(pre.get("interpolation", "bicubic"))
+    if interpolation not in ("bicubic", "bilinear", "lanczos", "nearest"):
+        raise ModelError(f"{repo}: interpolation {interpolation!r} is not supported")
+    return Preprocess(
+        resize=size, crop=size, mean=(mean[0], mean[1], mean[2]), std=(std[0], std[1], std[2]),
+        resample=interpolation, mode="stretch" if resize_mode == "squash" else "crop",
+        convention="torchvision",
+    )  # fmt: skip
 
 
 def backbone_toml(name: str, repo: str, commit: str, folder: Path, model: HubModel | None) -> str:
@@ -317,22 +355,12 @@ def backbone_toml(name: str, repo: str, commit: str, folder: Path, model: HubMod
     tok_cfg = _json(folder / HubFile.TOKENIZER_CONFIG.local)
     text_cfg = config.get("text_cfg") if isinstance(config.get("text_cfg"), dict) else {}
     assert isinstance(text_cfg, dict)
+    settings = preprocess_from_cfg(pre, repo)
     try:
-        size = pre["size"]
-        size = int(size[0] if isinstance(size, list) else size)
-        mean = [round(float(v) * 255.0, 6) for v in pre["mean"]]
-        std = [round(float(v) * 255.0, 6) for v in pre["std"]]
         embed_dim = int(config["embed_dim"])
-    except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise ModelError(f"{repo}: config.json or preprocess_cfg.json lacks {e}") from None
-    if isinstance(pre.get("size"), list) and len(set(pre["size"])) != 1:
-        raise ModelError(f"{repo}: only square image inputs are supported, not {pre['size']}")
-    resize_mode = str(pre.get("resize_mode", "shortest"))  # OpenCLIP's default for old configs
-    if resize_mode not in ("shortest", "squash"):
-        raise ModelError(f"{repo}: resize_mode {resize_mode!r} is not supported (shortest, squash)")
-    interpolation = str(pre.get("interpolation", "bicubic"))
-    if interpolation not in ("bicubic", "bilinear", "lanczos", "nearest"):
-        raise ModelError(f"{repo}: interpolation {interpolation!r} is not supported")
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"{repo}: config.json lacks {e}") from None
+    resize_mode = "squash" if settings.mode == "stretch" else "shortest"
     image_in, image_out = _onnx_io(folder / HubFile.VISUAL.local)
     text_in, text_out = _onnx_io(folder / HubFile.TEXTUAL.local)
     names = [i[0] for i in text_in]
@@ -344,9 +372,13 @@ def backbone_toml(name: str, repo: str, commit: str, folder: Path, model: HubMod
         raise ModelError(f"{repo}: the text model's inputs {names} are not Immich's")
     shape = next(i[2] for i in text_in if i[0] == text_input)
     fixed_len = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
-    context = int(text_cfg.get("context_length") or fixed_len or tok_cfg.get("model_max_length") or 77)
+    context = int(
+        text_cfg.get("context_length") or fixed_len or tok_cfg.get("model_max_length") or 77
+    )
     if fixed_len is not None and fixed_len != context:
-        raise ModelError(f"{repo}: the text model takes {fixed_len} tokens, config.json says {context}")
+        raise ModelError(
+            f"{repo}: the text model takes {fixed_len} tokens, config.json says {context}"
+        )
     text_batch = shape[0] if isinstance(shape[0], int) else None
     image_shape = image_in[0][2]
     image_batch = image_shape[0] if isinstance(image_shape[0], int) else None
@@ -380,13 +412,13 @@ def backbone_toml(name: str, repo: str, commit: str, folder: Path, model: HubMod
         "[preprocess]",
         f"# preprocess_cfg.json: resize_mode {resize_mode!r}"
         + (" (the whole photo to size x size)" if resize_mode == "squash" else ""),
-        f"resize = {size}",
-        f"crop = {size}",
-        f"resample = {q(interpolation)}",
-        f"mode = {q('stretch' if resize_mode == 'squash' else 'crop')}",
+        f"resize = {settings.resize}",
+        f"crop = {settings.crop}",
+        f"resample = {q(settings.resample)}",
+        f"mode = {q(settings.mode)}",
         'convention = "torchvision"',
-        f"mean = {mean}",
-        f"std = {std}",
+        f"mean = {list(settings.mean)}",
+        f"std = {list(settings.std)}",
         "",
         "[outputs]",
         f"input = {q(image_in[0][0])}",
@@ -432,8 +464,9 @@ def install_from_hub(
     repo = repo_of(name)
     backbone = repo.split("/")[-1]
     files = download_model(name, revision=revision, timeout=timeout, on_start=on_start)
-    commit = Path(os.path.realpath(files[HubFile.CONFIG])).parent.name
-    commit = next((p.name for p in files[HubFile.CONFIG].parents if p.parent.name == "snapshots"), commit)
+    commit = next(
+        (p.name for p in files[HubFile.CONFIG].parents if p.parent.name == "snapshots"), ""
+    )
     dest.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".install-{backbone}-hub-", dir=dest))
     try:

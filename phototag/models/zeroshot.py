@@ -33,8 +33,8 @@ from .recognizers import Candidate, MappedRecognizer, check_path, rank
 
 if TYPE_CHECKING:
     from .backbones import BackboneOutput
-    from .session import Session
     from .hftokenizer import HubTokenizer
+    from .session import Session
     from .tokenizer import Tokenizer
 
 #: Used when a vocabulary names no templates or background of its own.
