@@ -99,20 +99,31 @@ def tags_command(
 
     from ..config import default_index_path
     from ..index import Index
+    from ..names import tag_names
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         counts = idx.tag_counts(model)
+        names = tag_names(o.language(None))
     if json_out:
         for c in counts:
-            out.json({"model": c.recognizer, "tag": c.tag, "path": c.path, "photos": c.photos})
+            local = (
+                {"name": names.path(c.path).rsplit("/", 1)[-1], "name_path": names.path(c.path)}
+                if names.names
+                else {}
+            )
+            out.json({"model": c.recognizer, "tag": c.tag, "path": c.path, "photos": c.photos,
+                      **local})  # fmt: skip
         return
     table = Table(box=None)
     for col in ("photos", "tag", "model", "path"):
         table.add_column(col, justify="right" if col == "photos" else "left")
     for c in counts:
         table.add_row(
-            str(c.photos), f"[tag]{escape(c.tag)}[/]", c.recognizer, f"[muted]{escape(c.path)}[/]"
+            str(c.photos),
+            f"[tag]{escape(names.path(c.path).rsplit('/', 1)[-1])}[/]",
+            c.recognizer,
+            f"[muted]{escape(names.path(c.path))}[/]",
         )
     out.result(table)
 
