@@ -137,6 +137,7 @@ def album_command(
 
         # Tags may be typed in the user's language (--tag 結婚式); the index holds English.
         names = tag_names(o.language(None))
+        typed = list(tag or ())  # as the user wrote them, for messages
         if names.names:
             known = {n for c in idx.tag_counts() for n in (c.tag, *c.path.split("/"))}
             tag = [names.english(t, known) for t in tag or ()]
@@ -158,6 +159,14 @@ def album_command(
             folder = album_folder(default_albums_dir(), name)
         report = build_album(idx, name, folder, query, link, html=html, dry_run=dry_run)
         failed = _report(out, report, dry_run)
+        if report.matches == 0:  # say why, when the installed models cannot make the tag
+            from ..models.availability import needed_for_tag
+            from ..models.catalog import Catalog
+
+            catalog = Catalog.discover()
+            for t, shown in zip(query.tags, typed, strict=False):
+                if (needed := needed_for_tag(catalog, t, names.language)) is not None:
+                    out.warning(f"no photo has '{escape(shown)}': {escape(needed.sentence())}")
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
 

@@ -117,11 +117,10 @@ class Catalog:
             if zero_shot is not None:
                 self._loaded[name] = self._bind(name, zero_shot)
             elif entry is None and name in self.vocabularies:
-                raise UnknownModelError(
-                    f"recognizer {name!r} is a zero-shot vocabulary and no zero-shot backbone "
-                    "is installed (or chosen); see 'phototag models list' and "
-                    "'phototag models install'"
-                )
+                from .availability import inactive_vocabularies
+
+                needed = next(n for n in inactive_vocabularies(self) if n.vocabulary == name)
+                raise UnknownModelError(f"recognizer {name!r}: {needed.sentence()}")
             elif entry is None:
                 raise UnknownModelError(
                     f"no recognizer named {name!r}; installed: {', '.join(self.names()) or 'none'}"
