@@ -58,8 +58,8 @@ def _reason(catalog: Catalog) -> str | None:
     if catalog.zero_shot_backbone() is not None:
         return None
     if catalog.preferred is not None:
-        return f"the chosen backbone {catalog.preferred} is not an open-vocabulary model"
-    return "none is installed"
+        return f"the chosen backbone {catalog.preferred} is not a zero-shot backbone"
+    return "no zero-shot backbone is installed"
 
 
 def inactive_vocabularies(catalog: Catalog, language: str = "en") -> list[Needed]:
