@@ -429,8 +429,10 @@ def test_vit_b_32_exported_as_immich_installs_and_matches_pytorch(
         server.close()
         hf_utils.close_session()
     shutil.rmtree(repo)
-    transform = open_clip.image_transform_v2(
-        open_clip.PreprocessCfg(**open_clip.get_model_preprocess_cfg(model)), is_train=False
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    transform = image_transform_v2(
+        PreprocessCfg(**open_clip.get_model_preprocess_cfg(model)), is_train=False
     )
     photos = [Image.fromarray(conftest.sample(p)) for p in ("coffee", "chelsea", "astronaut")]
     backbone = Backbone(m)
