@@ -360,13 +360,6 @@ def by_text(
             f"run 'phototag scan FOLDER' with {chosen} installed (it runs for the scene, "
             "food, flower and mushroom recognizers), then search again"
         )
-    from .models.hftokenizer import guess_language
-    from .models.zeroshot import TextEncoder
-
-    encoder = catalog.text_encoder(chosen)
-    language = guess_language(text, catalog.language)
-    if language != encoder.language:  # a query in Japanese, say, to an NLLB text encoder
-        encoder = TextEncoder(encoder.manifest, language=language)
-    query = encoder.encode([text])[0]
+    query = catalog.text_encoder(chosen).encode([text])[0]
     under = [Path(os.path.abspath(u)) for u in under]
     return by_embedding(index, query, chosen, n=n, min_score=min_score, under=under)

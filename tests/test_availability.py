@@ -53,5 +53,8 @@ def test_album_doctor_and_scan_say_what_to_install(
     assert "no photo has" not in err  # a tag the default model can make: nothing to install
     code, out, err = conftest.invoke("scan", tmp_path / "lib", "-m", "mushroom")
     assert code == ExitCode.USAGE and "phototag models install ViT-B-32__openai" in err
+    code, out, err = conftest.invoke("tags")
+    assert code == ExitCode.OK and "espresso" in out
+    assert "more tags (fashion-color" in err and "phototag models install ViT-B-32__openai" in err
     code, out, err = conftest.invoke("doctor", "--json")
     assert "vocabulary mushroom" in out and "inactive" in out

@@ -171,6 +171,9 @@ def test_the_japanese_query_reaches_the_model_after_its_language_code(hub_repos:
     ids = ja.tokenizer(["海辺で遊ぶ子供たち"])[0]
     assert ids[0] == sp.token_to_id("jpn_Jpan") and sp.token_to_id("</s>") in ids
     assert TextEncoder(m).tokenizer(["a dog"])[0][0] == sp.token_to_id("eng_Latn")
+    # Prompts in several languages: each gets its own code (kana: Japanese).
+    mixed = TextEncoder(m).tokenizer(["a dog", "雪の中の犬"])
+    assert [mixed[0][0], mixed[1][0]] == [sp.token_to_id("eng_Latn"), sp.token_to_id("jpn_Jpan")]
     assert ids[-1] == sp.token_to_id("<pad>")  # padded to the context length with <pad>
     # Against the PyTorch model on the same ids (Immich's text export, batch of one).
     import torch

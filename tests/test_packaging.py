@@ -63,7 +63,9 @@ def test_the_wheel_needs_no_torch_open_clip_or_transformers(tmp_path: Path) -> N
         if line.startswith("Requires-Dist:")
     ]
     core = [r for r in requires if "extra ==" not in r]
-    names = {r.split(";")[0].split(">")[0].split("=")[0].split("[")[0].strip().lower() for r in core}
+    names = {
+        r.split(";")[0].split(">")[0].split("=")[0].split("[")[0].strip().lower() for r in core
+    }
     assert {"huggingface-hub", "tokenizers", "numpy"} <= {n.replace("_", "-") for n in names}
     assert not {"torch", "torchvision", "open-clip-torch", "transformers"} & names
     assert not any("transformers" in r for r in requires)

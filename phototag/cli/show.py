@@ -126,6 +126,15 @@ def tags_command(
             f"[muted]{escape(names.path(c.path))}[/]",
         )
     out.result(table)
+    from ..models.availability import inactive_vocabularies
+    from ..models.catalog import Catalog
+
+    with guarded(out):  # once, after the list: the tags no installed model can make
+        if missing := inactive_vocabularies(Catalog.discover(), names.language):
+            n = sum(m.tags for m in missing)
+            out.info(f"{n} more tags ({', '.join(m.vocabulary for m in missing)}) need an "
+                     f"open-vocabulary model: {escape(missing[0].command)} "
+                     f"(~{missing[0].download_bytes / 1e9:.1f} GB download), then scan again")  # fmt: skip
 
 
 def forget_command(

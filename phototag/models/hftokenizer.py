@@ -77,7 +77,9 @@ class HubTokenizer:
 
     ``pad_token`` is the token padding is made of (``tokenizer_config.json``'s); None: the
     tokenizer's own padding token, else id 0. ``language`` is an ISO 639-1 code, used only
-    with ``language_prefix`` (NLLB). Raises :class:`ModelError` for a file the library cannot
+    with ``language_prefix`` (NLLB): a text with kana or hangul gets Japanese's or Korean's
+    code whatever ``language`` says (:func:`guess_language`), so prompts and queries in
+    several languages each get their own. Raises :class:`ModelError` for a file the library cannot
     read.
     """
 
@@ -112,24 +114,30 @@ class HubTokenizer:
         self.tokenizer: Any = tok
         self.context_length = context_length
         self.clean = clean
-        self.prefix = ""
+        self.language_prefix = language_prefix
+        self.language = language.split("-")[0].lower()
         if language_prefix:
-            code = FLORES200.get(language.split("-")[0].lower(), FLORES200["en"])
+            code = FLORES200.get(self.language, FLORES200["en"])
             if tok.token_to_id(code) is None:
                 raise ModelError(f"{path}: no language token {code!r} for language {language!r}")
-            self.prefix = code
         # No end-of-text shortcut: these encoders are run on all context_length tokens.
         self.eot: int | None = None
 
     def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, attention mask), both (N, context_length) int64; the mask is 1 for real
         tokens and 0 for padding (M-CLIP's XLM-R text towers take it as a second input)."""
-        cleaned = [self.prefix + clean_text(t, self.clean) for t in texts]
+        cleaned = [self._prefix(t) + clean_text(t, self.clean) for t in texts]
         encodings = self.tokenizer.encode_batch(cleaned)
         shape = (len(texts), self.context_length)
         ids = np.array([e.ids for e in encodings], dtype=np.int64).reshape(shape)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(shape)
         return ids, mask
+
+    def _prefix(self, text: str) -> str:
+        if not self.language_prefix:
+            return ""
+        code = FLORES200.get(guess_language(text, self.language), FLORES200["en"])
+        return code if self.tokenizer.token_to_id(code) is not None else FLORES200["en"]
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         return self.encode(texts)[0]
