@@ -69,7 +69,9 @@ def probabilities(backbone: Backbone, files: list[Path], batch: int = 32) -> np.
         x = np.stack(
             [
                 preprocess(
-                    decode(f.read_bytes(), min_side=p.resize, max_pixels=config.DEFAULT_MAX_PIXELS).image,
+                    decode(
+                        f.read_bytes(), min_side=p.resize, max_pixels=config.DEFAULT_MAX_PIXELS
+                    ).image,
                     p,
                 )
                 for f in files[i : i + batch]
@@ -161,7 +163,9 @@ def main() -> int:
     probs = probabilities(backbone, files)
     took = time.perf_counter() - t0
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     counts = {d: sum(d in ds for ds in domains) for d in (*RECOGNIZERS, "none")}
     print(
         f"{len(rows)} real photos ({', '.join(f'{d} {n}' for d, n in counts.items())}) from "
@@ -205,14 +209,21 @@ def main() -> int:
             assert isinstance(r, MappedRecognizer)
             inside = np.array([name in d for d in domains])
             best, _ = calibrate(r, probs, inside)
-            print(f"  {name}: top {best.top}, share {best.share:.1f}" if best.active else f"  {name}: off")
+            print(
+                f"  {name}: top {best.top}, share {best.share:.1f}"
+                if best.active
+                else f"  {name}: off"
+            )
             for top in TOPS:
                 got = {
-                    s: rates(fires(dataclasses.replace(r, evidence=Evidence(top, s)), probs), inside)
+                    s: rates(
+                        fires(dataclasses.replace(r, evidence=Evidence(top, s)), probs), inside
+                    )
                     for s in SHARES
                 }
                 cells = "  ".join(
-                    f"{s:.1f}:{pct(g.recall).strip()}/{pct(g.fp_rate).strip()}" for s, g in got.items()
+                    f"{s:.1f}:{pct(g.recall).strip()}/{pct(g.fp_rate).strip()}"
+                    for s, g in got.items()
                 )
                 print(f"    top {top:2d} (share:recall%/fp%)  {cells}")
             # Leave one source out: calibrate without it, measure on it.

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import invoke
+from metadata_readers import both
 
 from phototag.errors import ModelError
 from phototag.models.backbones import BackboneOutput
@@ -25,9 +27,6 @@ from phototag.models.recognizers import (
     MappedRecognizer,
     load_recognizer,
 )
-
-from conftest import invoke
-from metadata_readers import both
 
 # Ten classes: four dog breeds, two cats, four things that are no animal.
 LABELS = ["beagle", "pug", "husky", "corgi", "tabby", "siamese", "moon", "bubble", "sink", "rock"]
@@ -172,7 +171,9 @@ def old_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], No
     """Switch to the plain-sum rule: a user copy of animal.toml with the evidence off."""
 
     def switch() -> None:
-        shipped = (Path(__file__).parents[1] / "weights" / "recognizers" / "animal.toml").read_text()
+        shipped = (
+            Path(__file__).parents[1] / "weights" / "recognizers" / "animal.toml"
+        ).read_text()
         assert "share = 0.7" in shipped
         folder = tmp_path / "old-rule" / "recognizers"
         folder.mkdir(parents=True, exist_ok=True)
