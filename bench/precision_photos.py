@@ -22,6 +22,7 @@ Photos that are drawings, renders or cartoons in those packages are not in the C
 from __future__ import annotations
 
 import csv
+import io
 import shutil
 import struct
 import subprocess
@@ -90,9 +91,15 @@ def package_root(source: str, work: Path) -> Path:
         return installed
     unpacked = work / package
     if not (unpacked / inside).is_dir():
-        subprocess.run(["apt-get", "download", package], cwd=work, check=True)
-        (deb,) = work.glob(f"{package}_*.deb")
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+        try:
+            subprocess.run(["apt-get", "download", package], cwd=work, check=True)
+            (deb,) = work.glob(f"{package}_*.deb")
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+        except (OSError, ValueError, subprocess.CalledProcessError) as e:
+            sys.exit(
+                f"cannot fetch the Debian package {package} ({e}); on a Debian or "
+                f"Ubuntu machine, 'apt-get update' first, or install it"
+            )
     return unpacked / inside
 
 
@@ -148,8 +155,6 @@ def main(argv: list[str]) -> int:
                     bundle, inner = path.split(":", 1)
                     if bundle not in rcc:
                         rcc[bundle] = read_rcc((roots[source] / bundle).read_bytes())
-                    import io
-
                     im = Image.open(io.BytesIO(rcc[bundle][inner]))
                 else:
                     im = Image.open(roots[source] / path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import html.parser
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -270,6 +271,8 @@ def test_a_default_scan_writes_each_tag_once_in_sidecars_and_on_the_contact_shee
     the chips 'tiger cat 0.34 tiger cat 0.34', are gone; read back by exiftool and exiv2."""
     make_photo("lib/cat.jpg", "chelsea")
     make_photo("lib/coffee.jpg", "coffee")
+    for sample in ("moon", "grass", "hubble_deep_field", "immunohistochemistry"):
+        make_photo(f"lib/{sample}.jpg", sample, quality=90)
     index = tmp_path / "i.sqlite"
     code, _, err = invoke(
         "scan", tmp_path / "lib", "--index", index, "--device", "cpu", "--write", "sidecar"
@@ -283,6 +286,14 @@ def test_a_default_scan_writes_each_tag_once_in_sidecars_and_on_the_contact_shee
         assert len(subjects) == len(set(subjects)), subjects
     cat = both(tmp_path / "lib" / "cat.jpg.xmp")["lr:hierarchicalSubject"]
     assert "phototag|animal|cat|tiger cat" in cat
+
+    # The issue's album of "animals" that were mostly not: now the cat alone.
+    code, _, err = invoke("album", "--tag", "animal", "--index", index, "--out", tmp_path / "a")
+    assert code == 0, err
+    entries = [e for e in os.listdir(tmp_path / "a") if not e.startswith(".")]
+    assert [os.path.realpath(tmp_path / "a" / e) for e in entries] == [
+        os.path.realpath(tmp_path / "lib" / "cat.jpg")
+    ]
 
     out = tmp_path / "cats"
     code, _, err = invoke("album", "--tag", "cat", "--index", index, "--out", out, "--html")
