@@ -165,8 +165,8 @@ class MappedRecognizer:
 
     @property
     def groups(self) -> tuple[str, ...]:
-        """Every group of the hierarchy: the proper prefixes of the tag paths, and tags that
-        have tags below them."""
+        """Every group of the hierarchy: the proper prefixes of the tag paths (``animal``,
+        ``animal/dog``), whether or not they are tags themselves."""
         return self._group_names
 
     @cached_property
