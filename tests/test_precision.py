@@ -29,6 +29,8 @@ from phototag.models.recognizers import (
     load_recognizer,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
+
 # Ten classes: four dog breeds, two cats, four things that are no animal.
 LABELS = ["beagle", "pug", "husky", "corgi", "tabby", "siamese", "moon", "bubble", "sink", "rock"]
 TOML = """
@@ -302,3 +304,23 @@ def test_a_default_scan_writes_each_tag_once_in_sidecars_and_on_the_contact_shee
     parser.feed((out / "index.html").read_text(encoding="utf-8"))
     assert "tiger cat" in parser.chips
     assert len(parser.chips) == len(set(parser.chips)), parser.chips
+
+
+def test_the_labelled_photos_of_the_benchmark_are_well_formed() -> None:
+    """bench/precision_photos.csv: one row per photo, a known source, domains from the set."""
+    import csv
+
+    rows = list(csv.DictReader((ROOT / "bench" / "precision_photos.csv").read_text().splitlines()))
+    assert len(rows) >= 300
+    assert len({r["file"] for r in rows}) == len(rows)
+    domains = {"animal", "food", "flower", "scene", "none"}
+    for r in rows:
+        assert set(r["domain"].split("+")) <= domains, r
+        assert r["domain"] == "none" or "none" not in r["domain"], r
+        assert r["source"] in {"skimage", "sklearn", "palapeli", "opencv", "gcompris", "tuxpaint"}
+        assert r["file"].startswith(r["source"] + "/") and r["file"].endswith(".jpg"), r
+        if r["source"] == "gcompris":
+            assert ".rcc:" in r["path"], r
+    # Enough photos inside each domain to measure recall, and outside it for false positives.
+    for d in domains - {"none"}:
+        assert sum(d in r["domain"].split("+") for r in rows) >= 30, d
