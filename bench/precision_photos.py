@@ -16,7 +16,11 @@ cut-outs composited on white), from:
     - tuxpaint-stamps-default (Tux Paint's stamps: photos of fruit, vegetables, nuts,
       flowers and mushrooms, cut out on transparency).
 
-Photos that are drawings, renders or cartoons in those packages are not in the CSV.
+Photos that are drawings, renders or cartoons in those packages are not in the CSV. Its
+columns: ``file`` (where the photo goes under DIR), ``domain`` (animal, food, flower, scene,
+or several joined by '+', or none), ``source``, ``path`` (a ``skimage.data`` function, a
+scikit-learn sample, a file of the Debian package, or ``BUNDLE.rcc:PATH`` inside a GCompris
+resource) and ``note`` (what the photo shows, where the name does not say).
 """
 
 from __future__ import annotations
