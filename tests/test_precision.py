@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import invoke
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from metadata_readers import both
 
 from phototag.errors import ModelError
@@ -324,3 +327,48 @@ def test_the_labelled_photos_of_the_benchmark_are_well_formed() -> None:
     # Enough photos inside each domain to measure recall, and outside it for false positives.
     for d in domains - {"none"}:
         assert sum(d in r["domain"].split("+") for r in rows) >= 30, d
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    top=st.one_of(
+        st.integers(-3, 40), st.floats(allow_nan=True), st.text(max_size=3), st.booleans()
+    ),
+    share=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 3), st.text(max_size=3)
+    ),
+    extra=st.sampled_from(["", "x = 1"]),
+    rows=arrays(np.float32, (3, len(LABELS)), elements=st.floats(0, 1, width=32)),
+)
+def test_any_evidence_table_is_refused_or_gives_the_plain_sum_or_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+    top: object,
+    share: object,
+    extra: str,
+    rows: np.ndarray,
+) -> None:
+    """Fuzzed [evidence]: a ModelError, or scores that are each the plain sum or 0."""
+
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.encode("unicode_escape").decode().replace('"', '\\"') + '"'
+        if isinstance(v, float) and v != v:
+            return "nan"
+        if isinstance(v, float) and v in (float("inf"), float("-inf")):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+
+    table = f"[evidence]\ntop = {value(top)}\nshare = {value(share)}\n{extra}"
+    try:
+        r = recognizer(tmp_path_factory.mktemp("e"), evidence=table)
+    except ModelError:
+        return
+    assert isinstance(top, int) and not isinstance(top, bool) and top >= 1
+    assert 0.0 <= float(share) <= 1.0  # type: ignore[arg-type]
+    probs = rows / np.maximum(rows.sum(axis=1, keepdims=True), 1e-6)
+    plain = dataclasses.replace(r, evidence=NO_EVIDENCE).score(probs)
+    got = r.score(probs)
+    assert got.shape == plain.shape
+    assert np.all((got == plain) | (got == 0.0))
