@@ -448,3 +448,37 @@ def test_vit_b_32_exported_as_immich_installs_and_matches_pytorch(
     with torch.no_grad():
         ref = model.encode_text(open_clip.get_tokenizer("ViT-B-32")(texts), normalize=True)
     assert np.abs(TextEncoder(m).encode(texts) - ref.numpy()).max() < 1e-4
+
+
+def test_a_repository_with_damaged_files_is_refused_and_nothing_is_left(
+    hub: FakeHub, hub_repos: dict[str, Any], tmp_path: Path
+) -> None:
+    """Files that pass the checksum (the hub serves them so) but are not what Immich's layout
+    says: one clear ModelError each, and no backbone, staging folder or version left."""
+    good = hub_repos["root"] / TINY
+    pre = json.loads((good / "visual" / "preprocess_cfg.json").read_text())
+    damages: dict[str, Callable[[Path], object]] = {
+        "not JSON": lambda f: (f / "config.json").write_text("{not json"),
+        "letterbox": lambda f: (f / "visual" / "preprocess_cfg.json").write_text(
+            json.dumps({**pre, "resize_mode": "longest"})
+        ),
+        "no size": lambda f: (f / "visual" / "preprocess_cfg.json").write_text('{"mean": 1}'),
+        "tokenizer": lambda f: (f / "textual" / "tokenizer.json").write_text('{"model": 1}'),
+        "pad token": lambda f: (f / "textual" / "tokenizer_config.json").write_text(
+            '{"pad_token": "<nope>"}'
+        ),
+        "graph": lambda f: (f / "textual" / "model.onnx").write_bytes(b"not an onnx graph"),
+        "missing file": lambda f: (f / "textual" / "tokenizer.json").unlink(),
+    }
+    dest = tmp_path / "w"
+    for i, (what, damage) in enumerate(damages.items()):
+        folder = tmp_path / "repos" / f"bad{i}__x"
+        shutil.copytree(good, folder)
+        damage(folder)
+        hub.repos[f"immich-app/bad{i}__x"] = folder
+        with pytest.raises(ModelError) as e:
+            install_from_hub(f"bad{i}__x", dest)
+        assert "\n" not in str(e.value) and "Traceback" not in str(e.value), what
+        _no_leftovers(dest)
+    code, out, err = conftest.invoke("models", "install", "bad6__x", "--to", dest)
+    assert code == ExitCode.ERROR and "lacks textual/tokenizer.json" in err

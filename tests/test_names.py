@@ -10,6 +10,8 @@ from pathlib import Path
 
 import conftest
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from metadata_readers import both
 
 from phototag.cli.console import ExitCode
@@ -125,3 +127,66 @@ def test_an_unknown_language_is_one_line_and_exit_2(tmp_path: Path) -> None:
     code, _out, err = conftest.invoke("--lang", "xx", "tags")
     assert code in (ExitCode.USAGE, ExitCode.ERROR)
     assert "no tag names for language 'xx'" in err and "Traceback" not in err
+
+
+def test_japanese_keywords_embedded_in_iptc_are_utf8_and_read_back_by_both_tools(
+    tmp_path: Path, make_photo: Callable[..., Path]
+) -> None:
+    """Embed mode with IPTC: Japanese keywords in IPTC:Keywords with the UTF-8 charset
+    declared (CodedCharacterSet), read back the same by exiftool and exiv2."""
+    import subprocess
+
+    photo = make_photo("lib/coffee.jpg", "coffee")
+    code, out, err = conftest.invoke("--lang", "ja", "scan", tmp_path / "lib", "-m", "food",
+                                     "--write", "embed", "--iptc", "always")  # fmt: skip
+    assert code == ExitCode.OK, out + err
+    read = both(photo)
+    assert "エスプレッソ" in read["IPTC:Keywords"] and "エスプレッソ" in read["dc:subject"]
+    charset = subprocess.run(["exiftool", "-s3", "-IPTC:CodedCharacterSet", str(photo)],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert charset == "UTF8"
+
+
+def test_every_japanese_name_fits_an_iptc_keyword() -> None:
+    """IPTC IIM keeps a keyword to 64 bytes: no Japanese name (3 bytes a character) is cut."""
+    too_long = {v for v in tag_names("ja").names.values() if len(v.encode("utf-8")) > 64}
+    assert not too_long
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+def test_a_names_file_of_any_content_is_read_or_refused_in_one_line(tmp_path: Path) -> None:
+    """Fuzzed names files (valid TOML of random tables, then random bytes): a TagNames that
+    translates any path without raising, or a ConfigError -- never another exception."""
+    import json
+
+    folder = tmp_path / "names"
+    folder.mkdir()
+
+    def check() -> None:
+        try:
+            names = tag_names("ja", [tmp_path])
+        except ConfigError as e:
+            assert "\n" not in str(e).strip()
+            return
+        for p in ("food/japanese", "", "/", "a//b", "食べ物"):
+            names.path(p)
+            names.english(p)
+
+    @given(st.dictionaries(_text, _text | st.integers(), max_size=6), st.booleans())
+    def tables(table: dict[str, object], nested: bool) -> None:
+        body = "\n".join(f"{json.dumps(k, ensure_ascii=False)} = {json.dumps(v, ensure_ascii=False)}"
+                         for k, v in table.items())  # fmt: skip
+        (folder / "ja.toml").write_text(
+            ("[names]\n" if nested else "") + body + "\n", encoding="utf-8"
+        )
+        check()
+
+    @given(st.binary(max_size=200))
+    def raw(data: bytes) -> None:
+        (folder / "ja.toml").write_bytes(data)
+        check()
+
+    tables()
+    raw()

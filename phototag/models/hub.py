@@ -392,6 +392,13 @@ def backbone_toml(name: str, repo: str, commit: str, folder: Path, model: HubMod
     if isinstance(pad_token, dict):  # transformers' AddedToken, saved as an object
         pad_token = pad_token.get("content")
     short = repo.split("/")[-1]
+    from .hftokenizer import HubTokenizer
+
+    # The tokenizer is checked now, not at the first scan: an unreadable file or a padding
+    # token it lacks refuses the install.
+    HubTokenizer(folder / HubFile.TOKENIZER.local, context, clean=clean,
+                 pad_token=pad_token if isinstance(pad_token, str) else None,
+                 language_prefix=short.startswith("nllb"))(["a photo."])  # fmt: skip
     q = json.dumps  # a JSON string is a valid TOML basic string
     lines = [
         "# Made by 'phototag models install' from an Immich model repository on the Hugging",
