@@ -480,5 +480,5 @@ def test_a_repository_with_damaged_files_is_refused_and_nothing_is_left(
             install_from_hub(f"bad{i}__x", dest)
         assert "\n" not in str(e.value) and "Traceback" not in str(e.value), what
         _no_leftovers(dest)
-    code, out, err = conftest.invoke("models", "install", "bad6__x", "--to", dest)
+    code, _out, err = conftest.invoke("models", "install", "bad6__x", "--to", dest)
     assert code == ExitCode.ERROR and "lacks textual/tokenizer.json" in err
