@@ -183,6 +183,22 @@ def test_the_japanese_query_reaches_the_model_after_its_language_code(hub_repos:
     with torch.no_grad():
         ref = hub_repos["multi"].encode_text(torch.as_tensor(ja.tokenizer(texts)), normalize=True)
     assert np.abs(got - ref.numpy()).max() < 1e-4
+    # A vocabulary whose prompts are Japanese binds on the multilingual model.
+    from phototag.models.zeroshot import bind, load_vocabulary
+
+    vocab_file = tmp_path / "events-ja.toml"
+    vocab_file.write_text(
+        'name = "events-ja"\nkind = "zero-shot"\ntemplates = ["{}の写真"]\n'
+        '[groups."events-ja"]\ntags = [{tag = "field day", prompts = ["運動会"]}, '
+        '{tag = "wedding ceremony", prompts = ["結婚式", "教会での結婚式"]}]\n',
+        encoding="utf-8",
+    )
+    vocab = load_vocabulary(vocab_file)
+    assert vocab.prompts[0] == ("運動会の写真",)
+    recognizer = bind(vocab, ja)
+    assert recognizer.classes.shape == (2 + len(vocab.background), 64)
+    scores = recognizer.score(ja.encode(["運動会"]))
+    assert scores.shape == (1, len(recognizer.paths)) and np.isfinite(scores).all()
 
 
 def test_an_interrupted_download_resumes(
