@@ -116,6 +116,10 @@ def test_lang_ja_writes_japanese_keywords_albums_and_listings(
     assert [p.name.endswith("coffee.jpg") for p in made[0].iterdir() if p.suffix == ".jpg"] == [
         True
     ]
+    code, out, err = conftest.invoke("--lang", "ja", "show", photo)
+    assert code == ExitCode.OK and "エスプレッソ" in out and "食べ物/飲み物/エスプレッソ" in out
+    code, out, err = conftest.invoke("--lang", "ja", "classify", photo, "-m", "food")
+    assert code == ExitCode.OK and "エスプレッソ" in out, out + err
     # Back in English: the keywords are replaced, not added to.
     code, out, err = conftest.invoke("write", tmp_path / "lib")
     assert code == ExitCode.OK, out + err

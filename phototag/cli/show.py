@@ -27,7 +27,10 @@ def show_command(
 
     out = Output(json_mode=json_out)
     missing = 0
+    from ..names import tag_names
+
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        names = tag_names(o.language(None))
         for p in paths:
             view = idx.photo(Path(os.path.abspath(p)))
             if view is None:
@@ -62,11 +65,12 @@ def show_command(
                 if not cands:
                     table.add_row(rec, "[muted]-[/]", "", "")
                 for i, c in enumerate(cands):
+                    local = names.path(c.path)  # --lang: the user's language
                     table.add_row(
                         rec if i == 0 else "",
-                        f"[tag]{escape(c.tag)}[/]",
+                        f"[tag]{escape(local.rsplit('/', 1)[-1] if names.names else c.tag)}[/]",
                         f"{c.score:.3f}",
-                        f"[muted]{escape(c.path)}[/]",
+                        f"[muted]{escape(local)}[/]",
                     )
             out.result(table)
             found = [(label, s) for _, label, s, _ in view.detections if s >= 0.3]
