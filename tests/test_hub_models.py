@@ -393,6 +393,30 @@ def test_tokenizer_json_gives_the_ids_of_the_port_and_of_openclip() -> None:
     assert (ends == 76).sum() > 100  # long strings were truncated the same way too
 
 
+@pytest.mark.parametrize("clean", ["whitespace", "canonicalize", "lower"])
+def test_a_sentencepiece_tokenizer_json_gives_the_ids_of_openclips_hf_tokenizer(
+    hub_repos: dict[str, Any], tmp_path: Path, clean: str
+) -> None:
+    """The SentencePiece Unigram tokenizer.json of the multilingual test model, run by
+    phototag (tokenizers only) and by OpenCLIP's HFTokenizer (transformers' fast tokenizer
+    with padding to max_length and truncation), on 3,000 English and Japanese strings."""
+    from open_clip.tokenizer import HFTokenizer
+
+    from phototag.models.hftokenizer import HubTokenizer
+
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    hub_repos["sp"].save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"pad_token": "<pad>", "model_max_length": 32, "tokenizer_class": "PreTrainedTokenizerFast"}
+    ))  # fmt: skip
+    texts = _strings(3000) + CORPUS
+    reference = HFTokenizer(str(folder), context_length=32, clean=clean)(texts).numpy()
+    ours = HubTokenizer(folder / "tokenizer.json", 32, clean=clean, pad_token="<pad>")(texts)
+    assert np.array_equal(ours, reference)
+    assert (ours[:, -1] != 0).sum() > 100  # long strings truncated the same way
+
+
 def test_cleaning_is_openclips(hub_repos: dict[str, Any]) -> None:
     from open_clip.tokenizer import _clean_canonicalize, _clean_lower, _clean_whitespace
 
