@@ -522,3 +522,41 @@ def test_a_repository_with_damaged_files_is_refused_and_nothing_is_left(
         _no_leftovers(dest)
     code, _out, err = conftest.invoke("models", "install", "bad6__x", "--to", dest)
     assert code == ExitCode.ERROR and "lacks textual/tokenizer.json" in err
+
+
+def test_a_kill_at_any_moment_of_a_hub_install_leaves_nothing_or_the_whole_backbone(
+    hub: FakeHub, tmp_path: Path
+) -> None:
+    """SIGKILL 'models install' (in a process of its own, against the local hub, an empty
+    cache each time) at spread-out moments: afterwards the backbone is absent or whole, and
+    the next install clears what the kill left and installs."""
+    import signal
+    import subprocess
+    import sys
+
+    dest = tmp_path / "w"
+    code = (
+        "import sys; from pathlib import Path; from phototag.models.hub import install_from_hub;"
+        "install_from_hub(sys.argv[1], Path(sys.argv[2]))"
+    )
+
+    def env(i: int) -> dict[str, str]:
+        return {**os.environ, "HF_HOME": str(tmp_path / f"hf{i}")}
+
+    cmd = [sys.executable, "-c", code, TINY, str(dest)]
+    t0 = time.monotonic()
+    subprocess.run(cmd, env=env(99), check=True)
+    whole = time.monotonic() - t0
+    shutil.rmtree(dest)
+    for i in range(6):
+        p = subprocess.Popen(cmd, env=env(i))
+        time.sleep(whole * (0.3 + 0.7 * i / 5))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        found = Catalog.discover([dest]) if dest.exists() else Catalog()
+        if TINY in found.backbones:
+            verify_files(found.backbone(TINY))
+    done = install_from_hub(TINY, dest)
+    verify_files(load_backbone_manifest(done.folder))
+    link = dest / TINY
+    assert sorted(p.name for p in dest.iterdir()) == sorted([TINY, os.readlink(link)])
