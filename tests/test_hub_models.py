@@ -138,6 +138,7 @@ def test_install_scan_search_in_japanese_and_album_end_to_end(
     code, out, err = conftest.invoke("models", "install", MULTI)
     assert code == ExitCode.OK, out + err
     assert f"installed {MULTI}" in err and "MB" in err
+    assert "%|" not in err  # no progress bars when the output is not a terminal
     folder = Catalog.discover().backbones[MULTI]
     m = load_backbone_manifest(folder)
     verify_files(m)

@@ -259,6 +259,10 @@ def _install_from_hub(out: Output, name: str, revision: str, to: Path | None) ->
         out.info(f"downloading {escape(repo_of(name))} ({total / 1e6:,.0f} MB, checked against "
                  "the hub's sha256; an interrupted download resumes)")  # fmt: skip
 
+    if not out.interactive:  # huggingface_hub's own bars are for terminals only
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
     done = install_from_hub(name, to, revision=revision, on_start=starting)
     verb = "replaced" if done.replaced else "installed"
     out.info(f"{verb} [tag]{escape(done.name)}[/] in [filepath]{escape(safe_path(done.folder))}[/]")
