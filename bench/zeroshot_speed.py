@@ -51,8 +51,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=16)
     args = ap.parse_args()
-    from PIL import Image
     from skimage import data
+    from PIL import Image
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or '?'}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,9 +78,7 @@ def main() -> None:
         enc = TextEncoder(clip_m, verify=False)
         prompts = [f"a photo of thing number {i}." for i in range(256)]
         print(f"text encoder: {rate(lambda: enc.encode(prompts), len(prompts), 2):.0f} prompts/s")
-        vocabs = [
-            load_vocabulary(f) for f in sorted((ROOT / "weights/vocabularies").glob("*.toml"))
-        ]
+        vocabs = [load_vocabulary(f) for f in sorted((ROOT / "weights/vocabularies").glob("*.toml"))]
         n_prompts = sum(len(t) for v in vocabs for t in v.texts())
         t = time.perf_counter()
         for v in vocabs:
