@@ -1,19 +1,32 @@
-"""XMP sidecars: read and change the keyword fields, leave everything else as it was.
+"""XMP sidecars: read and change the keyword fields, leave every other byte as it was.
 
 Sidecars are untrusted input (other programs wrote them, or anyone did). They are first
 checked by defusedxml, which refuses DTDs and entity declarations (billion laughs,
-external entities), then edited with lxml, which keeps what ElementTree would lose:
-namespace prefixes, comments, the ``<?xpacket?>`` wrapper, attribute order. Only the
-three keyword properties are touched; darktable's history, ratings, GPS and the rest stay
-byte for byte where they were.
+external entities), then parsed with lxml to read and edit the keyword properties.
+
+A rewrite does not re-serialise the document (issue 13, item 7): other programs depend on
+bytes an XML serialiser does not keep (exiftool stops recognising a file as XMP when the
+newline between a leading comment and ``<x:xmpmeta>`` goes; Lightroom and exiv2 keep the
+``<?xpacket?>`` padding; a UTF-16 file must stay UTF-16). :meth:`Sidecar.to_bytes` instead
+splices: it finds the byte span of each keyword property it changed (expat's positions)
+and replaces just that span, inserts a new property before its ``rdf:Description``'s end
+tag, and encodes the text back in the file's own encoding with its own byte-order mark.
+Everything else (comments, processing instructions, whitespace, attribute layout,
+darktable's history, ratings, GPS) keeps its bytes. Only where that cannot be done (a
+keyword property written as an attribute, a document with no ``rdf:Description``) is the
+root element re-serialised by lxml, still keeping every byte around the root. The result
+is parsed again and checked before it is returned.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
@@ -66,6 +79,7 @@ class Sidecar:
     def __init__(self, root: Any, original: bytes | None) -> None:
         self.root = root
         self.original = original  # the bytes it was parsed from; None for a new one
+        self.edited: set[Field] = set()  # the properties set_fields changed
 
     @classmethod
     def new(cls) -> Sidecar:
@@ -124,6 +138,7 @@ class Sidecar:
         for f, vals in values.items():
             if f not in PROPERTIES:
                 continue
+            self.edited.add(f)
             ns, name, container = PROPERTIES[f]
             existing = None
             for desc in descs:
@@ -143,14 +158,28 @@ class Sidecar:
             _fill(existing, container, vals)
 
     def to_bytes(self) -> bytes:
+        """The document with its edits, every byte outside the edited properties unchanged.
+
+        Raises MetadataError if the result would not read back as the edited document.
+        """
         from lxml import etree
 
-        # The whole document: the <?xpacket?> instructions and comments around the root too.
-        declared = self.original is not None and self.original.lstrip().startswith(b"<?xml")
-        body: bytes = etree.tostring(
-            self.root.getroottree(), encoding="utf-8", xml_declaration=declared
-        )
-        return body + b"\n"
+        if self.original is None:
+            body: bytes = etree.tostring(self.root.getroottree(), encoding="utf-8")
+            return body + b"\n"
+        if not self.edited:
+            return self.original
+        text, codec, bom = _decode(self.original)
+        layout = _layout(text)
+        spliced = _splice(text, layout, self)
+        if spliced is None:  # no way to edit in place: re-serialise the root element only
+            root = etree.tostring(self.root, encoding="unicode", with_tail=False)
+            spliced = text[: layout.root_start] + root + text[layout.root_end :]
+        out = bom + spliced.encode(codec, errors="xmlcharrefreplace")
+        again = Sidecar(_parse(out, "the rewritten sidecar"), out)
+        if again.fields() != self.fields():
+            raise MetadataError("the rewritten sidecar would not read back as written; left alone")
+        return out
 
     def is_empty(self) -> bool:
         """True if the sidecar says nothing at all: no properties, no attributes but rdf:about."""
@@ -235,6 +264,335 @@ def _remove_keeping_tail(el: Any) -> None:
     else:
         parent.text = el.tail if el.tail is not None else parent.text
     parent.remove(el)
+
+
+# -- rewriting in place ------------------------------------------------------------------
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def _decode(data: bytes) -> tuple[str, str, bytes]:
+    """(text, codec, byte-order mark) of an XML document, as XML 1.0 appendix F finds them."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(codec), codec, bom
+    if data.startswith(b"<\0?\0"):
+        codec = "utf-16-le"
+    elif data.startswith(b"\0<\0?"):
+        codec = "utf-16-be"
+    else:
+        m = _DECLARED.match(data)
+        codec = m.group(1).decode("ascii") if m else "utf-8"
+    try:
+        codecs.lookup(codec)
+        return data.decode(codec), codec, b""
+    except (LookupError, UnicodeDecodeError):
+        raise MetadataError(f"cannot decode the sidecar as {codec}") from None
+
+
+@dataclass
+class _Element:
+    start: int  # index of '<'
+    end: int  # index after the last '>'
+    qname: str  # as written: prefix:local
+    key: tuple[str, str]  # (namespace, local name)
+    empty: bool  # <a/>
+    content_end: int = -1  # index of '</' of the end tag
+    text: str = ""  # direct character data
+    children: list[_Element] = field(default_factory=list)
+
+
+@dataclass
+class _Layout:
+    root_start: int = -1
+    root_end: int = -1
+    rdf: _Element | None = None
+    descriptions: list[_Element] = field(default_factory=list)
+    attributes: set[tuple[str, str]] = field(default_factory=set)  # properties as attributes
+
+    def properties(self, key: tuple[str, str]) -> list[tuple[int, _Element]]:
+        return [
+            (i, el) for i, d in enumerate(self.descriptions) for el in d.children if el.key == key
+        ]
+
+
+def _tag_end(text: str, i: int) -> int:
+    """Index after the '>' closing the tag that starts at ``text[i] == '<'``."""
+    quote = ""
+    for j in range(i + 1, len(text)):
+        c = text[j]
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == ">":
+            return j + 1
+    raise MetadataError("the sidecar ends inside a tag")
+
+
+def _layout(text: str) -> _Layout:
+    """Where the root, the rdf:Description elements and their properties are in ``text``."""
+    import xml.parsers.expat as expat
+
+    data = text.encode("utf-8")
+    ascii_only = len(data) == len(text)
+
+    def char(byte_index: int) -> int:
+        return byte_index if ascii_only else len(data[:byte_index].decode("utf-8"))
+
+    layout = _Layout()
+    stack: list[_Element] = []
+    parser = expat.ParserCreate("UTF-8", " ")  # the text is UTF-8 now, whatever it declares
+    parser.namespace_prefixes = True
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        i = char(parser.CurrentByteIndex)
+        end = _tag_end(text, i)
+        parts = name.split(" ")
+        qname = f"{parts[2]}:{parts[1]}" if len(parts) == 3 else parts[-1]
+        key = (parts[0], parts[1]) if len(parts) >= 2 else ("", parts[0])
+        el = _Element(i, end, qname, key, text[end - 2] == "/")
+        if stack:
+            stack[-1].children.append(el)
+        else:
+            layout.root_start = i
+        if key == (RDF, "RDF") and layout.rdf is None:
+            layout.rdf = el
+        if key == (RDF, "Description"):
+            layout.descriptions.append(el)
+            for a in attrs:
+                ap = a.split(" ")
+                if len(ap) >= 2:
+                    layout.attributes.add((ap[0], ap[1]))
+        stack.append(el)
+
+    def end(name: str) -> None:
+        el = stack.pop()
+        if not el.empty:
+            el.content_end = char(parser.CurrentByteIndex)
+            el.end = _tag_end(text, el.content_end)
+        if not stack:
+            layout.root_end = el.end
+
+    def data_(chunk: str) -> None:
+        if stack:
+            stack[-1].text += chunk
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = data_
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as e:
+        raise MetadataError(f"the sidecar is not well-formed XML: {e}") from None
+    return layout
+
+
+def _escape(value: str) -> str:
+    return (
+        value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        .replace("\r", "&#13;")
+    )  # fmt: skip
+
+
+def _indent_before(text: str, i: int) -> str:
+    """The whitespace between the last line break before ``i`` and ``i`` ('' if not only spaces)."""
+    line = text.rfind("\n", 0, i) + 1
+    pad = text[line:i]
+    return pad if pad.strip() == "" else ""
+
+
+def _ws_start(text: str, i: int) -> int:
+    """Start of the run of whitespace that ends at ``i``."""
+    while i > 0 and text[i - 1] in " \t\r\n":
+        i -= 1
+    return i
+
+
+def _prefix_for(nsmap: Mapping[str | None, str], ns: str, preferred: str) -> tuple[str, str]:
+    """A prefix bound to ``ns`` in scope, and the declaration to add ('' if none is needed)."""
+    if nsmap.get(preferred) == ns:
+        return preferred, ""
+    for prefix, uri in nsmap.items():
+        if uri == ns and prefix:
+            return prefix, ""
+    return preferred, f' xmlns:{preferred}="{ns}"'
+
+
+def _property_text(
+    qname: str, decl: str, rdf: str, container: str, values: Sequence[str], indent: str
+) -> str:
+    lines = [f"<{qname}{decl}>", f"{indent} <{rdf}:{container}>"]
+    lines += [f"{indent}  <{rdf}:li>{_escape(v)}</{rdf}:li>" for v in values]
+    lines += [f"{indent} </{rdf}:{container}>", f"{indent}</{qname}>"]
+    return "\n".join(lines)
+
+
+#: The start tag of an rdf:Description phototag adds; one left empty is removed again.
+def _own_description(rdf: str) -> str:
+    return f'<{rdf}:Description {rdf}:about="">'
+
+
+Edit = tuple[int, int, str]  # (start, end, replacement)
+
+
+def _edit_items(text: str, prop: _Element, values: Sequence[str], rdf: str) -> list[Edit] | None:
+    """Edits that turn the items of an existing ``<prop><rdf:Bag>`` into ``values``.
+
+    The items that stay keep their bytes; removed ones go with the whitespace before them;
+    new ones are appended after the last, indented like it. None if ``values`` is not the
+    kept items in their order followed by new ones, or the property is not a plain list.
+    """
+    if len(prop.children) != 1 or prop.children[0].key[0] != RDF:
+        return None
+    box = prop.children[0]
+    items = box.children
+    if box.empty or any(li.key != (RDF, "li") or li.children for li in items):
+        return None
+    edits: list[Edit] = []
+    k = 0
+    for li in items:
+        if k < len(values) and li.text == values[k]:
+            k += 1
+        else:
+            edits.append((_ws_start(text, li.start), li.end, ""))
+    added = values[k:]
+    if any(li.text in added for li in items if (li.start, li.end) not in {(e[0], e[1]) for e in edits}):
+        return None
+    if added:
+        kept = [li for li in items if not any(e[1] == li.end for e in edits)]
+        if kept:
+            indent = _indent_before(text, kept[-1].start)
+            at = kept[-1].end
+        else:
+            indent = _indent_before(text, box.start) + " "
+            at = _ws_start(text, box.content_end)
+        new = "".join(f"\n{indent}<{rdf}:li>{_escape(v)}</{rdf}:li>" for v in added)
+        edits.append((at, at, new))
+    return edits
+
+
+def _splice(text: str, layout: _Layout, sidecar: Sidecar) -> str | None:
+    """``text`` with the edited properties changed in place; None if that cannot be done."""
+    if layout.rdf is None or layout.rdf.empty:
+        return None
+    descs = sidecar._descriptions()
+    if len(descs) != len(layout.descriptions):
+        return None
+    rdf_nsmap = descs[0].nsmap if descs else {}
+    rdf = next((p for p, u in rdf_nsmap.items() if u == RDF and p), None)
+    if rdf is None:
+        return None
+    values = sidecar.fields()
+    edits: list[Edit] = []
+    new_props: list[tuple[Field, list[str]]] = []
+    emptied: dict[int, int] = {}  # description index -> properties removed from it
+    for f in sorted(sidecar.edited):
+        ns, name, container = PROPERTIES[f]
+        if (ns, name) in layout.attributes:
+            return None  # the attribute form: the Description's start tag would change
+        found = layout.properties((ns, name))
+        vals = values.get(f, [])
+        if not found:
+            if vals:
+                new_props.append((f, vals))
+            continue
+        (first_desc, first), rest = found[0], found[1:]
+        if vals:
+            items = _edit_items(text, first, vals, rdf)
+            if items is None:
+                indent = _indent_before(text, first.start)
+                items = [(first.start, first.end,
+                          _property_text(first.qname, "", rdf, container, vals, indent))]  # fmt: skip
+            edits += items
+        else:
+            rest = found
+        for d, el in rest:
+            edits.append((_ws_start(text, el.start), el.end, ""))
+            emptied[d] = emptied.get(d, 0) + 1
+    # A Description phototag added, left with nothing: it goes too.
+    for d, n in emptied.items():
+        desc = layout.descriptions[d]
+        start_tag = text[desc.start : _tag_end(text, desc.start)]
+        if (
+            n == len(desc.children)
+            and start_tag == _own_description(rdf)
+            and not desc.text.strip()
+        ):
+            edits = [e for e in edits if not (desc.start <= e[0] < desc.end)]
+            edits.append((_ws_start(text, desc.start), desc.end, ""))
+    if new_props:
+        edits.append(_insert(text, layout, descs, rdf, new_props))
+    edits.sort()
+    for (_, e1, _), (s2, _, _) in zip(edits, edits[1:], strict=False):
+        if s2 < e1:
+            return None
+    out = []
+    pos = 0
+    for start, end, repl in edits:
+        out.append(text[pos:start])
+        out.append(repl)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _insert(
+    text: str, layout: _Layout, descs: list[Any], rdf: str, new: list[tuple[Field, list[str]]]
+) -> Edit:
+    """One edit adding the ``new`` properties: into the Description that holds the other
+    keyword properties, else the first one with content; when every Description is
+    self-closing, in a Description of phototag's own after the last one (so that the
+    user's ``<rdf:Description .../>`` is never opened, and ``clean`` can take it all back).
+    """
+    keywords = {(n, local) for n, local, _ in PROPERTIES.values()}
+    host = next(
+        (i for i, d in enumerate(layout.descriptions) for el in d.children if el.key in keywords),
+        None,
+    )
+    if host is None:
+        host = next((i for i, d in enumerate(layout.descriptions) if not d.empty), None)
+    if host is not None:
+        desc = layout.descriptions[host]
+        own = _indent_before(text, desc.start)
+        children = desc.children
+        indent = _indent_before(text, children[0].start) if children else own + " "
+        body = "".join(
+            "\n" + indent + _property_text(
+                f"{prefix}:{PROPERTIES[f][1]}", decl, rdf, PROPERTIES[f][2], vals, indent
+            )
+            for f, vals in new
+            for prefix, decl in [_prefix_for(descs[host].nsmap, PROPERTIES[f][0], PREFIX[PROPERTIES[f][0]])]
+        )  # fmt: skip
+        at = _ws_start(text, desc.content_end)
+        return (at, at, body)
+    rdf_el = layout.rdf
+    assert rdf_el is not None
+    if layout.descriptions:
+        last = layout.descriptions[-1]
+        own = _indent_before(text, last.start)
+        at = last.end
+    else:
+        own = _indent_before(text, rdf_el.start) + " "
+        at = _ws_start(text, rdf_el.content_end)
+    indent = own + " "
+    body = "".join(
+        "\n" + indent + _property_text(
+            f"{PREFIX[PROPERTIES[f][0]]}:{PROPERTIES[f][1]}",
+            f' xmlns:{PREFIX[PROPERTIES[f][0]]}="{PROPERTIES[f][0]}"',
+            rdf, PROPERTIES[f][2], vals, indent,
+        )
+        for f, vals in new
+    )  # fmt: skip
+    return (at, at, f"\n{own}{_own_description(rdf)}{body}\n{own}</{rdf}:Description>")
 
 
 def write_atomic(path: Path, data: bytes) -> None:
