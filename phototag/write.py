@@ -11,6 +11,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -127,11 +128,9 @@ class Writer:
         backup: bool,
     ) -> list[str]:
         assert self.exiftool is not None
-        before = os.stat(path)
-        warnings = self.exiftool.write(path, values, backup=backup)
-        # exiftool's -P keeps the modification time to the second only: put back the
-        # nanoseconds too, so the file looks exactly as old as it was.
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        # A symlink stays a symlink: its target gets the metadata (issue 13, item 3).
+        real = Path(os.path.realpath(path))
+        warnings = embed_file(self.exiftool, real, values, backup=backup)
         if photo is not None:
             # The photo's bytes changed (not its pixels): keep the index in step, or the next
             # scan would take it for a new photo and tag it again.
@@ -210,6 +209,70 @@ class DryRunWriter(Writer):
 
     def forget(self, target: Path) -> None:
         pass
+
+
+def undo_path(photo: Path) -> Path:
+    """The copy of a hard-linked photo kept while it is rewritten in place."""
+    return photo.with_name(f".{photo.name[:200]}.phototag-undo")
+
+
+def restore_interrupted(photo: Path) -> bool:
+    """Put back a hard-linked photo whose in-place rewrite was killed; True if it did.
+
+    The undo copy exists only between its fsync and the end of a successful in-place
+    write: if it is there, the photo may be half-copied, so the whole old content is
+    copied back in place (the same inode, so every name gets it) before anything else.
+    """
+    undo = undo_path(photo)
+    if not undo.exists():
+        return False
+    try:
+        data = undo.read_bytes()
+        with open(photo, "r+b") as f:
+            f.write(data)
+            f.truncate()
+            f.flush()
+            os.fsync(f.fileno())
+        os.unlink(undo)
+    except OSError as e:
+        raise MetadataError(f"cannot restore {photo} from {undo.name}: {e.strerror}") from None
+    return True
+
+
+def embed_file(
+    exiftool: ExifTool, photo: Path, values: Mapping[Field, Sequence[str]], *, backup: bool
+) -> list[str]:
+    """Write keyword fields into ``photo`` (a real path, not a symlink); exiftool's warnings.
+
+    A file with one name is written as exiftool does by default: the new file is renamed
+    over the old, atomically, so a kill leaves the old file or the new one. A file with
+    several names (hard links: ``st_nlink`` > 1) must keep its inode, or the names part
+    and the disk use doubles; it is rewritten in place (``-overwrite_original_in_place``),
+    and since a kill during exiftool's copy-back would leave it half old, half new, phototag
+    first keeps a fsynced undo copy beside it (``.NAME.phototag-undo``), which
+    :func:`restore_interrupted` copies back if the write did not finish. The modification
+    time is kept to the nanosecond.
+    """
+    restore_interrupted(photo)
+    before = os.stat(photo)
+    in_place = before.st_nlink > 1
+    undo = undo_path(photo)
+    if in_place:
+        if backup and not os.path.exists(f"{photo}_original"):
+            shutil.copy2(photo, f"{photo}_original")  # what exiftool's own backup would be
+        write_atomic(undo, photo.read_bytes())
+    warnings = exiftool.write(photo, values, backup=backup, in_place=in_place)
+    # exiftool's -P keeps the modification time to the second only: put back the
+    # nanoseconds too, so the file looks exactly as old as it was.
+    os.utime(photo, ns=(before.st_atime_ns, before.st_mtime_ns))
+    if in_place:
+        fd = os.open(photo, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(undo)
+    return warnings
 
 
 def _unchanged_since_written(index: Index, target: Path, wanted_digest: str) -> bool:
@@ -367,6 +430,8 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
         )
     if not os.access(target, os.W_OK) and not writer.dry_run:
         raise MetadataError("the file is read-only")
+    if not writer.dry_run:
+        restore_interrupted(Path(os.path.realpath(target)))  # a killed in-place write first
     read = exiftool.read(target)
     iptc = settings.iptc is IptcPolicy.ALWAYS or (
         settings.iptc is IptcPolicy.EXISTING and read.has_iptc
@@ -426,6 +491,8 @@ def clean(index: Index, roots: Sequence[Path], *, dry_run: bool = False) -> Iter
                         writer.sidecar(target, sidecar)
                 else:
                     assert exiftool is not None
+                    if not dry_run:
+                        restore_interrupted(Path(os.path.realpath(target)))
                     current = exiftool.read(target).values
                     change = remove_ours(current, ours)
                     if change.changed:
