@@ -184,3 +184,29 @@ def test_a_file_with_one_name_is_still_replaced_atomically(
         embed_file(et, photo, {Field.SUBJECT: ["x"]}, backup=False)
     # exiftool's default: a new file renamed over the old (kill-safe); nothing else has it
     assert photo.stat().st_ino != ino
+
+
+def test_duplicates_marks_two_names_of_one_file_in_an_older_index(
+    linked: Path, tmp_path: Path
+) -> None:
+    """An index written before one file became one photo holds both names: they are marked."""
+    from conftest import invoke, ndjson
+
+    from phototag.index.store import PhotoRecord
+
+    index = tmp_path / "old.sqlite"
+    with Index.open(index) as idx:
+        scanned(idx, linked / "2024")
+        (src,) = [p for p in idx.photos_under([linked]) if p.path.name == "a.jpg"]
+        other = linked / "best" / "a.jpg"
+        st = other.stat()
+        with idx.transaction():
+            pid = idx.upsert_photo(PhotoRecord(other, st.st_size, st.st_mtime_ns,
+                                               idx.hash_of(src.id) or "", 1, 1, None))  # fmt: skip
+            idx.copy_results(src.id, pid)
+    code, out, _ = invoke("duplicates", "--index", index, "--json")
+    assert code == 0
+    (group,) = [g for g in ndjson(out) if "photos" in g]
+    photos = group["photos"]
+    assert isinstance(photos, list) and len(photos) == 2
+    assert sum("same_file_as" in p for p in photos) == 1
