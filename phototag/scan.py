@@ -299,7 +299,9 @@ def scan(
     yield Finished(report)
 
 
-def _other_names(walked: Sequence[FileEntry | WalkProblem], known: Mapping[bytes, object]) -> set[FileEntry]:
+def _other_names(
+    walked: Sequence[FileEntry | WalkProblem], known: Mapping[bytes, object]
+) -> set[FileEntry]:
     """Names that lead to a file another walked name leads to (hard links, symlinks).
 
     One physical file (st_dev, st_ino) is one photo: its name that is not a symlink wins,

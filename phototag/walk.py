@@ -75,7 +75,9 @@ def walk(
                 root, (st.st_dev, st.st_ino), (), seen_dirs, follow_symlinks, inside
             )
         elif stat.S_ISREG(st.st_mode):
-            yield FileEntry(root, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, os.path.islink(root))
+            yield FileEntry(
+                root, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, os.path.islink(root)
+            )
         else:
             yield WalkProblem(root, "not a regular file or folder")
 

@@ -19,8 +19,8 @@ from PIL import Image
 from phototag.albums import build_album
 from phototag.config import Device, LinkMode, WriteMode, WriteSettings
 from phototag.index import Index
-from phototag.metadata.keywords import Field
 from phototag.metadata.exiftool import ExifTool
+from phototag.metadata.keywords import Field
 from phototag.query import TagQuery
 from phototag.scan import Finished, ScanOptions, ScanReport, scan
 from phototag.search import duplicate_groups
@@ -65,7 +65,7 @@ def linked(tmp_path: Path, make_photo: Callable[..., Path]) -> Path:
     """lib/2024/{a,b}.jpg; lib/best/a.jpg is a hard link of a, lib/best/b.jpg a symlink to b."""
     lib = tmp_path / "lib"
     a = make_photo("lib/2024/a.jpg", "coffee")
-    b = make_photo("lib/2024/b.jpg", "chelsea")
+    make_photo("lib/2024/b.jpg", "chelsea")
     (lib / "best").mkdir()
     os.link(a, lib / "best" / "a.jpg")
     os.symlink("../2024/b.jpg", lib / "best" / "b.jpg")
@@ -88,7 +88,11 @@ def test_one_file_under_several_names_is_one_photo(linked: Path, idx: Index) -> 
     again = scanned(idx, linked)
     assert (again.found, again.unchanged, again.same_file, again.removed) == (2, 2, 2, 0)
     alone = scanned(idx, linked / "best")
-    assert (alone.found, alone.same_file, alone.tagged) == (0, 1, 0)  # the symlink leads outside best/
+    assert (alone.found, alone.same_file, alone.tagged) == (
+        0,
+        1,
+        0,
+    )  # the symlink leads outside best/
     assert len(idx.photos_under([linked])) == 2
 
 
@@ -136,7 +140,9 @@ def test_a_hardlink_album_is_not_doubled_by_an_embedded_write(linked: Path, idx:
     again = build_album(idx, "coffee", albums, query, LinkMode.HARDLINK)
     assert (again.added, again.removed, again.left_alone) == ([], [], [])
     entries = [p for p in albums.iterdir() if not p.name.startswith(".")]
-    assert len(entries) == 1 and entries[0].stat().st_ino == (linked / "2024" / "a.jpg").stat().st_ino
+    assert (
+        len(entries) == 1 and entries[0].stat().st_ino == (linked / "2024" / "a.jpg").stat().st_ino
+    )
     assert "espresso" in both(entries[0])["dc:subject"]
 
 

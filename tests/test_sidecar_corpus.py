@@ -118,7 +118,9 @@ def test_real_sidecars_keep_every_value_through_write_and_clean(
         mine = user_fields.get(name, [])
         folded = {v.casefold() for v in mine}
         assert got[name][: len(mine)] == mine
-        assert sorted(got[name][len(mine) :]) == sorted(v for v in ours if v.casefold() not in folded)
+        assert sorted(got[name][len(mine) :]) == sorted(
+            v for v in ours if v.casefold() not in folded
+        )
     if before_ex[0] == 0:  # exiv2 reads this file: it must read the same keywords
         assert by_exiv2(sidecar) == got
 
@@ -153,6 +155,11 @@ OSXPHOTOS_STYLE = """<!-- Created with osxphotos https://github.com/RhetTbull/os
    </rdf:RDF>
 </x:xmpmeta>"""
 
+LATIN1 = (
+    '<?xml version="1.0" encoding="ISO-8859-1"?>\n'
+    + OSXPHOTOS_STYLE.replace("St. James", "Caf\u00e9 James")
+).encode("latin-1")
+
 XPACKET = (
     '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n\n'
     '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
@@ -171,11 +178,7 @@ XPACKET = (
         ("UTF-16 with a BOM", OSXPHOTOS_STYLE.encode("utf-16")),
         ("UTF-16BE with a BOM", b"\xfe\xff" + OSXPHOTOS_STYLE.encode("utf-16-be")),
         ("UTF-8 with a BOM", b"\xef\xbb\xbf" + OSXPHOTOS_STYLE.encode("utf-8")),
-        (
-            "declared Latin-1",
-            ('<?xml version="1.0" encoding="ISO-8859-1"?>\n'
-             + OSXPHOTOS_STYLE.replace("St. James", "Caf\u00e9 James")).encode("latin-1"),
-        ),  # fmt: skip
+        ("declared Latin-1", LATIN1),
     ],
 )
 def test_bytes_around_the_root_and_the_encoding_survive(

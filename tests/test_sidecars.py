@@ -69,7 +69,9 @@ def indexed(idx: Index, photo: Path, *tag_paths: str) -> int:
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     return {
-        p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file()
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.iterdir())
+        if p.is_file()
     }
 
 
@@ -122,7 +124,10 @@ def test_upper_case_lightroom_sidecar_is_used_not_doubled(
     pid = indexed(idx, photo, "food/espresso")
     for settings in (BASENAME, FULL):  # whichever naming: the existing file is the sidecar
         written(list(write_tags(idx, [tmp_path / "lib"], settings)))
-        assert sorted(p.name for p in (tmp_path / "lib").iterdir()) == ["IMG_0002.JPG", "IMG_0002.XMP"]
+        assert sorted(p.name for p in (tmp_path / "lib").iterdir()) == [
+            "IMG_0002.JPG",
+            "IMG_0002.XMP",
+        ]
         assert both(theirs)["dc:subject"] == ["Grandma", "espresso"]
     # show and train --from-keywords read the user's file.
     sources = [k.source for k in keywords_in_files(photo)]
@@ -218,18 +223,24 @@ def test_a_sidecar_phototag_created_moves_with_its_photo(
     written(list(write_tags(idx, [tmp_path / "lib"], FULL)))
     old = tmp_path / "lib" / "a" / "IMG_0005.jpg.xmp"
     # Another program adds to phototag's sidecar (darktable's history, a rating): it moves too.
-    old.write_text(old.read_text().replace('rdf:about=""', 'rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="5"'))
+    old.write_text(
+        old.read_text().replace(
+            'rdf:about=""', 'rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="5"'
+        )
+    )
     (tmp_path / "lib" / "b").mkdir()
     moved = tmp_path / "lib" / "b" / "holiday.jpg"
     os.rename(photo, moved)
     st = moved.stat()
     with idx.transaction():  # what a scan does when it recognises the content
-        idx.move_photo(pid, PhotoRecord(moved, st.st_size, st.st_mtime_ns, photo.name, 64, 48, None))
+        idx.move_photo(
+            pid, PhotoRecord(moved, st.st_size, st.st_mtime_ns, photo.name, 64, 48, None)
+        )
     (ev,) = list(write_tags(idx, [tmp_path / "lib"], FULL))
     new = tmp_path / "lib" / "b" / "holiday.jpg.xmp"
     assert not old.exists()
     assert both(new)["dc:subject"] == ["espresso"]
-    assert "Rating=\"5\"" in new.read_text()
+    assert 'Rating="5"' in new.read_text()
     assert idx.targets_of(pid) == [new]
     assert any("moved" in w for w in getattr(ev, "warnings", []))
     # ... and clean still takes it all back.
@@ -249,7 +260,9 @@ def test_a_users_sidecar_stays_where_it_is_when_the_photo_moves(
     os.rename(photo, moved)
     st = moved.stat()
     with idx.transaction():
-        idx.move_photo(pid, PhotoRecord(moved, st.st_size, st.st_mtime_ns, photo.name, 64, 48, None))
+        idx.move_photo(
+            pid, PhotoRecord(moved, st.st_size, st.st_mtime_ns, photo.name, 64, 48, None)
+        )
     written(list(write_tags(idx, [tmp_path / "lib"], FULL)))
     assert both(theirs)["dc:subject"] == ["Grandma"]  # the user's, as it was before phototag
     assert both(tmp_path / "lib" / "IMG_0006.jpg.xmp")["dc:subject"] == ["espresso"]
@@ -277,7 +290,9 @@ def test_check_lists_conflicts_and_orphans_with_json_and_exit_code(
     code, out, _ = invoke("check", lib, "--json")
     assert code == 1
     found = [json.loads(line) for line in out.splitlines() if line.strip()]
-    problems = {(d["kind"], tuple(Path(s).name for s in d["sidecars"])) for d in found if "kind" in d}
+    problems = {
+        (d["kind"], tuple(Path(s).name for s in d["sidecars"])) for d in found if "kind" in d
+    }
     assert problems == {
         ("shared", ("IMG_0001.xmp",)),
         ("two-conventions", ("IMG_0002.jpg.xmp", "IMG_0002.xmp")),

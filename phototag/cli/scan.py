@@ -165,9 +165,7 @@ def _summary(out: Output, r: ScanReport) -> None:
         f"[num]{r.failed}[/] failed in [num]{r.seconds:.1f}[/] s{speed}"
     )
     if r.same_file:
-        out.info(
-            f"[num]{r.same_file}[/] other names (hard links, symlinks) of photos counted once"
-        )
+        out.info(f"[num]{r.same_file}[/] other names (hard links, symlinks) of photos counted once")
 
 
 class _Progress:

@@ -238,9 +238,7 @@ class SidecarResolver:
             exists = True
         convention, name = chosen
         path = photo.parent / name
-        others = tuple(
-            photo.parent / n for n in [*full, *base] if n != name
-        )
+        others = tuple(photo.parent / n for n in [*full, *base] if n != name)
         if exists and others:
             notes.append(
                 f"{name} is used; {', '.join(p.name for p in others)} also belong to "

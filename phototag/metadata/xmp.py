@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import itertools
 import os
 import re
 import tempfile
@@ -465,7 +466,9 @@ def _edit_items(text: str, prop: _Element, values: Sequence[str], rdf: str) -> l
         else:
             edits.append((_ws_start(text, li.start), li.end, ""))
     added = values[k:]
-    if any(li.text in added for li in items if (li.start, li.end) not in {(e[0], e[1]) for e in edits}):
+    if any(
+        li.text in added for li in items if (li.start, li.end) not in {(e[0], e[1]) for e in edits}
+    ):
         return None
     if added:
         kept = [li for li in items if not any(e[1] == li.end for e in edits)]
@@ -505,7 +508,7 @@ def _splice(text: str, layout: _Layout, sidecar: Sidecar) -> str | None:
             if vals:
                 new_props.append((f, vals))
             continue
-        (first_desc, first), rest = found[0], found[1:]
+        (_, first), rest = found[0], found[1:]
         if vals:
             items = _edit_items(text, first, vals, rdf)
             if items is None:
@@ -522,17 +525,13 @@ def _splice(text: str, layout: _Layout, sidecar: Sidecar) -> str | None:
     for d, n in emptied.items():
         desc = layout.descriptions[d]
         start_tag = text[desc.start : _tag_end(text, desc.start)]
-        if (
-            n == len(desc.children)
-            and start_tag == _own_description(rdf)
-            and not desc.text.strip()
-        ):
+        if n == len(desc.children) and start_tag == _own_description(rdf) and not desc.text.strip():
             edits = [e for e in edits if not (desc.start <= e[0] < desc.end)]
             edits.append((_ws_start(text, desc.start), desc.end, ""))
     if new_props:
         edits.append(_insert(text, layout, descs, rdf, new_props))
     edits.sort()
-    for (_, e1, _), (s2, _, _) in zip(edits, edits[1:], strict=False):
+    for (_, e1, _), (s2, _, _) in itertools.pairwise(edits):
         if s2 < e1:
             return None
     out = []
