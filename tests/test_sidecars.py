@@ -305,3 +305,22 @@ def test_check_lists_conflicts_and_orphans_with_json_and_exit_code(
     assert code == 1 and "IMG_0001.xmp" in out + err
     code, out, err = invoke("check", tmp_path / "nowhere")
     assert code == 2 and "Traceback" not in out + err
+
+
+def test_the_issues_example_through_the_command_line(
+    tmp_path: Path, make_photo: Callable[..., Path]
+) -> None:
+    """scan --sidecar-name basename, then write: the coffee JPEG is never labelled "cat"."""
+    lib = tmp_path / "lib"
+    make_photo("lib/IMG_0001.jpg", "coffee")
+    make_photo("lib/IMG_0001.png", "chelsea")
+    code, _, err = invoke("scan", lib, "--device", "cpu", "--sidecar-name", "basename")
+    assert code == 0, err
+    assert "shares the sidecar name IMG_0001.xmp" in err
+    assert not (lib / "IMG_0001.xmp").exists()
+    coffee, cat = both(lib / "IMG_0001.jpg.xmp"), both(lib / "IMG_0001.png.xmp")
+    assert "espresso" in coffee["dc:subject"] and "espresso" not in cat["dc:subject"]
+    before = snapshot(lib)
+    code, _, err = invoke("write", lib, "--sidecar-name", "basename")
+    assert code == 0 and "0 written, 2 unchanged" in err
+    assert snapshot(lib) == before
