@@ -20,7 +20,7 @@ from pathlib import Path
 from .config import IptcPolicy, WriteMode, WriteSettings
 from .errors import MetadataError
 from .index.store import Index, PhotoTags, TargetRecord
-from .metadata.exiftool import WRITABLE, ExifTool
+from .metadata.exiftool import WRITABLE, ExifTool, held_open
 from .metadata.keywords import Change, Field, KeywordStyle, desired, merge, remove_ours
 from .metadata.sidecars import SidecarResolver
 from .metadata.xmp import Sidecar, write_atomic
@@ -226,6 +226,12 @@ def restore_interrupted(photo: Path) -> bool:
     undo = undo_path(photo)
     if not undo.exists():
         return False
+    if held_open(photo) or held_open(Path(f"{photo}_exiftool_tmp")):
+        # The exiftool of the killed run may still be copying (it outlives its parent
+        # until it reads the end of its input): restoring now would mix the two.
+        raise MetadataError(
+            "an interrupted write of this file is still finishing; it is restored next time"
+        )
     try:
         data = undo.read_bytes()
         with open(photo, "r+b") as f:

@@ -216,3 +216,62 @@ def test_duplicates_marks_two_names_of_one_file_in_an_older_index(
     photos = group["photos"]
     assert isinstance(photos, list) and len(photos) == 2
     assert sum("same_file_as" in p for p in photos) == 1
+
+
+def test_hard_linked_photos_killed_with_sigkill_mid_write_come_back_whole(
+    tmp_path: Path, make_photo: Callable[..., Path]
+) -> None:
+    """Real kills, at the moment an undo copy exists (an in-place write is under way)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lib, links = tmp_path / "lib", tmp_path / "links"
+    links.mkdir()
+    n = 24
+    for i in range(n):
+        p = make_photo(f"lib/p{i:02d}.jpg", "coffee" if i % 2 else "chelsea", size=(600 + i, 400))
+        os.link(p, links / p.name)  # a second name outside the library: st_nlink == 2
+    before = {p.name: pixels(p).tobytes() for p in lib.glob("*.jpg")}
+    env = {**os.environ, "PHOTOTAG_INDEX": str(tmp_path / "i.sqlite")}
+    py = [sys.executable, "-m", "phototag"]
+    subprocess.run([*py, "scan", str(lib), "--device", "cpu", "-q", "--write", "none"],
+                   env=env, check=True)  # fmt: skip
+    write = [*py, "write", str(lib), "--write", "embed", "-q"]
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen(write, env=env)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if any(lib.glob(".*.phototag-undo")):  # observable: an in-place write under way
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.002)  # a poll interval, not a wait for time to pass
+        proc.wait()
+        for p in lib.glob("*.jpg"):  # every photo is whole, or has its whole undo copy
+            undo = undo_path(p)
+            whole = undo.read_bytes() if undo.exists() else None
+            if whole is None:
+                assert pixels(p).tobytes() == before[p.name], p
+            else:
+                from io import BytesIO
+
+                with Image.open(BytesIO(whole)) as im:
+                    assert np.asarray(im.convert("RGB")).tobytes() == before[p.name], p
+    assert kills >= 1
+    for _ in range(20):  # an orphaned exiftool may still be finishing its last copy
+        r = subprocess.run(write, env=env, capture_output=True, text=True)
+        if r.returncode == 0:
+            break
+        assert "still finishing" in r.stderr, r.stderr
+    assert r.returncode == 0, r.stderr
+    for p in lib.glob("*.jpg"):
+        assert p.stat().st_ino == (links / p.name).stat().st_ino and p.stat().st_nlink == 2
+        assert pixels(p).tobytes() == before[p.name]
+        assert not undo_path(p).exists()
+    assert all(
+        "phototag|food|drink|espresso" in both(lib / f"p{i:02d}.jpg")["lr:hierarchicalSubject"]
+        for i in range(1, n, 2)
+    )

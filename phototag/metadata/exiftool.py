@@ -65,7 +65,7 @@ def _arg(path: Path) -> str | bytes:
         return raw
 
 
-def _held_open(path: Path) -> bool:
+def held_open(path: Path) -> bool:
     """Whether any process has ``path`` open (Linux: /proc/*/fd), or, elsewhere, it is recent."""
     proc = Path("/proc")
     if not (proc / "self" / "fd").is_dir():
@@ -95,7 +95,7 @@ def clear_stale_temporary(path: Path) -> None:
     writing it).
     """
     tmp = Path(str(path) + "_exiftool_tmp")
-    if tmp.exists() and not _held_open(tmp):
+    if tmp.exists() and not held_open(tmp):
         with contextlib.suppress(OSError):
             tmp.unlink()
 
