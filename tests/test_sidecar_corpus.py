@@ -14,13 +14,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from metadata_readers import by_exiftool, by_exiv2
 
 from phototag.config import WriteSettings
 from phototag.index import Index
 from phototag.index.store import PhotoRecord
 from phototag.metadata.keywords import Field
-from phototag.metadata.xmp import Sidecar
+from phototag.metadata.xmp import Sidecar, _parse
 from phototag.models.recognizers import Candidate
 from phototag.write import Unchanged, WriteFailed, Wrote, clean, write_tags
 
@@ -208,3 +210,30 @@ def test_bytes_around_the_root_and_the_encoding_survive(
     assert read is not None and read.fields()[Field.SUBJECT][-1] == "espresso"
     list(clean(idx, [tmp_path / "lib"]))
     assert sidecar.read_bytes() == data
+
+
+KEYWORD = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\ufffe\uffff"),
+    max_size=12,
+)
+
+
+@given(
+    original=st.sampled_from(FILES),
+    field=st.sampled_from([Field.SUBJECT, Field.HIERARCHICAL, Field.TAGSLIST]),
+    added=st.lists(KEYWORD, min_size=1, max_size=4, unique=True),
+)
+def test_any_keywords_added_and_taken_back_leave_the_original_bytes(
+    original: Path, field: Field, added: list[str]
+) -> None:
+    """Fuzzed: any text (markup characters, non-BMP, whitespace) into any corpus file."""
+    data = original.read_bytes()
+    first = Sidecar(_parse(data, "corpus"), data)
+    mine = first.fields().get(field)
+    new = [v for v in added if v not in (mine or [])]
+    first.set_fields({field: [*(mine or []), *new]})
+    out = first.to_bytes()
+    again = Sidecar(_parse(out, "written"), out)
+    assert again.fields()[field] == [*(mine or []), *new]
+    again.set_fields({field: mine or []})
+    assert again.to_bytes() == data

@@ -177,7 +177,7 @@ class Sidecar:
             root = etree.tostring(self.root, encoding="unicode", with_tail=False)
             spliced = text[: layout.root_start] + root + text[layout.root_end :]
         out = bom + spliced.encode(codec, errors="xmlcharrefreplace")
-        again = Sidecar(_parse(out, "the rewritten sidecar"), out)
+        again = Sidecar(_parse(out, "the rewritten sidecar", checked=True), out)
         if again.fields() != self.fields():
             raise MetadataError("the rewritten sidecar would not read back as written; left alone")
         return out
@@ -191,13 +191,16 @@ class Sidecar:
         return True
 
 
-def _parse(data: bytes, where: str) -> Any:
+def _parse(data: bytes, where: str, *, checked: bool = False) -> Any:
+    """The root element of ``data``. ``checked``: defusedxml already passed it (a rewrite
+    of a checked document that adds only escaped text), so lxml alone parses it again."""
     from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import fromstring as checked
+    from defusedxml.ElementTree import fromstring as defused
     from lxml import etree
 
     try:
-        checked(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        if not checked:
+            defused(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as e:
         raise MetadataError(
             f"{where}: refused, the XML declares a DTD or entities ({type(e).__name__})"
@@ -306,8 +309,9 @@ class _Element:
     key: tuple[str, str]  # (namespace, local name)
     empty: bool  # <a/>
     content_end: int = -1  # index of '</' of the end tag
-    text: str = ""  # direct character data
-    children: list[_Element] = field(default_factory=list)
+    text: str = ""  # direct character data (of list items only)
+    children: list[_Element] = field(default_factory=list)  # the located ones
+    nested: bool = False  # has child elements
 
 
 @dataclass
@@ -324,19 +328,15 @@ class _Layout:
         ]
 
 
+_TAG = re.compile(r"""<(?:[^>"']|"[^"]*"|'[^']*')*>""")
+
+
 def _tag_end(text: str, i: int) -> int:
     """Index after the '>' closing the tag that starts at ``text[i] == '<'``."""
-    quote = ""
-    for j in range(i + 1, len(text)):
-        c = text[j]
-        if quote:
-            if c == quote:
-                quote = ""
-        elif c in "\"'":
-            quote = c
-        elif c == ">":
-            return j + 1
-    raise MetadataError("the sidecar ends inside a tag")
+    m = _TAG.match(text, i)
+    if m is None:
+        raise MetadataError("the sidecar ends inside a tag")
+    return m.end()
 
 
 def _layout(text: str) -> _Layout:
@@ -345,47 +345,83 @@ def _layout(text: str) -> _Layout:
 
     data = text.encode("utf-8")
     ascii_only = len(data) == len(text)
+    cursor = [0, 0]  # (byte, char) of the last position asked: expat's positions only grow
 
     def char(byte_index: int) -> int:
-        return byte_index if ascii_only else len(data[:byte_index].decode("utf-8"))
+        if ascii_only:
+            return byte_index
+        b, c = cursor
+        if byte_index < b:
+            b, c = 0, 0
+        c += len(data[b:byte_index].decode("utf-8"))
+        cursor[:] = [byte_index, c]
+        return c
 
     layout = _Layout()
-    stack: list[_Element] = []
+    # Only the levels a keyword edit needs are located (root, rdf:RDF, rdf:Description,
+    # its properties, and the list and items of a keyword property); deeper elements
+    # (darktable's history, regions) are passed over: None on the stack.
+    stack: list[tuple[_Element | None, str]] = []
+    keywords = {(n, local) for n, local, _ in PROPERTIES.values()}
     parser = expat.ParserCreate("UTF-8", " ")  # the text is UTF-8 now, whatever it declares
     parser.namespace_prefixes = True
+    parser.buffer_text = True
 
     def start(name: str, attrs: dict[str, str]) -> None:
+        parent, role = stack[-1] if stack else (None, "")
+        parts = name.split(" ")
+        key = (parts[0], parts[1]) if len(parts) >= 2 else ("", parts[0])
+        if not stack:
+            mine = "rdf" if key == (RDF, "RDF") else "root"
+        elif role == "root" and key == (RDF, "RDF"):
+            mine = "rdf"
+        elif role == "rdf" and key == (RDF, "Description"):
+            mine = "desc"
+        elif role == "desc":
+            mine = "prop"
+        elif role == "prop" and parent is not None and parent.key in keywords:
+            mine = "box"
+        elif role == "box":
+            mine = "li"
+        else:
+            if parent is not None:
+                parent.nested = True
+            stack.append((None, ""))
+            return
         i = char(parser.CurrentByteIndex)
         end = _tag_end(text, i)
-        parts = name.split(" ")
         qname = f"{parts[2]}:{parts[1]}" if len(parts) == 3 else parts[-1]
-        key = (parts[0], parts[1]) if len(parts) >= 2 else ("", parts[0])
         el = _Element(i, end, qname, key, text[end - 2] == "/")
-        if stack:
-            stack[-1].children.append(el)
-        else:
+        if parent is not None:
+            parent.children.append(el)
+            parent.nested = True
+        if not stack:
             layout.root_start = i
-        if key == (RDF, "RDF") and layout.rdf is None:
+        if mine == "rdf" and layout.rdf is None:
             layout.rdf = el
-        if key == (RDF, "Description"):
+        if mine == "desc":
             layout.descriptions.append(el)
             for a in attrs:
                 ap = a.split(" ")
                 if len(ap) >= 2:
                     layout.attributes.add((ap[0], ap[1]))
-        stack.append(el)
+        stack.append((el, mine))
 
     def end(name: str) -> None:
-        el = stack.pop()
-        if not el.empty:
+        el, _ = stack.pop()
+        if el is not None and not el.empty:
             el.content_end = char(parser.CurrentByteIndex)
             el.end = _tag_end(text, el.content_end)
         if not stack:
+            if el is None:
+                raise MetadataError("the sidecar's root element could not be located")
             layout.root_end = el.end
 
     def data_(chunk: str) -> None:
-        if stack:
-            stack[-1].text += chunk
+        if stack and stack[-1][1] == "li":
+            el = stack[-1][0]
+            assert el is not None
+            el.text += chunk
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
@@ -456,7 +492,7 @@ def _edit_items(text: str, prop: _Element, values: Sequence[str], rdf: str) -> l
         return None
     box = prop.children[0]
     items = box.children
-    if box.empty or any(li.key != (RDF, "li") or li.children for li in items):
+    if box.empty or any(li.key != (RDF, "li") or li.nested for li in items):
         return None
     edits: list[Edit] = []
     k = 0
