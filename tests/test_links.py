@@ -19,20 +19,13 @@ from PIL import Image
 from phototag.albums import build_album
 from phototag.config import Device, LinkMode, WriteMode, WriteSettings
 from phototag.index import Index
+from phototag.metadata.embed import embed_file, restore_interrupted, undo_path
 from phototag.metadata.exiftool import ExifTool
 from phototag.metadata.keywords import Field
 from phototag.query import TagQuery
 from phototag.scan import Finished, ScanOptions, ScanReport, scan
 from phototag.search import duplicate_groups
-from phototag.write import (
-    Unchanged,
-    WriteFailed,
-    Wrote,
-    embed_file,
-    restore_interrupted,
-    undo_path,
-    write_tags,
-)
+from phototag.write import Unchanged, WriteFailed, Wrote, write_tags
 
 EMBED = WriteSettings(mode=WriteMode.EMBED)
 

@@ -169,7 +169,7 @@ class ExifTool:
     ) -> list[str]:
         """Set the given fields to exactly these lists; returns exiftool's warnings.
 
-        ``in_place``: keep the file's inode (hard links, see :func:`phototag.write.embed_file`)
+        ``in_place``: keep the file's inode (hard links, see :func:`phototag.metadata.embed.embed_file`)
         with ``-overwrite_original_in_place``: exiftool writes the new file beside the old,
         then copies it over the old one's bytes. Without it, the new file is renamed over
         the old (atomic, but a new inode: hard links then part).
