@@ -101,13 +101,13 @@ class Writer:
         The new name is recorded as phototag's first, the old one forgotten last: a kill at
         any point leaves every file phototag wrote known to the index.
         """
+        if os.path.lexists(new):  # never claim a file that is not phototag's
+            raise MetadataError(f"cannot move {old.name} to {new}: it exists")
         with self.index.transaction():
             self.index.record_target(
                 new, photo_id=rec.photo_id, mode="sidecar", created=True, size=None,
                 mtime_ns=None, wanted="pending", ours=rec.ours,
             )  # fmt: skip
-        if os.path.lexists(new):
-            raise MetadataError(f"cannot move {old.name} to {new}: it exists")
         try:
             os.rename(old, new)
         except OSError as e:
