@@ -101,7 +101,7 @@ class Writer:
         The new name is recorded as phototag's first, the old one forgotten last: a kill at
         any point leaves every file phototag wrote known to the index.
         """
-        if os.path.lexists(new):  # never claim a file that is not phototag's
+        if os.path.lexists(new) and not _same_file(old, new):
             raise MetadataError(f"cannot move {old.name} to {new}: it exists")
         with self.index.transaction():
             self.index.record_target(
@@ -109,11 +109,18 @@ class Writer:
                 mtime_ns=None, wanted="pending", ours=rec.ours,
             )  # fmt: skip
         try:
-            os.rename(old, new)
+            # link + unlink rather than rename: a file that appears at ``new`` meanwhile is
+            # never overwritten (link fails). Killed in between, the next run finds both
+            # names on one file and only unlinks the old one.
+            if not os.path.lexists(new):
+                os.link(old, new)
+            os.unlink(old)
         except OSError as e:
-            if e.errno != errno.EXDEV:
+            if e.errno == errno.EEXIST:
+                raise MetadataError(f"cannot move {old.name} to {new}: it exists") from None
+            if e.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
                 raise MetadataError(f"cannot move {old} to {new}: {e.strerror}") from None
-            try:  # another file system: a whole copy first, then the old one goes
+            try:  # no hard links here (another file system, FAT, some shares): copy, then delete
                 write_atomic(new, old.read_bytes())
                 os.unlink(old)
             except OSError as e2:
@@ -263,6 +270,13 @@ def write_tags(
                 yield WriteFailed(photo.path, str(e))
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _settle_old_sidecars(
     photo: PhotoTags, target: Path, writer: Writer, index: Index, resolver: SidecarResolver
 ) -> list[str]:
@@ -284,7 +298,8 @@ def _settle_old_sidecars(
         if not os.path.lexists(old):
             writer.forget(old)
             continue
-        if rec.created and not resolver.describes_something(old) and not os.path.lexists(target):
+        free = not os.path.lexists(target) or _same_file(old, target)
+        if rec.created and not resolver.describes_something(old) and free:
             writer.move_sidecar(old, target, rec)
             resolver.removed(old)
             resolver.created(target)

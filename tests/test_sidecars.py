@@ -324,3 +324,27 @@ def test_the_issues_example_through_the_command_line(
     code, _, err = invoke("write", lib, "--sidecar-name", "basename")
     assert code == 0 and "0 written, 2 unchanged" in err
     assert snapshot(lib) == before
+
+
+def test_a_move_killed_between_link_and_unlink_is_finished_by_the_next_write(
+    tmp_path: Path, idx: Index, make_photo: Callable[..., Path]
+) -> None:
+    photo = make_photo("lib/a/IMG_0007.jpg", "coffee")
+    pid = indexed(idx, photo, "food/espresso")
+    written(list(write_tags(idx, [tmp_path / "lib"], FULL)))
+    old = tmp_path / "lib" / "a" / "IMG_0007.jpg.xmp"
+    moved = tmp_path / "lib" / "IMG_0007.jpg"
+    os.rename(photo, moved)
+    st = moved.stat()
+    with idx.transaction():
+        idx.move_photo(
+            pid, PhotoRecord(moved, st.st_size, st.st_mtime_ns, photo.name, 64, 48, None)
+        )
+    new = tmp_path / "lib" / "IMG_0007.jpg.xmp"
+    os.link(old, new)  # where a kill after the link and before the unlink leaves it
+    list(write_tags(idx, [tmp_path / "lib"], FULL))
+    assert not old.exists() and new.stat().st_nlink == 1
+    assert both(new)["dc:subject"] == ["espresso"]
+    assert idx.targets_of(pid) == [new]
+    list(clean(idx, [tmp_path / "lib"]))
+    assert not new.exists()  # still phototag's own: taken back and deleted
