@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import invoke
+from conftest import invoke, ndjson
 from metadata_readers import both
 
 from phototag.config import SidecarNaming, WriteSettings
@@ -303,6 +303,11 @@ def test_check_lists_conflicts_and_orphans_with_json_and_exit_code(
     }
     code, out, err = invoke("check", lib)
     assert code == 1 and "IMG_0001.xmp" in out + err
+    # one photo named: only what concerns it
+    code, out, _ = invoke("check", lib / "IMG_0001.png", "--json")
+    assert code == 1 and [d["kind"] for d in ndjson(out)] == ["shared"]
+    code, out, _ = invoke("check", lib / "ok" / "IMG_1.jpg", "--json")
+    assert code == 0 and ndjson(out) == []
     code, out, err = invoke("check", tmp_path / "nowhere")
     assert code == 2 and "Traceback" not in out + err
 

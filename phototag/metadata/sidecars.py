@@ -279,8 +279,7 @@ def _folders(roots: Iterable[Path]) -> Iterator[Path]:
     for root in roots:
         root = Path(os.path.abspath(root))
         if not root.is_dir():
-            yield root.parent
-            continue
+            continue  # a photo or a sidecar: its folder is looked at by check_sidecars
         for folder, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in SKIPPED_DIRS)
             if ALBUM_MARKER in files:
@@ -300,7 +299,9 @@ def check_sidecars(roots: Iterable[Path]) -> list[SidecarProblem]:
             raise ConfigError(f"{r}: no such file or folder")
     problems: list[SidecarProblem] = []
     seen: set[Path] = set()
-    for folder in _folders(roots):
+    folders = list(_folders(roots))
+    files = [Path(os.path.abspath(r)) for r in roots if not os.path.isdir(r)]
+    for folder in folders + [f.parent for f in files]:
         if folder in seen:
             continue
         seen.add(folder)
@@ -349,4 +350,16 @@ def check_sidecars(roots: Iterable[Path]) -> list[SidecarProblem]:
                     ProblemKind.ORPHAN, (folder / s,), (),
                     f"{s}: no file it could describe is in this folder (moved or deleted?)",
                 ))  # fmt: skip
-    return problems
+    # A file named on its own: only the problems that concern it (its folder was not asked for).
+    whole = set(folders)
+    return [
+        p for p in problems if p.sidecars[0].parent in whole or any(_concerns(p, f) for f in files)
+    ]
+
+
+def _concerns(problem: SidecarProblem, path: Path) -> bool:
+    """Whether ``problem`` is about the photo or sidecar ``path``."""
+    if path in problem.photos or path in problem.sidecars:
+        return True
+    names = {path.name.casefold(), _stem(path.name).casefold()}
+    return any(_stem(s.name).casefold() in names for s in problem.sidecars)
