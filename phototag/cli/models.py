@@ -260,7 +260,7 @@ def _install_from_hub(out: Output, name: str, revision: str, to: Path | None) ->
                  "the hub's sha256; an interrupted download resumes)")  # fmt: skip
 
     if not out.interactive:  # huggingface_hub's own bars are for terminals only
-        from huggingface_hub.utils import disable_progress_bars
+        from huggingface_hub.utils.tqdm import disable_progress_bars
 
         disable_progress_bars()
     done = install_from_hub(name, to, revision=revision, on_start=starting)
