@@ -10,7 +10,7 @@ import typer
 
 from ..config import Device
 from . import options as o
-from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
+from .console import ExitCode, Output, counting_bar, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
     from ..train import TrainReport
@@ -72,6 +72,12 @@ def train_command(
     seed: Annotated[
         int, typer.Option(help="Random seed: the same photos and seed give the same recognizer.")
     ] = 0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace a recognizer of the same name (yours, or a shipped one)."
+        ),
+    ] = False,
     device: o.Device = Device.AUTO,
     index: o.IndexPath = None,
     json_out: o.Json = False,
@@ -99,9 +105,11 @@ def train_command(
         if sum(map(bool, (folder, from_keywords, from_corrections))) != 1:
             raise TrainingError("give either a FOLDER, --from-keywords or --from-corrections")
         opts = TrainOptions(name=name, backbone=backbone, augment=augment, copies=copies, holdout=holdout,
-                            folds=folds, multi_label=multi_label, seed=seed, device=device)  # fmt: skip
+                            folds=folds, multi_label=multi_label, seed=seed, device=device,
+                            force=force)  # fmt: skip
         if folder is not None:
-            report = train_from_folder(folder, opts)
+            with counting_bar(out, "reading photos") as progress:
+                report = train_from_folder(folder, opts, progress=progress)
         else:
             index_path = index or default_index_path()
             with (
