@@ -7,7 +7,6 @@ index, the weights folder and the album folders afterwards, not only at the text
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,7 +72,9 @@ def test_train_refuses_to_shadow_a_shipped_or_existing_recognizer_without_force(
     code, _, err = invoke("train", train_dir, "--name", "pets", "--no-augment", "--seed", "3")
     assert code == 2 and "already have" in err
     assert (folder / "pets.toml").read_bytes() == before
-    code, _, err = invoke("train", train_dir, "--name", "pets", "--no-augment", "--seed", "3", "--force")
+    code, _, err = invoke(
+        "train", train_dir, "--name", "pets", "--no-augment", "--seed", "3", "--force"
+    )
     assert code == 0, err
     assert (folder / "pets.toml").read_bytes() != before  # the seed is in the manifest
 
@@ -113,3 +114,177 @@ def test_training_reports_progress_per_photo(train_dir: Path, tmp_path: Path) ->
     )
     assert seen[-1] == (6, 6)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) >= 6
+
+
+# -- names are checked; nothing silently does nothing ---------------------------------------
+
+
+@pytest.fixture
+def scanned(tmp_path: Path, make_photo: Callable[..., Path], index: Path) -> Path:
+    """A cat and a cup of coffee, scanned with the default recognizers (no sidecars)."""
+    make_photo("Pictures/cat.jpg", "chelsea", taken="2023:06:10 12:00:00")
+    make_photo("Pictures/coffee.jpg", "coffee", taken="2024:01:05 08:00:00")
+    code, _, err = invoke("scan", tmp_path / "Pictures", "--index", index, "--write", "none")
+    assert code == 0, err
+    return tmp_path / "Pictures"
+
+
+def albums(index: Path) -> list[str]:
+    from phototag.index import Index
+
+    with Index.open(index, create=False) as idx:
+        return [a.name for a in idx.albums()]
+
+
+def albums_dir() -> Path:
+    from phototag.config import default_albums_dir
+
+    return default_albums_dir()
+
+
+def test_an_album_of_a_zero_shot_tag_says_it_needs_a_zero_shot_backbone(
+    scanned: Path, index: Path
+) -> None:
+    code, out, err = invoke("album", "--tag", "wedding ceremony", "--index", index)
+    assert code == 2
+    assert "zero-shot" in err and "phototag models install" in err
+    assert "Traceback" not in out + err
+    assert albums(index) == [] and not albums_dir().exists()
+
+
+def test_a_misspelt_tag_gets_the_closest_tags_and_no_album(scanned: Path, index: Path) -> None:
+    code, _, err = invoke("album", "--tag", "weding", "--index", index)
+    assert code == 2 and "'wedding'" in err
+    code, _, err = invoke("album", "--tag", "cta", "--index", index)
+    assert code == 2 and "'cat'" in err
+    code, _, err = invoke("album", "--tag", "zzqxw", "--index", index)
+    assert code == 2 and "no recognizer gives a tag 'zzqxw'" in err
+    code, _, err = invoke("album", "--tag", "cat", "--not", "weding", "--index", index)
+    assert code == 2 and "'wedding'" in err
+    assert albums(index) == []
+
+
+def test_a_known_tag_no_photo_has_makes_no_album_unless_allowed(scanned: Path, index: Path) -> None:
+    code, _, err = invoke("album", "--tag", "dog", "--index", index)
+    assert code == 2 and "--allow-empty" in err
+    assert albums(index) == []
+    code, _, err = invoke("album", "--tag", "dog", "--allow-empty", "--index", index)
+    assert code == 0, err
+    assert albums(index) == ["dog"] and (albums_dir() / "dog").is_dir()
+
+
+def test_album_remove_takes_back_what_phototag_made_and_keeps_the_users_files(
+    scanned: Path, index: Path
+) -> None:
+    assert invoke("album", "--tag", "cat", "--html", "--index", index)[0] == 0
+    folder = albums_dir() / "cat"
+    entries = [p for p in folder.iterdir() if p.is_symlink()]
+    assert len(entries) == 1 and (folder / "index.html").exists()
+    code, _, err = invoke("album", "--remove", "cta", "--index", index)
+    assert code == 2 and "'cat'" in err
+    assert folder.is_dir()
+
+    (folder / "my notes.txt").write_text("mine")
+    code, _, err = invoke("album", "--remove", "cat", "--index", index)
+    assert code == 0, err
+    assert albums(index) == []
+    assert sorted(p.name for p in folder.iterdir()) == ["my notes.txt"]
+    assert (scanned / "cat.jpg").is_file()  # the photo itself is never touched
+
+    assert invoke("album", "--tag", "espresso", "--tag", "cat", "--any", "--index", index)[0] == 0
+    assert invoke("album", "--remove", "espresso or cat", "--index", index)[0] == 0
+    assert not (albums_dir() / "espresso or cat").exists()
+
+
+def test_album_list_has_a_header_and_counts(scanned: Path, index: Path) -> None:
+    assert invoke("album", "--tag", "cat", "--index", index)[0] == 0
+    assert invoke("album", "--tag", "animal", "--since", "2023", "--out", albums_dir() / "pets",
+                  "--index", index)[0] == 0  # fmt: skip
+    code, out, err = invoke("album", "--list", "--index", index)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["album", "photos", "query", "link"]
+    cat = next(line for line in lines if line.split()[0] == "cat")
+    assert cat.split()[1:3] == ["1", "symlink"]  # no query: the name says it
+    pets = next(line for line in lines if line.split()[0] == "pets")
+    assert "animal taken 2023 to ..." in pets
+    assert "2 albums" in err
+    rows = {r["name"]: r for r in ndjson(invoke("album", "--list", "--json", "--index", index)[1])}
+    assert rows["cat"]["photos"] == 1 and rows["pets"]["photos"] == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tags", "-m", "nosuch"),
+        ("album", "--tag", "cat", "--model", "nosuch"),
+        ("album", "--tag", "cat", "--under", "/no/such/Picturse"),
+        ("similar", "PHOTO", "--by", "tags", "-m", "nosuch"),
+        ("similar", "PHOTO", "--under", "/no/such/Picturse"),
+    ],
+)
+def test_unknown_names_and_missing_folders_are_usage_errors(
+    scanned: Path, index: Path, args: tuple[str, ...]
+) -> None:
+    argv = [str(scanned / "cat.jpg") if a == "PHOTO" else a for a in args]
+    code, out, err = invoke(*argv, "--index", index)
+    assert code == 2, (out, err)
+    assert "error:" in err and "Traceback" not in out + err
+    assert ("nosuch" in err and "animal" in err) or "no such folder" in err
+    assert albums(index) == []
+
+
+def test_since_takes_a_year_or_a_month(scanned: Path, index: Path) -> None:
+    def found(*args: str) -> list[str]:
+        code, out, err = invoke("album", "--tag", "animal", "--tag", "food", "--any", "--json",
+                                *args, "--index", index)  # fmt: skip
+        assert code == 0, err
+        return sorted(Path(str(m["path"])).name for m in ndjson(out))
+
+    assert found("--since", "2023") == ["cat.jpg", "coffee.jpg"]
+    assert found("--since", "2023-07") == ["coffee.jpg"]
+    assert found("--until", "2023") == ["cat.jpg"]
+    assert found("--until", "2023-06") == ["cat.jpg"]
+    assert found("--since", "2024-01", "--until", "2024-01") == ["coffee.jpg"]
+    code, _, err = invoke("album", "--tag", "cat", "--since", "2023-13", "--index", index)
+    assert code == 2 and "YYYY-MM" in err
+
+
+def test_tag_remove_of_a_tag_the_photo_never_had_says_so(scanned: Path, index: Path) -> None:
+    from phototag.index import Index
+
+    code, _, err = invoke("tag", "remove", scanned / "cat.jpg", "elephant", "--index", index)
+    assert code == 2 and "no tag 'elephant'" in err
+    code, _, err = invoke("tag", "remove", scanned / "cat.jpg", "cat", "--index", index)
+    assert code == 0, err
+    with Index.open(index, create=False) as idx:
+        assert list(idx.corrections(action="remove").values()) == [["cat"]]
+
+
+def test_show_and_tag_on_a_missing_file_and_on_an_album_entry(
+    scanned: Path, index: Path, tmp_path: Path
+) -> None:
+    from phototag.index import Index
+
+    code, _, err = invoke("show", tmp_path / "nope.jpg", "--index", index)
+    assert code == 1 and "no such file" in err
+    (tmp_path / "elsewhere.jpg").write_bytes((scanned / "cat.jpg").read_bytes())
+    code, _, err = invoke("show", tmp_path / "elsewhere.jpg", "--index", index)
+    assert code == 1 and "not in the index" in err
+
+    assert invoke("album", "--tag", "cat", "--index", index)[0] == 0
+    entry = next((albums_dir() / "cat").glob("*cat.jpg"))
+    code, out, err = invoke("show", entry, "--json", "--index", index)
+    assert code == 0, err
+    assert ndjson(out)[0]["path"] == str(scanned / "cat.jpg")
+    code, _, err = invoke("tag", "add", entry, "Mittens", "--index", index)
+    assert code == 0, err
+    with Index.open(index, create=False) as idx:
+        pid = idx.photo_id(scanned / "cat.jpg")
+        assert idx.corrections(action="add") == {pid: ["user/Mittens"]}
+
+
+def test_classify_of_a_folder_suggests_scan(scanned: Path) -> None:
+    code, out, err = invoke("classify", scanned)
+    assert code == 2
+    assert "phototag scan" in err and "Traceback" not in out + err

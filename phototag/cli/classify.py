@@ -33,6 +33,11 @@ def classify_command(
 
     out = Output(json_mode=json_out)
     failed = 0
+    for p in paths:
+        if p.is_dir():
+            out.error(f"[filepath]{escape(safe_path(p))}[/] is a folder: classify takes image "
+                      f"files; 'phototag scan {escape(safe_path(p))}' tags every photo in it")  # fmt: skip
+            raise typer.Exit(ExitCode.USAGE)
     with guarded(out):
         for res in classify(
             paths,

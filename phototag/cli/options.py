@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -164,3 +165,13 @@ LogFile = Annotated[
         show_default=False,
     ),
 ]
+
+
+def check_folders(folders: list[Path] | None) -> None:
+    """Refuse an --under folder that does not exist: it would select nothing, silently."""
+    from ..errors import ConfigError
+
+    for f in folders or ():
+        if not os.path.isdir(f):
+            what = "not a folder" if os.path.lexists(f) else "no such folder"
+            raise ConfigError(f"--under {f}: {what}")

@@ -44,7 +44,7 @@ def list_command(json_out: o.Json = False) -> None:
         return
     table = Table(box=None)
     for col in ("name", "origin", "runs on", "tags", "manifest"):
-        table.add_column(col, justify="right" if col == "tags" else "left")
+        table.add_column(col, justify="right" if col == "tags" else "left", overflow="fold")
     for r in rows:
         table.add_row(f"[tag]{escape(r.name)}[/]", r.origin.value, escape(r.backbone),
                       str(r.tags), f"[filepath]{escape(safe_path(r.manifest))}[/]")  # fmt: skip

@@ -58,6 +58,12 @@ def similar_command(
         out.error(f"no such file: {escape(safe_path(photo))}")
         raise typer.Exit(ExitCode.USAGE)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        o.check_folders(under)
+        if model is not None:
+            from ..models.catalog import Catalog
+            from ..names import check_recognizer
+
+            check_recognizer(model, Catalog.discover(), idx)
         roots = [Path(os.path.abspath(u)) for u in under or ()]
         found = similar_to(
             idx, photo, by, n=n, min_score=min_score, under=roots, model=model, backbone=backbone

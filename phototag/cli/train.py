@@ -235,9 +235,18 @@ def tag_command(
         if "/" not in path and action == "add":
             path = f"user/{path}"
         with index_lock(out, index_path, "tag", False), Index.open(index_path, create=False) as idx:
-            pid = idx.photo_id(Path(os.path.abspath(photo)))
-            if pid is None:
-                raise ConfigError(f"{safe_path(photo)} is not in the index: scan it first")
+            from ..lookup import indexed_path
+            from ..query import term_matches
+
+            pid = idx.photo_id(indexed_path(idx, photo))
+            assert pid is not None
+            if action == "remove":
+                has = [*idx.tags_of(pid), *idx.corrections(pid, action="add").get(pid, [])]
+                if not any(term_matches(path, p) for p in has):
+                    shown = ", ".join(sorted({p.rsplit("/", 1)[-1] for p in has})) or "none"
+                    raise ConfigError(
+                        f"{safe_path(photo)} has no tag {path!r} to remove (its tags: {shown})"
+                    )
             with idx.transaction():
                 idx.correct(pid, path, action)
     out.info(f"{'added' if action == 'add' else 'removed'} [tag]{escape(path)}[/]; "

@@ -612,6 +612,11 @@ class Index:
             (name, encode_path(folder), query, link, int(html), time.time()),
         )
 
+    def delete_album(self, name: str) -> None:
+        """Forget an album and its entries (the files are the caller's business)."""
+        self.conn.execute("DELETE FROM album_entries WHERE album = ?", (name,))
+        self.conn.execute("DELETE FROM albums WHERE name = ?", (name,))
+
     def album_entries(self, name: str) -> dict[str, Path]:
         """entry file name -> the photo it stands for."""
         rows = self.conn.execute("SELECT entry, source FROM album_entries WHERE album = ?", (name,))
