@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import invoke, ndjson
@@ -288,3 +289,67 @@ def test_classify_of_a_folder_suggests_scan(scanned: Path) -> None:
     code, out, err = invoke("classify", scanned)
     assert code == 2
     assert "phototag scan" in err and "Traceback" not in out + err
+
+
+# -- help tells the truth -------------------------------------------------------------------
+
+
+def _every_command() -> list[tuple[list[str], object]]:
+    """(argv prefix, click command) for every command and sub-command of the app."""
+    import typer.main
+
+    from phototag.cli.app import app
+
+    out: list[tuple[list[str], object]] = []
+
+    def visit(prefix: list[str], cmd: Any) -> None:
+        if hasattr(cmd, "commands"):  # a group (Typer's own click, not necessarily click's)
+            for name, sub in cmd.commands.items():
+                visit([*prefix, name], sub)
+        else:
+            out.append((prefix, cmd))
+
+    visit([], typer.main.get_command(app))
+    return out
+
+
+def _flat(text: str) -> str:
+    """Rendered help without the box drawing and line wrapping."""
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("argv", [c for c, _ in _every_command()], ids=" ".join)
+def test_help_shows_defaults_extras_and_no_python_types(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    command: Any = dict((" ".join(c), cmd) for c, cmd in _every_command())[" ".join(argv)]
+    code, out, _ = invoke(*argv, "--help")
+    assert code == 0
+    text = _flat(out)
+    assert "list[" not in text and "<list" not in text
+    usage = text.split("Usage:", 1)[1].split(" ", 6)
+    assert not any(w.startswith("{") for w in usage), usage
+    options = [p for p in command.params if p.param_type_name == "option" and p.name != "help"]
+    # Each option's row: from its name to the next option's name.
+    where = sorted((text.index(f" {p.opts[0]} "), i) for i, p in enumerate(options))
+    rows = {}
+    for k, (start, i) in enumerate(where):
+        end = where[k + 1][0] if k + 1 < len(where) else len(text)
+        rows[i] = text[start:end]
+    for i, p in enumerate(options):
+        row, written = rows[i], (p.help or "").replace("\\[", "[")
+        for hand in written.split("[default:")[1:]:  # a hand-written default survives Rich
+            assert "[default: " + _flat(hand)[:15] in row, (p.name, hand)
+        for extra in ("phototag[ray]", "phototag[clip]", "phototag[cuda]"):
+            if extra in written:
+                assert extra in row, (p.name, extra)
+        automatic = p.show_default is not False and p.default not in (None, False, (), [], "")
+        if automatic and not p.is_flag:
+            assert "[default:" in row, (p.name, row)
+    if argv == ["scan"]:
+        assert "pip install 'phototag[ray]'" in text
+        assert "[default: index.sqlite in the user data folder]" in text
+        assert "[default: scene, food, flower, animal, imagenet;" in text
+    if argv == ["models", "export"]:
+        assert "phototag[clip]" in text

@@ -7,6 +7,7 @@ import typer
 from .album import album_command
 from .classify import classify_command
 from .doctor import doctor_command
+from .help import use_everywhere
 from .models import app as models_app
 from .recognizers import app as recognizers_app
 from .scan import scan_command
@@ -40,6 +41,7 @@ app.command("forget")(forget_command)
 app.command("doctor")(doctor_command)
 app.add_typer(models_app, name="models")
 app.add_typer(recognizers_app, name="recognizers")
+use_everywhere(app)  # --help shows defaults, extras and names as written (issue 14)
 
 
 def version_callback(value: bool) -> None:
