@@ -26,7 +26,6 @@ from .models.session import Device
 from .pipeline import (
     Loaded,
     LoadFailed,
-    batched,
     default_workers,
     make_loader,
     ordered_map,
@@ -73,6 +72,14 @@ class Tagged:
 
 
 @dataclass(frozen=True, slots=True)
+class Read:
+    """A file planned for reading has been read (or failed to be): for progress, before its
+    batch is inferred. Every one of :attr:`Planned.todo` files gives exactly one."""
+
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     path: Path
     reason: str
@@ -81,6 +88,9 @@ class Failed:
 
 @dataclass
 class ScanReport:
+    """What a scan did. The counts add up: ``found == unchanged + tagged + reused + failed``
+    (a path the walk could not follow, such as a broken symlink, is found and failed)."""
+
     found: int = 0
     unchanged: int = 0
     tagged: int = 0  # by inference
@@ -96,6 +106,11 @@ class ScanReport:
     def failed(self) -> int:
         return len(self.failures)
 
+    @property
+    def known_failed(self) -> int:
+        """Failures met before, on files unchanged since (not read again)."""
+        return sum(f.known for f in self.failures)
+
     def as_json(self) -> dict[str, object]:
         return {
             "found": self.found,
@@ -105,6 +120,7 @@ class ScanReport:
             "removed": self.removed,
             "decoded": self.decoded,
             "failed": self.failed,
+            "known_failed": self.known_failed,
             "warnings": self.warnings,
             "providers": self.providers,
             "seconds": round(self.seconds, 3),
@@ -116,7 +132,7 @@ class Finished:
     report: ScanReport
 
 
-ScanEvent = Planned | Tagged | Failed | Finished
+ScanEvent = Planned | Read | Tagged | Failed | Finished
 
 
 def fingerprint(recognizer: Recognizer, backbone_fp: str, threshold: float, top_k: int) -> str:
@@ -153,12 +169,24 @@ def scan(
     known_failures = index.known_failures()
     complete = index.complete_ids(fps, backbone_fps)
     todo: list[FileEntry] = []
+    walk_failures: list[tuple[WalkProblem, os.stat_result]] = []
     seen: set[bytes] = set()
     per_root_found = dict.fromkeys(roots, 0)
     for item in walk(roots, follow_symlinks=options.follow_symlinks):
         if isinstance(item, WalkProblem):
-            failure = Failed(item.path, item.reason)
+            # Remembered by the link's or folder's own lstat, like a file that failed to
+            # decode: the same broken link is not an error again every night (issue 14).
+            raw = encode_path(item.path)
+            st = _lstat(item.path)
+            kf = known_failures.get(raw)
+            seen_before = bool(
+                kf and st and (kf.size, kf.mtime_ns) == (st.st_size, st.st_mtime_ns)
+            )
+            if st is not None and not seen_before:
+                walk_failures.append((item, st))
+            failure = Failed(item.path, item.reason, known=seen_before)
             report.failures.append(failure)
+            report.found += 1  # so that the summary adds up
             seen.add(encode_path(item.path))  # a path we could not stat is not "vanished"
             yield failure
             continue
@@ -179,6 +207,10 @@ def scan(
             yield failure
             continue
         todo.append(item)
+    if walk_failures:
+        with index.transaction():
+            for problem, st in walk_failures:
+                index.record_failure(problem.path, st.st_size, st.st_mtime_ns, problem.reason)
     yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
 
     # 2. Read what is new or changed; decode only content the index has never seen.
@@ -244,6 +276,8 @@ def scan(
                     if not (isinstance(x, Loaded) and x.inputs is None and x.entry in stale)
                 ]
                 yield from record(redo)
+            for x in [*redo, *batch]:
+                yield Read(x.entry.path)
             yield from record(batch, outputs)
         todo = []
     stream = ordered_map(
@@ -254,9 +288,12 @@ def scan(
         timeout=options.read_timeout,
         on_timeout=timed_out,
     )
-    for batch in batched(stream, batch_size):
-        fixed = {r.entry: r for r in stale_reuse_decoded(batch)}
-        yield from record([fixed.get(x.entry, x) for x in batch])
+    for step in _with_reads(stream, batch_size):
+        if isinstance(step, Read):
+            yield step
+            continue
+        fixed = {r.entry: r for r in stale_reuse_decoded(step)}
+        yield from record([fixed.get(x.entry, x) for x in step])
 
     # 3. Drop what vanished, but never on the word of an empty root: an unmounted disk
     # looks exactly like a library whose photos were all deleted.
@@ -285,6 +322,29 @@ def scan(
     report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})
     report.seconds = time.perf_counter() - started
     yield Finished(report)
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _with_reads(
+    stream: Iterator[Loaded | LoadFailed], size: int
+) -> Iterator[Read | list[Loaded | LoadFailed]]:
+    """Batches of ``size`` from ``stream``, with a :class:`Read` as each item arrives, so
+    progress moves while the first batch is still being read (issue 14)."""
+    batch: list[Loaded | LoadFailed] = []
+    for item in stream:
+        yield Read(item.entry.path)
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _under(raw: bytes, root: Path) -> bool:

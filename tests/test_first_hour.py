@@ -353,3 +353,85 @@ def test_help_shows_defaults_extras_and_no_python_types(
         assert "[default: scene, food, flower, animal, imagenet;" in text
     if argv == ["models", "export"]:
         assert "phototag[clip]" in text
+
+
+# -- output adds up; cron stays quiet -----------------------------------------------------------
+
+
+def test_the_scan_summary_adds_up_and_is_a_json_line_with_json(library: Path, index: Path) -> None:
+    code, out, err = invoke("scan", library, "--index", index, "--json", "--write", "none")
+    assert code == 1
+    records = ndjson(out)
+    summary = records[-1]["summary"]
+    assert isinstance(summary, dict)
+    photos = [r for r in records if "tags" in r]
+    failed = [r for r in records if "error" in r]
+    assert summary["found"] == len(photos) + len(failed) == 12  # 6 good, 6 bad (a broken link)
+    parts = ("tagged", "reused", "unchanged", "failed")
+    assert summary["found"] == sum(summary[k] for k in parts)  # type: ignore[misc]
+    assert "files:" not in err  # the summary is on stdout, not text on stderr
+
+    code, _, err = invoke("scan", library / "bad", "--index", index, "--write", "none")
+    line = next(x for x in err.splitlines() if " files: " in x)
+    numbers = [int(w) for w in line.replace(",", " ").replace(";", " ").split() if w.isdigit()]
+    found, tagged, reused, unchanged, failed_n = numbers[:5]
+    assert found == tagged + reused + unchanged + failed_n == 6
+
+
+def test_known_failures_are_counted_not_repeated_and_listed_by_failures(
+    library: Path, index: Path
+) -> None:
+    code, _, err = invoke("scan", library, "--index", index, "--write", "none")
+    assert code == 1 and err.count("error:") == 6
+    code, out, err = invoke("scan", library, "--index", index, "--write", "none")
+    assert code == 0, err  # nothing new failed
+    assert "error:" not in err
+    assert "files that failed before are unchanged" in err and "phototag failures" in err
+    code, out, err = invoke("scan", library, "--index", index, "--write", "none", "--quiet")
+    assert (code, out, err) == (0, "", "")  # what cron mails: nothing
+
+    code, out, _ = invoke("failures", "--index", index, "--json")
+    assert code == 0
+    listed = {Path(str(r["path"])).name for r in ndjson(out)}
+    assert {"empty.jpg", "text.jpg", "truncated.jpg", "bomb.png"} <= listed
+
+    # A new bad file is still an error, every time it is new.
+    (library / "bad" / "new.jpg").write_bytes(b"not a photo either")
+    code, _, err = invoke("scan", library, "--index", index, "--write", "none", "--quiet")
+    assert code == 1 and "new.jpg" in err and err.count("error:") == 1
+
+
+def test_progress_moves_as_files_are_read_before_their_batch_is_tagged(
+    tmp_path: Path, make_photo: Callable[..., Path]
+) -> None:
+    from phototag.config import Device
+    from phototag.index import Index
+    from phototag.scan import Planned, Read, ScanOptions, Tagged, scan
+
+    for i in range(5):
+        make_photo(f"lib/{i}.jpg", "coffee", size=(120 + i, 120))
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        events = list(scan([tmp_path / "lib"], idx, ScanOptions(device=Device.CPU, batch_size=4)))
+    kinds = [type(e).__name__ for e in events]
+    planned = next(e for e in events if isinstance(e, Planned))
+    assert sum(isinstance(e, Read) for e in events) == planned.todo == 5
+    first_tagged = next(i for i, e in enumerate(events) if isinstance(e, Tagged))
+    assert kinds[first_tagged - 4 : first_tagged] == ["Read"] * 4  # the whole batch was read first
+
+
+def test_the_rate_is_not_absurd_at_the_first_update() -> None:
+    from rich.progress import Progress
+
+    from phototag.cli.scan import _RateColumn
+
+    now = [100.0]
+    column = _RateColumn()
+    bar = Progress(column, get_time=lambda: now[0])
+    task = bar.add_task("scan", total=100)
+    bar.start_task(task)
+    now[0] += 0.0002
+    bar.advance(task, 16)  # a whole batch lands at once
+    assert column.render(bar.tasks[0]).plain == "- images/s"
+    now[0] += 2.0
+    bar.advance(task, 16)
+    assert column.render(bar.tasks[0]).plain == "16.0 images/s"  # 32 in 2.0002 s

@@ -7,6 +7,7 @@ import typer
 from .album import album_command
 from .classify import classify_command
 from .doctor import doctor_command
+from .failures import failures_command
 from .help import use_everywhere
 from .models import app as models_app
 from .recognizers import app as recognizers_app
@@ -39,6 +40,7 @@ app.command("write")(write_command)
 app.command("clean")(clean_command)
 app.command("forget")(forget_command)
 app.command("doctor")(doctor_command)
+app.command("failures")(failures_command)
 app.add_typer(models_app, name="models")
 app.add_typer(recognizers_app, name="recognizers")
 use_everywhere(app)  # --help shows defaults, extras and names as written (issue 14)
