@@ -435,3 +435,66 @@ def test_the_rate_is_not_absurd_at_the_first_update() -> None:
     now[0] += 2.0
     bar.advance(task, 16)
     assert column.render(bar.tasks[0]).plain == "16.0 images/s"  # 32 in 2.0002 s
+
+
+def test_duplicates_show_what_to_choose_a_keeper_by(
+    tmp_path: Path, make_photo: Callable[..., Path], index: Path
+) -> None:
+    import shutil
+
+    lib = tmp_path / "lib"
+    make_photo("lib/cat.jpg", "chelsea", taken="2020:05:01 10:00:00")
+    make_photo("lib/cat big.jpg", "chelsea", size=(902, 600), quality=95)
+    (lib / "a").mkdir()
+    shutil.copy(lib / "cat.jpg", lib / "a" / "cat copy.jpg")
+    make_photo("lib/coffee.jpg", "coffee")
+    shutil.copy(lib / "coffee.jpg", lib / "coffee copy.jpg")
+    assert invoke("scan", lib, "--index", index, "--write", "none")[0] == 0
+    code, out, err = invoke("duplicates", "--index", index, "--json")
+    assert code == 0, err
+    groups = ndjson(out)
+    assert len(groups) == 2
+    freed = [g["reclaimable"] for g in groups]
+    assert freed == sorted(freed, reverse=True)  # type: ignore[type-var]  # most freed first
+
+    def named(word: str) -> dict[str, Any]:
+        return next(
+            g
+            for g in groups
+            if all(word in Path(str(p["path"])).name for p in g["photos"])  # type: ignore[union-attr]
+        )
+
+    cats, coffees = named("cat"), named("coffee")
+    names = [Path(str(p["path"])).name for p in cats["photos"]]  # type: ignore[union-attr]
+    assert names[0] == "cat big.jpg"  # most pixels: the suggested keeper
+    assert set(names[1:]) == {"cat.jpg", "cat copy.jpg"}
+    first = cats["photos"][0]  # type: ignore[index]
+    assert (first["width"], first["height"], first["identical"]) == (902, 600, True)
+    assert cats["identical"] is False and coffees["identical"] is True
+    dated = [p for p in cats["photos"] if p["taken_at"]]  # type: ignore[union-attr]
+    assert {Path(str(p["path"])).name for p in dated} == {"cat.jpg", "cat copy.jpg"}
+    sizes = {Path(str(p["path"])).name: p["size"] for p in cats["photos"]}  # type: ignore[union-attr]
+    assert sizes["cat.jpg"] == (lib / "cat.jpg").stat().st_size
+    assert cats["reclaimable"] == sizes["cat.jpg"] + sizes["cat copy.jpg"]
+
+    code, out, err = invoke("duplicates", "--index", index)
+    assert code == 0
+    assert "byte-identical" in out and "near-identical" in out
+    assert "keep" in out and "902x600" in out and "2020-05-01" in out
+    assert "groups of near-identical photos" in err
+
+
+def test_show_json_gives_every_time_in_iso_8601(scanned: Path, index: Path) -> None:
+    from datetime import datetime
+
+    code, out, _ = invoke("show", scanned / "cat.jpg", "--json", "--index", index)
+    assert code == 0
+    doc = ndjson(out)[0]
+    times = {k: v for k, v in doc.items() if k.endswith("_at")}
+    assert set(times) == {"taken_at", "modified_at", "scanned_at"}
+    for value in times.values():
+        assert isinstance(value, str)
+        datetime.fromisoformat(value)
+    assert times["taken_at"] == "2023-06-10T12:00:00"
+    modified = datetime.fromisoformat(str(times["modified_at"])).timestamp()
+    assert abs(modified - (scanned / "cat.jpg").stat().st_mtime) < 1
