@@ -7,6 +7,7 @@ index, the weights folder and the album folders afterwards, not only at the text
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -498,3 +499,107 @@ def test_show_json_gives_every_time_in_iso_8601(scanned: Path, index: Path) -> N
     assert times["taken_at"] == "2023-06-10T12:00:00"
     modified = datetime.fromisoformat(str(times["modified_at"])).timestamp()
     assert abs(modified - (scanned / "cat.jpg").stat().st_mtime) < 1
+
+
+# -- settings stick ------------------------------------------------------------------------
+
+
+def _results(index: Path) -> dict[str, dict[str, str]]:
+    """photo name -> recognizer -> fingerprint of its stored result."""
+    from phototag.index import Index
+
+    with Index.open(index, create=False) as idx:
+        rows = idx.conn.execute(
+            "SELECT p.path, r.recognizer, r.fingerprint FROM results r JOIN photos p ON p.id = r.photo_id"
+        ).fetchall()
+    out: dict[str, dict[str, str]] = {}
+    for path, rec, fp in rows:
+        out.setdefault(os.fsdecode(path).rsplit("/", 1)[-1], {})[rec] = fp
+    return out
+
+
+def test_scan_threshold_rescores_stored_embeddings_without_decoding(
+    scanned: Path, index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phototag import pipeline
+
+    decodes: list[int] = []
+    real = pipeline.decode
+    monkeypatch.setattr(pipeline, "decode", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    code, out, err = invoke("scan", scanned, "--index", index, "--write", "none",
+                            "--threshold", "0.6", "--json")  # fmt: skip
+    assert code == 0, err
+    summary = ndjson(out)[-1]["summary"]
+    assert summary["rescored"] == 2 and summary["decoded"] == 0 and summary["tagged"] == 0  # type: ignore[index]
+    assert not decodes
+    assert all(fp.endswith(":t0.6:k5") for r in _results(index).values() for fp in r.values())
+    # The next plain scan goes back to the default, and says so.
+    code, _, err = invoke("scan", scanned, "--index", index, "--write", "none")
+    assert code == 0 and "2 unchanged photos tagged again" in err and "threshold 0.25" in err
+    assert all(fp.endswith(":t0.25:k5") for r in _results(index).values() for fp in r.values())
+
+
+def test_the_config_scan_table_is_what_a_plain_scan_runs(
+    scanned: Path, index: Path, tmp_path: Path, make_photo: Callable[..., Path]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[scan]\nrecognizers = ["animal", "food"]\nthreshold = 0.5\ntop_k = 2\n'
+                      'exclude = ["private/"]\n')  # fmt: skip
+    make_photo("Pictures/private/secret.jpg", "astronaut")
+    make_photo("Pictures/new.jpg", "chelsea", size=(300, 200))
+    code, _, err = invoke("scan", scanned, "--index", index, "--write", "none", "--config", config)
+    assert code == 0, err
+    results = _results(index)
+    assert "secret.jpg" not in results  # excluded
+    assert set(results["new.jpg"]) == {"animal", "food"}
+    assert results["new.jpg"]["animal"].endswith(":t0.5:k2")
+    assert results["cat.jpg"]["animal"].endswith(":t0.5:k2")  # rescored, not decoded
+
+    # A trained recognizer named in [scan] runs on new photos of the nightly scan.
+    for tag, which in (("cups", "coffee"), ("cats", "chelsea")):
+        for i, side in enumerate((200, 240, 280)):
+            make_photo(f"train/{tag}/{i}.jpg", which, size=(side, side))
+    assert invoke("train", tmp_path / "train", "--name", "mine", "--no-augment")[0] == 0
+    config.write_text('[scan]\nrecognizers = ["animal", "mine"]\n')
+    make_photo("Pictures/newer.jpg", "coffee", size=(320, 200))
+    code, _, err = invoke("scan", scanned, "--index", index, "--write", "none", "--config", config)
+    assert code == 0, err
+    results = _results(index)
+    assert {"animal", "mine"} <= set(results["newer.jpg"]) and "mine" in results["cat.jpg"]
+    from phototag.index import Index
+
+    with Index.open(index, create=False) as idx:
+        assert "mine/cups" in idx.tags_of(idx.photo_id(scanned / "newer.jpg") or 0, "mine")
+
+    config.write_text("[scan]\nthreshold = 2\n")
+    code, _, err = invoke("scan", scanned, "--index", index, "--config", config)
+    assert code == 2 and "scan.threshold" in err
+    config.write_text("[scan]\nrecognisers = []\n")
+    code, _, err = invoke("scan", scanned, "--index", index, "--config", config)
+    assert code == 2 and "unknown setting scan.recognisers" in err
+
+
+def test_phototagignore_and_exclude_leave_paths_out_and_keep_what_the_index_had(
+    scanned: Path, index: Path, make_photo: Callable[..., Path]
+) -> None:
+    make_photo("Pictures/Screenshots/s1.jpg", "coffee", size=(200, 150))
+    make_photo("Pictures/trip/a.jpg", "chelsea", size=(210, 150))
+    make_photo("Pictures/trip/b.tmp.jpg", "chelsea", size=(220, 150))
+    (scanned / ".phototagignore").write_text("# screenshots are not photos\nScreenshots/\n")
+    code, _, err = invoke("scan", scanned, "--index", index, "--write", "none",
+                          "--exclude", "*.tmp.jpg")  # fmt: skip
+    assert code == 0, err
+    names = set(_results(index))
+    assert names == {"cat.jpg", "coffee.jpg", "a.jpg"}
+
+    # Excluding an indexed folder later leaves its photos in the index (forget drops them).
+    code, _, err = invoke(
+        "scan", scanned, "--index", index, "--write", "none", "--exclude", "trip/"
+    )
+    assert code == 0 and "0 removed" in err
+    assert "a.jpg" in _results(index)
+
+    (scanned / ".phototagignore").unlink()
+    (scanned / ".phototagignore").mkdir()  # hostile: a folder where the file is expected
+    code, out, err = invoke("scan", scanned, "--index", index, "--write", "none")
+    assert code == 2 and ".phototagignore is a folder" in err and "Traceback" not in out + err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -15,17 +15,20 @@ from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn, TaskID
 
-    from ..scan import ScanReport
+    from ..scan import ScanOptions, ScanReport
+
+T = TypeVar("T")
 
 
 def scan_command(
     paths: Annotated[
         list[Path], typer.Argument(help="Folders or files to scan.", show_default=False)
     ],
-    model: o.Models = None,
-    backbone: o.Backbone = None,
-    threshold: o.Threshold = o.DEFAULT_THRESHOLD,
-    top_k: o.TopK = o.DEFAULT_TOP_K,
+    model: o.ScanModels = None,
+    backbone: o.ScanBackbone = None,
+    threshold: o.ScanThreshold = None,
+    top_k: o.ScanTopK = None,
+    exclude: o.Exclude = None,
     index: o.IndexPath = None,
     device: o.Device = Device.AUTO,
     batch_size: o.BatchSize = None,
@@ -87,15 +90,17 @@ def scan_command(
                 raise typer.Exit(ExitCode.USAGE) from None
         except OSError:
             pass  # unreadable or a broken link: the scan reports it as a failed path
-    opts = ScanOptions(
-        recognizers=model, threshold=threshold, top_k=top_k, batch_size=batch_size,
-        workers=workers, device=device, follow_symlinks=follow_symlinks, read_timeout=read_timeout,
-        engine=engine, address=address, backbone=backbone,
-    )  # fmt: skip
     report = None
     write_failed = 0
     with guarded(out):
         settings = o.write_settings(config, write, sidecar_name, iptc, backup)
+        chosen = o.scan_settings(config, model, threshold, top_k, backbone, exclude)
+    opts = ScanOptions(
+        recognizers=chosen.recognizers, threshold=_or(chosen.threshold, o.DEFAULT_THRESHOLD),
+        top_k=_or(chosen.top_k, o.DEFAULT_TOP_K), batch_size=batch_size, workers=workers,
+        device=device, follow_symlinks=follow_symlinks, read_timeout=read_timeout, engine=engine,
+        address=address, backbone=chosen.backbone, exclude=chosen.exclude,
+    )  # fmt: skip
     index_path = index or default_index_path()
     counts = {"tagged": 0, "failed": 0}
     with guarded(out), index_lock(out, index_path, "scan", wait), Index.open(index_path) as idx:
@@ -136,7 +141,7 @@ def scan_command(
         finally:
             progress.stop()
         assert report is not None
-        _summary(out, report)
+        _summary(out, report, opts)
         out.log("summary", command="scan", **report.as_json())
         if json_out:
             out.json({"summary": report.as_json()})
@@ -144,7 +149,8 @@ def scan_command(
             from ..write import write_tags
             from .write import report_writes, written_what
 
-            events = write_tags(idx, paths, settings, recognizers=model)
+            rec = list(opts.recognizers) if opts.recognizers else None
+            events = write_tags(idx, paths, settings, recognizers=rec)
             write_failed = report_writes(out, events, False, written_what(settings))
     assert report is not None
     # Known failures (unchanged since they failed) alone do not fail a nightly run again:
@@ -153,7 +159,11 @@ def scan_command(
     raise typer.Exit(ExitCode.FILES_FAILED if new_failures or write_failed else ExitCode.OK)
 
 
-def _summary(out: Output, r: ScanReport) -> None:
+def _or(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
+def _summary(out: Output, r: ScanReport, opts: ScanOptions) -> None:
     for w in r.warnings:
         out.warning(escape(w))
     if not out.json_mode:  # with --json the failures are records on stdout already
@@ -162,6 +172,13 @@ def _summary(out: Output, r: ScanReport) -> None:
         for f in sorted(r.failures, key=lambda f: str(f.path)):
             if not f.known:
                 out.error(f"[filepath]{escape(safe_path(f.path))}[/]: {escape(f.reason)}")
+        if r.rescored:
+            # Said every time: a one-off --threshold is undone by the next plain scan.
+            out.info(
+                f"[num]{r.rescored}[/] unchanged photos tagged again from their stored "
+                f"embeddings (threshold {opts.threshold:g}, top-k {opts.top_k}), nothing decoded; "
+                "[scan] in the config file keeps settings for every scan"
+            )
         if r.known_failed:
             out.info(
                 f"[num]{r.known_failed}[/] files that failed before are unchanged and were not "
@@ -172,10 +189,11 @@ def _summary(out: Output, r: ScanReport) -> None:
     speed = f" ({r.tagged / r.seconds:.1f} images/s on {on})" if r.tagged and r.seconds > 0 else ""
     if out.json_mode:
         return  # the summary is a JSON line on stdout
-    # found = unchanged + tagged + reused + failed; removed counts index entries, not files.
+    # found = unchanged + tagged + reused + rescored + failed; removed counts index entries.
     out.info(
         f"[num]{r.found}[/] files: [num]{r.tagged}[/] tagged, [num]{r.reused}[/] reused, "
-        f"[num]{r.unchanged}[/] unchanged, [num]{r.failed}[/] failed; [num]{r.removed}[/] "
+        + (f"[num]{r.rescored}[/] rescored, " if r.rescored else "")
+        + f"[num]{r.unchanged}[/] unchanged, [num]{r.failed}[/] failed; [num]{r.removed}[/] "
         f"removed from the index; in [num]{r.seconds:.1f}[/] s{speed}"
     )
 

@@ -160,10 +160,19 @@ def _print_report(out: Output, r: TrainReport) -> None:
 
 
 def retag_command(
-    model: o.Models = None,
-    backbone: o.Backbone = None,
-    threshold: o.Threshold = o.DEFAULT_THRESHOLD,
-    top_k: o.TopK = o.DEFAULT_TOP_K,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Recognizer to apply (repeatable) [default: [scan] recognizers in the config "
+            "file, else every installed one].",
+            show_default=False,
+        ),
+    ] = None,
+    backbone: o.ScanBackbone = None,
+    threshold: o.ScanThreshold = None,
+    top_k: o.ScanTopK = None,
     write: o.WriteModeOpt = None,
     sidecar_name: o.SidecarName = None,
     config: o.Config = None,
@@ -187,11 +196,19 @@ def retag_command(
     failed = 0
     with guarded(out):
         settings = o.write_settings(config, write, sidecar_name)
+        # The same recognizers and cut-offs as a plain scan, so the two never fight.
+        chosen = o.scan_settings(config, model, threshold, top_k, backbone)
         with (
             index_lock(out, index_path, "retag", wait),
             Index.open(index_path, create=False) as idx,
         ):
-            report = retag(idx, model, threshold=threshold, top_k=top_k, backbone=backbone)
+            report = retag(
+                idx,
+                chosen.recognizers,
+                threshold=o.DEFAULT_THRESHOLD if chosen.threshold is None else chosen.threshold,
+                top_k=o.DEFAULT_TOP_K if chosen.top_k is None else chosen.top_k,
+                backbone=chosen.backbone,
+            )
             out.info(f"[num]{report.photos}[/] photos retagged with {', '.join(report.recognizers)}: "
                      f"[num]{report.changed}[/] changed in [num]{report.seconds:.1f}[/] s")  # fmt: skip
             out.log(
