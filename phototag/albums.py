@@ -251,6 +251,8 @@ def build_album(
     other = index.album_at(folder)
     if other is not None and other.name != name:
         raise ConfigError(f"{folder} already holds the album {other.name!r}")
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ConfigError(f"{folder} is not a folder: choose another --out")
     if (
         existing_album is None
         and folder.exists()
@@ -272,7 +274,10 @@ def build_album(
                     index.remove_album_entry(name, entry)
             entries.pop(entry)
         mode = link
-    fs.mkdir(folder, name, query.to_json())
+    try:
+        fs.mkdir(folder, name, query.to_json())
+    except OSError as e:
+        raise PhototagError(f"cannot make the album folder {folder}: {e.strerror}") from None
     if not dry_run and folder.is_dir():
         for stale in folder.glob(".phototag-tmp-*"):  # a copy interrupted by a kill
             stale.unlink(missing_ok=True)

@@ -64,7 +64,7 @@ def _read_ignore_file(path: Path) -> list[str]:
     try:
         with path.open("rb") as f:
             data = f.read(MAX_IGNORE_BYTES + 1)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no file, or the root is a file itself
         return []
     except IsADirectoryError:
         raise ConfigError(f"{path} is a folder, not a file of patterns") from None

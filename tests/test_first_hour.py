@@ -603,3 +603,136 @@ def test_phototagignore_and_exclude_leave_paths_out_and_keep_what_the_index_had(
     (scanned / ".phototagignore").mkdir()  # hostile: a folder where the file is expected
     code, out, err = invoke("scan", scanned, "--index", index, "--write", "none")
     assert code == 2 and ".phototagignore is a folder" in err and "Traceback" not in out + err
+
+
+# -- no command ends in a traceback -------------------------------------------------------
+
+
+BAD_NUMBERS = ("-1", "nan", "abc", "1e999")
+BAD_TEXT = ("nosuch", "", "../../etc/passwd", "a|b")
+#: Values that get a command past its first check, so the bad input is reached.
+GOOD = {"action": "remove", "tag": "espresso"}
+EXTRA = {"album": ["--tag", "espresso"]}
+
+
+def _kind(p: Any) -> str:
+    d = p.type_descriptor
+    text = str(d.annotation)
+    if d.annotation is bool:
+        return "flag"
+    if d.is_choice:
+        return "choice"
+    if "Path" in text:
+        return "path"
+    if text in ("<class 'int'>", "<class 'float'>") or d.is_ranged:
+        return "number"
+    return "text"
+
+
+@pytest.fixture
+def bad_places(tmp_path: Path, make_photo: Callable[..., Path]) -> dict[str, Path]:
+    """A photo (scanned into the default index, so that commands get past opening it), a
+    missing path, a folder, and a corrupt file (as an index, a config file, a photo...)."""
+    corrupt = tmp_path / "corrupt.sqlite"
+    corrupt.write_bytes(b"SQLite format 3\x00" + os.urandom(3000))
+    (tmp_path / "folder").mkdir()
+    photo = make_photo("photo.jpg", "coffee")
+    assert invoke("scan", photo, "--write", "none")[0] == 0
+    return {
+        "photo": photo,
+        "missing": tmp_path / "no" / "such.jpg",
+        "folder": tmp_path / "folder",
+        "corrupt": corrupt,
+    }
+
+
+def _variants(command: Any, places: dict[str, Path]) -> list[list[str]]:
+    """Argument lists with one bad input each: the required arguments first, then every option."""
+    arguments = [p for p in command.params if p.param_type_name == "argument"]
+    options = [
+        p for p in command.params if p.param_type_name == "option" and p.name not in ("help",)
+    ]
+
+    def filled(bad: dict[str, str] | None = None) -> list[str]:
+        out = []
+        for a in arguments:
+            if bad and a.name in bad:
+                out.append(bad[a.name])
+            elif a.required:
+                out.append(
+                    str(places["photo"]) if _kind(a) == "path" else GOOD.get(str(a.name), "nosuch")
+                )
+        return [*out, *EXTRA.get(command.name, [])]
+
+    variants = [filled()]
+    for a in arguments:
+        values = (
+            [str(places[k]) for k in ("missing", "folder", "corrupt")]
+            if _kind(a) == "path"
+            else list(BAD_TEXT)
+        )
+        variants += [filled({str(a.name): v}) for v in values]
+    for o in options:
+        kind = _kind(o)
+        if kind == "flag":
+            continue
+        values = {
+            "path": [str(places[k]) for k in ("missing", "folder", "corrupt")],
+            "number": list(BAD_NUMBERS),
+            "choice": ["nosuch"],
+            "text": list(BAD_TEXT),
+        }[kind]
+        variants += [[*filled(), o.opts[0], v] for v in values]
+    return variants
+
+
+@pytest.mark.parametrize("argv", [c for c, _ in _every_command()], ids=" ".join)
+def test_no_command_ends_in_a_traceback_on_bad_input(
+    argv: list[str], bad_places: dict[str, Path]
+) -> None:
+    """Every command (enumerated from the app) with missing paths, folders where files are
+    expected, a corrupt index, bad numbers and bad names: one line and an exit code."""
+    from typer.testing import CliRunner
+
+    from phototag.cli.app import app
+
+    command = dict((" ".join(c), cmd) for c, cmd in _every_command())[" ".join(argv)]
+    runner = CliRunner()
+    for variant in _variants(command, bad_places):
+        r = runner.invoke(app, [*argv, *variant])
+        where = " ".join([*argv, *variant])
+        assert r.exception is None or isinstance(r.exception, SystemExit), (
+            where,
+            repr(r.exception),
+        )
+        assert "Traceback" not in r.output, (where, r.output)
+        assert r.exit_code in (0, 1, 2, 3), (where, r.exit_code, r.output)
+        if r.exit_code:
+            assert r.stderr.strip(), where  # a failure always says why
+
+
+def test_an_unforeseen_exception_is_one_line_and_exit_3(
+    bad_places: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The last resort for bugs: the console script prints one line, no traceback."""
+    import sys
+
+    from phototag.cli.app import main
+    from phototag.index.store import Index
+
+    def broken(self: object, recognizer: str | None = None) -> list[object]:
+        raise RuntimeError("simulated bug\nsecond line")
+
+    monkeypatch.setattr(Index, "tag_counts", broken)
+    monkeypatch.setattr(sys, "argv", ["phototag", "tags"])
+    with pytest.raises(SystemExit) as e:
+        main()
+    assert e.value.code == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "internal error (RuntimeError: simulated bug)" in err
+    monkeypatch.setenv("PHOTOTAG_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        main()

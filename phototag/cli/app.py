@@ -68,7 +68,21 @@ def main_options(
 
 
 def main() -> None:
-    from .console import install_signal_handlers
+    """The console script. An exception no command turned into a message is a bug; the
+    user still gets one line and exit code 3, not a traceback (PHOTOTAG_DEBUG=1 shows it)."""
+    import os
+    import sys
+
+    from .console import ExitCode, install_signal_handlers
 
     install_signal_handlers()
-    app()
+    try:
+        app(prog_name="phototag")
+    except Exception as e:
+        if os.environ.get("PHOTOTAG_DEBUG"):
+            raise
+        why = str(e).splitlines()[0] if str(e) else ""
+        print(f"error: internal error ({type(e).__name__}{': ' + why if why else ''}); this is "
+              "a bug in phototag: please report it with the output of PHOTOTAG_DEBUG=1",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(ExitCode.ERROR)

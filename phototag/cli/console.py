@@ -66,7 +66,11 @@ class Output:
         self._err: Console | None = None
         self._log: logging.Logger | None = None
         if log_file is not None:
-            self._log = _json_logger(log_file)
+            try:
+                self._log = _json_logger(log_file)
+            except ConfigError as e:  # made before any guarded() block: say it here
+                self.error(escape(str(e)))
+                raise typer.Exit(ExitCode.USAGE) from None
 
     def log(self, event: str, **data: object) -> None:
         """Append one structured event to --log-file (one JSON object per line)."""
