@@ -31,7 +31,7 @@ class Copy:
     width: int | None
     height: int | None
     taken_at: str | None  # EXIF capture time (ISO 8601), None when the file has none
-    identical: bool  # byte-identical to the keeper (same content hash)
+    same_as: int | None  # the position in its group of the first photo with the same bytes
 
     @property
     def pixels(self) -> int:
@@ -40,7 +40,7 @@ class Copy:
     def as_json(self) -> dict[str, object]:
         return {"path": os.fsdecode(self.path), "similarity": round(self.similarity, 4),
                 "size": self.size, "width": self.width, "height": self.height,
-                "taken_at": self.taken_at, "identical": self.identical}  # fmt: skip
+                "taken_at": self.taken_at, "same_as": self.same_as}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class DuplicateGroup:
     @property
     def identical(self) -> bool:
         """Every copy is byte-identical to the keeper."""
-        return all(c.identical for c in self.copies)
+        return all(c.same_as == 0 for c in self.copies[1:])
 
     @property
     def reclaimable(self) -> int:
@@ -86,11 +86,15 @@ def rank_duplicates(
             continue
         rows.sort(key=lambda r: (-(r[2] or 0) * (r[3] or 0), -r[1], r[4] is None, r[6],
                                  len(os.fsencode(r[0])), os.fsencode(r[0])))  # fmt: skip
-        keeper_hash = rows[0][5]
+        first_with: dict[str, int] = {}
+        for i, r in enumerate(rows):
+            first_with.setdefault(r[5], i)
         sims = _similarities(index, [r[0] for r in rows], backbone)
         copies = tuple(
-            Copy(r[0], s, r[1], r[2], r[3], r[4], r[5] == keeper_hash)
-            for r, s in zip(rows, sims, strict=True)
+            Copy(
+                r[0], s, r[1], r[2], r[3], r[4], None if first_with[r[5]] == i else first_with[r[5]]
+            )
+            for i, (r, s) in enumerate(zip(rows, sims, strict=True))
         )
         out.append(DuplicateGroup(copies))
     out.sort(key=lambda g: (-g.reclaimable, os.fsencode(g.keeper.path)))

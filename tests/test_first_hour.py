@@ -470,7 +470,10 @@ def test_duplicates_show_what_to_choose_a_keeper_by(
     assert names[0] == "cat big.jpg"  # most pixels: the suggested keeper
     assert set(names[1:]) == {"cat.jpg", "cat copy.jpg"}
     first = cats["photos"][0]  # type: ignore[index]
-    assert (first["width"], first["height"], first["identical"]) == (902, 600, True)
+    assert (first["width"], first["height"], first["same_as"]) == (902, 600, None)
+    same = [p["same_as"] for p in cats["photos"]]  # type: ignore[union-attr]
+    assert same == [None, None, 1]  # the two small ones are byte-identical to each other
+    assert coffees["photos"][1]["same_as"] == 0  # type: ignore[index]
     assert cats["identical"] is False and coffees["identical"] is True
     dated = [p for p in cats["photos"] if p["taken_at"]]  # type: ignore[union-attr]
     assert {Path(str(p["path"])).name for p in dated} == {"cat.jpg", "cat copy.jpg"}
@@ -481,7 +484,7 @@ def test_duplicates_show_what_to_choose_a_keeper_by(
     code, out, err = invoke("duplicates", "--index", index)
     assert code == 0
     assert "byte-identical" in out and "near-identical" in out
-    assert "keep" in out and "902x600" in out and "2020-05-01" in out
+    assert "keep" in out and "902x600" in out and "2020-05-01" in out and "=2" in out
     assert "groups of near-identical photos" in err
 
 

@@ -138,7 +138,12 @@ def duplicates_command(
         out.result(f"[num]{len(g.copies)}[/] photos, {kind}; keeping the first frees "
                    f"[num]{_size(g.reclaimable)}[/]:")  # fmt: skip
         for i, c in enumerate(g.copies):
-            mark = "keep" if i == 0 else ("same" if c.identical else f"{c.similarity:.3f}")
+            # "=1": the same bytes as the group's first line.
+            mark = (
+                "keep"
+                if i == 0
+                else (f"={c.same_as + 1}" if c.same_as is not None else f"{c.similarity:.3f}")
+            )
             pixels = f"{c.width}x{c.height}" if c.width and c.height else "?x?"
             taken = c.taken_at or "no date"
             out.result(f"  {mark:>5}  {pixels:>11}  {_size(c.size):>9}  {escape(taken):19}  "
