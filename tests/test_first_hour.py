@@ -351,7 +351,10 @@ def test_help_shows_defaults_extras_and_no_python_types(
     if argv == ["scan"]:
         assert "pip install 'phototag[ray]'" in text
         assert "[default: index.sqlite in the user data folder]" in text
-        assert "[default: scene, food, flower, animal, imagenet;" in text
+        assert (
+            "[default: [scan] recognizers in the config file, else scene, food, flower, animal, imagenet;"
+            in text
+        )
     if argv == ["models", "export"]:
         assert "phototag[clip]" in text
 
