@@ -14,7 +14,12 @@ from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
 
 def show_command(
-    paths: Annotated[list[Path], typer.Argument(help="Photos to look up.", show_default=False)],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Photos to look up (album entries lead to their photos).", show_default=False
+        ),
+    ],
     index: o.IndexPath = None,
     json_out: o.Json = False,
 ) -> None:

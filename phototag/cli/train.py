@@ -226,7 +226,12 @@ def retag_command(
 
 def tag_command(
     action: Annotated[str, typer.Argument(help="add or remove", show_default=False)],
-    photo: Annotated[Path, typer.Argument(help="The photo (as indexed).", show_default=False)],
+    photo: Annotated[
+        Path,
+        typer.Argument(
+            help="The photo (as indexed, or an album entry that links to it).", show_default=False
+        ),
+    ],
     tag: Annotated[
         str,
         typer.Argument(
