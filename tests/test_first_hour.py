@@ -352,7 +352,7 @@ def test_help_shows_defaults_extras_and_no_python_types(
         assert "pip install 'phototag[ray]'" in text
         assert "[default: index.sqlite in the user data folder]" in text
         assert (
-            "[default: [scan] recognizers in the config file, else scene, food, flower, animal, imagenet;"
+            "[default: [scan] recognizers in the config file, else scene, food, flower, animal;"
             in text
         )
     if argv == ["models", "export"]:

@@ -23,8 +23,9 @@ Models = Annotated[
     list[str] | None,
     typer.Option(
         "--model", "-m",
-        help="Recognizer to run (repeatable) [default: scene, food, flower, animal, imagenet; "
-        "and mushroom when a zero-shot backbone is installed]. 'phototag models list' shows all.",
+        help="Recognizer to run (repeatable) [default: scene, food, flower, animal; "
+        "and mushroom when a zero-shot backbone is installed; the raw ImageNet classes only "
+        "with -m imagenet]. 'phototag models list' shows all.",
         show_default=False,
     ),
 ]  # fmt: skip
@@ -78,8 +79,8 @@ ScanModels = Annotated[
     typer.Option(
         "--model", "-m",
         help="Recognizer to run (repeatable) [default: [scan] recognizers in the config file, "
-        "else scene, food, flower, animal, imagenet; and mushroom when a zero-shot backbone is "
-        "installed]. 'phototag recognizers list' shows all.",
+        "else scene, food, flower, animal; and mushroom when a zero-shot backbone is installed; "
+        "the raw ImageNet classes only with -m imagenet]. 'phototag recognizers list' shows all.",
         show_default=False,
     ),
 ]  # fmt: skip
