@@ -32,15 +32,23 @@ class Copy:
     height: int | None
     taken_at: str | None  # EXIF capture time (ISO 8601), None when the file has none
     same_as: int | None  # the position in its group of the first photo with the same bytes
+    # An earlier path in the group that is this very file (same device and inode: a hard
+    # link, or two names an index from before one file became one photo still holds).
+    same_file_as: Path | None = None
 
     @property
     def pixels(self) -> int:
         return (self.width or 0) * (self.height or 0)
 
     def as_json(self) -> dict[str, object]:
-        return {"path": os.fsdecode(self.path), "similarity": round(self.similarity, 4),
-                "size": self.size, "width": self.width, "height": self.height,
-                "taken_at": self.taken_at, "same_as": self.same_as}  # fmt: skip
+        out: dict[str, object] = {
+            "path": os.fsdecode(self.path), "similarity": round(self.similarity, 4),
+            "size": self.size, "width": self.width, "height": self.height,
+            "taken_at": self.taken_at, "same_as": self.same_as,
+        }  # fmt: skip
+        if self.same_file_as is not None:
+            out["same_file_as"] = os.fsdecode(self.same_file_as)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +68,8 @@ class DuplicateGroup:
 
     @property
     def reclaimable(self) -> int:
-        """Bytes freed by keeping only the keeper."""
-        return sum(c.size for c in self.copies[1:])
+        """Bytes freed by keeping only the keeper (a second name of one file frees none)."""
+        return sum(c.size for c in self.copies[1:] if c.same_file_as is None)
 
     def as_json(self) -> dict[str, object]:
         return {"identical": self.identical, "reclaimable": self.reclaimable,
@@ -90,14 +98,31 @@ def rank_duplicates(
         for i, r in enumerate(rows):
             first_with.setdefault(r[5], i)
         sims = _similarities(index, [r[0] for r in rows], backbone)
+        twins = _same_file_as([r[0] for r in rows])
         copies = tuple(
-            Copy(
-                r[0], s, r[1], r[2], r[3], r[4], None if first_with[r[5]] == i else first_with[r[5]]
-            )
+            Copy(r[0], s, r[1], r[2], r[3], r[4],
+                 None if first_with[r[5]] == i else first_with[r[5]], twins.get(i))
             for i, (r, s) in enumerate(zip(rows, sims, strict=True))
-        )
+        )  # fmt: skip
         out.append(DuplicateGroup(copies))
     out.sort(key=lambda g: (-g.reclaimable, os.fsencode(g.keeper.path)))
+    return out
+
+
+def _same_file_as(paths: list[Path]) -> dict[int, Path]:
+    """Position -> an earlier path in ``paths`` that is the same file (st_dev, st_ino)."""
+    seen: dict[tuple[int, int], Path] = {}
+    out: dict[int, Path] = {}
+    for i, p in enumerate(paths):
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            out[i] = seen[key]
+        else:
+            seen[key] = p
     return out
 
 

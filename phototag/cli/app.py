@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .album import album_command
+from .check import check_command
 from .classify import classify_command
 from .doctor import doctor_command
 from .failures import failures_command
@@ -41,6 +42,7 @@ app.command("clean")(clean_command)
 app.command("forget")(forget_command)
 app.command("doctor")(doctor_command)
 app.command("failures")(failures_command)
+app.command("check")(check_command)
 app.add_typer(models_app, name="models")
 app.add_typer(recognizers_app, name="recognizers")
 use_everywhere(app)  # --help shows defaults, extras and names as written (issue 14)

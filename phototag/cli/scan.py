@@ -196,6 +196,8 @@ def _summary(out: Output, r: ScanReport, opts: ScanOptions) -> None:
         + f"[num]{r.unchanged}[/] unchanged, [num]{r.failed}[/] failed; [num]{r.removed}[/] "
         f"removed from the index; in [num]{r.seconds:.1f}[/] s{speed}"
     )
+    if r.same_file:
+        out.info(f"[num]{r.same_file}[/] other names (hard links, symlinks) of photos counted once")
 
 
 class _Progress:

@@ -146,8 +146,15 @@ def duplicates_command(
             )
             pixels = f"{c.width}x{c.height}" if c.width and c.height else "?x?"
             taken = c.taken_at or "no date"
+            # Two names of one file (hard links, or an index from before one file became one
+            # photo) are marked: deleting either frees nothing, and both names go with it.
+            twin = (
+                f"  [warning](the same file as {escape(safe_path(c.same_file_as))})[/]"
+                if c.same_file_as is not None
+                else ""
+            )
             out.result(f"  {mark:>5}  {pixels:>11}  {_size(c.size):>9}  {escape(taken):19}  "
-                       f"[filepath]{escape(safe_path(c.path))}[/]")  # fmt: skip
+                       f"[filepath]{escape(safe_path(c.path))}[/]{twin}")  # fmt: skip
     freed = sum(g.reclaimable for g in groups)
     out.info(f"[num]{len(groups)}[/] groups of near-identical photos; keeping the first of "
              f"each frees [num]{_size(freed)}[/]")  # fmt: skip
