@@ -59,12 +59,15 @@ def _name_argument(p: TyperArgument) -> None:
 
 
 def _plain_list_type(p: Any) -> None:
-    """``<list[str]>`` -> ``<str>``: a repeatable option takes one value each time."""
+    """``<list[str]>`` -> ``<str>``: a repeatable option takes one value each time; a flag
+    (``<bool>``) shows no type, as it takes no value."""
     shown = p.display_type_rich
 
     def display(ctx: Any) -> str | None:
         text = shown(ctx)
-        return None if text is None else _LIST_TYPE.sub(lambda m: m.group(1).lower(), str(text))
+        if text is None or text == "<bool>":  # a flag takes no value: nothing to show
+            return None
+        return _LIST_TYPE.sub(lambda m: m.group(1).lower(), str(text))
 
     p.display_type_rich = display
 
