@@ -49,7 +49,7 @@ def test_export_install_scan_search_album_end_to_end_with_vit_b_32(lib: Path) ->
         "scan", lib, "-m", "scene", "-m", "food", "--write", "none", "--device", "cpu"
     )
     assert code == ExitCode.OK, err
-    assert "4 photos: 4 tagged" in err
+    assert "4 files: 4 tagged" in err
     with Index.open(Path(os.environ["PHOTOTAG_INDEX"])) as idx:
         assert idx.count_embeddings(backbone) == 4
         coffee = idx.photo(lib / "coffee.jpg")
