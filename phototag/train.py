@@ -34,7 +34,7 @@ from .index.store import Index
 from .models.backbones import Backbone
 from .models.catalog import Catalog
 from .models.recognizers import head_scores
-from .walk import FileEntry, walk
+from .walk import FileEntry, OtherFile, walk
 
 #: Below this many photos a tag is refused (nothing to hold out); below RECOMMENDED, warned.
 MIN_EXAMPLES = 2
@@ -106,6 +106,8 @@ def collect_folder(folder: Path, root: str) -> tuple[list[Path], list[set[str]],
     by_hash: dict[str, tuple[Path, set[str]]] = {}
     problems = []
     for item in walk([folder]):
+        if isinstance(item, OtherFile):
+            continue
         if not isinstance(item, FileEntry):
             problems.append(f"{item.path}: {item.reason}")
             continue

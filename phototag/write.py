@@ -18,6 +18,8 @@ from pathlib import Path
 from .config import IptcPolicy, WriteMode, WriteSettings
 from .errors import MetadataError
 from .index.store import Index, PhotoTags
+from .media.kinds import FileKind, classify
+from .media.pairs import CompanionRole
 from .metadata.exiftool import WRITABLE, ExifTool
 from .metadata.keywords import Change, Field, KeywordStyle, desired, merge, remove_ours
 from .metadata.xmp import Sidecar, sidecar_path, write_atomic
@@ -221,21 +223,50 @@ def write_tags(
         if settings.mode is WriteMode.EMBED and photos:
             exiftool = stack.enter_context(ExifTool())
         writer = (DryRunWriter if dry_run else Writer)(index, exiftool)
+        companions = index.companions_by_photo()
         for photo in photos:
+            targets = set()
             try:
-                if settings.mode is WriteMode.SIDECAR:
-                    yield _write_sidecar(photo, settings, style, writer, index)
+                if settings.mode is WriteMode.SIDECAR or sidecar_only(photo.path):
+                    event = _write_sidecar(photo, settings, style, writer, index)
                 else:
                     assert exiftool is not None
-                    yield _write_embedded(photo, settings, style, writer, exiftool, index)
+                    event = _write_embedded(photo, settings, style, writer, exiftool, index)
+                yield event
+                if not isinstance(event, WriteFailed):
+                    targets.add(event.target)
             except MetadataError as e:
                 yield WriteFailed(photo.path, str(e))
+            # The RAW of a RAW+JPEG pair is the same photo: the same tags, in its own sidecar
+            # (one shared IMG_0001.xmp with --sidecar-name basename).
+            for path, role in companions.get(photo.id, []):
+                if role != CompanionRole.RAW.value:
+                    continue
+                try:
+                    if sidecar_path(path, settings.sidecar_name.value) in targets:
+                        continue
+                    yield _write_sidecar(photo, settings, style, writer, index, source=path)
+                except MetadataError as e:
+                    yield WriteFailed(path, str(e))
+
+
+def sidecar_only(path: Path) -> bool:
+    """RAW files and videos only ever get sidecars, even with ``--write embed``: a RAW is the
+    photographer's negative (darktable, Lightroom and digiKam keep its metadata in sidecars),
+    and rewriting a video's container is risky and slow."""
+    return classify(path.name) in (FileKind.RAW, FileKind.VIDEO)
 
 
 def _write_sidecar(
-    photo: PhotoTags, settings: WriteSettings, style: KeywordStyle, writer: Writer, index: Index
+    photo: PhotoTags,
+    settings: WriteSettings,
+    style: KeywordStyle,
+    writer: Writer,
+    index: Index,
+    source: Path | None = None,
 ) -> WriteEvent:
-    target = sidecar_path(photo.path, settings.sidecar_name.value)
+    """Write ``photo``'s tags into the sidecar of ``source`` (default: the photo itself)."""
+    target = sidecar_path(source or photo.path, settings.sidecar_name.value)
     wanted = desired(photo.tag_paths, style, iptc=False)
     digest = _digest(wanted, style)
     if _unchanged_since_written(index, target, digest):

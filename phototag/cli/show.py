@@ -52,9 +52,16 @@ def show_command(
             taken = view.taken_at or "unknown"
             scanned = datetime.fromtimestamp(view.scanned_at).isoformat(timespec="seconds")
             out.result(f"[filepath]{escape(safe_path(view.path))}[/]")
+            what = {"raw": "RAW, ", "video": "video, "}.get(view.kind, "")
+            if view.duration is not None:
+                what += f"{view.duration:.1f} s, "
             out.result(
-                f"  {view.width}x{view.height}, {view.size} bytes, taken {taken}, scanned {scanned}"
+                f"  {what}{view.width}x{view.height}, {view.size} bytes, taken {taken}, "
+                f"scanned {scanned}"
             )
+            for path, role in view.companions:
+                with_what = "its RAW" if role == "raw" else "Live Photo video"
+                out.result(f"  {with_what}: [filepath]{escape(safe_path(path))}[/]")
             table = Table(show_edge=False, pad_edge=False, box=None)
             for col in ("model", "tag", "score", "path"):
                 table.add_column(col, justify="right" if col == "score" else "left")
