@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from metadata_readers import both, by_exiftool
+from metadata_readers import both
 from PIL import Image
 
 from phototag.config import Device, IptcPolicy, SidecarNaming, WriteMode, WriteSettings
