@@ -118,12 +118,13 @@ def test_the_walk_accounts_for_every_file(tmp_path: Path) -> None:
 
 def test_a_raw_is_decoded_from_its_preview_and_without_one_by_libraw(tmp_path: Path) -> None:
     coffee = sample("coffee")  # 600 x 400
-    with_preview = make_dng(tmp_path / "with.dng", coffee)
+    with_preview = make_dng(tmp_path / "with.dng", coffee, taken="2023:07:14 18:30:05")
     without = make_dng(tmp_path / "without.dng", coffee, preview=False)
     tiny = make_dng(tmp_path / "tiny.dng", coffee, preview_size=(120, 80))
 
     p = decode_raw(with_preview.read_bytes(), min_side=256, max_pixels=10**8)
     assert p.image.size == (600, 400) and (p.width, p.height) == (600, 400)  # the preview
+    assert p.taken_at == "2023-07-14T18:30:05"
     for fallback in (without, tiny):  # none, or too small for the model: half-size LibRaw
         f = decode_raw(fallback.read_bytes(), min_side=256, max_pixels=10**8)
         assert f.image.size == (300, 200) and (f.width, f.height) == (600, 400)

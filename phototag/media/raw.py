@@ -123,15 +123,20 @@ def _half_size(raw: Any) -> Any:
 
 
 def _timestamp(raw: Any) -> str | None:
+    """The RAW's capture time (LibRaw reads EXIF DateTimeOriginal, else DateTime)."""
     try:
-        ts = float(raw.other.timestamp)
+        ts = raw.other.timestamp
     except Exception:
         return None
-    if ts <= 0:
+    if isinstance(ts, datetime):  # rawpy >= 0.22: a naive datetime, the camera's wall clock
+        return ts.replace(tzinfo=None).isoformat() if ts.year > 1970 else None
+    try:
+        seconds = float(ts)
+    except (TypeError, ValueError):
         return None
-    # LibRaw turns the camera's local date and time into a time_t with the C library's
-    # local time; turning it back with the same local time gives the camera's wall clock.
-    return datetime.fromtimestamp(ts).isoformat()
+    # Older rawpy: LibRaw's time_t, made from the camera's wall clock with the C library's
+    # local time; turning it back with the same local time gives that wall clock.
+    return datetime.fromtimestamp(seconds).isoformat() if seconds > 0 else None
 
 
 def _one_line(e: BaseException) -> str:

@@ -4,7 +4,7 @@ PyAV carries its own FFmpeg, so every container and codec a phone or camera writ
 MOV, MKV, AVI, 3GP, WebM; H.264, HEVC, VP9, AV1, MJPEG) decodes without a system FFmpeg.
 
 Sampling: :data:`CANDIDATES` moments at the middles of equal slices of the clip are looked
-at (a seek to the key frame before each, then decoding up to it). Black frames (fades,
+at (a seek to the key frame at or before each, and only that key frame decoded). Black frames (fades,
 a lens cap) and blurred ones (motion blur, focus hunting; sharpness, the variance of the
 Laplacian, under :data:`BLUR_FRACTION` of the sharpest candidate's) are dropped, and at
 most :data:`FRAMES` of the rest, spread evenly, are tagged.
@@ -40,8 +40,6 @@ FRAMES = 5
 BLACK_LUMA = 16.0
 #: A frame less sharp than this fraction of the sharpest candidate counts as blurred.
 BLUR_FRACTION = 0.3
-#: Frames decoded after a seek before giving up on reaching a moment (long GOPs).
-MAX_DECODE_PER_SEEK = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +67,9 @@ def decode_video(path: Path, *, min_side: int, max_pixels: int) -> DecodedClip:
             if not container.streams.video:
                 raise ImageError("no video stream (an audio file?)")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            # Slice threads only: frame threads hold frames back until several packets are
+            # in, which costs more than it gains when one frame is decoded per seek.
+            stream.thread_type = "SLICE"
             w, h = int(stream.codec_context.width), int(stream.codec_context.height)
             if w * h > max_pixels:
                 raise ImageError(f"video frames of {w}x{h} are over the pixel limit")
@@ -106,30 +106,52 @@ def _duration(container: Any, stream: Any) -> float | None:
 def _sample(
     container: Any, stream: Any, duration: float | None, min_side: int
 ) -> list[tuple[Any, bool]]:
-    """Up to :data:`CANDIDATES` frames (PIL images, whether turned by 90 degrees)."""
+    """Up to :data:`CANDIDATES` distinct key frames (PIL images, whether turned by 90 degrees).
+
+    Only key frames are decoded (``skip_frame = NONKEY``): a seek lands on the key frame at
+    or before each moment, and that one frame is decoded -- one decode per moment, where
+    decoding forward to the exact moment costs up to a whole GOP (250 frames in FFmpeg's
+    default H.264 settings). Phones and cameras put a key frame every 0.5-2 s; a clip with
+    sparser ones gives fewer distinct frames (duplicates are dropped).
+    """
+    stream.codec_context.skip_frame = "NONKEY"
     out: list[tuple[Any, bool]] = []
     if not duration or duration <= 0 or stream.time_base is None:
-        # No duration (a live stream dump, a broken index): the first frames will do.
+        # No duration (a live stream dump, a broken index): the first key frames will do.
         for frame in container.decode(stream):
             out.append(_to_image(frame, min_side))
             if len(out) >= CANDIDATES:
                 break
         return out
     start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
+    seen: set[int | None] = set()
     for k in range(CANDIDATES):
         t = start + duration * (k + 0.5) / CANDIDATES
         try:
             container.seek(int(t / stream.time_base), stream=stream, backward=True)
+            frame = _first_frame(container, stream, seen)
         except Exception:
-            continue
-        frame = None
-        for n, f in enumerate(container.decode(stream)):
-            frame = f
-            if f.time is None or f.time >= t - 1e-3 or n >= MAX_DECODE_PER_SEEK:
-                break
+            continue  # a damaged stretch of the file: the other moments may be fine
         if frame is not None:
             out.append(_to_image(frame, min_side))
     return out
+
+
+def _first_frame(container: Any, stream: Any, seen: set[int | None]) -> Any:
+    """The key frame the demuxer is at, decoded, unless ``seen`` already holds it (a long GOP
+    brings two moments to the same key frame: it is not decoded twice)."""
+    packet = next(iter(container.demux(stream)), None)
+    if packet is None or packet.size == 0 or packet.pts in seen:
+        return None
+    seen.add(packet.pts)
+    codec = stream.codec_context
+    frames = list(packet.decode())
+    if not frames:
+        # A decoder that reorders frames (B-frames) holds the key frame back until later
+        # frames arrive; those are skipped, so drain it instead, and reset it for the next seek.
+        frames = list(codec.decode(None))
+    codec.flush_buffers()
+    return frames[0] if frames else None
 
 
 def _to_image(frame: Any, min_side: int) -> tuple[Any, bool]:
