@@ -151,9 +151,7 @@ def make_loader(
                 return Loaded(entry, size, mtime_ns, h, None, kind=entry.kind)
             photo: DecodedPhoto
             if entry.kind is FileKind.RAW:
-                from .media.raw import decode_raw
-
-                photo = decode_raw(data, min_side=min_side, max_pixels=max_pixels)
+                photo = _decode_raw_or_image(data, min_side, max_pixels, thumb_side)
             else:
                 photo = decode(
                     data, min_side=min_side, max_pixels=max_pixels, thumb_side=thumb_side
@@ -170,6 +168,22 @@ def make_loader(
             return LoadFailed(entry, f"unexpected error: {type(e).__name__}: {e}")
 
     return load
+
+
+def _decode_raw_or_image(
+    data: bytes, min_side: int, max_pixels: int, thumb_side: int
+) -> DecodedPhoto:
+    """A RAW by LibRaw; if LibRaw cannot read it, by Pillow (a JPEG or TIFF under a RAW's
+    name is still a photo); if neither can, LibRaw's reason."""
+    from .media.raw import decode_raw
+
+    try:
+        return decode_raw(data, min_side=min_side, max_pixels=max_pixels)
+    except ImageError as raw_error:
+        try:
+            return decode(data, min_side=min_side, max_pixels=max_pixels, thumb_side=thumb_side)
+        except ImageError:
+            raise raw_error from None
 
 
 def _load_video(

@@ -467,3 +467,11 @@ def test_the_scan_summary_adds_up_on_a_folder_with_every_kind_of_file(tmp_path: 
         assert idx.count_photos() == 6
     # The index is the proof, not only the text: every item has tags.
     assert json.loads(json.dumps(files)) == files  # plain JSON
+
+
+def test_a_photo_under_a_raw_name_is_still_read(tmp_path: Path, idx: Index) -> None:
+    # LibRaw refuses it; Pillow reads it: a JPEG renamed .NEF loses nothing.
+    jpeg(tmp_path / "renamed.NEF", sample("chelsea"))
+    report = run_scan([tmp_path], idx)
+    assert report.tagged == 1 and not report.failures
+    assert "cat" in tags(idx, tmp_path / "renamed.NEF", "animal")
