@@ -132,7 +132,7 @@ def main() -> None:
     load = make_loader({manifest.name: manifest.preprocess}, (), DEFAULT_MAX_PIXELS)
 
     def loaded(p: Path) -> None:
-        r = load(FileEntry(p, 0, 0, classify(p.name)))
+        r = load(FileEntry(p, 0, 0, kind=classify(p.name)))
         assert getattr(r, "inputs", None) is not None, r
 
     rows: dict[str, float] = {}
@@ -184,7 +184,7 @@ def main() -> None:
     rows.update(
         compare({
             "video: hash only (SHA-256, streamed)": (
-                lambda p: hash_file(FileEntry(p, 0, 0, FileKind.VIDEO)), sets["video"]),
+                lambda p: hash_file(FileEntry(p, 0, 0, kind=FileKind.VIDEO)), sets["video"]),
             "video: open + seek + decode key frames": (
                 lambda p: decode_video(p, min_side=256, max_pixels=DEFAULT_MAX_PIXELS), sets["video"]),
             "video: loader (hash, frames, preprocess)": (loaded, sets["video"]),

@@ -96,7 +96,7 @@ def classify(
     load = make_loader(
         {n: b.manifest.preprocess for n, b in backbones.items()}, (), config.DEFAULT_MAX_PIXELS
     )
-    entries = [FileEntry(Path(p), 0, 0, _kind(Path(p))) for p in paths]
+    entries = [FileEntry(Path(p), 0, 0, kind=_kind(Path(p))) for p in paths]
     workers = min(default_workers(), max(1, len(entries)))
     stream = ordered_map(load, entries, workers=workers, window=2 * batch_size + workers)
     for batch in batched(stream, batch_size):
