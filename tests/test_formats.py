@@ -249,10 +249,26 @@ def test_a_raw_jpeg_pair_is_one_photo_with_shared_tags(tmp_path: Path, idx: Inde
     entries = sorted(p.name for p in (albums / "cat").iterdir() if not p.name.startswith("."))
     assert [e.split("_", 1)[1] for e in entries] == ["IMG_0001.DNG", "IMG_0001.JPG"]
 
+    # A second write finds nothing to do: the RAW's sidecar is not taken for a stale one.
+    stamps = {p.name: p.stat().st_mtime_ns for p in lib.glob("*.xmp")}
+    code, out, err = invoke("write", lib, "--index", tmp_path / "i.sqlite", "--json")
+    assert code == 0, err
+    assert {p.name: p.stat().st_mtime_ns for p in lib.glob("*.xmp")} == stamps
+    assert all(not r.get("added") and not r.get("removed") for r in ndjson(out))
+
     # Clean takes back both sidecars it created.
     code, _, err = invoke("clean", lib, "--index", tmp_path / "i.sqlite")
     assert code == 0, err
     assert sorted(p.name for p in lib.iterdir()) == ["IMG_0001.DNG", "IMG_0001.JPG"]
+
+    # Lightroom's naming: the basename sidecar is the RAW's (docs/metadata.md), and holds
+    # the pair's tags; the JPEG keeps its own full-name one.
+    code, _, err = invoke(
+        "write", lib, "--sidecar-name", "basename", "--index", tmp_path / "i.sqlite"
+    )
+    assert code == 0, err
+    assert "cat" in both(lib / "IMG_0001.xmp")["dc:subject"]
+    assert sha(raw) == raw_hash
 
 
 def test_a_raw_tagged_alone_joins_its_jpeg_when_that_appears(tmp_path: Path, idx: Index) -> None:
