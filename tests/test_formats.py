@@ -225,6 +225,8 @@ def test_a_raw_jpeg_pair_is_one_photo_with_shared_tags(tmp_path: Path, idx: Inde
     assert idx.photo(raw) is None  # not an item of its own
     view = idx.photo(jpg)
     assert view is not None and view.companions == [(raw, "raw")]
+    code, out, err = invoke("show", raw, "--index", tmp_path / "i.sqlite")  # the pair's item
+    assert code == 0 and str(jpg) in out and "goes with" in err
 
     from phototag.search import duplicate_groups
 

@@ -30,6 +30,12 @@ def show_command(
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         for p in paths:
             view = idx.photo(Path(os.path.abspath(p)))
+            if view is None and (owner := idx.companion_owner(Path(os.path.abspath(p)))):
+                # A RAW+JPEG pair's RAW, a Live Photo's MOV: shown as the item they belong to.
+                out.info(
+                    f"[filepath]{escape(safe_path(p))}[/] goes with {escape(safe_path(owner))}"
+                )
+                view = idx.photo(owner)
             if view is None:
                 missing += 1
                 if json_out:

@@ -464,6 +464,14 @@ class Index:
             out.setdefault(int(pid), []).append((decode_path(raw), str(role)))
         return out
 
+    def companion_owner(self, path: Path) -> Path | None:
+        """The photo a companion file (a pair's RAW, a Live Photo's MOV) belongs to."""
+        row = self.conn.execute(
+            "SELECT p.path FROM companions c JOIN photos p ON p.id = c.photo_id WHERE c.path = ?",
+            (encode_path(path),),
+        ).fetchone()
+        return None if row is None else decode_path(row[0])
+
     def companions_of(self, photo_id: int) -> list[tuple[Path, str]]:
         return [
             (decode_path(raw), str(role))
