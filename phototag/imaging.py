@@ -83,7 +83,7 @@ def decode(
     HEIC/HEIF files are decoded from their smallest embedded thumbnail whose short side is
     at least ``thumb_side`` (default ``min_side``) when it is a scaled copy of the photo
     (pillow-heif's ``draft``): phones store a 320x240 one, enough for a model that looks at
-    224 x 224 pixels, and decoding it skips the 12 MP HEVC decode (about 30x faster).
+    224 x 224 pixels, and decoding it skips the 12 MP HEVC decode (48x faster in bench/formats.py).
     EXIF orientation is applied; transparency is composited on white; animated files
     give their first frame. Raises :class:`ImageError` with a one-line reason.
     """

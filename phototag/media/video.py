@@ -134,6 +134,12 @@ def _sample(
             continue  # a damaged stretch of the file: the other moments may be fine
         if frame is not None:
             out.append(_to_image(frame, min_side))
+    if not out:  # a duration that lies (a damaged index): the first key frames will do
+        container.seek(0, stream=stream, backward=True)
+        for frame in container.decode(stream):
+            out.append(_to_image(frame, min_side))
+            if len(out) >= FRAMES:
+                break
     return out
 
 
