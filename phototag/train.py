@@ -31,6 +31,8 @@ from . import config
 from .errors import ConfigError, ImageError, PhototagError
 from .imaging import decode, preprocess
 from .index.store import Index
+from .media.kinds import FileKind, classify
+from .media.raw import decode_raw
 from .models.backbones import Backbone
 from .models.catalog import Catalog
 from .models.recognizers import head_scores
@@ -161,9 +163,14 @@ def embed_photos(
     problems: list[str] = []
     for p in paths:
         try:
-            photo = decode(
-                p.read_bytes(), min_side=pre.resize, max_pixels=config.DEFAULT_MAX_PIXELS
-            )
+            kind = classify(p.name)
+            if kind is FileKind.VIDEO:
+                raise ImageError("videos are not used as training examples (a photo of it is)")
+            data = p.read_bytes()
+            if kind is FileKind.RAW:  # its preview or LibRaw, as a scan reads it
+                photo = decode_raw(data, min_side=pre.resize, max_pixels=config.DEFAULT_MAX_PIXELS)
+            else:
+                photo = decode(data, min_side=pre.resize, max_pixels=config.DEFAULT_MAX_PIXELS)
         except (OSError, ImageError) as e:
             problems.append(f"{p}: {e}")
             originals.append(None)
