@@ -494,3 +494,11 @@ def test_a_photo_under_a_raw_name_is_still_read(tmp_path: Path, idx: Index) -> N
     report = run_scan([tmp_path], idx)
     assert report.tagged == 1 and not report.failures
     assert "cat" in tags(idx, tmp_path / "renamed.NEF", "animal")
+
+
+def test_avif_is_a_photo(tmp_path: Path, idx: Index) -> None:
+    Image.fromarray(sample("coffee")).save(tmp_path / "coffee.avif", "AVIF", quality=80)
+    jpeg(tmp_path / "coffee.jpg", sample("coffee"))
+    report = run_scan([tmp_path], idx)
+    assert report.tagged == 2 and report.files.kinds[FileKind.PHOTO] == 2
+    assert "espresso" in tags(idx, tmp_path / "coffee.avif", "food")
