@@ -502,3 +502,20 @@ def test_avif_is_a_photo(tmp_path: Path, idx: Index) -> None:
     report = run_scan([tmp_path], idx)
     assert report.tagged == 2 and report.files.kinds[FileKind.PHOTO] == 2
     assert "espresso" in tags(idx, tmp_path / "coffee.avif", "food")
+
+
+def test_a_portrait_phone_video_is_turned_upright(tmp_path: Path) -> None:
+    # Phones record landscape frames with a display matrix; exiftool reads this one as
+    # "Rotation: 90" (clockwise), as it reads an iPhone's portrait clip.
+    a = np.asarray(Image.fromarray(sample("coffee")).resize((480, 320)))
+    clip = decode_video(
+        make_video(tmp_path / "portrait.mov", [a] * 10, rotation=-90),
+        min_side=200,
+        max_pixels=10**8,
+    )
+    assert (clip.width, clip.height) == (320, 480)
+    frame = np.asarray(clip.frames[0].convert("L").resize((320, 480)), np.float32)
+    upright = np.asarray(
+        Image.fromarray(a).transpose(Image.Transpose.ROTATE_270).convert("L"), np.float32
+    )
+    assert np.corrcoef(frame.ravel(), upright.ravel())[0, 1] > 0.95
