@@ -519,3 +519,24 @@ def test_a_portrait_phone_video_is_turned_upright(tmp_path: Path) -> None:
         Image.fromarray(a).transpose(Image.Transpose.ROTATE_270).convert("L"), np.float32
     )
     assert np.corrcoef(frame.ravel(), upright.ravel())[0, 1] > 0.95
+
+
+def test_large_videos_are_hashed_from_samples_small_ones_whole(tmp_path: Path) -> None:
+    from phototag.pipeline import FULL_HASH_BYTES, content_hash, hash_file
+
+    small = make_video(tmp_path / "small.mp4", pan_frames(sample("coffee"), 10, (320, 240)))
+    h, size, _ = hash_file(FileEntry(small, 0, 0, kind=FileKind.VIDEO))
+    assert h == content_hash(small.read_bytes()) and size == small.stat().st_size
+
+    # Over the limit (a sparse file: no disk used): size and samples, not every byte.
+    big = tmp_path / "big.mp4"
+    with big.open("wb") as f:
+        f.truncate(FULL_HASH_BYTES * 4)
+    first = hash_file(FileEntry(big, 0, 0, kind=FileKind.VIDEO))[0]
+    with big.open("r+b") as f:
+        f.seek(FULL_HASH_BYTES * 4 - 1)  # the last byte is in the last sample
+        f.write(b"x")
+    assert hash_file(FileEntry(big, 0, 0, kind=FileKind.VIDEO))[0] != first
+    with big.open("r+b") as f:
+        f.truncate(FULL_HASH_BYTES * 4 + 1)  # a different size
+    assert len({first, hash_file(FileEntry(big, 0, 0, kind=FileKind.VIDEO))[0]}) == 2
