@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import IptcPolicy, WriteMode, WriteSettings
@@ -26,6 +26,7 @@ from .metadata.exiftool import WRITABLE, ExifTool
 from .metadata.keywords import Change, Field, KeywordStyle, desired, merge, remove_ours
 from .metadata.sidecars import SidecarResolver
 from .metadata.xmp import Sidecar, write_atomic
+from .names import tag_names
 from .pipeline import content_hash
 
 
@@ -251,6 +252,7 @@ def write_tags(
     if settings.mode is WriteMode.NONE:
         return
     style = KeywordStyle(root=settings.root, flat=settings.flat, hierarchical=settings.hierarchical)
+    names = tag_names(settings.language)  # checked before any file is touched
     if photo_ids is not None:
         photos = index.photos_by_id(photo_ids)
     else:
@@ -269,6 +271,8 @@ def write_tags(
             keep = {resolver.resolve(p, settings.sidecar_name).path for p in raws}
             done: set[Path] = set()
             try:
+                if names.names:  # keywords in the user's language; the index stays English
+                    photo = replace(photo, tag_paths=names.paths(photo.tag_paths))
                 if settings.mode is WriteMode.SIDECAR or sidecar_only(photo.path):
                     event = _write_sidecar(
                         photo, settings, style, writer, index, resolver, keep=keep
