@@ -95,7 +95,14 @@ def walk(
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk_dir(
-                root, (st.st_dev, st.st_ino), (), seen_dirs, follow_symlinks, inside, exclude, others
+                root,
+                (st.st_dev, st.st_ino),
+                (),
+                seen_dirs,
+                follow_symlinks,
+                inside,
+                exclude,
+                others,
             )
         elif stat.S_ISREG(st.st_mode):
             # A file named on the command line is read whatever its name: as a photo when
