@@ -52,12 +52,12 @@ def test_a_mixed_library_is_tagged_and_every_bad_file_is_reported(
     with Index.open(tmp_path / "i.sqlite") as idx:
         report, _ = run([library], idx)
         assert report.tagged == 6 and report.decoded == 6
-        assert tags(idx, library / "2024" / "coffee.jpg", "imagenet")[0] == "espresso"
+        assert "espresso" in tags(idx, library / "2024" / "coffee.jpg", "food")
         assert "drink" in tags(idx, library / "2024" / "coffee.jpg", "food")
         for cat in ("2024/cat.png", "phone/cat.heic", "2024/cat alpha.png"):
             assert tags(idx, library / cat, "animal")[:2] == ["animal", "cat"], cat
-        assert "espresso" in tags(idx, library / "2024" / "caf\u00e9 \u2615 & co.jpg", "imagenet")
-        assert "espresso" in tags(idx, library / "odd" / "new\nline.jpg", "imagenet")
+        assert "espresso" in tags(idx, library / "2024" / "caf\u00e9 \u2615 & co.jpg", "food")
+        assert "espresso" in tags(idx, library / "odd" / "new\nline.jpg", "food")
         reasons = {f.path.name: f.reason for f in report.failures}
         assert reasons == {
             "empty.jpg": "empty file (0 bytes)",
@@ -85,12 +85,15 @@ def test_a_rescan_of_an_unchanged_library_decodes_nothing(
     assert len(decodes) == n  # not one image decoded again
     assert report.decoded == 0 and report.tagged == 0 and report.unchanged == 6
     assert not [e for e in events if isinstance(e, Tagged)]
-    # Known bad files are reported again, without being read again.
+    # Known bad files are reported again, without being read again; a broken link and a
+    # loop are known too (by their own lstat), so a nightly scan can say "unchanged".
     assert {f.path.name for f in report.failures if f.known} == {
         "empty.jpg",
         "text.jpg",
         "truncated.jpg",
         "bomb.png",
+        "broken.jpg",
+        "loop",
     }
 
 
@@ -120,7 +123,7 @@ def test_changed_new_moved_copied_and_vanished_files(
         assert idx.photo(library / "odd" / "new\nline.jpg") is None
         assert tags(idx, lib / "cat copy.png", "animal")[:2] == ["animal", "cat"]
         assert tags(idx, lib / "cat.png", "animal") == []  # the astronaut is no animal
-        assert "espresso" in tags(idx, lib / "new.jpg", "imagenet")
+        assert "espresso" in tags(idx, lib / "new.jpg", "food")
 
 
 def test_an_empty_root_never_drops_its_photos(library: Path, tmp_path: Path) -> None:
@@ -170,14 +173,14 @@ def test_other_settings_tag_again_without_losing_other_recognizers(
             idx,
             ScanOptions(device=Device.CPU, recognizers=["food"], threshold=0.5),
         )
-        assert report.tagged == 4
+        # From the stored embeddings, nothing decoded (issue 14).
+        assert report.rescored == 4 and report.tagged == 0 and report.decoded == 0
         view = idx.photo(library / "2024" / "coffee.jpg")
         assert view is not None and set(view.tags) == {
             "scene",
             "food",
             "flower",
             "animal",
-            "imagenet",
         }
         assert all(c.score >= 0.5 for c in view.tags["food"])
         report, _ = run(
@@ -219,5 +222,5 @@ def test_a_copy_whose_original_changes_in_the_same_scan_still_gets_its_own_tags(
         # batch_size=1: a's new results are committed before b is looked at.
         report, _ = run([lib], idx, ScanOptions(device=Device.CPU, batch_size=1, workers=2))
         assert "cat" in tags(idx, lib / "b.png", "animal")
-        assert "espresso" in tags(idx, lib / "a.png", "imagenet")
+        assert "espresso" in tags(idx, lib / "a.png", "food")
         assert report.tagged + report.reused == 2
