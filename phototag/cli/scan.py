@@ -162,7 +162,8 @@ def _summary(out: Output, r: ScanReport) -> None:
     out.info(
         f"[num]{r.found}[/] photos: [num]{r.tagged}[/] tagged, [num]{r.reused}[/] reused, "
         f"[num]{r.unchanged}[/] unchanged, [num]{r.removed}[/] removed, "
-        f"[num]{r.failed}[/] failed in [num]{r.seconds:.1f}[/] s{speed}"
+        + (f"[num]{r.offline}[/] offline (kept), " if r.offline else "")
+        + f"[num]{r.failed}[/] failed in [num]{r.seconds:.1f}[/] s{speed}"
     )
 
 

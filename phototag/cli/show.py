@@ -22,6 +22,7 @@ def show_command(
     from rich.table import Table
 
     from ..config import default_index_path
+    from ..corrections import corrected_view
     from ..index import Index
     from ..metadata.read import keywords_in_files
 
@@ -29,7 +30,7 @@ def show_command(
     missing = 0
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         for p in paths:
-            view = idx.photo(Path(os.path.abspath(p)))
+            view = corrected_view(idx, Path(os.path.abspath(p)))
             if view is None:
                 missing += 1
                 if json_out:
@@ -98,11 +99,12 @@ def tags_command(
     from rich.table import Table
 
     from ..config import default_index_path
+    from ..corrections import corrected_counts
     from ..index import Index
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
-        counts = idx.tag_counts(model)
+        counts = corrected_counts(idx, model)
     if json_out:
         for c in counts:
             out.json({"model": c.recognizer, "tag": c.tag, "path": c.path, "photos": c.photos})
@@ -127,8 +129,9 @@ def forget_command(
 ) -> None:
     """Drop photos under PATHS from the index (their files are not touched).
 
-    A scan never drops photos under a folder that has become empty, since an unmounted
-    disk looks the same; forget is how to drop them on purpose.
+    A scan never drops photos under a folder that is missing or has become empty (an
+    unmounted disk or an offline share looks the same): it keeps them as offline. forget is
+    how to drop them on purpose.
     """
     from ..config import default_index_path
     from ..index import Index
