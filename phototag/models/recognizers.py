@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from ..errors import ModelError
-from ..tagpath import leaf, parent_paths, split
+from ..tagpath import leaf as leaf_of
+from ..tagpath import parent_paths, split
 from .manifest import field, read_toml, sha256_file
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def rank(
     scores: np.ndarray, paths: Sequence[str], *, threshold: float = 0.0, top_k: int | None = None
 ) -> list[list[Candidate]]:
     """Per row of (N, tags) scores: the candidates at or above ``threshold``, best first."""
-    tags = [leaf(p) for p in paths]
+    tags = [leaf_of(p) for p in paths]
     out = []
     for row in scores:
         order = np.argsort(-row, kind="stable")
@@ -97,7 +98,7 @@ class MappedRecognizer:
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return tuple(leaf(p) for p in self.paths)
+        return tuple(leaf_of(p) for p in self.paths)
 
     def score(self, probs: np.ndarray) -> np.ndarray:
         """(N, classes) probabilities -> (N, tags) scores: per tag, the sum over its classes.
