@@ -285,11 +285,17 @@ def scan(
                 f"{r} has no photos now but the index has photos there: not dropping them "
                 "(an unmounted disk?). Run 'phototag forget' to drop them."
             )
+    with index.transaction():
+        if gone:
+            report.removed = index.remove(gone)
+        # Photos that moved meanwhile (found at a new path this scan) are not offline.
+        marked = index.mark_offline(offline)
+        index.mark_online(back_online)
+    report.offline = len(marked)
     missing_folders: dict[bytes, int] = {}
-    for raw in offline:
-        if raw in known:
-            top = _top_missing(raw, seen_dirs, roots)
-            missing_folders[top] = missing_folders.get(top, 0) + 1
+    for raw in marked:
+        top = _top_missing(raw, seen_dirs, roots)
+        missing_folders[top] = missing_folders.get(top, 0) + 1
     for folder, n in sorted(missing_folders.items()):
         if any(folder == encode_path(r) for r in roots):
             continue  # said above
@@ -297,11 +303,7 @@ def scan(
             f"{os.fsdecode(folder)} is missing or empty: its {n} photos are kept as offline "
             "(an offline share?). Run 'phototag forget' to drop them."
         )
-    with index.transaction():
-        if gone:
-            report.removed = index.remove(gone)
-        report.offline = index.mark_offline(r for r in offline if r in known)
-        index.mark_online(back_online)
+
     report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})
     report.seconds = time.perf_counter() - started
     yield Finished(report)

@@ -249,16 +249,19 @@ class Index:
         )
         return {r[0]: KnownFile(r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
 
-    def mark_offline(self, paths: Iterable[bytes]) -> int:
-        """Photos whose folder was missing or empty: kept, marked (the first time) as offline."""
-        n = 0
+    def mark_offline(self, paths: Iterable[bytes]) -> list[bytes]:
+        """Photos whose folder was missing or empty: kept, marked (the first time) as offline.
+
+        Returns the paths that are photos in the index (not those that moved meanwhile)."""
+        marked = []
         now = time.time()
         for raw in paths:
-            n += self.conn.execute(
+            if self.conn.execute(
                 "UPDATE photos SET offline_since = coalesce(offline_since, ?) WHERE path = ?",
                 (now, raw),
-            ).rowcount
-        return n
+            ).rowcount:
+                marked.append(raw)
+        return marked
 
     def mark_online(self, paths: Iterable[bytes]) -> None:
         for raw in paths:
@@ -350,16 +353,13 @@ class Index:
         """A photo new to the index whose content phototag wrote into before (its row was
         dropped, then it came back elsewhere): the embedded target whose owner is gone
         becomes this file, so ``clean`` can still take back what phototag wrote."""
-        rows = self.conn.execute(
+        row = self.conn.execute(
             "SELECT target FROM targets WHERE hash = ? AND mode = 'embed' AND photo_id IS NULL",
             (content_hash,),
-        ).fetchall()
-        raw = encode_path(path)
-        for (old,) in rows[:1]:
-            self.conn.execute("DELETE FROM targets WHERE target = ? AND target != ?", (raw, old))
-            self.conn.execute(
-                "UPDATE targets SET target = ?, photo_id = ? WHERE target = ?", (raw, photo_id, old)
-            )
+        ).fetchone()
+        rec = None if row is None else self.target(decode_path(row[0]))
+        if rec is not None:
+            self._retarget(rec, path, photo_id)
         self.conn.execute(
             "UPDATE targets SET photo_id = ? WHERE hash = ? AND photo_id IS NULL AND mode = 'sidecar'"
             " AND target IN (?, ?)",
@@ -532,11 +532,15 @@ class Index:
                 continue
             if rec.mode == "sidecar" and (os.path.lexists(target) or not os.path.lexists(new)):
                 continue
-            self.conn.execute("DELETE FROM targets WHERE target = ?", (encode_path(new),))
-            self.conn.execute(
-                "UPDATE targets SET target = ? WHERE target = ?",
-                (encode_path(new), encode_path(target)),
-            )
+            self._retarget(rec, new, photo_id)
+
+    def _retarget(self, rec: TargetRecord, new: Path, photo_id: int) -> None:
+        """The record of what phototag wrote into ``rec.target`` now describes ``new``."""
+        self.forget_target(rec.target)
+        self.record_target(
+            new, photo_id=photo_id, mode=rec.mode, created=rec.created, size=rec.size,
+            mtime_ns=rec.mtime_ns, wanted=rec.wanted or "", ours=rec.ours,
+        )  # fmt: skip
 
     def record_failure(self, path: Path, size: int, mtime_ns: int, reason: str) -> None:
         self.conn.execute(
