@@ -71,8 +71,7 @@ def write_contact_sheet(folder: Path, entries: Sequence[tuple[str, Match]], titl
             with contextlib.suppress(OSError, ImageError):  # the page flags it; the album is fine
                 make_thumbnail(m.path, thumb)
         tags = "".join(
-            f'<span class="t">{html.escape(leaf(p))} {s:.2f}</span>'
-            for _, p, s in m.tags
+            f'<span class="t">{html.escape(leaf(p))} {s:.2f}</span>' for _, p, s in m.tags
         )
         date = m.when.strftime("%Y-%m-%d %H:%M") + ("" if m.taken_at else " (file time)")
         figures.append(

@@ -124,10 +124,7 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
             continue
         if q.min_count:
             have = counts.get(photo.id, {})
-            enough = [
-                have.get(leaf(t.strip("/")).casefold(), 0) >= q.min_count
-                for t in q.tags
-            ]
+            enough = [have.get(leaf(t.strip("/")).casefold(), 0) >= q.min_count for t in q.tags]
             if not (any(enough) if q.any else all(enough)):
                 continue
         when = photo_when(photo.taken_at, photo.mtime_ns)

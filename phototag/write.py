@@ -402,7 +402,9 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
         return Unchanged(photo.path, target, notes)
     added, removed = _diff(read.values, change.values)
     for v in desired(photo.tag_paths, style, iptc=False).get(Field.SUBJECT, []):
-        if len(v.encode("utf-8")) > IPTC_MAX_BYTES and fit_iptc(v) in added.get(Field.IPTC.value, []):
+        if len(v.encode("utf-8")) > IPTC_MAX_BYTES and fit_iptc(v) in added.get(
+            Field.IPTC.value, []
+        ):
             warnings.append(
                 f"IPTC keyword over {IPTC_MAX_BYTES} bytes: {v!r} stored in IPTC as "
                 f"{fit_iptc(v)!r} (whole in XMP)"

@@ -80,7 +80,10 @@ def iptc_city(path: Path) -> tuple[str, str]:
 def test_tag_paths_keep_a_slash_inside_a_level() -> None:
     path = join(["mine", "Music", "AC/DC"])
     assert path == "mine/Music/AC\\/DC" and split(path) == ["mine", "Music", "AC/DC"]
-    assert leaf(path) == "AC/DC" and split("animal/dog") == ["animal", "dog"]  # old paths read as before
+    assert leaf(path) == "AC/DC" and split("animal/dog") == [
+        "animal",
+        "dog",
+    ]  # old paths read as before
     assert term_matches("AC/DC", path) and term_matches("music/ac/dc", path)
     assert term_matches("AC/DC", "band/AC/DC") and not term_matches("AC\\/DC", "band/AC/DC")
     assert not term_matches("DC", path) and not term_matches("C/D", "x/AB\\/C/D")
@@ -145,7 +148,9 @@ def test_train_from_keywords_keeps_ac_dc_and_never_learns_darktable_bookkeeping(
         fields = both(lib / name)
         assert fields["dc:subject"].count("AC/DC") == 1, fields
         assert "phototag|mine|Music|AC/DC" in fields["lr:hierarchicalSubject"]
-        assert not [v for vs in fields.values() for v in vs if "AC-DC" in v or "phototag|mine|jpg" in v]
+        assert not [
+            v for vs in fields.values() for v in vs if "AC-DC" in v or "phototag|mine|jpg" in v
+        ]
     assert both(lib / "cat03.jpg.xmp")["dc:subject"].count("jpg") == 1  # the user's own, once
     assert "jpg" not in both(lib / "cat11.jpg.xmp")["dc:subject"]
 
@@ -182,7 +187,12 @@ def test_cut_copies_left_by_an_older_phototag_are_recognised_and_taken_back(
     """Before phototag shortened keywords itself, exiftool cut them and every write added a
     copy; the index recorded the long value. The next write keeps one, clean takes it."""
     photo = make_photo("lib/old.jpg", "coffee")
-    exiftool("-IPTC:CodedCharacterSet=UTF8", "-IPTC:Keywords=mine", *[f"-IPTC:Keywords+={JAPANESE}"] * 3, photo)
+    exiftool(
+        "-IPTC:CodedCharacterSet=UTF8",
+        "-IPTC:Keywords=mine",
+        *[f"-IPTC:Keywords+={JAPANESE}"] * 3,
+        photo,
+    )
     cut = by_exiftool(photo)["IPTC:Keywords"][1:]
     assert len(cut) == 3 and all(c != JAPANESE for c in cut)
     rescan(ix, tmp_path / "lib")
@@ -377,7 +387,9 @@ def test_a_keyword_the_user_deleted_elsewhere_is_not_written_back(
     ok("write", lib, "--index", ix, "--write", mode, "-q")
     fields = both(target)
     assert "espresso" not in fields["dc:subject"]
-    assert not [v for vs in fields.values() for v in vs if v.endswith("espresso")]  # all fields agree
+    assert not [
+        v for vs in fields.values() for v in vs if v.endswith("espresso")
+    ]  # all fields agree
     with Index.open(ix) as idx:
         assert cup not in [m.path for m in TagQuery(tags=("espresso",)).matches(idx)]
         rows = idx.conn.execute("SELECT path, action, source FROM corrections").fetchall()

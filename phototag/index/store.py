@@ -644,9 +644,7 @@ class Index:
 
     # -- corrections (storage only: how they apply is phototag/corrections.py) --------------
 
-    def correct(
-        self, content_hash: str, path: str, action: str, source: str = "user"
-    ) -> None:
+    def correct(self, content_hash: str, path: str, action: str, source: str = "user") -> None:
         """Record a correction of the photo with this content (replacing one of the same path)."""
         self.conn.execute(
             "INSERT OR REPLACE INTO corrections (hash, path, action, source, at) VALUES (?, ?, ?, ?, ?)",
@@ -658,7 +656,9 @@ class Index:
             "DELETE FROM corrections WHERE hash = ? AND path = ?", (content_hash, path)
         )
 
-    def stored_corrections(self, content_hash: str | None = None) -> dict[str, list[StoredCorrection]]:
+    def stored_corrections(
+        self, content_hash: str | None = None
+    ) -> dict[str, list[StoredCorrection]]:
         """content hash -> its corrections, oldest first."""
         sql = "SELECT hash, path, action, source, at FROM corrections"
         args: tuple[str, ...] = ()
@@ -674,7 +674,7 @@ class Index:
         self, photo_id: int | None = None, action: str | None = None
     ) -> dict[int, list[str]]:
         """photo id -> corrected tag paths (of one action, or as 'add:'/'remove:' prefixed)."""
-        sql = ("SELECT p.id, c.path, c.action FROM corrections c JOIN photos p ON p.hash = c.hash")
+        sql = "SELECT p.id, c.path, c.action FROM corrections c JOIN photos p ON p.hash = c.hash"
         args: list[object] = []
         if photo_id is not None:
             sql += " WHERE p.id = ?"
