@@ -338,6 +338,12 @@ def test_a_correction_is_written_at_once_and_seen_by_every_query(
     shown = json.loads(ok("show", cup, "--index", ix, "--json").splitlines()[0])
     assert [c["tag"] for c in shown["tags"]["user"]] == ["Grandma"]
     assert "espresso" not in json.dumps(shown["tags"])
+    assert shown["corrections"] == [
+        {"path": "user/Grandma", "action": "add", "source": "user"},
+        {"path": "espresso", "action": "remove", "source": "user"},
+    ]
+    text = ok("show", cup, "--index", ix)
+    assert "corrections: + user/Grandma; - espresso" in text
 
 
 def test_corrections_survive_moves_and_reindexing(corrected: Path, ix: Path) -> None:

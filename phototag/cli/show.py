@@ -40,9 +40,12 @@ def show_command(
                 )
                 continue
             in_files = keywords_in_files(view.path)
+            fixes = idx.stored_corrections(view.hash).get(view.hash, [])
             if json_out:
                 out.json({
                     **view.as_json(),
+                    "corrections": [{"path": c.path, "action": c.action, "source": c.source}
+                                    for c in fixes],
                     "keywords_in_files": [
                         {"source": str(k.source), "fields": {f.value: v for f, v in k.fields.items()},
                          **({"error": k.error} if k.error else {})}
@@ -70,6 +73,13 @@ def show_command(
                         f"[muted]{escape(c.path)}[/]",
                     )
             out.result(table)
+            if fixes:
+                said = [
+                    ("+ " if c.action == "add" else "- ") + escape(c.path)
+                    + (" (deleted from a file by you)" if c.source == "file" else "")
+                    for c in fixes
+                ]  # fmt: skip
+                out.result("  corrections: " + "; ".join(said))
             found = [(label, s) for _, label, s, _ in view.detections if s >= 0.3]
             if found:
                 counts: dict[str, int] = {}
