@@ -237,7 +237,9 @@ def deleted_by_user(
     lr:hierarchicalSubject, digiKam:TagsList) is gone: Windows and Apple Photos edit only
     dc:subject, Lightroom and darktable both of the first two. IPTC is not consulted (many
     editors drop legacy IPTC when they save, which is not a user's choice about one tag),
-    nor is a missing file (a deleted sidecar says nothing about any one tag).
+    nor is a missing file (a deleted sidecar says nothing about any one tag), nor a field
+    that is gone as a whole (a program that does not know digiKam:TagsList may drop it; one
+    that strips all XMP drops every field, and then nothing is taken as deleted).
     """
     if rec is None or rec.wanted in (None, "pending") or rec.size is None:
         return []
@@ -247,10 +249,11 @@ def deleted_by_user(
         return []
     if (st.st_size, st.st_mtime_ns) == (rec.size, rec.mtime_ns):
         return []
+    present = {f for f in XMP_FIELDS if current.get(f)}
     gone = []
     for path in tag_paths:
         for f, values in desired([path], style, iptc=False).items():
-            if f not in XMP_FIELDS:
+            if f not in present:
                 continue
             owned = set(rec.ours.get(f.value, []))
             have = set(current.get(f, []))

@@ -239,6 +239,9 @@ def test_a_share_offline_for_a_night_keeps_its_photos_albums_and_ownership(
     assert any("nas is missing or empty" in w for w in report.warnings), report.warnings
     with Index.open(ix) as idx:
         assert idx.count_photos() == 4 and len(idx.offline_ids()) == 2
+    shown = json.loads(ok("show", nas_cup, "--index", ix, "--json").splitlines()[0])
+    assert shown["offline"] is True and "Grandma" in json.dumps(shown["tags"])
+    with Index.open(ix) as idx:
         again = build_album(idx, "coffee", album, TagQuery(tags=("espresso",)))
         assert again.removed == [] and sorted(p.name for p in album.iterdir()) == entries
         events = list(write_tags(idx, [lib], WriteSettings()))
@@ -404,6 +407,22 @@ def test_a_keyword_the_user_deleted_elsewhere_is_not_written_back(
         assert {(a, s) for _, a, s in rows} == {("remove", "file")}
         events = list(write_tags(idx, [lib], WriteSettings(mode=WriteMode(mode))))
         assert all(isinstance(e, Unchanged) for e in events)
+
+
+def test_a_field_dropped_as_a_whole_is_not_taken_for_deleted_tags(
+    tmp_path: Path, make_photo: Callable[..., Path], ix: Path
+) -> None:
+    """A program that does not know digiKam:TagsList drops it: the user deleted no tag."""
+    cup = make_photo("lib/cup.jpg", "coffee")
+    ok("scan", tmp_path / "lib", "--index", ix, "--device", "cpu", "-q")
+    sidecar = Path(f"{cup}.xmp")
+    before = both(sidecar)
+    exiftool("-XMP-digiKam:TagsList=", sidecar)
+    assert "digiKam:TagsList" not in both(sidecar)
+    ok("write", tmp_path / "lib", "--index", ix, "-q")
+    assert both(sidecar) == before  # written back whole
+    with Index.open(ix) as idx:
+        assert idx.stored_corrections() == {}
 
 
 def test_retag_keeps_each_photos_write_mode(

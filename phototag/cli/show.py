@@ -41,9 +41,11 @@ def show_command(
                 continue
             in_files = keywords_in_files(view.path)
             fixes = idx.stored_corrections(view.hash).get(view.hash, [])
+            offline = idx.photo_id(view.path) in idx.offline_ids()
             if json_out:
                 out.json({
                     **view.as_json(),
+                    "offline": offline,
                     "corrections": [{"path": c.path, "action": c.action, "source": c.source}
                                     for c in fixes],
                     "keywords_in_files": [
@@ -58,6 +60,11 @@ def show_command(
             out.result(f"[filepath]{escape(safe_path(view.path))}[/]")
             out.result(
                 f"  {view.width}x{view.height}, {view.size} bytes, taken {taken}, scanned {scanned}"
+                + (
+                    "  [warning]offline: its folder was missing at the last scan[/]"
+                    if offline
+                    else ""
+                )
             )
             table = Table(show_edge=False, pad_edge=False, box=None)
             for col in ("model", "tag", "score", "path"):
