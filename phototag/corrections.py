@@ -110,14 +110,21 @@ def corrected_photos(index: Index, recognizer: str | None = None) -> Iterator[Ph
 
 
 def corrected_counts(index: Index, recognizer: str | None = None) -> list[TagCount]:
-    """Each tag with the number of photos carrying it after corrections, most first."""
-    if not index.stored_corrections():
+    """Each tag with the number of photos carrying it after corrections, most first.
+
+    The index counts the models' tags; only the corrected photos are looked at here."""
+    every = index.stored_corrections()
+    if not every:
         return index.tag_counts(recognizer)
-    counts: dict[tuple[str, str], int] = {}
-    for photo in corrected_photos(index, recognizer):
-        for rec, path in {(r, p) for r, p, _ in photo.tags}:
-            counts[rec, path] = counts.get((rec, path), 0) + 1
-    rows = [TagCount(rec, leaf(path), path, n) for (rec, path), n in counts.items()]
+    counts = {(c.recognizer, c.path): c.photos for c in index.tag_counts(recognizer)}
+    for content, cs in every.items():
+        for pid in index.ids_with_hash(content):
+            raw = index.tag_rows(pid, recognizer)
+            for rec, path in {(r, p) for r, p, _ in raw}:
+                counts[rec, path] -= 1
+            for rec, path in {(r, p) for r, p, _ in apply(raw, cs, recognizer)}:
+                counts[rec, path] = counts.get((rec, path), 0) + 1
+    rows = [TagCount(rec, leaf(path), path, n) for (rec, path), n in counts.items() if n > 0]
     rows.sort(key=lambda c: (-c.photos, c.recognizer, c.path))
     return rows
 

@@ -452,6 +452,36 @@ def test_a_tag_correction_on_an_embedded_photo_is_embedded(
         assert [m.path for m in TagQuery(tags=("Grandma",)).matches(idx)] == [cup]
 
 
+def test_tag_counts_after_corrections_equal_counting_every_photo(tmp_path: Path) -> None:
+    """``tags`` counts only the corrected photos again; it must agree with counting all."""
+    import random
+
+    from phototag.corrections import corrected_counts
+    from phototag.index.store import PhotoRecord
+    from phototag.models.recognizers import Candidate
+
+    rng = random.Random(0)
+    paths = ["animal/cat", "animal/dog", "food/drink/espresso", "scene/beach", "weapon/missile"]
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        with idx.transaction():
+            for i in range(60):
+                pid = idx.upsert_photo(PhotoRecord(tmp_path / f"{i}.jpg", 1, 1, f"h{i % 50}",
+                                                   1, 1, None))  # fmt: skip
+                for rec in ("a", "b"):
+                    chosen = rng.sample(paths, rng.randint(0, 3))
+                    idx.set_results(pid, rec, "fp", [Candidate(leaf(p), 0.5, p) for p in chosen])
+            for i in range(0, 50, 3):
+                idx.correct(f"h{i}", rng.choice(["missile", "animal", "beach", "dog"]), "remove")
+                idx.correct(f"h{i}", rng.choice(["user/Grandma", "animal/cat"]), "add")
+        for recognizer in (None, "a", "user"):
+            brute: dict[tuple[str, str], int] = {}
+            for photo in corrected_photos(idx, recognizer):
+                for r, p in {(r, p) for r, p, _ in photo.tags}:
+                    brute[r, p] = brute.get((r, p), 0) + 1
+            got = {(c.recognizer, c.path): c.photos for c in corrected_counts(idx, recognizer)}
+            assert got == brute and got
+
+
 # -- the index keeps users' corrections through the migration -----------------------------
 
 

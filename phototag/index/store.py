@@ -817,6 +817,21 @@ class Index:
                 out[int(pid)] = decode_path(row[0])
         return out
 
+    def ids_with_hash(self, content_hash: str) -> list[int]:
+        rows = self.conn.execute("SELECT id FROM photos WHERE hash = ?", (content_hash,))
+        return [int(r[0]) for r in rows]
+
+    def tag_rows(
+        self, photo_id: int, recognizer: str | None = None
+    ) -> list[tuple[str, str, float]]:
+        """A photo's (recognizer, tag path, score), best first."""
+        sql = "SELECT recognizer, path, score FROM tags WHERE photo_id = ?"
+        args: tuple[object, ...] = (photo_id,)
+        if recognizer:
+            sql += " AND recognizer = ?"
+            args = (photo_id, recognizer)
+        return [(r, p, s) for r, p, s in self.conn.execute(sql + " ORDER BY score DESC", args)]
+
     def tags_of(self, photo_id: int, recognizer: str | None = None) -> dict[str, float]:
         sql = "SELECT path, score FROM tags WHERE photo_id = ?"
         args: tuple[object, ...] = (photo_id,)
