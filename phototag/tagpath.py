@@ -10,6 +10,7 @@ meaning. Every place that splits a path into parts or takes its leaf goes throug
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 SEP = "/"
 ESCAPE = "\\"
@@ -31,6 +32,8 @@ def split(path: str) -> list[str]:
     Empty levels are kept (``'a//b'`` -> ``['a', '', 'b']``); a lone trailing backslash is
     taken literally.
     """
+    if ESCAPE not in path:
+        return path.split(SEP)  # nearly every path: as fast as before escapes existed
     parts: list[str] = []
     buf: list[str] = []
     it = iter(path)
@@ -45,6 +48,12 @@ def split(path: str) -> list[str]:
             buf.append(ch)
     parts.append("".join(buf))
     return parts
+
+
+@lru_cache(maxsize=65536)
+def _folded(text: str) -> tuple[str, ...]:
+    """Levels, case-folded (queries compare the same few tag paths over and over)."""
+    return tuple(p.casefold() for p in split(text))
 
 
 def leaf(path: str) -> str:
@@ -66,17 +75,18 @@ def term_matches(term: str, path: str) -> bool:
     matches both the one level ``AC/DC`` (a keyword kept verbatim) and two levels ``AC``,
     ``DC``. A term with ``\\/`` names only the single level.
     """
-    want_parts = [p.casefold() for p in split(term.strip().strip(SEP)) if p]
+    want_parts = [p for p in _folded(term.strip().strip(SEP)) if p]
     if not want_parts:
         return False
-    have = [p.casefold() for p in split(path)]
+    have = _folded(path)
+    n = len(want_parts)
+    if any(list(have[i : i + n]) == want_parts for i in range(len(have) - n + 1)):
+        return True
+    if ESCAPE + SEP in term or not any(SEP in h for h in have):
+        return False
+    # A level that holds '/' itself (a keyword kept verbatim) is matched by its text.
     want_one = SEP.join(want_parts)
-    escaped = ESCAPE + SEP in term
     for i in range(len(have)):
-        if escaped:
-            if have[i : i + len(want_parts)] == want_parts:
-                return True
-            continue
         run = ""
         for j in range(i, len(have)):
             run = have[j] if j == i else f"{run}{SEP}{have[j]}"
