@@ -220,9 +220,9 @@ def tag_command(
 ) -> None:
     """Correct a photo's tags by hand, and write the correction into its files at once.
 
-    Every query (album, tags, show, search, similar --by tags) sees the corrected tags;
-    corrections follow the photo's content wherever it moves, and 'phototag train
-    --from-corrections' learns from them. The files are written the way the photo was
+    Every query (album and its contact sheet, tags, show, similar --by tags) sees the
+    corrected tags; corrections follow the photo's content wherever it moves, and 'phototag
+    train --from-corrections' learns from them. The files are written the way the photo was
     written before (sidecar or embedded), else as the configuration says.
     """
     from .. import corrections
