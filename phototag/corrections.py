@@ -22,6 +22,7 @@ The rules:
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -67,9 +68,12 @@ class Corrected:
 def normalize(tag: str, action: Action) -> str:
     """A tag as typed (``Grandma``, ``scene/nature/seashore``) as a stored path or term.
 
-    Raises :class:`ConfigError` for an empty tag or one with ``|`` (the hierarchy
-    separator of lr:hierarchicalSubject, which could not be written back).
+    Raises :class:`ConfigError` for an empty tag, one with ``|`` (the hierarchy
+    separator of lr:hierarchicalSubject, which could not be written back) or with control
+    characters (a line break cannot travel to exiftool, NUL not into XML).
     """
+    if any(unicodedata.category(c) == "Cc" for c in tag):
+        raise ConfigError("a tag may not contain control characters (line breaks, tabs, ...)")
     path = tag.strip().strip("/")
     if not path or "|" in path or not all(p.strip() for p in split(path)):
         raise ConfigError("a tag may not be empty, have empty levels or contain '|'")

@@ -264,22 +264,28 @@ def test_a_share_offline_for_a_night_keeps_its_photos_albums_and_ownership(
     assert report.removed == 1 and report.offline == 0
 
 
+@pytest.mark.parametrize("mode", ["embed", "sidecar"])
 def test_ownership_follows_the_photo_when_its_folder_moves(
-    tmp_path: Path, make_photo: Callable[..., Path], ix: Path
+    mode: str, tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:
     make_photo("lib/a/cup.jpg", "coffee")
     make_photo("lib/keep.jpg", "chelsea")
     lib = tmp_path / "lib"
-    ok("scan", lib, "--index", ix, "--device", "cpu", "--write", "embed", "-q")
-    fields_mine = both(lib / "keep.jpg")
-    shutil.move(lib / "a", lib / "b")
+    ok("scan", lib, "--index", ix, "--device", "cpu", "--write", mode, "-q")
+    if mode == "sidecar":  # the user's own keyword beside phototag's, in phototag's sidecar
+        exiftool("-XMP-dc:Subject+=Holiday", lib / "a" / "cup.jpg.xmp")
+    shutil.move(lib / "a", lib / "b")  # the photo and its sidecar move together
     report = rescan(ix, lib)
-    assert report.decoded == 0 and report.reused == 1
+    assert report.decoded == 0 and report.reused == 1 and report.offline == 0
     moved = lib / "b" / "cup.jpg"
-    assert "espresso" in both(moved)["dc:subject"]
+    target = moved if mode == "embed" else Path(f"{moved}.xmp")
+    assert "espresso" in both(target)["dc:subject"]
     ok("clean", lib, "--index", ix, "-q")
-    assert "dc:subject" not in both(moved) and "dc:subject" not in both(lib / "keep.jpg")
-    assert fields_mine["dc:subject"]  # it had phototag's tags before clean
+    if mode == "embed":
+        assert "dc:subject" not in both(moved) and "dc:subject" not in both(lib / "keep.jpg")
+    else:
+        assert both(target) == {"dc:subject": ["Holiday"]}  # phototag's taken back, the user's kept
+        assert not (lib / "keep.jpg.xmp").exists()
 
 
 # -- item 4: a legacy IPTC charset keeps its meaning -------------------------------------
@@ -375,6 +381,9 @@ def test_removing_a_tag_the_photo_never_had_says_so(corrected: Path, ix: Path) -
     assert code == ExitCode.USAGE and "has no tag" in err
     after = sqlite3.connect(ix).execute("SELECT COUNT(*) FROM corrections").fetchone()
     assert before == after
+    for bad in ("", "a|b", "line\nbreak", "nul\x00", "a//b"):
+        code, _, err = invoke("tag", "add", cup, bad, "--index", ix)
+        assert code == ExitCode.USAGE and "tag may not" in err, (bad, err)
     ok("tag", "add", cup, "food/drink/espresso", "--index", ix)  # and it can come back
     assert "espresso" in both(Path(f"{cup}.xmp"))["dc:subject"]
 
