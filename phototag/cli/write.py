@@ -107,7 +107,7 @@ def report_writes(
             out.error(f"[filepath]{escape(safe_path(ev.photo))}[/]: {escape(ev.reason)}")
         elif isinstance(ev, Unchanged):
             unchanged += 1
-            for w in ev.warnings:
+            for w in ev.warnings:  # a sidecar moved with its photo, or taken back
                 out.warning(f"{escape(safe_path(ev.target))}: {escape(w)}")
         elif isinstance(ev, Wrote):
             changed += 1

@@ -68,7 +68,7 @@ def _arg(path: Path) -> str | bytes:
         return raw
 
 
-def _held_open(path: Path) -> bool:
+def held_open(path: Path) -> bool:
     """Whether any process has ``path`` open (Linux: /proc/*/fd), or, elsewhere, it is recent."""
     proc = Path("/proc")
     if not (proc / "self" / "fd").is_dir():
@@ -98,7 +98,7 @@ def clear_stale_temporary(path: Path) -> None:
     writing it).
     """
     tmp = Path(str(path) + "_exiftool_tmp")
-    if tmp.exists() and not _held_open(tmp):
+    if tmp.exists() and not held_open(tmp):
         with contextlib.suppress(OSError):
             tmp.unlink()
 
@@ -163,7 +163,9 @@ class ExifTool:
         utf8 = str(record.get("IPTC:CodedCharacterSet", "")).upper().replace("-", "") == "UTF8"
         return ReadResult(values, has_iptc, warnings, iptc_utf8=utf8)
 
-    def iptc_to_utf8(self, path: Path, *, backup: bool = False) -> list[str]:
+    def iptc_to_utf8(
+        self, path: Path, *, backup: bool = False, in_place: bool = False
+    ) -> list[str]:
         """Re-encode every IPTC string of ``path`` as UTF-8 and declare it (CodedCharacterSet).
 
         The file's IPTC has no UTF-8 declaration, so its strings are in a legacy charset
@@ -179,7 +181,9 @@ class ExifTool:
             "-IPTC:All",  # ...every IPTC tag, decoded...
             "-IPTC:CodedCharacterSet=UTF8",  # ...and written back as declared UTF-8
         ]  # fmt: skip
-        if not backup:
+        if in_place:
+            args.append("-overwrite_original_in_place")  # same inode: hard links stay one file
+        elif not backup:
             args.append("-overwrite_original")
         args.append(_arg(path))
         out, warnings, errors = self._run(*args)
@@ -196,21 +200,29 @@ class ExifTool:
         values: Mapping[Field, Sequence[str]],
         *,
         backup: bool = False,
+        in_place: bool = False,
         iptc_to_utf8: bool = False,
     ) -> list[str]:
         """Set the given fields to exactly these lists; returns exiftool's warnings.
+
+        ``in_place``: keep the file's inode (hard links, see :func:`phototag.metadata.embed.embed_file`)
+        with ``-overwrite_original_in_place``: exiftool writes the new file beside the old,
+        then copies it over the old one's bytes. Without it, the new file is renamed over
+        the old (atomic, but a new inode: hard links then part).
 
         ``iptc_to_utf8``: the file's IPTC is in a legacy charset and IPTC keywords are
         written: convert all of it first (:meth:`iptc_to_utf8`).
         """
         warnings_first: list[str] = []
         if iptc_to_utf8 and values.get(Field.IPTC):
-            warnings_first = self.iptc_to_utf8(path, backup=backup)
+            warnings_first = self.iptc_to_utf8(path, backup=backup, in_place=in_place)
             backup = False  # the first step kept the original; a second copy would be ours
         args: list[str | bytes] = ["-P"]  # keep the file's modification time
         if values.get(Field.IPTC):
             args.append("-IPTC:CodedCharacterSet=UTF8")  # IPTC keywords in UTF-8, declared as such
-        if not backup:
+        if in_place:
+            args.append("-overwrite_original_in_place")  # same inode: every name sees the change
+        elif not backup:
             args.append("-overwrite_original")  # no IMG.jpg_original litter
         for f, vals in values.items():
             tag = TAGS[f]
