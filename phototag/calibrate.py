@@ -149,7 +149,7 @@ def calibrate(
     if len(chosen) < MIN_PHOTOS:
         raise ConfigError(
             f"only {len(chosen)} photos under {folder} are in folders named after {name}'s "
-            f"tags (like {folder}/{vocab.leaves[0].rsplit('/', 1)[-1]}/); at least "
+            f"tags (like {folder}/{leaf_of(vocab.leaves[0])}/); at least "
             f"{MIN_PHOTOS} are needed, a few hundred for a trustworthy temperature"
         )
     model = Backbone(catalog.backbone(backbone))

@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import IptcPolicy, WriteMode, WriteSettings
@@ -35,6 +35,7 @@ from .metadata.keywords import (
 )
 from .metadata.sidecars import SidecarResolver
 from .metadata.xmp import Sidecar, write_atomic
+from .names import tag_names
 from .pipeline import content_hash
 from .tagpath import leaf
 
@@ -300,10 +301,16 @@ def deleted_by_user(
 
 
 def _respect_deletions(
-    photo: PhotoTags, gone: Sequence[str], writer: Writer, target: Path
+    photo: PhotoTags,
+    gone: Sequence[str],
+    writer: Writer,
+    target: Path,
+    english: Mapping[str, str] | None = None,
 ) -> tuple[PhotoTags, list[str]]:
+    """Record the deletions (as the index's English tag paths, when ``--lang`` wrote others)
+    and leave those tags out of what is written."""
     for path in gone:
-        writer.respect_deletion(photo, path)
+        writer.respect_deletion(photo, (english or {}).get(path, path))
     notes = [
         f"{leaf(p)!r} was deleted from {target.name} since phototag wrote it: kept off this "
         "photo as a correction ('phototag tag add' brings it back)"
@@ -333,6 +340,7 @@ def write_tags(
     if settings.mode is WriteMode.NONE and not keep_modes:
         return
     style = KeywordStyle(root=settings.root, flat=settings.flat, hierarchical=settings.hierarchical)
+    names = tag_names(settings.language)  # checked before any file is touched
     photos = corrected_photo_tags(index, roots, recognizers, photo_ids)
     offline = index.offline_ids()
     with ExitStack() as stack:
@@ -350,12 +358,18 @@ def write_tags(
                 yield Unchanged(photo.path, photo.path)  # scan warned about its folder
                 continue
             try:
+                english: dict[str, str] = {}
+                if names.names:  # keywords in the user's language; the index stays English
+                    english = dict(zip(names.paths(photo.tag_paths), photo.tag_paths, strict=True))
+                    photo = replace(photo, tag_paths=list(english))
                 if mode is WriteMode.SIDECAR:
-                    yield _write_sidecar(photo, settings, style, writer, index, resolver)
+                    yield _write_sidecar(photo, settings, style, writer, index, resolver, english)
                 else:
                     if writer.exiftool is None:
                         writer.exiftool = stack.enter_context(ExifTool())
-                    yield _write_embedded(photo, settings, style, writer, writer.exiftool, index)
+                    yield _write_embedded(
+                        photo, settings, style, writer, writer.exiftool, index, english
+                    )
             except MetadataError as e:
                 yield WriteFailed(photo.path, str(e))
 
@@ -423,6 +437,7 @@ def _write_sidecar(
     writer: Writer,
     index: Index,
     resolver: SidecarResolver,
+    english: Mapping[str, str] | None = None,
 ) -> WriteEvent:
     resolution = resolver.resolve(photo.path, settings.sidecar_name)
     target = resolution.path
@@ -438,7 +453,7 @@ def _write_sidecar(
     current = sidecar.fields()
     gone = deleted_by_user(index.target(target), target, current, photo.tag_paths, style)
     if gone:
-        photo, deletions = _respect_deletions(photo, gone, writer, target)
+        photo, deletions = _respect_deletions(photo, gone, writer, target, english)
         notes += deletions
         wanted = desired(photo.tag_paths, style, iptc=False)
         digest = _digest(wanted, style)
@@ -469,7 +484,8 @@ def _write_sidecar(
 
 
 def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordStyle, writer: Writer,
-                    exiftool: ExifTool, index: Index) -> WriteEvent:  # fmt: skip
+                    exiftool: ExifTool, index: Index,
+                    english: Mapping[str, str] | None = None) -> WriteEvent:  # fmt: skip
     target = photo.path
     if target.suffix.lower() not in WRITABLE:
         raise MetadataError(
@@ -487,7 +503,7 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
     gone = deleted_by_user(index.target(target), target, read.values, photo.tag_paths, style)
     notes: list[str] = []
     if gone:
-        photo, notes = _respect_deletions(photo, gone, writer, target)
+        photo, notes = _respect_deletions(photo, gone, writer, target, english)
     wanted = desired(photo.tag_paths, style, iptc=iptc)
     digest = _digest(wanted, style)
     change: Change = merge(read.values, ours, wanted)
