@@ -418,6 +418,26 @@ def test_a_keyword_the_user_deleted_elsewhere_is_not_written_back(
         assert all(isinstance(e, Unchanged) for e in events)
 
 
+def test_a_deleted_keyword_in_the_users_language_is_recorded_in_english(
+    tmp_path: Path, make_photo: Callable[..., Path], ix: Path
+) -> None:
+    """--lang ja wrote エスプレッソ; the user deleted it: the index (English) learns food/drink/espresso."""
+    cup = make_photo("lib/cup.jpg", "coffee")
+    lib = tmp_path / "lib"
+    ok("--lang", "ja", "scan", lib, "--index", ix, "-m", "food", "--write", "sidecar", "-q")
+    sidecar = Path(f"{cup}.xmp")
+    assert "エスプレッソ" in both(sidecar)["dc:subject"]
+    exiftool("-XMP-dc:Subject-=エスプレッソ", "-XMP-lr:HierarchicalSubject-=phototag|食べ物|飲み物|エスプレッソ",
+             sidecar)  # fmt: skip
+    ok("--lang", "ja", "write", lib, "--index", ix, "-q")
+    fields = both(sidecar)
+    assert not [v for vs in fields.values() for v in vs if v.endswith("エスプレッソ")], fields
+    with Index.open(ix) as idx:
+        rows = idx.conn.execute("SELECT path, action, source FROM corrections").fetchall()
+        assert rows == [("food/drink/espresso", "remove", "file")]
+        assert cup not in [m.path for m in TagQuery(tags=("espresso",)).matches(idx)]
+
+
 def test_a_field_dropped_as_a_whole_is_not_taken_for_deleted_tags(
     tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:
