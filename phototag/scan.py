@@ -15,10 +15,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from . import config
-from .index.store import Index, PhotoRecord, encode_path
+from .ignore import Excludes
+from .index.store import Index, PhotoRecord, decode_path, encode_path
+from .media.kinds import FileKind, extension
+from .media.pairs import Companion, pair
+from .media.video import aggregate, stack_inputs
 from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
 from .models.recognizers import Candidate, Recognizer
@@ -26,13 +28,12 @@ from .models.session import Device
 from .pipeline import (
     Loaded,
     LoadFailed,
-    batched,
     default_workers,
     make_loader,
     ordered_map,
     read_ahead,
 )
-from .walk import FileEntry, WalkProblem, walk
+from .walk import FileEntry, OtherFile, WalkProblem, walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class ScanOptions:
     engine: config.Engine = config.Engine.LOCAL
     address: str | None = None  # Ray cluster address (None: a local Ray instance)
     backbone: str | None = None  # the zero-shot backbone for vocabularies (see Catalog)
+    exclude: tuple[str, ...] = ()  # gitignore-style patterns, with each root's .phototagignore
 
 
 # -- events ------------------------------------------------------------------------------
@@ -73,6 +75,14 @@ class Tagged:
 
 
 @dataclass(frozen=True, slots=True)
+class Read:
+    """A file planned for reading has been read (or failed to be): for progress, before its
+    batch is inferred. Every one of :attr:`Planned.todo` files gives exactly one."""
+
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     path: Path
     reason: str
@@ -80,23 +90,72 @@ class Failed:
 
 
 @dataclass
+class FileCounts:
+    """Every file the walk saw, in exactly one kind (issue 18: nothing skipped in silence).
+
+    ``photo + raw + video + sidecar + ignored + unsupported + unreadable == files``. RAW
+    files and videos that are companions of a photo (a RAW+JPEG pair's RAW, a Live
+    Photo's MOV) are counted under their kind and again in ``companions``.
+    """
+
+    kinds: dict[FileKind, int] = field(default_factory=lambda: dict.fromkeys(FileKind, 0))
+    unreadable: int = 0  # broken symlinks, permission denied: see the failures
+    unsupported_by_extension: dict[str, int] = field(default_factory=dict)
+    companions: dict[str, int] = field(default_factory=dict)  # role -> count
+    others: list[OtherFile] = field(default_factory=list)  # sidecars, ignored, unsupported
+
+    @property
+    def files(self) -> int:
+        return sum(self.kinds.values()) + self.unreadable
+
+    def add(self, item: FileEntry | OtherFile) -> None:
+        self.kinds[item.kind] += 1
+        if isinstance(item, OtherFile):
+            self.others.append(item)
+            if item.kind is FileKind.UNSUPPORTED:
+                ext = extension(item.path.name).upper() or "(no extension)"
+                self.unsupported_by_extension[ext] = self.unsupported_by_extension.get(ext, 0) + 1
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            **{k.value: n for k, n in self.kinds.items()},
+            "unreadable": self.unreadable,
+            "unsupported_by_extension": dict(sorted(self.unsupported_by_extension.items())),
+            "companions": self.companions,
+            "others": [{"path": os.fsdecode(o.path), "kind": o.kind.value} for o in self.others],
+        }
+
+
+@dataclass
 class ScanReport:
+    """What a scan did. The counts add up: ``found == unchanged + tagged + reused + rescored
+    + failed`` (a path the walk could not follow, such as a broken symlink, is found and
+    failed; other names of a file already counted are in ``same_file``, not in ``found``)."""
+
     found: int = 0
     unchanged: int = 0
     tagged: int = 0  # by inference
     reused: int = 0  # moved, renamed, copied or touched files: results kept, nothing decoded
     removed: int = 0  # vanished files dropped from the index
     offline: int = 0  # vanished with their whole folder (an offline share?): kept, not dropped
+    rescored: int = 0  # unchanged files tagged again from stored embeddings (new threshold, ...)
     same_file: int = 0  # other names (hard links, symlinks) of files counted once
     decoded: int = 0
     failures: list[Failed] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     providers: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    files: FileCounts = field(default_factory=FileCounts)
 
     @property
     def failed(self) -> int:
         return len(self.failures)
+
+    @property
+    def known_failed(self) -> int:
+        """Failures met before, on files unchanged since (not read again)."""
+        return sum(f.known for f in self.failures)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -106,12 +165,15 @@ class ScanReport:
             "reused": self.reused,
             "removed": self.removed,
             "offline": self.offline,
+            "rescored": self.rescored,
             "same_file": self.same_file,
             "decoded": self.decoded,
             "failed": self.failed,
+            "known_failed": self.known_failed,
             "warnings": self.warnings,
             "providers": self.providers,
             "seconds": round(self.seconds, 3),
+            "files": self.files.as_json(),
         }
 
 
@@ -120,7 +182,7 @@ class Finished:
     report: ScanReport
 
 
-ScanEvent = Planned | Tagged | Failed | Finished
+ScanEvent = Planned | Read | Tagged | Failed | Finished
 
 
 def fingerprint(recognizer: Recognizer, backbone_fp: str, threshold: float, top_k: int) -> str:
@@ -156,22 +218,66 @@ def scan(
     known = index.known_files()
     known_failures = index.known_failures()
     complete = index.complete_ids(fps, backbone_fps)
+    # Photos whose stored embeddings are current: a new threshold, top-k or recognizer is
+    # applied to them as retag does, without decoding (issue 14).
+    embedded = index.complete_ids({}, backbone_fps)
+    rescore: list[tuple[int, Path]] = []
+    excludes = Excludes(roots, options.exclude)
     todo: list[FileEntry] = []
+    walk_failures: list[tuple[WalkProblem, os.stat_result]] = []
     seen: set[bytes] = set()
     back_online: list[bytes] = []
     per_root_found = dict.fromkeys(roots, 0)
-    walked = list(walk(roots, follow_symlinks=options.follow_symlinks))
+    entries: list[FileEntry] = []
+    walked = list(
+        walk(
+            roots,
+            follow_symlinks=options.follow_symlinks,
+            exclude=excludes.excluded if excludes else None,
+            others=True,
+        )
+    )
     aliases = _other_names(walked, known)
     for item in walked:
         if isinstance(item, FileEntry) and item in aliases:
+            report.files.add(item)  # a file the walk saw, counted by kind, but not a photo more
             seen.add(encode_path(item.path))  # another name of a file counted once
             report.same_file += 1
             continue
         if isinstance(item, WalkProblem):
-            failure = Failed(item.path, item.reason)
+            # Remembered by the link's or folder's own lstat, like a file that failed to
+            # decode: the same broken link is not an error again every night (issue 14).
+            raw = encode_path(item.path)
+            st = _lstat(item.path)
+            kf = known_failures.get(raw)
+            seen_before = bool(kf and st and (kf.size, kf.mtime_ns) == (st.st_size, st.st_mtime_ns))
+            if st is not None and not seen_before:
+                walk_failures.append((item, st))
+            failure = Failed(item.path, item.reason, known=seen_before)
             report.failures.append(failure)
+            report.found += 1  # so that the summary adds up
+            report.files.unreadable += 1
             seen.add(encode_path(item.path))  # a path we could not stat is not "vanished"
             yield failure
+            continue
+        report.files.add(item)
+        if isinstance(item, FileEntry):
+            entries.append(item)
+    # RAW+JPEG pairs and Live Photos are one item each: the companions are not tagged.
+    companions = pair((e.path, e.kind) for e in entries)
+    companion_paths = {c.path for cs in companions.values() for c in cs}
+    for cs in companions.values():
+        for c in cs:
+            report.files.companions[c.role.value] = report.files.companions.get(c.role.value, 0) + 1
+    # Tagged alone before their partner appeared: the partner stands for them now.
+    became_companions = [
+        encode_path(p)
+        for p in companion_paths
+        if encode_path(p) in known or encode_path(p) in known_failures
+    ]
+    seen.update(encode_path(p) for p in companion_paths)
+    for item in entries:
+        if item.path in companion_paths:
             continue
         raw = encode_path(item.path)
         seen.add(raw)
@@ -185,6 +291,9 @@ def scan(
         if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in complete:
             report.unchanged += 1
             continue
+        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in embedded:
+            rescore.append((k.id, item.path))
+            continue
         kf = known_failures.get(raw)
         if kf and (kf.size, kf.mtime_ns) == (item.size, item.mtime_ns):
             failure = Failed(item.path, kf.reason, known=True)
@@ -192,6 +301,12 @@ def scan(
             yield failure
             continue
         todo.append(item)
+    if walk_failures:
+        with index.transaction():
+            for problem, st in walk_failures:
+                index.record_failure(problem.path, st.st_size, st.st_mtime_ns, problem.reason)
+    if rescore:
+        yield from _rescore(index, rescore, backbones, recognizers, fps, options, report)
     yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
 
     # 2. Read what is new or changed; decode only content the index has never seen.
@@ -257,6 +372,8 @@ def scan(
                     if not (isinstance(x, Loaded) and x.inputs is None and x.entry in stale)
                 ]
                 yield from record(redo)
+            for x in [*redo, *batch]:
+                yield Read(x.entry.path)
             yield from record(batch, outputs)
         todo = []
     stream = ordered_map(
@@ -267,9 +384,12 @@ def scan(
         timeout=options.read_timeout,
         on_timeout=timed_out,
     )
-    for batch in batched(stream, batch_size):
-        fixed = {r.entry: r for r in stale_reuse_decoded(batch)}
-        yield from record([fixed.get(x.entry, x) for x in batch])
+    for step in _with_reads(stream, batch_size):
+        if isinstance(step, Read):
+            yield step
+            continue
+        fixed = {r.entry: r for r in stale_reuse_decoded(step)}
+        yield from record([fixed.get(x.entry, x) for x in step])
 
     # 3. Drop what vanished, but never on the word of a folder that is missing or empty
     # now: an unmounted disk, or a NAS share mounted inside the library and offline for a
@@ -283,6 +403,8 @@ def scan(
     for raw in {**known, **known_failures}:
         if raw in seen:
             continue
+        if excludes and excludes.excluded(decode_path(raw)):
+            continue  # left out of scans now, but not deleted: 'phototag forget' drops it
         root = next((r for r in roots if _under(raw, r)), None)
         if root is None:
             continue
@@ -315,6 +437,10 @@ def scan(
     if indexed_aliases:  # indexed as separate photos by an older phototag: one row is enough
         with index.transaction():
             index.remove(indexed_aliases)
+    with index.transaction():
+        if became_companions:
+            index.remove(became_companions)
+        _record_companions(index, companions, [e.path for e in entries])
 
     report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})
     report.seconds = time.perf_counter() - started
@@ -347,8 +473,92 @@ def _top_missing(raw: bytes, seen_dirs: set[bytes], roots: Sequence[Path]) -> by
     return d
 
 
+def _rescore(
+    index: Index,
+    photos: list[tuple[int, Path]],
+    backbones: dict[str, Backbone],
+    recognizers: list[Recognizer],
+    fps: dict[str, str],
+    options: ScanOptions,
+    report: ScanReport,
+    chunk: int = 1024,
+) -> Iterator[ScanEvent]:
+    """Apply the recognizers to the stored embeddings of ``photos`` (unchanged files whose
+    results were made with another threshold, top-k or recognizer): no decoding, one
+    transaction per chunk, as :func:`phototag.retag.retag` does for the whole index."""
+    for start in range(0, len(photos), chunk):
+        part = photos[start : start + chunk]
+        ids = [pid for pid, _ in part]
+        outputs: dict[str, BackboneOutput] = {}
+        for name, backbone in backbones.items():
+            vecs = index.vectors_of(ids, name)
+            if backbone.manifest.detections_output:
+                boxes = index.stored_detections(ids, name, backbone.labels)
+                outputs[name] = BackboneOutput(probs=None, embeddings=vecs, detections=boxes)
+            else:
+                outputs[name] = backbone.from_embeddings(vecs)
+        per_recognizer = {
+            r.name: r.candidates(
+                outputs[r.backbone], threshold=options.threshold, top_k=options.top_k
+            )
+            for r in recognizers
+        }
+        events: list[ScanEvent] = []
+        with index.transaction():
+            for row, (pid, path) in enumerate(part):
+                tags = {r.name: per_recognizer[r.name][row] for r in recognizers}
+                for r in recognizers:
+                    index.set_results(pid, r.name, fps[r.name], tags[r.name])
+                events.append(Tagged(path, tags, reused=True))
+        report.rescored += len(part)
+        yield from events
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _with_reads(
+    stream: Iterator[Loaded | LoadFailed], size: int
+) -> Iterator[Read | list[Loaded | LoadFailed]]:
+    """Batches of ``size`` from ``stream``, with a :class:`Read` as each item arrives, so
+    progress moves while the first batch is still being read (issue 14)."""
+    batch: list[Loaded | LoadFailed] = []
+    for item in stream:
+        yield Read(item.entry.path)
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _record_companions(
+    index: Index, companions: dict[Path, list[Companion]], items: Sequence[Path]
+) -> None:
+    """Bring the index's companions of the walked items in line with what the walk found
+    (items outside this scan's folders keep theirs)."""
+    walked = set(items)
+    wanted: dict[int, list[tuple[Path, str]]] = {}
+    for item, cs in companions.items():
+        pid = index.photo_id(item)
+        if pid is not None:  # an item that failed to decode has no row: nothing to attach
+            wanted[pid] = [(c.path, c.role.value) for c in cs]
+    current = index.companions_by_photo()
+    for pid in set(current) | set(wanted):
+        if pid not in wanted and index.path_of(pid) not in walked:
+            continue
+        new = wanted.get(pid, [])
+        if sorted(current.get(pid, [])) != sorted(new):
+            index.set_companions(pid, new)
+
+
 def _other_names(
-    walked: Sequence[FileEntry | WalkProblem], known: Mapping[bytes, object]
+    walked: Sequence[FileEntry | OtherFile | WalkProblem], known: Mapping[bytes, object]
 ) -> set[FileEntry]:
     """Names that lead to a file another walked name leads to (hard links, symlinks).
 
@@ -392,8 +602,9 @@ def _process_batch(
         outputs = {}
         if to_infer:
             for name, backbone in backbones.items():
-                stacked = np.stack([x.inputs[name] for x in to_infer if x.inputs is not None])
-                outputs[name] = backbone.predict(stacked)
+                # A video brings several frames: one batch of every row, one result per item.
+                stacked, counts = stack_inputs([x.inputs[name] for x in to_infer if x.inputs])
+                outputs[name] = aggregate(backbone.predict(stacked), counts)
     report.decoded += len(to_infer)
     per_photo: dict[int, dict[str, list[Candidate]]] = {}
     for r in recognizers:
@@ -422,6 +633,8 @@ def _process_batch(
                 item.width,
                 item.height,
                 item.taken_at,
+                kind=item.kind.value,
+                duration=item.duration,
             )
             if item.inputs is None:
                 source = reusable[item.hash]

@@ -11,7 +11,7 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +20,8 @@ from .config import IptcPolicy, WriteMode, WriteSettings
 from .corrections import corrected_photo_tags, record_deletion
 from .errors import MetadataError
 from .index.store import Index, PhotoTags, TargetRecord
+from .media.kinds import FileKind, classify
+from .media.pairs import CompanionRole
 from .metadata.embed import embed_file, restore_interrupted
 from .metadata.exiftool import WRITABLE, ExifTool
 from .metadata.keywords import (
@@ -348,6 +350,7 @@ def write_tags(
         if settings.mode is WriteMode.EMBED and photos and not keep_modes:
             writer.exiftool = stack.enter_context(ExifTool())  # missing exiftool: said at once
         resolver = SidecarResolver()
+        companions = index.companions_by_photo()
         for photo in photos:
             mode = settings.mode
             if keep_modes:
@@ -357,21 +360,47 @@ def write_tags(
             if photo.id in offline:
                 yield Unchanged(photo.path, photo.path)  # scan warned about its folder
                 continue
+            # The RAW of a RAW+JPEG pair is the same photo (docs/formats.md): the same tags,
+            # in the RAW's own sidecar, which the photo's write must not take for a stale one.
+            raws = [p for p, role in companions.get(photo.id, []) if role == CompanionRole.RAW]
+            keep = {resolver.resolve(p, settings.sidecar_name).path for p in raws}
+            done: set[Path] = set()
             try:
                 english: dict[str, str] = {}
                 if names.names:  # keywords in the user's language; the index stays English
                     english = dict(zip(names.paths(photo.tag_paths), photo.tag_paths, strict=True))
-                    photo = replace(photo, tag_paths=list(english))
-                if mode is WriteMode.SIDECAR:
-                    yield _write_sidecar(photo, settings, style, writer, index, resolver, english)
+                    photo = replace(photo, tag_paths=names.paths(photo.tag_paths))
+                if mode is WriteMode.SIDECAR or sidecar_only(photo.path):
+                    event = _write_sidecar(
+                        photo, settings, style, writer, index, resolver, english, keep=keep
+                    )
                 else:
                     if writer.exiftool is None:
                         writer.exiftool = stack.enter_context(ExifTool())
-                    yield _write_embedded(
+                    event = _write_embedded(
                         photo, settings, style, writer, writer.exiftool, index, english
                     )
+                if not isinstance(event, WriteFailed):
+                    done.add(event.target)
+                yield event
             except MetadataError as e:
                 yield WriteFailed(photo.path, str(e))
+            for raw in raws:
+                try:
+                    if resolver.resolve(raw, settings.sidecar_name).path in done:
+                        continue
+                    yield _write_sidecar(
+                        photo, settings, style, writer, index, resolver, english, source=raw
+                    )
+                except MetadataError as e:
+                    yield WriteFailed(raw, str(e))
+
+
+def sidecar_only(path: Path) -> bool:
+    """RAW files and videos only ever get sidecars, even with ``--write embed`` (issue 18): a
+    RAW is the photographer's negative (darktable, Lightroom and digiKam keep its metadata
+    in sidecars), and rewriting a video's container is risky and slow."""
+    return classify(path.name) in (FileKind.RAW, FileKind.VIDEO)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -382,7 +411,12 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _settle_old_sidecars(
-    photo: PhotoTags, target: Path, writer: Writer, index: Index, resolver: SidecarResolver
+    photo: PhotoTags,
+    target: Path,
+    writer: Writer,
+    index: Index,
+    resolver: SidecarResolver,
+    keep: Collection[Path] = (),
 ) -> list[str]:
     """Sidecars phototag wrote for ``photo`` that are not ``target`` (issue 13, items 1 and 6).
 
@@ -394,7 +428,7 @@ def _settle_old_sidecars(
     """
     notes: list[str] = []
     for old in index.targets_of(photo.id):
-        if old == target:
+        if old == target or old in keep:  # keep: its RAW companion's sidecar
             continue
         rec = index.target(old)
         if rec is None or rec.mode != "sidecar":
@@ -438,10 +472,17 @@ def _write_sidecar(
     index: Index,
     resolver: SidecarResolver,
     english: Mapping[str, str] | None = None,
+    *,
+    source: Path | None = None,
+    keep: Collection[Path] = (),
 ) -> WriteEvent:
-    resolution = resolver.resolve(photo.path, settings.sidecar_name)
+    """Write ``photo``'s tags into the sidecar of ``source`` (default: the photo itself; a
+    RAW+JPEG pair's RAW gets its photo's tags); ``keep``: sidecars not to settle as stale."""
+    resolution = resolver.resolve(source or photo.path, settings.sidecar_name)
     target = resolution.path
-    notes = _settle_old_sidecars(photo, target, writer, index, resolver)
+    notes = (
+        _settle_old_sidecars(photo, target, writer, index, resolver, keep) if source is None else []
+    )
     wanted = desired(photo.tag_paths, style, iptc=False)
     digest = _digest(wanted, style)
     if not notes and _unchanged_since_written(index, target, digest):

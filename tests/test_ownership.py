@@ -17,7 +17,7 @@ from metadata_readers import both, by_exiftool
 
 from phototag.albums import build_album
 from phototag.cli.console import ExitCode
-from phototag.config import Device, WriteMode, WriteSettings
+from phototag.config import Device, WriteMode, WriteSettings, default_albums_dir
 from phototag.corrections import corrected_photos
 from phototag.index import Index
 from phototag.index.schema import MIGRATIONS, ensure_schema
@@ -141,6 +141,10 @@ def test_train_from_keywords_keeps_ac_dc_and_never_learns_darktable_bookkeeping(
 
         retag(idx, ["mine"], threshold=0.5)
         found = {m.path.name for m in TagQuery(tags=("AC/DC",)).matches(idx)}
+        from phototag.models.catalog import Catalog
+        from phototag.namecheck import check_tags
+
+        check_tags(["AC/DC"], idx, Catalog.discover())  # 'album --tag AC/DC' is not refused
         assert {f"cat{i:02d}.jpg" for i in range(12)} <= found
         assert not any(n.startswith("coffee") for n in found)
         list(write_tags(idx, [lib], WriteSettings()))
@@ -339,6 +343,10 @@ def test_a_correction_is_written_at_once_and_seen_by_every_query(
         album = tmp_path / "albums" / "g"
         build_album(idx, "g", album, TagQuery(tags=("Grandma",)), html=True)
         assert "Grandma" in (album / "index.html").read_text()
+    ok("album", "--tag", "Grandma", "--index", ix)  # the command's own check knows the tag
+    made = [p for p in (default_albums_dir() / "Grandma").iterdir() if p.suffix == ".jpg"]
+    assert [p.resolve() for p in made] == [cup]
+    with Index.open(ix) as idx:
         tags = {p: t for p, t in ((ph.path, ph.tags) for ph in corrected_photos(idx))}
         assert not [p for _, p, _ in tags[cup] if "espresso" in p]
     rows = ndjson(ok("tags", "--index", ix, "--json"))

@@ -15,7 +15,12 @@ from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
 
 def show_command(
-    paths: Annotated[list[Path], typer.Argument(help="Photos to look up.", show_default=False)],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Photos to look up (album entries lead to their photos).", show_default=False
+        ),
+    ],
     index: o.IndexPath = None,
     json_out: o.Json = False,
 ) -> None:
@@ -23,8 +28,10 @@ def show_command(
     from rich.table import Table
 
     from ..config import default_index_path
-    from ..corrections import corrected_view
+    from ..corrections import correct_view
+    from ..errors import ConfigError
     from ..index import Index
+    from ..lookup import indexed_path
     from ..metadata.read import keywords_in_files
 
     out = Output(json_mode=json_out)
@@ -34,14 +41,25 @@ def show_command(
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         names = tag_names(o.language(None))
         for p in paths:
-            view = corrected_view(idx, Path(os.path.abspath(p)))
+            view, why = None, f"{p} is not in the index: scan it first"
+            try:
+                view = idx.photo(indexed_path(idx, p))
+            except ConfigError as e:  # no such file, or not indexed: say which, go on
+                why = str(e)
+                here = Path(os.path.abspath(p))
+                if os.path.lexists(here) and (owner := idx.companion_owner(here)):
+                    # A RAW+JPEG pair's RAW, a Live Photo's MOV: shown as the item they belong to.
+                    out.info(
+                        f"[filepath]{escape(safe_path(p))}[/] goes with {escape(safe_path(owner))}"
+                    )
+                    view = idx.photo(owner)
+            if view is not None:
+                view = correct_view(idx, view)
             if view is None:
                 missing += 1
                 if json_out:
-                    out.json({"path": str(p), "error": "not in the index"})
-                out.error(
-                    f"[filepath]{escape(safe_path(p))}[/] is not in the index (scan it first)"
-                )
+                    out.json({"path": str(p), "error": why})
+                out.error(escape(safe_path(why)))
                 continue
             in_files = keywords_in_files(view.path)
             fixes = idx.stored_corrections(view.hash).get(view.hash, [])
@@ -62,14 +80,21 @@ def show_command(
             taken = view.taken_at or "unknown"
             scanned = datetime.fromtimestamp(view.scanned_at).isoformat(timespec="seconds")
             out.result(f"[filepath]{escape(safe_path(view.path))}[/]")
+            what = {"raw": "RAW, ", "video": "video, "}.get(view.kind, "")
+            if view.duration is not None:
+                what += f"{view.duration:.1f} s, "
             out.result(
-                f"  {view.width}x{view.height}, {view.size} bytes, taken {taken}, scanned {scanned}"
+                f"  {what}{view.width}x{view.height}, {view.size} bytes, taken {taken}, "
+                f"scanned {scanned}"
                 + (
                     "  [warning]offline: its folder was missing at the last scan[/]"
                     if offline
                     else ""
                 )
             )
+            for path, role in view.companions:
+                with_what = "its RAW" if role == "raw" else "Live Photo video"
+                out.result(f"  {with_what}: [filepath]{escape(safe_path(path))}[/]")
             table = Table(show_edge=False, pad_edge=False, box=None)
             for col in ("model", "tag", "score", "path"):
                 table.add_column(col, justify="right" if col == "score" else "left")
@@ -127,6 +152,11 @@ def tags_command(
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        if model is not None:
+            from ..models.catalog import Catalog
+            from ..namecheck import check_recognizer
+
+            check_recognizer(model, Catalog.discover(), idx)
         counts = corrected_counts(idx, model)
         names = tag_names(o.language(None))
     if json_out:
