@@ -292,6 +292,8 @@ def build_album(
     for entry, source in sorted(entries.items()):
         if source in wanted and still_ours(folder / entry, source, mode.value):
             continue
+        if source in wanted and not os.path.lexists(source):
+            continue  # an offline photo (its folder is away for now): its entry stays as it is
         target = folder / entry
         if source not in wanted and still_ours(target, source, mode.value):
             try:
@@ -313,8 +315,8 @@ def build_album(
     taken = {p.name.casefold() for p in folder.iterdir()} if folder.exists() else set()
     taken |= {e.casefold() for e in by_source.values()}
     for m in linked:
-        if m.path in by_source:
-            continue
+        if m.path in by_source or not os.path.lexists(m.path):
+            continue  # already there, or offline: added when its folder is back
         entry = entry_name(m, taken)
         taken.add(entry.casefold())
         # Recorded before it is made: a kill in between leaves a record of a missing entry

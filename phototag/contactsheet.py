@@ -20,6 +20,7 @@ from .config import DEFAULT_MAX_PIXELS
 from .errors import ImageError
 from .imaging import decode
 from .query import Match
+from .tagpath import leaf
 
 THUMBS = ".thumbs"
 THUMB_SIZE = 320
@@ -79,8 +80,7 @@ def write_contact_sheet(
             with contextlib.suppress(OSError, ImageError):  # the page flags it; the album is fine
                 make_thumbnail(m.path, thumb)
         tags = "".join(
-            f'<span class="t">{html.escape(p.rsplit("/", 1)[-1])} {s:.2f}</span>'
-            for _, p, s in m.tags
+            f'<span class="t">{html.escape(leaf(p))} {s:.2f}</span>' for _, p, s in m.tags
         )
         date = m.when.strftime("%Y-%m-%d %H:%M") + ("" if m.taken_at else " (file time)")
         figures.append(

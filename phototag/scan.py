@@ -138,6 +138,7 @@ class ScanReport:
     tagged: int = 0  # by inference
     reused: int = 0  # moved, renamed, copied or touched files: results kept, nothing decoded
     removed: int = 0  # vanished files dropped from the index
+    offline: int = 0  # vanished with their whole folder (an offline share?): kept, not dropped
     rescored: int = 0  # unchanged files tagged again from stored embeddings (new threshold, ...)
     same_file: int = 0  # other names (hard links, symlinks) of files counted once
     decoded: int = 0
@@ -163,6 +164,7 @@ class ScanReport:
             "tagged": self.tagged,
             "reused": self.reused,
             "removed": self.removed,
+            "offline": self.offline,
             "rescored": self.rescored,
             "same_file": self.same_file,
             "decoded": self.decoded,
@@ -224,6 +226,7 @@ def scan(
     todo: list[FileEntry] = []
     walk_failures: list[tuple[WalkProblem, os.stat_result]] = []
     seen: set[bytes] = set()
+    back_online: list[bytes] = []
     per_root_found = dict.fromkeys(roots, 0)
     entries: list[FileEntry] = []
     walked = list(
@@ -283,6 +286,8 @@ def scan(
             if _under(raw, r):
                 per_root_found[r] += 1
         k = known.get(raw)
+        if k and k.offline:
+            back_online.append(raw)
         if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in complete:
             report.unchanged += 1
             continue
@@ -386,9 +391,15 @@ def scan(
         fixed = {r.entry: r for r in stale_reuse_decoded(step)}
         yield from record([fixed.get(x.entry, x) for x in step])
 
-    # 3. Drop what vanished, but never on the word of an empty root: an unmounted disk
-    # looks exactly like a library whose photos were all deleted.
-    gone = []
+    # 3. Drop what vanished, but never on the word of a folder that is missing or empty
+    # now: an unmounted disk, or a NAS share mounted inside the library and offline for a
+    # night, looks exactly like a folder whose photos were all deleted. Their photos are
+    # kept, marked offline, with their results, corrections, albums and what phototag wrote
+    # into them; when the folder is back they are unchanged and decoded again by no one.
+    # A photo that vanished from a folder where others are still found was deleted.
+    seen_dirs = _folders_with_files(seen)
+    gone: list[bytes] = []
+    offline: list[bytes] = []
     for raw in {**known, **known_failures}:
         if raw in seen:
             continue
@@ -397,20 +408,31 @@ def scan(
         root = next((r for r in roots if _under(raw, r)), None)
         if root is None:
             continue
-        if per_root_found[root] == 0:
-            continue
-        gone.append(raw)
-    empty_roots = [
-        r for r, n in per_root_found.items() if n == 0 and any(_under(k, r) for k in known)
-    ]
-    for r in empty_roots:
-        report.warnings.append(
-            f"{r} has no photos now but the index has photos there: not dropping them "
-            "(an unmounted disk?). Run 'phototag forget' to drop them."
-        )
-    if gone:
-        with index.transaction():
+        (gone if os.path.dirname(raw) in seen_dirs else offline).append(raw)
+    for r in roots:
+        if per_root_found[r] == 0 and any(_under(k, r) for k in known):
+            report.warnings.append(
+                f"{r} has no photos now but the index has photos there: not dropping them "
+                "(an unmounted disk?). Run 'phototag forget' to drop them."
+            )
+    with index.transaction():
+        if gone:
             report.removed = index.remove(gone)
+        # Photos that moved meanwhile (found at a new path this scan) are not offline.
+        marked = index.mark_offline(offline)
+        index.mark_online(back_online)
+    report.offline = len(marked)
+    missing_folders: dict[bytes, int] = {}
+    for raw in marked:
+        top = _top_missing(raw, seen_dirs, roots)
+        missing_folders[top] = missing_folders.get(top, 0) + 1
+    for folder, n in sorted(missing_folders.items()):
+        if any(folder == encode_path(r) for r in roots):
+            continue  # said above
+        report.warnings.append(
+            f"{os.fsdecode(folder)} is missing or empty: its {n} photos are kept as offline "
+            "(an offline share?). Run 'phototag forget' to drop them."
+        )
     indexed_aliases = [raw for e in aliases if (raw := encode_path(e.path)) in known]
     if indexed_aliases:  # indexed as separate photos by an older phototag: one row is enough
         with index.transaction():
@@ -423,6 +445,32 @@ def scan(
     report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})
     report.seconds = time.perf_counter() - started
     yield Finished(report)
+
+
+def _folders_with_files(paths: set[bytes]) -> set[bytes]:
+    """Every folder that holds (at any depth) one of ``paths``."""
+    out: set[bytes] = set()
+    for raw in paths:
+        d = os.path.dirname(raw)
+        while d not in out:
+            out.add(d)
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+    return out
+
+
+def _top_missing(raw: bytes, seen_dirs: set[bytes], roots: Sequence[Path]) -> bytes:
+    """The highest folder above ``raw`` (within its scan root) where nothing was found."""
+    d = os.path.dirname(raw)
+    rootset = {encode_path(r) for r in roots}
+    while d not in rootset and os.path.dirname(d) not in seen_dirs:
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    return d
 
 
 def _rescore(

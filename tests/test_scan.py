@@ -101,6 +101,9 @@ def test_changed_new_moved_copied_and_vanished_files(
     library: Path, tmp_path: Path, make_photo: Callable[..., Path], decodes: list[int]
 ) -> None:
     lib = library / "2024"
+    # A photo stays in odd/: a file that vanishes from a folder where others are still found
+    # was deleted (a folder left empty is kept as offline: test_offline_folders below).
+    make_photo("Pictures/odd/stays.jpg", "chelsea")
     with Index.open(tmp_path / "i.sqlite") as idx:
         run([library], idx)
         before = idx.photo(lib / "coffee.jpg")

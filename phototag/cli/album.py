@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..config import LinkMode
+from ..tagpath import split
 from . import options as o
 from .console import ExitCode, Output, counting_bar, escape, guarded, index_lock, safe_path
 
@@ -152,7 +153,7 @@ def album_command(
         names = tag_names(o.language(None))
         typed = list(tag or ())  # as the user wrote them, for messages
         if names.names:
-            known = {n for c in idx.tag_counts() for n in (c.tag, *c.path.split("/"))}
+            known = {n for c in idx.tag_counts() for n in (c.tag, *split(c.path))}
             tag = [names.english(t, known) for t in tag or ()]
             not_ = [names.english(t, known) for t in not_ or ()]
         o.check_folders(under)

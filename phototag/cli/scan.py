@@ -200,7 +200,9 @@ def _summary(out: Output, r: ScanReport, opts: ScanOptions) -> None:
         f"[num]{r.found}[/] files: [num]{r.tagged}[/] tagged, [num]{r.reused}[/] reused, "
         + (f"[num]{r.rescored}[/] rescored, " if r.rescored else "")
         + f"[num]{r.unchanged}[/] unchanged, [num]{r.failed}[/] failed; [num]{r.removed}[/] "
-        f"removed from the index; in [num]{r.seconds:.1f}[/] s{speed}"
+        "removed from the index; "
+        + (f"[num]{r.offline}[/] offline (kept); " if r.offline else "")
+        + f"in [num]{r.seconds:.1f}[/] s{speed}"
     )
     if r.same_file:
         out.info(f"[num]{r.same_file}[/] other names (hard links, symlinks) of photos counted once")

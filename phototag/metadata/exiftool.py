@@ -47,6 +47,9 @@ class ReadResult:
     values: dict[Field, list[str]]
     has_iptc: bool
     warnings: list[str] = field(default_factory=list)
+    #: The IPTC declares its strings UTF-8 (CodedCharacterSet ESC % G). Without it, its
+    #: strings are in a legacy charset (exiftool reads them as Latin, cp1252).
+    iptc_utf8: bool = False
 
 
 def exiftool_path() -> str | None:
@@ -158,7 +161,39 @@ class ExifTool:
                 continue
             values[f] = [str(x) for x in v] if isinstance(v, list) else [str(v)]
         has_iptc = any(k.startswith("IPTC:") for k in record)
-        return ReadResult(values, has_iptc, warnings)
+        utf8 = str(record.get("IPTC:CodedCharacterSet", "")).upper().replace("-", "") == "UTF8"
+        return ReadResult(values, has_iptc, warnings, iptc_utf8=utf8)
+
+    def iptc_to_utf8(
+        self, path: Path, *, backup: bool = False, in_place: bool = False
+    ) -> list[str]:
+        """Re-encode every IPTC string of ``path`` as UTF-8 and declare it (CodedCharacterSet).
+
+        The file's IPTC has no UTF-8 declaration, so its strings are in a legacy charset
+        (older cameras and Photoshop wrote Latin-1). Declaring UTF-8 for new keywords alone
+        would make every other value (City "München") unreadable to exiftool and exiv2, so
+        all of them are read (as exiftool does, -charset iptc=Latin) and written back as
+        UTF-8 first: each field keeps its meaning. This is exiftool's own recipe (FAQ 10).
+        """
+        args: list[str | bytes] = [
+            "-P",  # keep the file's modification time
+            "-charset", "iptc=Latin",  # how the undeclared strings are read (exiftool's default)
+            "-tagsFromFile", "@",  # copy from the file itself...
+            "-IPTC:All",  # ...every IPTC tag, decoded...
+            "-IPTC:CodedCharacterSet=UTF8",  # ...and written back as declared UTF-8
+        ]  # fmt: skip
+        if in_place:
+            args.append("-overwrite_original_in_place")  # same inode: hard links stay one file
+        elif not backup:
+            args.append("-overwrite_original")
+        args.append(_arg(path))
+        out, warnings, errors = self._run(*args)
+        if errors or "1 image files updated" not in out:
+            raise MetadataError(
+                f"exiftool could not convert the IPTC of {path} to UTF-8: "
+                f"{'; '.join(errors) or out.strip()}"
+            )
+        return warnings
 
     def write(
         self,
@@ -167,6 +202,7 @@ class ExifTool:
         *,
         backup: bool = False,
         in_place: bool = False,
+        iptc_to_utf8: bool = False,
     ) -> list[str]:
         """Set the given fields to exactly these lists; returns exiftool's warnings.
 
@@ -174,7 +210,14 @@ class ExifTool:
         with ``-overwrite_original_in_place``: exiftool writes the new file beside the old,
         then copies it over the old one's bytes. Without it, the new file is renamed over
         the old (atomic, but a new inode: hard links then part).
+
+        ``iptc_to_utf8``: the file's IPTC is in a legacy charset and IPTC keywords are
+        written: convert all of it first (:meth:`iptc_to_utf8`).
         """
+        warnings_first: list[str] = []
+        if iptc_to_utf8 and values.get(Field.IPTC):
+            warnings_first = self.iptc_to_utf8(path, backup=backup, in_place=in_place)
+            backup = False  # the first step kept the original; a second copy would be ours
         args: list[str | bytes] = ["-P"]  # keep the file's modification time
         if values.get(Field.IPTC):
             args.append("-IPTC:CodedCharacterSet=UTF8")  # IPTC keywords in UTF-8, declared as such
@@ -199,4 +242,4 @@ class ExifTool:
             raise MetadataError(
                 f"exiftool could not write {path}: {'; '.join(errors) or out.strip()}"
             )
-        return warnings
+        return warnings_first + warnings
