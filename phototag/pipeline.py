@@ -47,6 +47,9 @@ class Loaded:
     width: int | None = None
     height: int | None = None
     taken_at: str | None = None
+    # The decoded photo itself (HWC uint8 RGB, upright, at the decoded size), kept only when a
+    # step after inference needs pixels (faces): so that it costs no second decode.
+    image: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +103,17 @@ def read_file(entry: FileEntry, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes,
 
 
 def make_loader(
-    preprocesses: Mapping[str, Preprocess], known_hashes: Collection[str], max_pixels: int
+    preprocesses: Mapping[str, Preprocess],
+    known_hashes: Collection[str],
+    max_pixels: int,
+    *,
+    keep_image: bool = False,
+    min_side: int = 1,
 ) -> Callable[[FileEntry], Loaded | LoadFailed]:
-    """The per-file work of a scan: read, hash, and unless the content is known, decode."""
-    min_side = max(p.resize for p in preprocesses.values()) if preprocesses else 1
+    """The per-file work of a scan: read, hash, and unless the content is known, decode
+    (and with ``keep_image``, keep the decoded pixels in :attr:`Loaded.image`). Photos are
+    decoded with a short side of at least ``min_side`` and every backbone's ``resize``."""
+    min_side = max([min_side, *(p.resize for p in preprocesses.values())])
 
     def load(entry: FileEntry) -> Loaded | LoadFailed:
         try:
@@ -117,8 +127,9 @@ def make_loader(
             photo = decode(data, min_side=min_side, max_pixels=max_pixels)
             del data
             inputs = {name: preprocess(photo.image, p) for name, p in preprocesses.items()}
+            pixels = np.asarray(photo.image, dtype=np.uint8) if keep_image else None
             return Loaded(
-                entry, size, mtime_ns, h, inputs, photo.width, photo.height, photo.taken_at
+                entry, size, mtime_ns, h, inputs, photo.width, photo.height, photo.taken_at, pixels
             )
         except ImageError as e:
             return LoadFailed(entry, str(e))

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from . import config
+from .faces.step import FaceStep, faces_off, set_faces_off
+from .index.faces import copy_faces
 from .index.store import Index, PhotoRecord, encode_path
 from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
@@ -49,6 +51,8 @@ class ScanOptions:
     engine: config.Engine = config.Engine.LOCAL
     address: str | None = None  # Ray cluster address (None: a local Ray instance)
     backbone: str | None = None  # the zero-shot backbone for vocabularies (see Catalog)
+    # Faces (phototag.faces): None = on, unless 'people forget' turned them off in this index.
+    faces: bool | None = None
 
 
 # -- events ------------------------------------------------------------------------------
@@ -91,6 +95,8 @@ class ScanReport:
     warnings: list[str] = field(default_factory=list)
     providers: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    faces: int = 0  # faces found in the photos tagged by inference
+    new_people: int = 0  # people formed from new faces (see phototag.faces.grouping)
 
     @property
     def failed(self) -> int:
@@ -108,6 +114,8 @@ class ScanReport:
             "warnings": self.warnings,
             "providers": self.providers,
             "seconds": round(self.seconds, 3),
+            "faces": self.faces,
+            "new_people": self.new_people,
         }
 
 
@@ -146,6 +154,9 @@ def scan(
         for r in recognizers
     }
     report = ScanReport()
+    face_step = _face_step(index, options, catalog, report)
+    if face_step is not None:
+        fps[face_step.name] = face_step.fingerprint  # a photo without faces looked for is not done
 
     # 1. Walk, and sort what we find against what the index knows.
     roots = [Path(os.path.abspath(r)) for r in roots]
@@ -184,13 +195,21 @@ def scan(
     # 2. Read what is new or changed; decode only content the index has never seen.
     reusable = index.hashes_of(complete)  # content hash -> a photo id with complete results
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
-    load = make_loader(preprocesses, reusable.keys(), options.max_pixels)
+    keep = face_step is not None
+    side = face_step.decode_side if face_step is not None else 1
+    load = make_loader(
+        preprocesses, reusable.keys(), options.max_pixels, keep_image=keep, min_side=side
+    )
     # For content that was known when read but whose source changed since (rare): decode.
-    decode_anyway = make_loader(preprocesses, (), options.max_pixels)
+    decode_anyway = make_loader(
+        preprocesses, (), options.max_pixels, keep_image=keep, min_side=side
+    )
     workers = options.workers or default_workers()
     if todo and options.engine is config.Engine.LOCAL:
         for b in backbones.values():
             b.load()  # a damaged model is refused before any photo is read
+        if face_step is not None:
+            face_step.load()
     gpu = (
         todo and options.engine is config.Engine.LOCAL and any(b.on_gpu for b in backbones.values())
     )
@@ -229,6 +248,7 @@ def scan(
             reusable,
             report,
             outputs,
+            face_step,
         )
 
     if options.engine is config.Engine.RAY and todo:
@@ -281,8 +301,12 @@ def scan(
     if gone:
         with index.transaction():
             report.removed = index.remove(gone)
+    if face_step is not None and face_step.found:
+        report.new_people = face_step.finish(index).new_people
 
     report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})
+    if face_step is not None and face_step.analyzer.providers:
+        report.providers = sorted({*report.providers, *face_step.analyzer.providers})
     report.seconds = time.perf_counter() - started
     yield Finished(report)
 
@@ -303,6 +327,7 @@ def _process_batch(
     reusable: dict[str, int],
     report: ScanReport,
     outputs: dict[str, BackboneOutput] | None = None,
+    face_step: FaceStep | None = None,
 ) -> Iterator[ScanEvent]:
     """Record a batch: run the backbones on what was decoded (unless ``outputs`` were computed
     elsewhere, as by the Ray engine: rows in the order of the decoded items), then write."""
@@ -322,6 +347,9 @@ def _process_batch(
             r.candidates(outputs[r.backbone], threshold=options.threshold, top_k=options.top_k)
         ):
             per_photo.setdefault(i, {})[r.name] = cands
+    faces = face_step.analyze([x.image for x in to_infer]) if face_step and to_infer else []
+    for i, found in enumerate(faces):
+        per_photo.setdefault(i, {})[face_step.name] = face_step.tags(found)  # type: ignore[union-attr]
 
     events: list[ScanEvent] = []
     with index.transaction():
@@ -360,6 +388,9 @@ def _process_batch(
                     index.set_detections(
                         pid, name, out.detections[infer_pos], backbones[name].labels
                     )
+            if face_step is not None:
+                face_step.store(index, pid, faces[infer_pos])
+                report.faces += len(faces[infer_pos])
             infer_pos += 1
             reusable[item.hash] = pid
             report.tagged += 1
@@ -378,4 +409,21 @@ def _reuse(index: Index, source: int, record: PhotoRecord) -> int:
         return source
     pid = index.upsert_photo(record)
     index.copy_results(source, pid)
+    copy_faces(index, source, pid)
     return pid
+
+
+def _face_step(
+    index: Index, options: ScanOptions, catalog: Catalog, report: ScanReport
+) -> FaceStep | None:
+    """The face step, unless faces are off (asked, or turned off by 'people forget')."""
+    wanted = options.faces if options.faces is not None else not faces_off(index)
+    if not wanted:
+        return None
+    if options.faces and faces_off(index):  # asked for again after 'people forget'
+        with index.transaction():
+            set_faces_off(index, False)
+    if options.engine is not config.Engine.LOCAL:
+        report.warnings.append("faces are found by the local engine only; not with --engine ray")
+        return None
+    return FaceStep(catalog, options.device)

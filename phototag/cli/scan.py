@@ -56,6 +56,15 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
+    faces: Annotated[
+        bool | None,
+        typer.Option(
+            "--faces/--no-faces",
+            help="Find faces and group them into people (see phototag people) [default: on, "
+            "unless 'phototag people forget' turned faces off for this index].",
+            show_default=False,
+        ),
+    ] = None,
     wait: o.Wait = False,
     log_file: o.LogFile = None,
     write: o.WriteModeOpt = None,
@@ -90,7 +99,7 @@ def scan_command(
     opts = ScanOptions(
         recognizers=model, threshold=threshold, top_k=top_k, batch_size=batch_size,
         workers=workers, device=device, follow_symlinks=follow_symlinks, read_timeout=read_timeout,
-        engine=engine, address=address, backbone=backbone,
+        engine=engine, address=address, backbone=backbone, faces=faces,
     )  # fmt: skip
     report = None
     write_failed = 0
@@ -164,6 +173,8 @@ def _summary(out: Output, r: ScanReport) -> None:
         f"[num]{r.unchanged}[/] unchanged, [num]{r.removed}[/] removed, "
         f"[num]{r.failed}[/] failed in [num]{r.seconds:.1f}[/] s{speed}"
     )
+    if r.faces or r.new_people:
+        out.info(f"[num]{r.faces}[/] faces found, [num]{r.new_people}[/] new people (phototag people)")
 
 
 class _Progress:

@@ -1,0 +1,93 @@
+"""Grouping faces into people, incrementally, never reshuffling what exists.
+
+:func:`group` runs after a scan (and before ``phototag people`` lists anyone):
+
+1. Every face without a person that has a descriptor is compared with the faces that have
+   one; if its nearest such face is within ``MATCH_DISTANCE`` (cosine distance), it joins that
+   face's person. Named people gain new faces this way; no face that has a person moves.
+2. The faces still without a person are clustered among themselves with scikit-learn's DBSCAN
+   (cosine metric, ``eps = MATCH_DISTANCE``, ``min_samples = 1``: every face ends in a group,
+   a face alone is a person of one face); each cluster becomes a new, unnamed person.
+
+So a nightly scan only ever adds faces to people or adds people; what the user named, merged
+or ignored stays as they left it. ``MATCH_DISTANCE`` was chosen on real faces (docs/people.md,
+"How the numbers were chosen"; ``bench/face_distances.py`` measures it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..index import faces as db
+from ..index.store import Index
+
+#: Largest cosine distance between two descriptors of one person's faces.
+MATCH_DISTANCE = 0.35
+
+
+@dataclass(frozen=True, slots=True)
+class Grouped:
+    joined: int  # new faces that joined an existing person
+    new_people: int
+    grouped: int  # faces in the new people
+
+
+def nearest(
+    queries: np.ndarray, reference: np.ndarray, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each unit row of ``queries`` (Q, D), the index of and cosine distance to its nearest
+    row of ``reference`` (R, D), R > 0; in chunks of ``chunk`` reference rows (bounded memory)."""
+    best = np.full(len(queries), np.inf, np.float32)
+    where = np.zeros(len(queries), np.int64)
+    for start in range(0, len(reference), chunk):
+        d = 1.0 - queries @ reference[start : start + chunk].T
+        j = d.argmin(axis=1)
+        v = d[np.arange(len(queries)), j]
+        better = v < best
+        best[better] = v[better]
+        where[better] = j[better] + start
+    return where, best
+
+
+def group(index: Index, *, distance: float = MATCH_DISTANCE) -> Grouped:
+    """Give every describable face without a person one (see the module's docstring)."""
+    new_ids, _, new_vecs = db.descriptors(index, unassigned=True)
+    if len(new_ids) == 0:
+        return Grouped(0, 0, 0)
+    joined = 0
+    with index.transaction():
+        old_ids, old_people, old_vecs = db.descriptors(index, unassigned=False)
+        if len(old_ids):
+            j, d = nearest(new_vecs, old_vecs)
+            match = d <= distance
+            by_person: dict[int, list[int]] = {}
+            for fid, hit, ref in zip(new_ids, match, j, strict=True):
+                if hit:
+                    by_person.setdefault(int(old_people[ref]), []).append(int(fid))
+            for pid, fids in by_person.items():
+                db.assign(index, fids, pid, db.Assigned.AUTO)
+                joined += len(fids)
+            keep = ~match
+            new_ids, new_vecs = new_ids[keep], new_vecs[keep]
+        new_people = grouped = 0
+        if len(new_ids):
+            labels = _cluster(new_vecs, distance)
+            for label in np.unique(labels):
+                members = [int(f) for f in new_ids[labels == label]]
+                pid = db.new_person(index)
+                db.assign(index, members, pid, db.Assigned.AUTO)
+                new_people += 1
+                grouped += len(members)
+    return Grouped(joined, new_people, grouped)
+
+
+def _cluster(vectors: np.ndarray, distance: float) -> np.ndarray:
+    """DBSCAN labels (every point in a cluster: ``min_samples = 1``)."""
+    if len(vectors) == 1:
+        return np.zeros(1, np.int64)
+    from sklearn.cluster import DBSCAN
+
+    labels: np.ndarray = DBSCAN(eps=distance, min_samples=1, metric="cosine").fit_predict(vectors)
+    return labels
