@@ -132,7 +132,7 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:]")
 
 def album_name(q: TagQuery) -> str:
     """A readable name for a query's album: ``wedding ceremony``, ``beach + sunset``."""
-    name = (" or " if q.any else " + ").join(q.tags)
+    name = (" or " if q.any else " + ").join([*q.tags, *q.people])
     if q.exclude:
         name += " without " + ", ".join(q.exclude)
     return name

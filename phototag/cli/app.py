@@ -8,6 +8,7 @@ from .album import album_command
 from .classify import classify_command
 from .doctor import doctor_command
 from .models import app as models_app
+from .people import app as people_app
 from .scan import scan_command
 from .search import search_command
 from .show import forget_command, show_command, tags_command
@@ -38,6 +39,7 @@ app.command("clean")(clean_command)
 app.command("forget")(forget_command)
 app.command("doctor")(doctor_command)
 app.add_typer(models_app, name="models")
+app.add_typer(people_app, name="people")
 
 
 def version_callback(value: bool) -> None:

@@ -59,7 +59,7 @@ class FaceStep:
 
     @property
     def fingerprint(self) -> str:
-        return self.analyzer.fingerprint
+        return f"{self.analyzer.fingerprint}:r{self.decode_side}"
 
     def load(self) -> None:
         self.analyzer.load()
