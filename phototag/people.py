@@ -17,8 +17,12 @@ from .faces.grouping import group
 from .faces.step import set_faces_off
 from .index import faces as db
 from .index.store import Index
+from .metadata.keywords import Field
+from .metadata.regions import FaceRegion
 
 Person = db.Person
+#: The top of the people keyword hierarchy (digiKam's and Lightroom's convention).
+PEOPLE_ROOT = "People"
 
 
 def _clean_name(name: str) -> str:
@@ -143,3 +147,47 @@ def photos_of(index: Index, names: Sequence[str], *, every: bool) -> list[int]:
     """Photos (ids, by path) showing any of these people, or with ``every`` all of them."""
     people = [resolve(index, n) for n in names]
     return db.photos_of_people(index, [p.id for p in people], every=every)
+
+
+def keyword_values(
+    index: Index, photo_id: int, *, flat: bool, hierarchical: bool, iptc: bool
+) -> dict[Field, list[str]]:
+    """What the named people in a photo add to its metadata fields.
+
+    ``People|Hanako`` (lr:hierarchicalSubject) and ``People/Hanako`` (digiKam:TagsList): the
+    top level digiKam and Lightroom use for people, not phototag's root, so that they merge with
+    the user's own people tags; ``Hanako`` in dc:subject (and IPTC:Keywords where IPTC is
+    written) and Iptc4xmpExt:PersonInImage; one MWG face region per face (Field.REGIONS).
+    """
+    named = db.named_people_of(index, photo_id)
+    if not named:
+        return {}
+    names = list(dict.fromkeys(n for n, _ in named))
+    out: dict[Field, list[str]] = {Field.PERSON: names}
+    if flat:
+        out[Field.SUBJECT] = list(names)
+        if iptc:
+            out[Field.IPTC] = list(names)
+    if hierarchical:
+        out[Field.HIERARCHICAL] = [f"{PEOPLE_ROOT}|{n}" for n in names]
+        out[Field.TAGSLIST] = [f"{PEOPLE_ROOT}/{n}" for n in names]
+    out[Field.REGIONS] = [FaceRegion.from_box(n, box).encode() for n, box in named]
+    return out
+
+
+def with_people(
+    wanted: dict[Field, list[str]], index: Index, photo_id: int, *, flat: bool, hierarchical: bool, iptc: bool
+) -> dict[Field, list[str]]:
+    """``wanted`` (the tags' keyword values) plus the people's, each field without repeats."""
+    extra = keyword_values(index, photo_id, flat=flat, hierarchical=hierarchical, iptc=iptc)
+    out = {f: list(v) for f, v in wanted.items()}
+    for f, values in extra.items():
+        have = {v.casefold() for v in out.get(f, [])}
+        out[f] = out.get(f, []) + [v for v in values if v.casefold() not in have]
+    return out
+
+
+def photo_dims(index: Index, photo_id: int) -> tuple[int, int] | None:
+    """The photo's displayed size in pixels, if the index knows it."""
+    row = index.conn.execute("SELECT width, height FROM photos WHERE id = ?", (photo_id,)).fetchone()
+    return (int(row[0]), int(row[1])) if row and row[0] and row[1] else None

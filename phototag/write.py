@@ -21,6 +21,8 @@ from .index.store import Index, PhotoTags
 from .metadata.exiftool import WRITABLE, ExifTool
 from .metadata.keywords import Change, Field, KeywordStyle, desired, merge, remove_ours
 from .metadata.xmp import Sidecar, sidecar_path, write_atomic
+from .metadata.regions import yield_to_others
+from .people import photo_dims, with_people
 from .pipeline import content_hash
 
 
@@ -97,10 +99,11 @@ class Writer:
         path: Path,
         values: Mapping[Field, Sequence[str]],
         backup: bool,
+        dims: tuple[int, int] | None = None,
     ) -> list[str]:
         assert self.exiftool is not None
         before = os.stat(path)
-        warnings = self.exiftool.write(path, values, backup=backup)
+        warnings = self.exiftool.write(path, values, backup=backup, dims=dims)
         # exiftool's -P keeps the modification time to the second only: put back the
         # nanoseconds too, so the file looks exactly as old as it was.
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -168,6 +171,7 @@ class DryRunWriter(Writer):
         path: Path,
         values: Mapping[Field, Sequence[str]],
         backup: bool,
+        dims: tuple[int, int] | None = None,
     ) -> list[str]:
         return []
 
@@ -232,11 +236,18 @@ def write_tags(
                 yield WriteFailed(photo.path, str(e))
 
 
+def _with_people(
+    wanted: dict[Field, list[str]], index: Index, photo: PhotoTags, style: KeywordStyle, iptc: bool
+) -> dict[Field, list[str]]:
+    """The named people's keywords and face regions too (phototag.people.keyword_values)."""
+    return with_people(wanted, index, photo.id, flat=style.flat, hierarchical=style.hierarchical, iptc=iptc)
+
+
 def _write_sidecar(
     photo: PhotoTags, settings: WriteSettings, style: KeywordStyle, writer: Writer, index: Index
 ) -> WriteEvent:
     target = sidecar_path(photo.path, settings.sidecar_name.value)
-    wanted = desired(photo.tag_paths, style, iptc=False)
+    wanted = _with_people(desired(photo.tag_paths, style, iptc=False), index, photo, style, False)
     digest = _digest(wanted, style)
     if _unchanged_since_written(index, target, digest):
         return Unchanged(photo.path, target)
@@ -245,8 +256,9 @@ def _write_sidecar(
     sidecar = existing or Sidecar.new()
     created = created_before if created_before is not None else existing is None
     current = sidecar.fields()
-    change = merge(current, ours, wanted)
+    change = merge(current, ours, yield_to_others(wanted, current, ours, Field.REGIONS))
     if change.changed:
+        sidecar.dims = photo_dims(index, photo.id)
         sidecar.set_fields(change.values)
         writer.intend(
             target,
@@ -281,10 +293,10 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
     iptc = settings.iptc is IptcPolicy.ALWAYS or (
         settings.iptc is IptcPolicy.EXISTING and read.has_iptc
     )
-    wanted = desired(photo.tag_paths, style, iptc=iptc)
+    wanted = _with_people(desired(photo.tag_paths, style, iptc=iptc), index, photo, style, iptc)
     digest = _digest(wanted, style)
     ours, _ = _ours(index, target)
-    change: Change = merge(read.values, ours, wanted)
+    change: Change = merge(read.values, ours, yield_to_others(wanted, read.values, ours, Field.REGIONS))
     warnings = read.warnings + change.warnings
     if change.changed:
         changed_fields = {
@@ -293,7 +305,9 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
         writer.intend(
             target, photo_id=photo.id, mode="embed", created=False, before=ours, after=change.ours
         )
-        warnings += writer.embed(photo, target, changed_fields, settings.backup)
+        warnings += writer.embed(
+            photo, target, changed_fields, settings.backup, photo_dims(index, photo.id)
+        )
     writer.record(
         target, photo_id=photo.id, mode="embed", created=False, wanted=digest, ours=change.ours
     )

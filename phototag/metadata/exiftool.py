@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MetadataError
+from . import regions
 from .keywords import Field
 
 #: exiftool tag names for each field (group-qualified so nothing else is touched).
@@ -34,7 +35,10 @@ TAGS: dict[Field, str] = {
     Field.HIERARCHICAL: "XMP-lr:HierarchicalSubject",
     Field.TAGSLIST: "XMP-digiKam:TagsList",
     Field.IPTC: "IPTC:Keywords",
+    Field.PERSON: "XMP-iptcExt:PersonInImage",
 }
+#: MWG face regions: one structure, read and written whole (phototag.metadata.regions).
+REGION_INFO = "XMP-mwg-rs:RegionInfo"
 
 #: Formats exiftool can write keywords into. Others get a clear "use sidecar" message.
 WRITABLE = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".webp",
@@ -143,6 +147,7 @@ class ExifTool:
             "-struct",  # keep list values as JSON lists
             "-IPTC:All",  # to learn whether the file already has IPTC data
             *(f"-{t}" for t in TAGS.values()),
+            f"-{REGION_INFO}",
             _arg(path),
         )
         if errors or not out.strip():
@@ -156,19 +161,50 @@ class ExifTool:
             if v is None:
                 continue
             values[f] = [str(x) for x in v] if isinstance(v, list) else [str(v)]
+        faces = regions.read_struct(record.get(REGION_INFO))
+        if faces:
+            values[Field.REGIONS] = [r.encode() for r in faces]
         has_iptc = any(k.startswith("IPTC:") for k in record)
         return ReadResult(values, has_iptc, warnings)
 
+    def _region_info(self, path: Path) -> Any:
+        out, _, errors = self._run("-json", "-G1", "-struct", f"-{REGION_INFO}", _arg(path))
+        if errors or not out.strip():
+            raise MetadataError(f"exiftool could not read {path}: {'; '.join(errors) or 'no output'}")
+        return json.loads(out)[0].get(REGION_INFO)
+
     def write(
-        self, path: Path, values: Mapping[Field, Sequence[str]], *, backup: bool = False
+        self,
+        path: Path,
+        values: Mapping[Field, Sequence[str]],
+        *,
+        backup: bool = False,
+        dims: tuple[int, int] | None = None,
     ) -> list[str]:
-        """Set the given fields to exactly these lists; returns exiftool's warnings."""
+        """Set the given fields to exactly these lists; returns exiftool's warnings. Face
+        regions (Field.REGIONS) are merged into the file's RegionInfo structure, whose other
+        regions are kept; ``dims`` fills AppliedToDimensions when the file has none."""
         args: list[str | bytes] = ["-P"]  # keep the file's modification time
         if values.get(Field.IPTC):
             args.append("-IPTC:CodedCharacterSet=UTF8")  # IPTC keywords in UTF-8, declared as such
         if not backup:
             args.append("-overwrite_original")  # no IMG.jpg_original litter
+        json_file = None
+        if Field.REGIONS in values:
+            info = regions.apply_struct(self._region_info(path), values[Field.REGIONS], dims)
+            if info is None:
+                args.append(f"-{REGION_INFO}=")
+            else:
+                # A structure goes in as JSON (-j=): no escaping of exiftool's struct syntax.
+                import tempfile
+
+                fd, json_file = tempfile.mkstemp(suffix=".json", prefix="phototag-regions-")
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump([{"SourceFile": "*", REGION_INFO: info}], f, ensure_ascii=False)
+                args += [f"-j={json_file}", f"-{REGION_INFO}"]
         for f, vals in values.items():
+            if f is Field.REGIONS:
+                continue
             tag = TAGS[f]
             if not vals:
                 args.append(f"-{tag}=")  # delete the field
@@ -180,7 +216,11 @@ class ExifTool:
                 # Repeating -TAG=value sets a list (the first replaces, the rest append).
                 args.append(f"-{tag}={v}")
         args.append(_arg(path))
-        out, warnings, errors = self._run(*args)
+        try:
+            out, warnings, errors = self._run(*args)
+        finally:
+            if json_file is not None:
+                os.unlink(json_file)
         if errors or "1 image files updated" not in out:
             raise MetadataError(
                 f"exiftool could not write {path}: {'; '.join(errors) or out.strip()}"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MetadataError
+from . import regions
 from .keywords import XMP_FIELDS, Field
 
 NS = {
@@ -27,6 +28,7 @@ NS = {
     "dc": "http://purl.org/dc/elements/1.1/",
     "lr": "http://ns.adobe.com/lightroom/1.0/",
     "digiKam": "http://www.digikam.org/ns/1.0/",
+    "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
 }
 RDF = NS["rdf"]
 # (namespace, local name, container): dc:subject and lr:hierarchicalSubject are bags,
@@ -35,8 +37,9 @@ PROPERTIES: dict[Field, tuple[str, str, str]] = {
     Field.SUBJECT: (NS["dc"], "subject", "Bag"),
     Field.HIERARCHICAL: (NS["lr"], "hierarchicalSubject", "Bag"),
     Field.TAGSLIST: (NS["digiKam"], "TagsList", "Seq"),
+    Field.PERSON: (NS["Iptc4xmpExt"], "PersonInImage", "Bag"),
 }
-PREFIX = {NS["dc"]: "dc", NS["lr"]: "lr", NS["digiKam"]: "digiKam"}
+PREFIX = {NS["dc"]: "dc", NS["lr"]: "lr", NS["digiKam"]: "digiKam", NS["Iptc4xmpExt"]: "Iptc4xmpExt"}
 
 #: A sidecar larger than this is not parsed (keyword sidecars are kilobytes; darktable's
 #: with a long history a few hundred).
@@ -66,6 +69,8 @@ class Sidecar:
     def __init__(self, root: Any, original: bytes | None) -> None:
         self.root = root
         self.original = original  # the bytes it was parsed from; None for a new one
+        # The photo's displayed size in pixels, for the AppliedToDimensions of new face regions.
+        self.dims: tuple[int, int] | None = None
 
     @classmethod
     def new(cls) -> Sidecar:
@@ -95,7 +100,12 @@ class Sidecar:
 
     def fields(self) -> dict[Field, list[str]]:
         out: dict[Field, list[str]] = {}
+        faces = regions.read(self.root)
+        if faces:
+            out[Field.REGIONS] = [r.encode() for r in faces]
         for f in XMP_FIELDS:
+            if f not in PROPERTIES:
+                continue
             ns, name, _ = PROPERTIES[f]
             values: list[str] = []
             found = False
@@ -122,6 +132,8 @@ class Sidecar:
                 raise MetadataError("the sidecar has no rdf:RDF element")
             descs = [etree.SubElement(rdf, f"{{{RDF}}}Description", {f"{{{RDF}}}about": ""})]
         for f, vals in values.items():
+            if f is Field.REGIONS:
+                regions.apply(self.root, descs[0], vals, self.dims)
             if f not in PROPERTIES:
                 continue
             ns, name, container = PROPERTIES[f]
