@@ -162,7 +162,7 @@ def keyword_values(
     named = db.named_people_of(index, photo_id)
     if not named:
         return {}
-    names = list(dict.fromkeys(n for n, _ in named))
+    names = list(dict.fromkeys(f.name for f in named))
     out: dict[Field, list[str]] = {Field.PERSON: names}
     if flat:
         out[Field.SUBJECT] = list(names)
@@ -171,7 +171,10 @@ def keyword_values(
     if hierarchical:
         out[Field.HIERARCHICAL] = [f"{PEOPLE_ROOT}|{n}" for n in names]
         out[Field.TAGSLIST] = [f"{PEOPLE_ROOT}/{n}" for n in names]
-    out[Field.REGIONS] = [FaceRegion.from_box(n, box).encode() for n, box in named]
+    # A face another program named already has its region in the photo: none is added.
+    made = [FaceRegion.from_box(f.name, f.box).encode() for f in named if not f.has_region]
+    if made:
+        out[Field.REGIONS] = made
     return out
 
 

@@ -389,7 +389,7 @@ def _process_batch(
                         pid, name, out.detections[infer_pos], backbones[name].labels
                     )
             if face_step is not None:
-                face_step.store(index, pid, faces[infer_pos])
+                face_step.store(index, pid, faces[infer_pos], item.entry.path)
                 report.faces += len(faces[infer_pos])
             infer_pos += 1
             reusable[item.hash] = pid

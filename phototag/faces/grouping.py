@@ -53,10 +53,12 @@ def nearest(
 
 def group(index: Index, *, distance: float = MATCH_DISTANCE) -> Grouped:
     """Give every describable face without a person one (see the module's docstring)."""
+    with index.transaction():
+        named = name_from_regions(index)
     new_ids, _, new_vecs = db.descriptors(index, unassigned=True)
     if len(new_ids) == 0:
-        return Grouped(0, 0, 0)
-    joined = 0
+        return Grouped(named, 0, 0)
+    joined = named
     with index.transaction():
         old_ids, old_people, old_vecs = db.descriptors(index, unassigned=False)
         if len(old_ids):
@@ -81,6 +83,22 @@ def group(index: Index, *, distance: float = MATCH_DISTANCE) -> Grouped:
                 new_people += 1
                 grouped += len(members)
     return Grouped(joined, new_people, grouped)
+
+
+def name_from_regions(index: Index) -> int:
+    """Faces without a person that another program named (an MWG region) join the person of
+    that name, who is made if needed. Returns how many faces were placed."""
+    rows = index.conn.execute(
+        "SELECT id, region_name FROM faces WHERE person_id IS NULL AND region_name IS NOT NULL"
+    ).fetchall()
+    for fid, raw in rows:
+        name = " ".join(str(raw).split())
+        if not name or any(c in name for c in "|/\\") or len(name) > 200:
+            continue  # not usable as a keyword level; the face is grouped as any other
+        p = db.person_named(index, name)
+        pid = p.id if p is not None else db.new_person(index, name)
+        db.assign(index, [int(fid)], pid, db.Assigned.REGION)
+    return len(rows)
 
 
 def _cluster(vectors: np.ndarray, distance: float) -> np.ndarray:

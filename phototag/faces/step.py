@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from ..models.catalog import Catalog
 from ..models.recognizers import Candidate
 from .analyzer import RECOGNIZER, Face, FaceAnalyzer, people_tags
 from .grouping import Grouped, group
+from .names import match, regions_of
 
 #: The index's meta key that ``people forget`` sets, so nightly scans stop finding faces
 #: until the user asks for them again (``scan --faces``).
@@ -76,13 +78,18 @@ class FaceStep:
     def tags(self, faces: Sequence[Face]) -> list[Candidate]:
         return people_tags(faces)
 
-    def store(self, index: Index, photo_id: int, faces: Sequence[Face]) -> None:
-        """Inside the caller's transaction: the photo's faces and its people tags."""
-        db.set_faces(
+    def store(self, index: Index, photo_id: int, faces: Sequence[Face], path: Path) -> None:
+        """Inside the caller's transaction: the photo's faces and its people tags, and the
+        names other programs gave its faces (MWG regions in the photo or its sidecar)."""
+        ids = db.set_faces(
             index,
             photo_id,
             [db.NewFace(f.box, f.score, f.quality, f.landmarks, f.descriptor) for f in faces],
         )
+        if faces:
+            named = regions_of(path)
+            for i, name in match([f.box for f in faces], named).items():
+                db.set_region_name(index, ids[i], name)
         index.set_results(photo_id, RECOGNIZER, self.fingerprint, people_tags(faces))
         self.found += len(faces)
 

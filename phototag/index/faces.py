@@ -236,14 +236,26 @@ def photos_of_people(index: Index, person_ids: Sequence[int], *, every: bool) ->
     return [int(r[0]) for r in rows]
 
 
-def named_people_of(index: Index, photo_id: int) -> list[tuple[str, tuple[float, float, float, float]]]:
+@dataclass(frozen=True, slots=True)
+class NamedFace:
+    name: str
+    box: tuple[float, float, float, float]
+    has_region: bool  # the photo already holds a region of this name (another program's)
+
+
+def named_people_of(index: Index, photo_id: int) -> list[NamedFace]:
     """The named, not ignored people in a photo with their face boxes, left to right."""
     rows = index.conn.execute(
-        """SELECT p.name, f.x1, f.y1, f.x2, f.y2 FROM faces f JOIN people p ON p.id = f.person_id
+        """SELECT p.name, f.x1, f.y1, f.x2, f.y2, f.region_name FROM faces f
+           JOIN people p ON p.id = f.person_id
            WHERE f.photo_id = ? AND p.name IS NOT NULL AND p.ignored = 0 ORDER BY f.x1""",
         (photo_id,),
     )
-    return [(str(r[0]), (float(r[1]), float(r[2]), float(r[3]), float(r[4]))) for r in rows]
+    return [
+        NamedFace(str(r[0]), (float(r[1]), float(r[2]), float(r[3]), float(r[4])),
+                  r[5] is not None and str(r[5]).casefold() == str(r[0]).casefold())
+        for r in rows
+    ]  # fmt: skip
 
 
 def photos_with_named_people(index: Index) -> list[int]:

@@ -173,6 +173,12 @@ class Sidecar:
         return True
 
 
+def parse(data: bytes, where: str) -> Any:
+    """An XMP document (a sidecar or a packet cut from a photo), checked as sidecars are;
+    raises MetadataError."""
+    return _parse(data, where)
+
+
 def _parse(data: bytes, where: str) -> Any:
     from defusedxml import DefusedXmlException
     from defusedxml.ElementTree import fromstring as checked
