@@ -24,7 +24,7 @@ from ..index import faces as db
 from ..index.store import Index
 
 #: Largest cosine distance between two descriptors of one person's faces.
-MATCH_DISTANCE = 0.35
+MATCH_DISTANCE = 0.30
 
 
 @dataclass(frozen=True, slots=True)
