@@ -201,7 +201,7 @@ class ExifTool:
                 fd, json_file = tempfile.mkstemp(suffix=".json", prefix="phototag-regions-")
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     json.dump([{"SourceFile": "*", REGION_INFO: info}], f, ensure_ascii=False)
-                args += [f"-j={json_file}", f"-{REGION_INFO}"]
+                args.append(f"-j={json_file}")
         for f, vals in values.items():
             if f is Field.REGIONS:
                 continue
@@ -221,6 +221,10 @@ class ExifTool:
         finally:
             if json_file is not None:
                 os.unlink(json_file)
+        # With -j= exiftool reports its summary ("1 image files updated") on stderr.
+        summary = [e for e in errors if e.endswith(("image files updated", "image files unchanged"))]
+        errors = [e for e in errors if e not in summary]
+        out += "\n".join(summary)
         if errors or "1 image files updated" not in out:
             raise MetadataError(
                 f"exiftool could not write {path}: {'; '.join(errors) or out.strip()}"
