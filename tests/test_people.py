@@ -13,7 +13,7 @@ import pytest
 from conftest import invoke, ndjson, sample
 from PIL import Image
 
-from phototag.config import Device, WriteMode, WriteSettings
+from phototag.config import Device, WriteSettings
 from phototag.index import Index
 from phototag.index import faces as db
 from phototag.metadata.xmp import Sidecar
@@ -31,7 +31,9 @@ def save(path: Path, a: np.ndarray, **kw: object) -> Path:
 
 def upscale(a: np.ndarray, f: float) -> np.ndarray:
     im = Image.fromarray(a)
-    return np.asarray(im.resize((round(im.width * f), round(im.height * f)), Image.Resampling.BICUBIC))
+    return np.asarray(
+        im.resize((round(im.width * f), round(im.height * f)), Image.Resampling.BICUBIC)
+    )
 
 
 @pytest.fixture
@@ -87,7 +89,12 @@ def regions_by_exiv2(path: Path) -> list[dict[str, object]]:
 
 
 def keywords_by_exiftool(path: Path) -> dict[str, list[str]]:
-    tags = ["XMP-dc:Subject", "XMP-lr:HierarchicalSubject", "XMP-digiKam:TagsList", "XMP-iptcExt:PersonInImage"]
+    tags = [
+        "XMP-dc:Subject",
+        "XMP-lr:HierarchicalSubject",
+        "XMP-digiKam:TagsList",
+        "XMP-iptcExt:PersonInImage",
+    ]
     out = subprocess.run(["exiftool", "-json", "-G1", "-struct", *(f"-{t}" for t in tags), str(path)],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     rec = json.loads(out)[0]
@@ -130,7 +137,9 @@ def test_naming_writes_regions_and_keywords_that_exiftool_and_exiv2_read_back(
     code, _, err = invoke("write", lib, "--index", index)
     assert code == 0, err
     with Index.open(index) as idx:
-        faces = {db.path_of_face(idx, f.id).name: f.box for f in db.faces_of_person(idx, eileen["id"])}  # type: ignore[union-attr,arg-type]
+        faces = {
+            db.path_of_face(idx, f.id).name: f.box for f in db.faces_of_person(idx, eileen["id"])
+        }  # type: ignore[union-attr,arg-type]
     for name in ("astronaut.jpg", "trips/astronaut big.jpg"):
         side = lib / (name + ".xmp")
         x1, y1, x2, y2 = faces[Path(name).name]
@@ -150,12 +159,19 @@ def test_naming_writes_regions_and_keywords_that_exiftool_and_exiv2_read_back(
     assert regions_by_exiftool(lib / "camera.jpg.xmp") == []
     # album --person, and --all of two people.
     code, out, _ = invoke("album", "--person", "Eileen Collins", "--index", index, "--json")
-    assert sorted(Path(m["path"]).name for m in ndjson(out)) == ["astronaut big.jpg", "astronaut.jpg"]
+    assert sorted(Path(m["path"]).name for m in ndjson(out)) == [
+        "astronaut big.jpg",
+        "astronaut.jpg",
+    ]
     camera = next(p for p in people if p["id"] != eileen["id"])
     invoke("people", "name", str(camera["id"]), "Cameraman", "--index", index)
-    code, out, _ = invoke("album", "-p", "Eileen Collins", "-p", "Cameraman", "--all", "--index", index, "--json")
+    code, out, _ = invoke(
+        "album", "-p", "Eileen Collins", "-p", "Cameraman", "--all", "--index", index, "--json"
+    )
     assert code == 0 and ndjson(out) == []
-    code, out, _ = invoke("album", "-p", "Eileen Collins", "-p", "Cameraman", "--any", "--index", index, "--json")
+    code, out, _ = invoke(
+        "album", "-p", "Eileen Collins", "-p", "Cameraman", "--any", "--index", index, "--json"
+    )
     assert len(ndjson(out)) == 4
     code, _, err = invoke("album", "--person", "Nobody", "--index", index, "--json")
     assert code == 2 and "no person 'Nobody'" in err
@@ -173,13 +189,17 @@ def test_a_group_photo_is_an_album_of_both(tmp_path: Path) -> None:
     index = tmp_path / "i.sqlite"
     invoke("scan", root, "--index", index, "--write", "none")
     with Index.open(index) as idx:
-        assert {p.path.name: p.tag_paths for p in idx.photos_under([root])}["pair.jpg"][-1] == "people/couple"
+        assert {p.path.name: p.tag_paths for p in idx.photos_under([root])}["pair.jpg"][
+            -1
+        ] == "people/couple"
         for p in db.people(idx):
             names = {db.path_of_face(idx, f.id).name for f in db.faces_of_person(idx, p.id)}  # type: ignore[union-attr]
             assert len(names) == 2 and "pair.jpg" in names
             first = "Eileen" if "astronaut.jpg" in names else "Bob"
             invoke("people", "name", str(p.id), first, "--index", index)
-    code, out, _ = invoke("album", "-p", "Eileen", "-p", "Bob", "--all", "--index", index, "--json")
+    _code, out, _ = invoke(
+        "album", "-p", "Eileen", "-p", "Bob", "--all", "--index", index, "--json"
+    )
     assert [Path(m["path"]).name for m in ndjson(out)] == ["pair.jpg"]
     invoke("write", root, "--index", index)
     names = [r["name"] for r in regions_by_exiv2(root / "pair.jpg.xmp")]
@@ -211,7 +231,7 @@ def test_regions_are_in_displayed_coordinates_for_exif_orientation_6(tmp_path: P
         assert by_tool == by_exiv2
         areas[name] = by_tool["area"]
     np.testing.assert_allclose(areas["sideways.jpg"], areas["upright.jpg"], atol=0.01)
-    x, y, w, h = areas["upright.jpg"]  # type: ignore[misc]
+    x, y, _w, _h = areas["upright.jpg"]  # type: ignore[misc]
     assert 0.40 < x < 0.48 and 0.20 < y < 0.30  # her face: upper middle, not rotated away
 
 
@@ -299,7 +319,11 @@ def test_writing_keeps_the_users_regions_and_clean_takes_back_only_phototags(
         # Renamed: the old region and keywords go, the new ones come; the user's stay.
         name(idx, str(eileen), "Eileen Collins")
         list(write_tags(idx, [lib], WriteSettings()))
-        assert [r["name"] for r in regions_by_exiftool(side)] == ["Flag", "Someone", "Eileen Collins"]
+        assert [r["name"] for r in regions_by_exiftool(side)] == [
+            "Flag",
+            "Someone",
+            "Eileen Collins",
+        ]
         assert "Eileen" not in keywords_by_exiftool(side)["XMP-dc:Subject"]
         list(clean(idx, [lib]))
         assert [r["name"] for r in regions_by_exiv2(side)] == ["Flag", "Someone"]
@@ -314,9 +338,13 @@ def test_merge_remove_face_ignore_and_forget(lib: Path, tmp_path: Path) -> None:
     with Index.open(index) as idx:
         ids = sorted(people_of(idx))
         faces = [f.id for f in db.faces_of_person(idx, ids[0])]
-    code, out, _ = invoke("people", "merge", str(ids[1]), "--into", str(ids[0]), "--index", index, "--json")
+    code, out, _ = invoke(
+        "people", "merge", str(ids[1]), "--into", str(ids[0]), "--index", index, "--json"
+    )
     assert code == 0 and ndjson(out)[0]["faces"] == 4
-    code, out, _ = invoke("people", "remove-face", str(faces[0]), "--to", "Stranger", "--index", index, "--json")
+    code, out, _ = invoke(
+        "people", "remove-face", str(faces[0]), "--to", "Stranger", "--index", index, "--json"
+    )
     assert code == 0 and ndjson(out)[0]["name"] == "Stranger" and ndjson(out)[0]["faces"] == 1
     code, out, _ = invoke("people", "ignore", "Stranger", "--index", index)
     assert code == 0
@@ -333,7 +361,10 @@ def test_merge_remove_face_ignore_and_forget(lib: Path, tmp_path: Path) -> None:
     with Index.open(index) as idx:
         for table in ("faces", "people"):
             assert idx.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
-        assert idx.conn.execute("SELECT COUNT(*) FROM tags WHERE recognizer = 'faces'").fetchone()[0] == 0
+        assert (
+            idx.conn.execute("SELECT COUNT(*) FROM tags WHERE recognizer = 'faces'").fetchone()[0]
+            == 0
+        )
     # Faces stay off for later scans, even of new photos, until asked for.
     save(lib / "new.jpg", sample("astronaut")[:, ::-1].copy(), quality=90)
     invoke("scan", lib, "--index", index, "--write", "none")
@@ -353,7 +384,7 @@ def test_bad_names_and_unknown_people_are_one_line_errors(lib: Path, tmp_path: P
         (("people", "name", "1", "   "), "cannot be empty"),
         (("people", "merge", "1", "--into", "Nobody"), "no person 'Nobody'"),
     ):
-        code, out, err = invoke(*args, "--index", index)
+        code, _out, err = invoke(*args, "--index", index)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
     code, _, err = invoke("people", "--index", tmp_path / "none.sqlite")
     assert code != 0 and "no index" in err
@@ -369,7 +400,7 @@ def test_a_sidecar_with_broken_regions_does_not_stop_the_scan(tmp_path: Path) ->
         '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
         '<rdf:Description xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/"'
         ' xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#"><mwg-rs:Regions rdf:parseType="Resource">'
-        "<mwg-rs:RegionList><rdf:Bag><rdf:li rdf:parseType=\"Resource\"><mwg-rs:Name>Eve</mwg-rs:Name>"
+        '<mwg-rs:RegionList><rdf:Bag><rdf:li rdf:parseType="Resource"><mwg-rs:Name>Eve</mwg-rs:Name>'
         '<mwg-rs:Area stArea:x="nan" stArea:y="1e309" stArea:w="-1" stArea:h="x"/></rdf:li>'
         "</rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions></rdf:Description></rdf:RDF></x:xmpmeta>"
     )

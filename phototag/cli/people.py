@@ -19,7 +19,9 @@ app = typer.Typer(
     no_args_is_help=False,
 )
 
-PersonRef = Annotated[str, typer.Argument(help="A person's number (from 'phototag people') or name.")]
+PersonRef = Annotated[
+    str, typer.Argument(help="A person's number (from 'phototag people') or name.")
+]
 
 
 def _person_json(p: Person, idx: Index) -> dict[str, object]:
@@ -59,7 +61,11 @@ def people_command(
 
     out = Output(json_mode=json_out)
     path = index or default_index_path()
-    with guarded(out), index_lock(out, path, "people", False), Index.open(path, create=False) as idx:
+    with (
+        guarded(out),
+        index_lock(out, path, "people", False),
+        Index.open(path, create=False) as idx,
+    ):
         everyone = list_people(idx, include_ignored=all_)
         for p in everyone:
             if json_out:
@@ -126,7 +132,9 @@ def remove_face_command(
     face: Annotated[int, typer.Argument(help="The face's number (from 'phototag people show').")],
     to: Annotated[
         str | None,
-        typer.Option("--to", help="Give it to this person (number or name; a new name makes a new person)."),
+        typer.Option(
+            "--to", help="Give it to this person (number or name; a new name makes a new person)."
+        ),
     ] = None,
     index: o.IndexPath = None,
     json_out: o.Json = False,
@@ -195,7 +203,11 @@ def forget_command(
         out.error("this removes every face, person and name from the index: add --yes")
         raise typer.Exit(ExitCode.USAGE)
     path = index or default_index_path()
-    with guarded(out), index_lock(out, path, "people forget", False), Index.open(path, create=False) as idx:
+    with (
+        guarded(out),
+        index_lock(out, path, "people forget", False),
+        Index.open(path, create=False) as idx,
+    ):
         gone = forget(idx)
         if json_out:
             out.json({"faces": gone.faces, "people": gone.people})

@@ -174,7 +174,9 @@ def _summary(out: Output, r: ScanReport) -> None:
         f"[num]{r.failed}[/] failed in [num]{r.seconds:.1f}[/] s{speed}"
     )
     if r.faces or r.new_people:
-        out.info(f"[num]{r.faces}[/] faces found, [num]{r.new_people}[/] new people (phototag people)")
+        out.info(
+            f"[num]{r.faces}[/] faces found, [num]{r.new_people}[/] new people (phototag people)"
+        )
 
 
 class _Progress:

@@ -121,14 +121,21 @@ class FaceAnalyzer:
                 for i, b, k, _ in found
             ]
         )
-        flags = self._run(CHECK, crops / 255.0, self.manifest(CHECK).embedding_output)[0].reshape(-1)
-        faces = [(f, float(flag)) for f, flag in zip(found, flags, strict=True) if flag >= MIN_CHECK]
+        flags = self._run(CHECK, crops / 255.0, self.manifest(CHECK).embedding_output)[0].reshape(
+            -1
+        )
+        faces = [
+            (f, float(flag)) for f, flag in zip(found, flags, strict=True) if flag >= MIN_CHECK
+        ]
         heights = [float(b[3] - b[1]) * images[i].shape[0] for (i, b, _, _), _ in faces]
         to_describe = [j for j, h in enumerate(heights) if h >= MIN_DESCRIBE_PX]
         descriptors: dict[int, np.ndarray] = {}
         if to_describe:
             batch = np.stack(
-                [describe.crop_face(images[faces[j][0][0]], faces[j][0][1], faces[j][0][2]) for j in to_describe]
+                [
+                    describe.crop_face(images[faces[j][0][0]], faces[j][0][1], faces[j][0][2])
+                    for j in to_describe
+                ]
             )
             d = self._run(DESCRIPTOR, batch, self.manifest(DESCRIPTOR).embedding_output)[0]
             d = describe.normalize(d.reshape(len(to_describe), -1))

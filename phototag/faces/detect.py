@@ -76,7 +76,10 @@ def merge_outputs(outputs: dict[str, np.ndarray]) -> np.ndarray:
     them by shape: (512, 1) and (512, 16) for the fine grid, (384, 1) and (384, 16) for the
     coarse one.
     """
-    by_shape = {tuple(np.asarray(v).shape[-2:]): np.asarray(v).reshape(v.shape[-2:]) for v in outputs.values()}
+    by_shape = {
+        tuple(np.asarray(v).shape[-2:]): np.asarray(v).reshape(v.shape[-2:])
+        for v in outputs.values()
+    }
     try:
         fine = np.concatenate([by_shape[(512, 1)], by_shape[(512, 16)]], axis=1)
         coarse = np.concatenate([by_shape[(384, 1)], by_shape[(384, 16)]], axis=1)
@@ -105,7 +108,11 @@ def decode(
     scores = 1.0 / (1.0 + np.exp(-logits))
     keep = np.nonzero(scores >= min_score)[0]
     if keep.size == 0:
-        return np.zeros((0, 4), np.float32), np.zeros((0, 6, 2), np.float32), np.zeros(0, np.float32)
+        return (
+            np.zeros((0, 4), np.float32),
+            np.zeros((0, 6, 2), np.float32),
+            np.zeros(0, np.float32),
+        )
     a = anchors(input_size)[keep]
     r = raw[keep]
     centre = r[:, 1:3] + a

@@ -10,6 +10,7 @@ region's name to the detected face it covers. Grouping then makes the named pers
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,10 +57,8 @@ def regions_of(path: Path) -> list[FaceRegion]:
             out += regions.read(sc.root)
     packet = embedded_packet(path)
     if packet is not None:
-        try:
+        with contextlib.suppress(MetadataError):
             out += regions.read(parse(packet, str(path)))
-        except MetadataError:
-            pass
     return list(dict.fromkeys(out))
 
 

@@ -77,7 +77,14 @@ def set_faces(index: Index, photo_id: int, faces: Sequence[NewFace]) -> list[int
         cur = index.conn.execute(
             """INSERT INTO faces (photo_id, x1, y1, x2, y2, score, quality, landmarks, descriptor)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (photo_id, *f.box, f.score, f.quality, _blob(f.landmarks, "<f4"), _blob(f.descriptor, "<f2")),
+            (
+                photo_id,
+                *f.box,
+                f.score,
+                f.quality,
+                _blob(f.landmarks, "<f4"),
+                _blob(f.descriptor, "<f2"),
+            ),
         )
         ids.append(int(cur.lastrowid or 0))
     return ids
@@ -108,7 +115,9 @@ def _row(r: Sequence[object]) -> FaceRow:
     )
 
 
-_FACE_COLUMNS = "id, photo_id, x1, y1, x2, y2, score, quality, person_id, assigned, descriptor IS NOT NULL"
+_FACE_COLUMNS = (
+    "id, photo_id, x1, y1, x2, y2, score, quality, person_id, assigned, descriptor IS NOT NULL"
+)
 
 
 def faces_of(index: Index, photo_id: int) -> list[FaceRow]:
@@ -130,7 +139,9 @@ def faces_of_person(index: Index, person_id: int) -> list[FaceRow]:
     return [_row(r) for r in rows]
 
 
-def descriptors(index: Index, *, unassigned: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def descriptors(
+    index: Index, *, unassigned: bool | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Face ids (K,), person ids (K,; -1 = none) and descriptors (K, 1024) float32 of the faces
     that have one; ``unassigned`` True: only faces without a person, False: only with one."""
     sql = "SELECT id, person_id, descriptor FROM faces WHERE descriptor IS NOT NULL"
@@ -147,7 +158,11 @@ def descriptors(index: Index, *, unassigned: bool | None = None) -> tuple[np.nda
         people.append(-1 if pid is None else pid)
         vecs.append(v)
     if not vecs:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, DESCRIPTOR_DIM), np.float32)
+        return (
+            np.zeros(0, np.int64),
+            np.zeros(0, np.int64),
+            np.zeros((0, DESCRIPTOR_DIM), np.float32),
+        )
     return np.asarray(ids), np.asarray(people), np.stack(vecs).astype(np.float32)
 
 
@@ -210,7 +225,9 @@ def set_ignored(index: Index, person_id: int, ignored: bool) -> None:
 
 
 def delete_person(index: Index, person_id: int) -> None:
-    index.conn.execute("UPDATE faces SET person_id = NULL, assigned = 'auto' WHERE person_id = ?", (person_id,))
+    index.conn.execute(
+        "UPDATE faces SET person_id = NULL, assigned = 'auto' WHERE person_id = ?", (person_id,)
+    )
     index.conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
 
 

@@ -170,7 +170,9 @@ class ExifTool:
     def _region_info(self, path: Path) -> Any:
         out, _, errors = self._run("-json", "-G1", "-struct", f"-{REGION_INFO}", _arg(path))
         if errors or not out.strip():
-            raise MetadataError(f"exiftool could not read {path}: {'; '.join(errors) or 'no output'}")
+            raise MetadataError(
+                f"exiftool could not read {path}: {'; '.join(errors) or 'no output'}"
+            )
         return json.loads(out)[0].get(REGION_INFO)
 
     def write(
@@ -199,8 +201,8 @@ class ExifTool:
                 import tempfile
 
                 fd, json_file = tempfile.mkstemp(suffix=".json", prefix="phototag-regions-")
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump([{"SourceFile": "*", REGION_INFO: info}], f, ensure_ascii=False)
+                with os.fdopen(fd, "w", encoding="utf-8") as out_file:
+                    json.dump([{"SourceFile": "*", REGION_INFO: info}], out_file, ensure_ascii=False)
                 args.append(f"-j={json_file}")
         for f, vals in values.items():
             if f is Field.REGIONS:
@@ -222,7 +224,9 @@ class ExifTool:
             if json_file is not None:
                 os.unlink(json_file)
         # With -j= exiftool reports its summary ("1 image files updated") on stderr.
-        summary = [e for e in errors if e.endswith(("image files updated", "image files unchanged"))]
+        summary = [
+            e for e in errors if e.endswith(("image files updated", "image files unchanged"))
+        ]
         errors = [e for e in errors if e not in summary]
         out += "\n".join(summary)
         if errors or "1 image files updated" not in out:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+K = TypeVar("K")
 
 MWG_RS = "http://www.metadataworkinggroup.com/schemas/regions/"
 ST_AREA = "http://ns.adobe.com/xmp/sType/Area#"
@@ -52,7 +54,9 @@ class FaceRegion:
 
     def encode(self) -> str:
         area = [round(v, 4) for v in (self.x, self.y, self.w, self.h)]
-        return json.dumps({"name": self.name, "area": area}, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(
+            {"name": self.name, "area": area}, ensure_ascii=False, separators=(",", ":")
+        )
 
     @classmethod
     def decode(cls, value: str) -> FaceRegion | None:
@@ -169,7 +173,9 @@ def apply(
         regions = etree.SubElement(description, f"{{{MWG_RS}}}Regions", nsmap={"mwg-rs": MWG_RS})
         regions.set(f"{{{RDF}}}parseType", "Resource")
         if dims is not None:
-            d = etree.SubElement(regions, f"{{{MWG_RS}}}AppliedToDimensions", nsmap={"stDim": ST_DIM})
+            d = etree.SubElement(
+                regions, f"{{{MWG_RS}}}AppliedToDimensions", nsmap={"stDim": ST_DIM}
+            )
             d.set(f"{{{ST_DIM}}}w", str(int(dims[0])))
             d.set(f"{{{ST_DIM}}}h", str(int(dims[1])))
             d.set(f"{{{ST_DIM}}}unit", "pixel")
@@ -226,7 +232,9 @@ def _struct_face(item: Any) -> FaceRegion | None:
     return FaceRegion.checked(str(item["Name"]), x, y, w, h)
 
 
-def apply_struct(info: Any, values: Sequence[str], dims: tuple[int, int] | None) -> dict[str, Any] | None:
+def apply_struct(
+    info: Any, values: Sequence[str], dims: tuple[int, int] | None
+) -> dict[str, Any] | None:
     """exiftool's RegionInfo struct with its named faces made exactly ``values``; None when
     no region is left (the tag is then deleted)."""
     base: dict[str, Any] = dict(info) if isinstance(info, dict) else {}
@@ -260,8 +268,11 @@ def apply_struct(info: Any, values: Sequence[str], dims: tuple[int, int] | None)
 
 
 def yield_to_others(
-    wanted: dict[Any, list[str]], current: dict[Any, Sequence[str]], ours: dict[Any, Sequence[str]], field: Any
-) -> dict[Any, list[str]]:
+    wanted: Mapping[K, list[str]],
+    current: Mapping[K, Sequence[str]],
+    ours: Mapping[K, Sequence[str]],
+    field: K,
+) -> dict[K, list[str]]:
     """``wanted`` without the face regions of people the file already has a region for that
     phototag did not write (another program's region of that person wins: no duplicate)."""
     theirs = {
@@ -269,10 +280,12 @@ def yield_to_others(
         for v in current.get(field, [])
         if v not in set(ours.get(field, [])) and (r := FaceRegion.decode(v)) is not None
     }
-    if not theirs or field not in wanted:
-        return wanted
     out = dict(wanted)
+    if not theirs or field not in wanted:
+        return out
     out[field] = [
-        v for v in wanted[field] if (r := FaceRegion.decode(v)) is None or r.name.casefold() not in theirs
+        v
+        for v in wanted[field]
+        if (r := FaceRegion.decode(v)) is None or r.name.casefold() not in theirs
     ]
     return out

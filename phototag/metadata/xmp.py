@@ -39,7 +39,12 @@ PROPERTIES: dict[Field, tuple[str, str, str]] = {
     Field.TAGSLIST: (NS["digiKam"], "TagsList", "Seq"),
     Field.PERSON: (NS["Iptc4xmpExt"], "PersonInImage", "Bag"),
 }
-PREFIX = {NS["dc"]: "dc", NS["lr"]: "lr", NS["digiKam"]: "digiKam", NS["Iptc4xmpExt"]: "Iptc4xmpExt"}
+PREFIX = {
+    NS["dc"]: "dc",
+    NS["lr"]: "lr",
+    NS["digiKam"]: "digiKam",
+    NS["Iptc4xmpExt"]: "Iptc4xmpExt",
+}
 
 #: A sidecar larger than this is not parsed (keyword sidecars are kilobytes; darktable's
 #: with a long history a few hundred).
