@@ -51,7 +51,8 @@ class ScanOptions:
     engine: config.Engine = config.Engine.LOCAL
     address: str | None = None  # Ray cluster address (None: a local Ray instance)
     backbone: str | None = None  # the zero-shot backbone for vocabularies (see Catalog)
-    # Faces (phototag.faces): None = on, unless 'people forget' turned them off in this index.
+    # Faces (phototag.faces): None = on in a default scan (no recognizers named), unless
+    # 'people forget' turned them off in this index.
     faces: bool | None = None
 
 
@@ -416,8 +417,10 @@ def _reuse(index: Index, source: int, record: PhotoRecord) -> int:
 def _face_step(
     index: Index, options: ScanOptions, catalog: Catalog, report: ScanReport
 ) -> FaceStep | None:
-    """The face step, unless faces are off (asked, or turned off by 'people forget')."""
-    wanted = options.faces if options.faces is not None else not faces_off(index)
+    """The face step: in a default scan (no recognizers named) unless 'people forget' turned
+    faces off for this index; with recognizers named, only when asked for (--faces)."""
+    default = not options.recognizers and not faces_off(index)
+    wanted = options.faces if options.faces is not None else default
     if not wanted:
         return None
     if options.faces and faces_off(index):  # asked for again after 'people forget'

@@ -60,8 +60,8 @@ def scan_command(
         bool | None,
         typer.Option(
             "--faces/--no-faces",
-            help="Find faces and group them into people (see phototag people) [default: on, "
-            "unless 'phototag people forget' turned faces off for this index].",
+            help="Find faces and group them into people (see phototag people) [default: on "
+            "when no --model is given, unless 'phototag people forget' turned faces off].",
             show_default=False,
         ),
     ] = None,
