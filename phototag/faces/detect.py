@@ -61,7 +61,11 @@ def letterbox(image: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, Le
     h, w = image.shape[:2]
     scale = size / max(h, w)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    small = np.asarray(Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR))
+    # reducing_gap: Pillow first shrinks by an integer factor (box filter), then resamples; a
+    # few times faster from a 1000-pixel decode, and the detector cannot tell the difference.
+    small = np.asarray(
+        Image.fromarray(image).resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    )
     canvas = np.zeros((size, size, 3), dtype=np.uint8)
     px, py = (size - nw) // 2, (size - nh) // 2
     canvas[py : py + nh, px : px + nw] = small
