@@ -280,6 +280,11 @@ def test_names_from_another_programs_regions_name_the_matching_person(tmp_path: 
     named = {p["name"]: p for p in ndjson(out)}
     assert set(named) == {"Cameraman", None}
     assert named["Cameraman"]["faces"] == 2 and named["Cameraman"]["photos"] == 2
+    code, out, _ = invoke("show", root / "camera big.jpg", "--index", index, "--json")
+    (shown,) = ndjson(out)
+    assert [(f["name"], f["person"]) for f in shown["faces"]] == [
+        ("Cameraman", named["Cameraman"]["id"])
+    ]  # type: ignore[index]
     # Writing embeds nothing new into camera.jpg's regions (its own region is kept as it was,
     # the pet region too) and gives the other photo of him a region.
     before = regions_by_exiftool(root / "camera.jpg")
