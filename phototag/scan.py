@@ -302,7 +302,7 @@ def scan(
     if gone:
         with index.transaction():
             report.removed = index.remove(gone)
-    if face_step is not None and face_step.found:
+    if face_step is not None:  # also faces left ungrouped by a run killed while grouping
         report.new_people = face_step.finish(index).new_people
 
     report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})

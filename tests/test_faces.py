@@ -253,3 +253,50 @@ def test_a_damaged_face_model_is_refused_before_any_photo(tmp_path: Path) -> Non
     a = FaceAnalyzer(Catalog.discover([tmp_path]))
     with pytest.raises(ModelError, match="faceres"):
         a.load()
+
+
+def test_grouping_in_small_blocks_gives_the_same_people_and_never_moves_a_face(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Synthetic descriptors around three centres, grouped 3 new faces at a time against
+    existing faces read 2 at a time: three people; a named person keeps their faces and
+    gains the new ones near them; an ignored person too."""
+    import phototag.faces.grouping as grouping
+    from phototag.index import Index
+    from phototag.index import faces as db
+    from phototag.index.store import PhotoRecord
+
+    monkeypatch.setattr(grouping, "BLOCK", 3)
+    monkeypatch.setattr(grouping, "CHUNK", 2)
+    rng = np.random.default_rng(3)
+    centres = describe.normalize(rng.normal(size=(3, 1024)))
+
+    def near(c: int) -> np.ndarray:
+        return describe.normalize((centres[c] + rng.normal(size=1024) * 0.012)[None])[0]
+
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        with idx.transaction():
+            pid = idx.upsert_photo(PhotoRecord(tmp_path / "a.jpg", 1, 1, "h", 10, 10, None))
+            box = (0.1, 0.1, 0.2, 0.2)
+            db.set_faces(
+                idx, pid, [db.NewFace(box, 0.9, 0.9, None, near(i % 3)) for i in range(10)]
+            )
+        grouping.group(idx)
+        people = db.people(idx)
+        assert sorted(p.faces for p in people) == [3, 3, 4]
+        first = {f.id for f in db.faces_of_person(idx, people[0].id)}
+        with idx.transaction():
+            db.rename(idx, people[0].id, "Hanako")
+            db.set_ignored(idx, people[1].id, True)
+            more = [db.NewFace(box, 0.9, 0.9, None, near(i % 3)) for i in range(6)]
+            pid2 = idx.upsert_photo(PhotoRecord(tmp_path / "b.jpg", 1, 1, "h2", 10, 10, None))
+            db.set_faces(idx, pid2, more)
+        result = grouping.group(idx)
+        assert result.joined == 6 and result.new_people == 0
+        after = {p.id: p for p in db.people(idx, include_ignored=True)}
+        assert (
+            after[people[0].id].name == "Hanako"
+            and after[people[0].id].faces == people[0].faces + 2
+        )
+        assert after[people[1].id].ignored and after[people[1].id].faces == people[1].faces + 2
+        assert first <= {f.id for f in db.faces_of_person(idx, people[0].id)}

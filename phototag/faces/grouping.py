@@ -25,6 +25,10 @@ from ..index.store import Index
 
 #: Largest cosine distance between two descriptors of one person's faces.
 MATCH_DISTANCE = 0.30
+#: New faces grouped at a time (DBSCAN's pairwise distances: BLOCK^2 floats at most).
+BLOCK = 2000
+#: Faces with a person read at a time when new faces look for their nearest (CHUNK x 1024 floats).
+CHUNK = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,37 +55,54 @@ def nearest(
     return where, best
 
 
+def nearest_person(index: Index, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each unit descriptor in ``queries``, the person of the nearest face that has one
+    (-1 if none) and the cosine distance to it; the index's faces are read in chunks of
+    ``CHUNK`` (a library's descriptors never all in memory)."""
+    best = np.full(len(queries), np.inf, np.float32)
+    person = np.full(len(queries), -1, np.int64)
+    for _, people, vecs in db.descriptor_chunks(index, assigned=True, chunk=CHUNK):
+        j, d = nearest(queries, vecs)
+        better = d < best
+        best[better] = d[better]
+        person[better] = people[j[better]]
+    return person, best
+
+
 def group(index: Index, *, distance: float = MATCH_DISTANCE) -> Grouped:
-    """Give every describable face without a person one (see the module's docstring)."""
+    """Give every describable face without a person one (see the module's docstring).
+
+    New faces are taken ``BLOCK`` at a time, so that a first scan of a large library neither
+    holds every descriptor in memory nor clusters them all at once: faces of a later block
+    join the people the earlier blocks formed, by the same nearest-face rule.
+    """
     with index.transaction():
         named = name_from_regions(index)
-    new_ids, _, new_vecs = db.descriptors(index, unassigned=True)
-    if len(new_ids) == 0:
-        return Grouped(named, 0, 0)
-    joined = named
-    with index.transaction():
-        old_ids, old_people, old_vecs = db.descriptors(index, unassigned=False)
-        if len(old_ids):
-            j, d = nearest(new_vecs, old_vecs)
-            match = d <= distance
+    pending = db.unassigned_face_ids(index)
+    joined, new_people, grouped = named, 0, 0
+    for start in range(0, len(pending), BLOCK):
+        ids, vecs = db.descriptors_of(index, pending[start : start + BLOCK])
+        if len(ids) == 0:
+            continue
+        with index.transaction():
+            person, d = nearest_person(index, vecs)
+            match = (d <= distance) & (person >= 0)
             by_person: dict[int, list[int]] = {}
-            for fid, hit, ref in zip(new_ids, match, j, strict=True):
+            for fid, hit, pid in zip(ids, match, person, strict=True):
                 if hit:
-                    by_person.setdefault(int(old_people[ref]), []).append(int(fid))
+                    by_person.setdefault(int(pid), []).append(int(fid))
             for pid, fids in by_person.items():
                 db.assign(index, fids, pid, db.Assigned.AUTO)
                 joined += len(fids)
-            keep = ~match
-            new_ids, new_vecs = new_ids[keep], new_vecs[keep]
-        new_people = grouped = 0
-        if len(new_ids):
-            labels = _cluster(new_vecs, distance)
-            for label in np.unique(labels):
-                members = [int(f) for f in new_ids[labels == label]]
-                pid = db.new_person(index)
-                db.assign(index, members, pid, db.Assigned.AUTO)
-                new_people += 1
-                grouped += len(members)
+            rest_ids, rest_vecs = ids[~match], vecs[~match]
+            if len(rest_ids):
+                labels = _cluster(rest_vecs, distance)
+                for label in np.unique(labels):
+                    members = [int(f) for f in rest_ids[labels == label]]
+                    pid = db.new_person(index)
+                    db.assign(index, members, pid, db.Assigned.AUTO)
+                    new_people += 1
+                    grouped += len(members)
     return Grouped(joined, new_people, grouped)
 
 

@@ -8,7 +8,7 @@ little-endian, as photo embeddings are; boxes are fractions of the upright photo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -139,31 +139,62 @@ def faces_of_person(index: Index, person_id: int) -> list[FaceRow]:
     return [_row(r) for r in rows]
 
 
-def descriptors(
-    index: Index, *, unassigned: bool | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Face ids (K,), person ids (K,; -1 = none) and descriptors (K, 1024) float32 of the faces
-    that have one; ``unassigned`` True: only faces without a person, False: only with one."""
-    sql = "SELECT id, person_id, descriptor FROM faces WHERE descriptor IS NOT NULL"
-    if unassigned is True:
-        sql += " AND person_id IS NULL"
-    elif unassigned is False:
-        sql += " AND person_id IS NOT NULL"
+def unassigned_face_ids(index: Index) -> list[int]:
+    """Faces with a descriptor and no person, oldest first."""
+    rows = index.conn.execute(
+        "SELECT id FROM faces WHERE person_id IS NULL AND descriptor IS NOT NULL ORDER BY id"
+    )
+    return [int(r[0]) for r in rows]
+
+
+def _vectors(rows: Iterable[Sequence[object]]) -> tuple[list[int], list[int], list[np.ndarray]]:
     ids, people, vecs = [], [], []
-    for fid, pid, blob in index.conn.execute(sql + " ORDER BY id"):
-        v = np.frombuffer(blob, dtype="<f2")
+    for fid, pid, blob in rows:
+        v = np.frombuffer(blob, dtype="<f2")  # type: ignore[call-overload]
         if v.shape != (DESCRIPTOR_DIM,):
             continue  # not written by this phototag: never trusted
-        ids.append(fid)
-        people.append(-1 if pid is None else pid)
+        ids.append(int(fid))  # type: ignore[call-overload]
+        people.append(-1 if pid is None else int(pid))  # type: ignore[call-overload]
         vecs.append(v)
+    return ids, people, vecs
+
+
+def descriptors_of(index: Index, face_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Face ids (K,) and descriptors (K, 1024) float32 of these faces (those that have one)."""
+    rows = []
+    for start in range(0, len(face_ids), 500):
+        part = list(face_ids[start : start + 500])
+        marks = ",".join("?" * len(part))
+        rows += index.conn.execute(
+            f"SELECT id, person_id, descriptor FROM faces WHERE id IN ({marks}) "
+            "AND descriptor IS NOT NULL ORDER BY id",
+            part,
+        ).fetchall()
+    ids, _, vecs = _vectors(rows)
     if not vecs:
-        return (
-            np.zeros(0, np.int64),
-            np.zeros(0, np.int64),
-            np.zeros((0, DESCRIPTOR_DIM), np.float32),
-        )
-    return np.asarray(ids), np.asarray(people), np.stack(vecs).astype(np.float32)
+        return np.zeros(0, np.int64), np.zeros((0, DESCRIPTOR_DIM), np.float32)
+    return np.asarray(ids), np.stack(vecs).astype(np.float32)
+
+
+def descriptor_chunks(
+    index: Index, *, assigned: bool, chunk: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(face ids, person ids, descriptors float32) of the faces with (``assigned``) or without a
+    person, ``chunk`` faces at a time, by id: bounded memory for any library."""
+    cond = "IS NOT NULL" if assigned else "IS NULL"
+    last = -1
+    while True:
+        rows = index.conn.execute(
+            f"SELECT id, person_id, descriptor FROM faces WHERE descriptor IS NOT NULL "
+            f"AND person_id {cond} AND id > ? ORDER BY id LIMIT ?",
+            (last, chunk),
+        ).fetchall()
+        if not rows:
+            return
+        last = int(rows[-1][0])
+        ids, people, vecs = _vectors(rows)
+        if vecs:
+            yield np.asarray(ids), np.asarray(people), np.stack(vecs).astype(np.float32)
 
 
 def descriptor(index: Index, face_id: int) -> np.ndarray | None:

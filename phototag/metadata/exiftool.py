@@ -202,7 +202,9 @@ class ExifTool:
 
                 fd, json_file = tempfile.mkstemp(suffix=".json", prefix="phototag-regions-")
                 with os.fdopen(fd, "w", encoding="utf-8") as out_file:
-                    json.dump([{"SourceFile": "*", REGION_INFO: info}], out_file, ensure_ascii=False)
+                    json.dump(
+                        [{"SourceFile": "*", REGION_INFO: info}], out_file, ensure_ascii=False
+                    )
                 args.append(f"-j={json_file}")
         for f, vals in values.items():
             if f is Field.REGIONS:
