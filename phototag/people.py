@@ -32,6 +32,8 @@ def _clean_name(name: str) -> str:
     if any(c in text for c in "|/\\") or any(ord(c) < 32 for c in text):
         # '|' and '/' separate levels in lr:hierarchicalSubject and digiKam:TagsList.
         raise PersonError(f"a person's name cannot contain '|', '/' or '\\': {name!r}")
+    if any(0xD800 <= ord(c) <= 0xDFFF or c in "\ufffe\uffff" for c in text):
+        raise PersonError(f"a person's name must be valid Unicode text: {name!r}")
     if len(text) > 200:
         raise PersonError("a person's name is limited to 200 characters")
     return text

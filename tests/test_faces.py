@@ -300,3 +300,79 @@ def test_grouping_in_small_blocks_gives_the_same_people_and_never_moves_a_face(
         )
         assert after[people[1].id].ignored and after[people[1].id].faces == people[1].faces + 2
         assert first <= {f.id for f in db.faces_of_person(idx, people[0].id)}
+
+
+# -- hostile regions ----------------------------------------------------------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+VALUES = st.one_of(
+    st.sampled_from(["0.5", "0", "1", "-1", "nan", "inf", "1e309", "", "x", "0.5 ", "1e-9"]),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.text(max_size=8),
+)
+NAMES = st.text(max_size=12)
+
+
+def _region_xml(
+    name: str, kind: str | None, area: list[str], unit: str | None, as_attrs: bool
+) -> str:
+    from xml.sax.saxutils import quoteattr
+
+    a = " ".join(f"stArea:{k}={quoteattr(v)}" for k, v in zip("xywh", area, strict=True))
+    if unit is not None:
+        a += f" stArea:unit={quoteattr(unit)}"
+    t = f" mwg-rs:Type={quoteattr(kind)}" if kind is not None else ""
+    if as_attrs:
+        body = f"<rdf:Description mwg-rs:Name={quoteattr(name)}{t}><mwg-rs:Area {a}/></rdf:Description>"
+    else:
+        body = f"<mwg-rs:Name>{quoteattr(name)[1:-1]}</mwg-rs:Name><mwg-rs:Area {a}/>"
+    return f"<rdf:li{'' if as_attrs else chr(32) + 'rdf:parseType=' + chr(34) + 'Resource' + chr(34)}>{body}</rdf:li>"
+
+
+@given(
+    st.lists(
+        st.tuples(NAMES, st.none() | st.sampled_from(["Face", "face", "Pet", ""]),
+                  st.lists(VALUES, min_size=4, max_size=4),
+                  st.none() | st.sampled_from(["normalized", "pixel"]), st.booleans()),
+        max_size=4,
+    ),
+    st.lists(st.tuples(NAMES, st.floats(0.01, 0.99), st.floats(0.01, 0.99)), max_size=3),
+)  # fmt: skip
+def test_hostile_regions_never_raise_and_only_sane_faces_come_out(
+    items: list[tuple[str, str | None, list[str], str | None, bool]],
+    ours: list[tuple[str, float, float]],
+) -> None:
+    """Any names, types and area values another program (or anyone) wrote: reading gives only
+    finite, in-image, named faces; writing ours keeps every item it did not own."""
+    import math
+
+    from phototag.errors import MetadataError
+    from phototag.metadata import regions
+    from phototag.metadata.xmp import parse
+
+    doc = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/"'
+        ' xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#"><mwg-rs:Regions rdf:parseType="Resource">'
+        "<mwg-rs:RegionList><rdf:Bag>"
+        + "".join(_region_xml(*i) for i in items)
+        + "</rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions></rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+    try:
+        root = parse(doc.encode("utf-8"), "test")
+    except MetadataError:
+        return  # refused as a whole (say, a control character): fine, nothing read
+    found = regions.read(root)
+    for r in found:
+        assert r.name.strip() and all(math.isfinite(v) for v in (r.x, r.y, r.w, r.h))
+        assert 0 <= r.x <= 1 and 0 <= r.y <= 1 and 0 < r.w <= 1 and 0 < r.h <= 1
+    before = sum(1 for _ in root.iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}li"))
+    mine = [FaceRegion.checked(n or "x", x, y, 0.1, 0.1) for n, x, y in ours]
+    wanted = [r.encode() for r in found] + [m.encode() for m in mine if m is not None]
+    desc = root.find(".//{http://www.w3.org/1999/02/22-rdf-syntax-ns#}Description")
+    regions.apply(root, desc, wanted, (100, 100))
+    after = sum(1 for _ in root.iter("{http://www.w3.org/1999/02/22-rdf-syntax-ns#}li"))
+    assert after >= before  # nothing of theirs removed
+    assert {r.encode() for r in regions.read(root)} == set(wanted)

@@ -70,12 +70,16 @@ class FaceRegion:
 
     @classmethod
     def checked(cls, name: str, x: float, y: float, w: float, h: float) -> FaceRegion | None:
-        """A region if the values make sense (finite, inside the image, a name), else None."""
-        if not name.strip() or not all(math.isfinite(v) for v in (x, y, w, h)):
+        """A region if the values make sense (finite, inside the image, a name XML can hold), else
+        None. Runs of whitespace in the name become one space."""
+        name = " ".join(name.split())
+        if not name or not all(math.isfinite(v) for v in (x, y, w, h)):
+            return None
+        if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF or c in "\ufffe\uffff" for c in name):
             return None
         if not (0 <= x <= 1 and 0 <= y <= 1 and 0 < w <= 1 and 0 < h <= 1):
             return None
-        return cls(name.strip(), x, y, w, h)
+        return cls(name, x, y, w, h)
 
 
 def _get(el: Any, ns: str, name: str) -> str | None:
