@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from .errors import PersonError
 from .faces.analyzer import RECOGNIZER
@@ -206,3 +209,41 @@ def photo_dims(index: Index, photo_id: int) -> tuple[int, int] | None:
         "SELECT width, height FROM photos WHERE id = ?", (photo_id,)
     ).fetchone()
     return (int(row[0]), int(row[1])) if row and row[0] and row[1] else None
+
+
+@dataclass(frozen=True, slots=True)
+class FaceMatch:
+    """A face like the one asked about: its photo, person and cosine distance."""
+
+    face_id: int
+    photo: Path
+    person_id: int | None
+    distance: float
+
+
+def similar_faces(
+    index: Index, face_id: int, *, top: int = 20, max_distance: float = 0.5
+) -> list[FaceMatch]:
+    """The ``top`` faces nearest to face ``face_id`` (itself excluded), nearest first, within
+    ``max_distance``: one face finds a person's photos, named or not. Reads the descriptors in
+    chunks (bounded memory)."""
+    query = db.descriptor(index, face_id)
+    if query is None:
+        if db.face(index, face_id) is None:
+            raise PersonError(f"no face {face_id}: see 'phototag people show PERSON'")
+        raise PersonError(f"face {face_id} is too small to have a descriptor")
+    best: list[tuple[float, int, int]] = []  # (distance, face, person or -1)
+    for assigned in (True, False):
+        for ids, people, vecs in db.descriptor_chunks(index, assigned=assigned, chunk=8192):
+            d = 1.0 - vecs @ query
+            keep = np.argsort(d)[: top + 1]
+            best += [(float(d[k]), int(ids[k]), int(people[k])) for k in keep]
+            best = sorted(best)[: top + 1]
+    out = []
+    for dist, fid, pid in best:
+        if fid == face_id or dist > max_distance:
+            continue
+        path = db.path_of_face(index, fid)
+        if path is not None:
+            out.append(FaceMatch(fid, path, None if pid < 0 else pid, dist))
+    return out[:top]

@@ -120,6 +120,15 @@ def test_scan_groups_faces_into_people_and_tags_photos(lib: Path, tmp_path: Path
         assert "people/person" in tags["camera.jpg"]
         assert not any(t.startswith("people/") for t in tags["coffee.jpg"] + tags["cat.jpg"])
         assert db.count_faces(idx) == 4
+        # One face finds the other photo of her first, then (further than grouping's 0.30) him.
+        from phototag.people import similar_faces
+
+        (hers,) = [f for p in db.people(idx) for f in db.faces_of_person(idx, p.id)
+                   if db.path_of_face(idx, f.id).name == "astronaut.jpg"]  # type: ignore[union-attr]  # fmt: skip
+        found = similar_faces(idx, hers.id, max_distance=2.0)
+        assert found[0].photo.name == "astronaut big.jpg" and found[0].distance < 0.3
+        assert all(m.distance > 0.45 for m in found[1:]) and len(found) == 3
+        assert [m.photo.name for m in similar_faces(idx, hers.id)] == ["astronaut big.jpg"]
 
 
 def test_naming_writes_regions_and_keywords_that_exiftool_and_exiv2_read_back(

@@ -185,6 +185,40 @@ def show_person_command(
                            f"quality {f.quality:.2f}  ({f.assigned.value})")  # fmt: skip
 
 
+@app.command("similar")
+def similar_command(
+    face: Annotated[
+        int, typer.Argument(help="A face's number (from 'phototag people show' or 'show').")
+    ],
+    top: Annotated[int, typer.Option("--top", "-n", min=1, help="How many faces to list.")] = 20,
+    max_distance: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=2.0, help="Only faces within this cosine distance (grouping uses 0.30)."
+        ),
+    ] = 0.5,
+    index: o.IndexPath = None,
+    json_out: o.Json = False,
+) -> None:
+    """Photos with faces like this one, nearest first: find a person's photos from one face."""
+    from ..config import default_index_path
+    from ..index import Index
+    from ..index import faces as db
+    from ..people import similar_faces
+
+    out = Output(json_mode=json_out)
+    with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        for m in similar_faces(idx, face, top=top, max_distance=max_distance):
+            p = db.person(idx, m.person_id) if m.person_id is not None else None
+            if json_out:
+                out.json({"face": m.face_id, "photo": str(m.photo), "person": m.person_id,
+                          "name": p.name if p else None, "distance": round(m.distance, 4)})  # fmt: skip
+            else:
+                who = escape(p.label) if p else "no person"
+                out.result(f"[num]{m.distance:.3f}[/]  face [num]{m.face_id}[/]  "
+                           f"[filepath]{escape(safe_path(m.photo))}[/]  ({who})")  # fmt: skip
+
+
 @app.command("forget")
 def forget_command(
     yes: Annotated[bool, typer.Option("--yes", help="Do it without asking.")] = False,
