@@ -422,3 +422,15 @@ def test_a_sidecar_with_broken_regions_does_not_stop_the_scan(tmp_path: Path) ->
         scanned(idx, root)
         assert db.count_faces(idx) == 1
         assert [p.name for p in db.people(idx)] == [None]
+
+
+def test_no_faces_and_named_recognizers_leave_faces_alone(lib: Path, tmp_path: Path) -> None:
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        scanned(idx, lib, faces=False)
+        scanned(idx, lib, recognizers=["food"])
+        assert db.count_faces(idx) == 0
+        assert not any(
+            t.startswith("people/") for p in idx.photos_under([lib]) for t in p.tag_paths
+        )
+        scanned(idx, lib)  # a default scan finds them
+        assert db.count_faces(idx) == 4
