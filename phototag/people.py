@@ -123,7 +123,7 @@ def remove_face(index: Index, face_id: int, to: str | None = None) -> Person:
 
 
 def ignore(index: Index, ref: str, ignored: bool = True) -> Person:
-    """An ignored person (a stranger in the background) is not listed, tagged or written;
+    """An ignored person (a stranger in the background) is not listed or written into files;
     new faces that match them are ignored too."""
     p = resolve(index, ref)
     with index.transaction():

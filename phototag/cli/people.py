@@ -152,7 +152,7 @@ def ignore_command(
     index: o.IndexPath = None,
     json_out: o.Json = False,
 ) -> None:
-    """Ignore a person (a stranger in the background): not listed, tagged or written."""
+    """Ignore a person (a stranger in the background): not listed, never written into files."""
     from ..people import ignore as do
 
     _change(index, json_out, "people ignore", lambda idx: do(idx, person, not undo))
