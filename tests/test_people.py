@@ -434,3 +434,24 @@ def test_no_faces_and_named_recognizers_leave_faces_alone(lib: Path, tmp_path: P
         )
         scanned(idx, lib)  # a default scan finds them
         assert db.count_faces(idx) == 4
+
+
+def test_faces_a_killed_run_left_ungrouped_are_grouped_by_the_next_scan(
+    lib: Path, tmp_path: Path
+) -> None:
+    """Faces are stored with their photos (one transaction per batch); grouping comes after the
+    last batch. A run killed in between leaves faces without people: the next scan, with no
+    photo to read, groups them."""
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        scanned(idx, lib)
+        expected = sorted(people_of(idx).values(), key=sorted)
+        with idx.transaction():  # the state a kill before grouping leaves
+            idx.conn.execute("UPDATE faces SET person_id = NULL")
+            idx.conn.execute("DELETE FROM people")
+        report = next(
+            ev.report
+            for ev in scan([lib], idx, ScanOptions(device=Device.CPU))
+            if type(ev).__name__ == "Finished"
+        )
+        assert report.tagged == 0 and report.unchanged == 6
+        assert sorted(people_of(idx).values(), key=sorted) == expected
