@@ -331,12 +331,15 @@ def build_album(
             index.save_album(name, folder, query.to_json(), mode.value, html)
         if html:
             from .contactsheet import write_contact_sheet
+            from .index.faces import face_boxes
 
+            shown = [(by_source[m.path], m) for m in matches if m.path in by_source]
             try:
                 write_contact_sheet(
                     folder,
-                    [(by_source[m.path], m) for m in matches if m.path in by_source],
+                    shown,
                     query.describe(),
+                    face_boxes(index, [m.photo_id for _, m in shown]),
                 )
             except OSError as e:
                 report.failed.append(("index.html", e.strerror or str(e)))

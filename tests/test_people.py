@@ -184,6 +184,27 @@ def test_naming_writes_regions_and_keywords_that_exiftool_and_exiv2_read_back(
     assert len(ndjson(out)) == 4
     code, _, err = invoke("album", "--person", "Nobody", "--index", index, "--json")
     assert code == 2 and "no person 'Nobody'" in err
+    # The contact sheet draws her face box on the thumbnails.
+    out_dir = tmp_path / "album"
+    code, _, err = invoke(
+        "album", "-p", "Eileen Collins", "--html", "--out", out_dir, "--index", index
+    )
+    assert code == 0, err
+    thumbs = sorted((out_dir / ".thumbs").iterdir())
+    assert len(thumbs) == 2
+    with Image.open(thumbs[0]) as im:
+        t = np.asarray(im.convert("RGB")).astype(int)
+    h, w = t.shape[:2]
+    x1, y1, x2, y2 = next(iter(faces.values()))
+    x = round(x1 * w)
+    edge = t[round(y1 * h) + 3 : round(y2 * h) - 3, x - 2 : x + 3]  # the box's left side
+    yellow = (edge[..., 0] > 180) & (edge[..., 1] > 150) & (edge[..., 2] < 120)
+    assert yellow.any(axis=1).mean() > 0.9
+    inside = t[round(y1 * h) + 8 : round(y2 * h) - 8, x + 6]  # her face, not painted over
+    assert ((inside[:, 0] > 180) & (inside[:, 1] > 150) & (inside[:, 2] < 120)).mean() < 0.2
+    from urllib.parse import quote
+
+    assert quote(thumbs[0].name) in (out_dir / "index.html").read_text()
 
 
 def test_a_group_photo_is_an_album_of_both(tmp_path: Path) -> None:

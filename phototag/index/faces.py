@@ -306,6 +306,25 @@ def named_people_of(index: Index, photo_id: int) -> list[NamedFace]:
     ]  # fmt: skip
 
 
+def face_boxes(
+    index: Index, photo_ids: Sequence[int]
+) -> dict[int, list[tuple[str | None, tuple[float, float, float, float]]]]:
+    """For these photos, each face's person name (None: unnamed, ignored or no person) and box,
+    left to right: what a contact sheet draws."""
+    out: dict[int, list[tuple[str | None, tuple[float, float, float, float]]]] = {}
+    wanted = set(photo_ids)
+    rows = index.conn.execute(
+        """SELECT f.photo_id, CASE WHEN p.ignored = 0 THEN p.name END, f.x1, f.y1, f.x2, f.y2
+           FROM faces f LEFT JOIN people p ON p.id = f.person_id ORDER BY f.photo_id, f.x1"""
+    )
+    for pid, name, x1, y1, x2, y2 in rows:
+        if pid in wanted:
+            out.setdefault(int(pid), []).append(
+                (name, (float(x1), float(y1), float(x2), float(y2)))
+            )
+    return out
+
+
 def photos_with_named_people(index: Index) -> list[int]:
     rows = index.conn.execute(
         """SELECT DISTINCT f.photo_id FROM faces f JOIN people p ON p.id = f.person_id
