@@ -69,7 +69,7 @@ def _arg(path: Path) -> str | bytes:
         return raw
 
 
-def _held_open(path: Path) -> bool:
+def held_open(path: Path) -> bool:
     """Whether any process has ``path`` open (Linux: /proc/*/fd), or, elsewhere, it is recent."""
     proc = Path("/proc")
     if not (proc / "self" / "fd").is_dir():
@@ -99,7 +99,7 @@ def clear_stale_temporary(path: Path) -> None:
     writing it).
     """
     tmp = Path(str(path) + "_exiftool_tmp")
-    if tmp.exists() and not _held_open(tmp):
+    if tmp.exists() and not held_open(tmp):
         with contextlib.suppress(OSError):
             tmp.unlink()
 
@@ -181,15 +181,25 @@ class ExifTool:
         values: Mapping[Field, Sequence[str]],
         *,
         backup: bool = False,
+        in_place: bool = False,
         dims: tuple[int, int] | None = None,
     ) -> list[str]:
-        """Set the given fields to exactly these lists; returns exiftool's warnings. Face
-        regions (Field.REGIONS) are merged into the file's RegionInfo structure, whose other
-        regions are kept; ``dims`` fills AppliedToDimensions when the file has none."""
+        """Set the given fields to exactly these lists; returns exiftool's warnings.
+
+        ``in_place``: keep the file's inode (hard links, see :func:`phototag.metadata.embed.embed_file`)
+        with ``-overwrite_original_in_place``: exiftool writes the new file beside the old,
+        then copies it over the old one's bytes. Without it, the new file is renamed over
+        the old (atomic, but a new inode: hard links then part).
+
+        Face regions (Field.REGIONS) are merged into the file's RegionInfo structure, whose
+        other regions are kept; ``dims`` fills AppliedToDimensions when the file has none.
+        """
         args: list[str | bytes] = ["-P"]  # keep the file's modification time
         if values.get(Field.IPTC):
             args.append("-IPTC:CodedCharacterSet=UTF8")  # IPTC keywords in UTF-8, declared as such
-        if not backup:
+        if in_place:
+            args.append("-overwrite_original_in_place")  # same inode: every name sees the change
+        elif not backup:
             args.append("-overwrite_original")  # no IMG.jpg_original litter
         json_file = None
         if Field.REGIONS in values:

@@ -141,17 +141,19 @@ def read(root: Any) -> list[FaceRegion]:
 
 def apply(
     root: Any, description: Any, values: Sequence[str], dims: tuple[int, int] | None = None
-) -> None:
+) -> bool:
     """Make the named face regions in the document exactly ``values`` (encoded regions): remove
     the items whose encoding is not among them, add those missing. Other regions are untouched.
 
     ``description`` is the ``rdf:Description`` to create ``mwg-rs:Regions`` in if there is none;
     ``dims`` (width, height in pixels, displayed orientation) fills ``AppliedToDimensions``.
+    Returns whether the document changed.
     """
     from lxml import etree
 
     wanted = list(dict.fromkeys(values))
     present: set[str] = set()
+    changed = False
     for li, struct in list(_items(root)):
         face = face_of(struct)
         if face is None:
@@ -161,10 +163,13 @@ def apply(
             present.add(code)
         else:
             li.getparent().remove(li)
+            changed = True
     missing = [FaceRegion.decode(v) for v in wanted if v not in present]
     add = [r for r in missing if r is not None]
     if not add:
-        return
+        if changed:
+            _drop_empty(root)
+        return changed
     bag = None
     for regions in root.iter(f"{{{MWG_RS}}}Regions"):
         for rlist in _struct(regions).findall(f"{{{MWG_RS}}}RegionList"):
@@ -195,6 +200,7 @@ def apply(
         for k, v in (("x", x), ("y", y), ("w", w), ("h", h), ("unit", "normalized")):
             area.set(f"{{{ST_AREA}}}{k}", v)
     _drop_empty(root)
+    return True
 
 
 def _drop_empty(root: Any) -> None:
