@@ -476,3 +476,41 @@ def test_faces_a_killed_run_left_ungrouped_are_grouped_by_the_next_scan(
         )
         assert report.tagged == 0 and report.unchanged == 6
         assert sorted(people_of(idx).values(), key=sorted) == expected
+
+
+CORPUS = Path(__file__).parent / "data" / "sidecars"
+
+
+def test_a_real_digikam_style_sidecar_keeps_its_region_and_gains_ours(tmp_path: Path) -> None:
+    """PhotoPrism's test sidecar with a digiKam-style MWG region (element form, 'Carl'): read
+    as Carl; naming the astronaut (whose face is elsewhere) adds her region beside his, and
+    everything else in the file stays; clean takes hers back."""
+    from phototag.metadata import regions
+
+    src = CORPUS / "photoprism-digikam-mwg.xmp"
+    sc = Sidecar.read(src)
+    assert sc is not None
+    assert [(r.name, r.x, r.y, r.w, r.h) for r in regions.read(sc.root)] == [
+        ("Carl", 0.6, 0.5, 0.1, 0.15)
+    ]
+    root = tmp_path / "lib"
+    save(root / "astronaut.jpg", sample("astronaut"), quality=92)
+    side = root / "astronaut.jpg.xmp"
+    side.write_bytes(src.read_bytes())
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        scanned(idx, root)
+        (person,) = db.people(idx)
+        assert person.name is None  # Carl's region is not over her face
+        from phototag.people import name
+
+        name(idx, str(person.id), "Eileen")
+        events = list(write_tags(idx, [root], WriteSettings()))
+        assert all(type(e).__name__ == "Wrote" for e in events), events
+        assert [r["name"] for r in regions_by_exiftool(side)] == ["Carl", "Eileen"]
+        assert [r["name"] for r in regions_by_exiv2(side)] == ["Carl", "Eileen"]
+        text = side.read_text()
+        for kept in ("<photoshop:DateCreated>2012-08-08T22:07:18.001</photoshop:DateCreated>",
+                     "adobe:docid:photoshop:eb7a4192-7d4f-1179-93d3-8c7542d122ed"):  # fmt: skip
+            assert kept in text
+        list(clean(idx, [root]))
+        assert [r["name"] for r in regions_by_exiftool(side)] == ["Carl"]
