@@ -10,8 +10,10 @@ this one process:
   classifier  EfficientNet-Lite0 on preprocessed batches of 16: ms per photo
   faces       the face step (BlazeFace, Face Mesh's flag, FaceRes) on the decoded photos: ms per
               photo, as decoded for the classifier (short side >= 256) and for faces (>= 512)
+  fixed       what a scan with faces pays once: opening the face models, importing scikit-learn
   scan        phototag's whole default scan into a fresh index: --no-faces, then with faces
-              (decoded at 512, the default), then with faces on the classifier's decode (256)
+              (decoded at 512, the default), then with faces on the classifier's decode (256);
+              with few photos the fixed costs weigh on these figures
 
 and prints images/s of each scan and the ratios. Absolute figures drift on a shared machine;
 the ratios, measured minutes apart in one process, are what to compare.
@@ -134,6 +136,21 @@ def main() -> None:
             f"faces on a {label} decode  {ms:6.1f} ms/photo ({found} faces; {ms / classifier_ms:.1f}x the classifier)"
         )
     print(f"JPEG decode at 256      {dec256:6.1f} ms/photo;  at 512 {dec512:6.1f} ms/photo")
+
+    # Fixed costs of a scan with faces, paid once per run whatever the number of photos.
+    import subprocess
+
+    t = time.perf_counter()
+    FaceStep(catalog, Device.CPU).load()
+    load_s = time.perf_counter() - t
+    code = "import time; t = time.perf_counter(); import sklearn.cluster; print(time.perf_counter() - t)"
+    sklearn_s = float(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    print(f"fixed per scan: face models load {load_s:.2f} s, scikit-learn import {sklearn_s:.2f} s "
+          "(grouping; in a fresh process)")  # fmt: skip
 
     off, _ = timed_scan(paths, args.workers, faces=False)
     on, faces_on = timed_scan(paths, args.workers, faces=True)
