@@ -16,9 +16,11 @@ For each model, in order:
 2. Runs the same graph in TensorFlow itself (fused TF.js-only ops unfused, ``_FusedMatMul``
    into MatMul + BiasAdd) on scikit-image's photos (astronaut, camera, coffee, chelsea) and
    on the faces BlazeFace finds in them, and fails unless the ONNX outputs agree.
-3. Stores phototag's decoded detections and the descriptors of the found faces in
+3. Stores the weights that are exactly float16 values (all of them: the package ships float16)
+   as float16 with a Cast back, which halves the files and changes no number.
+4. Stores phototag's decoded detections and the descriptors of the found faces in
    tests/data/faces_reference.json, so the tests check the shipped models without TensorFlow.
-4. Writes weights/<name>/{model.onnx, LICENSE} and updates backbone.toml's [files].
+5. Writes weights/<name>/{model.onnx, LICENSE} and updates backbone.toml's [files].
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ def convert(package: Path, name: str, t: Path) -> tuple[dict, Path]:  # type: ig
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--tfjs", str(models / f"{src}-fixed.json"),
                     "--output", str(out / "model.onnx"), "--opset", "17"], check=True)  # fmt: skip
+    print(name, "initializers stored as float16:", halve(out / "model.onnx"))
     return model, models
 
 
@@ -152,6 +155,38 @@ def tf_session(model: dict, folder: Path):  # type: ignore[no-untyped-def,type-a
     with g.as_default():
         tf.import_graph_def(graph, name="")
     return tf.compat.v1.Session(graph=g)
+
+
+def halve(path: Path) -> int:
+    """Store the float32 weights that are exactly float16 values (the TF.js package ships its
+    weights as float16) as float16 initializers, each followed by a Cast back to float32:
+    half the file, the same numbers, and onnxruntime folds the casts when it loads the model.
+    Returns how many initializers were halved."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts, keep, n = [], [], 0
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size >= 64 and np.array_equal(arr.astype(np.float16).astype(np.float32), arr):
+            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "__fp16")
+            keep.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
+                                          name=init.name + "__cast"))  # fmt: skip
+            n += 1
+        else:
+            keep.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return n
 
 
 def write_manifest(name: str, license_text: str) -> None:
