@@ -171,7 +171,11 @@ def halve(path: Path) -> int:
     casts, keep, n = [], [], 0
     for init in graph.initializer:
         arr = numpy_helper.to_array(init)
-        if arr.dtype == np.float32 and arr.size >= 64 and np.array_equal(arr.astype(np.float16).astype(np.float32), arr):
+        if (
+            arr.dtype == np.float32
+            and arr.size >= 64
+            and np.array_equal(arr.astype(np.float16).astype(np.float32), arr)
+        ):
             half = numpy_helper.from_array(arr.astype(np.float16), init.name + "__fp16")
             keep.append(half)
             casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
