@@ -146,6 +146,9 @@ class WriteSettings:
     hierarchical: bool = True
     iptc: IptcPolicy = IptcPolicy.EXISTING
     backup: bool = False  # keep exiftool's IMG.jpg_original copies
+    # The language keywords and album names are written in (ISO 639-1: en, ja); tags stay
+    # English in the index. Names come from weights/names/<language>.toml (phototag/names.py).
+    language: str = "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,7 @@ def load_settings(path: Path | None = None) -> Settings:
         hierarchical = true       # lr:hierarchicalSubject and digiKam:TagsList
         iptc = "existing"         # existing | always | never (embed mode)
         backup = false            # keep exiftool's IMG.jpg_original
+        language = "en"           # en | ja: keywords, album names and output (or --lang)
     """
     import tomllib
 
@@ -190,7 +194,7 @@ def load_settings(path: Path | None = None) -> Settings:
     defaults = WriteSettings()
     kinds: dict[str, type] = {
         "mode": WriteMode, "sidecar_name": SidecarNaming, "root": str, "flat": bool,
-        "hierarchical": bool, "iptc": IptcPolicy, "backup": bool,
+        "hierarchical": bool, "iptc": IptcPolicy, "backup": bool, "language": str,
     }  # fmt: skip
     values: dict[str, object] = {}
     for key, value in table.items():

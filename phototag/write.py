@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import IptcPolicy, WriteMode, WriteSettings
@@ -25,6 +25,7 @@ from .metadata.keywords import Change, Field, KeywordStyle, desired, merge, remo
 from .metadata.regions import yield_to_others
 from .metadata.sidecars import SidecarResolver
 from .metadata.xmp import Sidecar, write_atomic
+from .names import tag_names
 from .people import photo_dims, with_people
 from .pipeline import content_hash
 
@@ -253,6 +254,7 @@ def write_tags(
     if settings.mode is WriteMode.NONE:
         return
     style = KeywordStyle(root=settings.root, flat=settings.flat, hierarchical=settings.hierarchical)
+    names = tag_names(settings.language)  # checked before any file is touched
     if photo_ids is not None:
         photos = index.photos_by_id(photo_ids)
     else:
@@ -265,6 +267,8 @@ def write_tags(
         resolver = SidecarResolver()
         for photo in photos:
             try:
+                if names.names:  # keywords in the user's language; the index stays English
+                    photo = replace(photo, tag_paths=names.paths(photo.tag_paths))
                 if settings.mode is WriteMode.SIDECAR:
                     yield _write_sidecar(photo, settings, style, writer, index, resolver)
                 else:

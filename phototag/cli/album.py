@@ -140,6 +140,17 @@ def album_command(
             for report in refresh_all(idx, dry_run=dry_run):
                 failed |= _report(out, report, dry_run)
             raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
+        from dataclasses import replace
+
+        from ..names import tag_names
+
+        # Tags may be typed in the user's language (--tag 結婚式); the index holds English.
+        names = tag_names(o.language(None))
+        typed = list(tag or ())  # as the user wrote them, for messages
+        if names.names:
+            known = {n for c in idx.tag_counts() for n in (c.tag, *c.path.split("/"))}
+            tag = [names.english(t, known) for t in tag or ()]
+            not_ = [names.english(t, known) for t in not_ or ()]
         query = TagQuery(tags=tuple(tag or ()), any=any_, exclude=tuple(not_ or ()), min_score=min_score,
                          since=since, until=until, under=tuple(os.path.abspath(u) for u in under or ()), model=model,
                          min_count=min_count, people=tuple(person or ()))  # fmt: skip
@@ -151,10 +162,20 @@ def album_command(
             folder = Path(os.path.abspath(out_dir))
             name = folder.name
         else:
-            name = album_name(query)
+            # The album's name in the user's language: "wedding ceremony" -> 結婚式 with --lang ja.
+            name = album_name(replace(query, tags=tuple(names.paths(query.tags)),
+                                      exclude=tuple(names.paths(query.exclude))))  # fmt: skip
             folder = album_folder(default_albums_dir(), name)
         report = build_album(idx, name, folder, query, link, html=html, dry_run=dry_run)
         failed = _report(out, report, dry_run)
+        if report.matches == 0:  # say why, when the installed models cannot make the tag
+            from ..models.availability import needed_for_tag
+            from ..models.catalog import Catalog
+
+            catalog = Catalog.discover()
+            for t, shown in zip(query.tags, typed, strict=False):
+                if (needed := needed_for_tag(catalog, t, names.language)) is not None:
+                    out.warning(f"no photo has '{escape(shown)}': {escape(needed.sentence())}")
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
 

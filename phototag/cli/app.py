@@ -61,8 +61,27 @@ def main_options(
         is_eager=True,
         help="Print the version and exit.",
     ),
+    lang: str | None = typer.Option(
+        None,
+        "--lang",
+        envvar="PHOTOTAG_LANG",
+        help="Write keywords and album names, and show tags, in this language: en or ja "
+        "[default: the config's write.language, else en].",
+        show_default=False,
+    ),
 ) -> None:
     """Tag local photo libraries with deep-learning image recognition."""
+    from .options import chosen_language
+
+    if lang is not None:
+        from ..errors import ConfigError
+        from ..names import tag_names
+
+        try:
+            tag_names(lang)
+        except ConfigError as e:
+            raise typer.BadParameter(str(e), param_hint="'--lang'") from None
+    chosen_language[0] = lang
 
 
 def main() -> None:

@@ -130,6 +130,15 @@ Config = Annotated[
 ]
 
 
+#: The root command's --lang (or $PHOTOTAG_LANG), for the commands below it; None: the config's.
+chosen_language: list[str | None] = [None]
+
+
+def language(config_file: Path | None) -> str:
+    """The language tags are shown and written in: --lang, else the config's write.language."""
+    return chosen_language[0] or config.load_settings(config_file).write.language
+
+
 def write_settings(
     config_file: Path | None,
     mode: config.WriteMode | None = None,
@@ -147,6 +156,7 @@ def write_settings(
         sidecar_name=sidecar_name or s.sidecar_name,
         iptc=iptc or s.iptc,
         backup=s.backup if backup is None else backup,
+        language=chosen_language[0] or s.language,
     )
 
 

@@ -30,7 +30,10 @@ def show_command(
 
     out = Output(json_mode=json_out)
     missing = 0
+    from ..names import tag_names
+
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        names = tag_names(o.language(None))
         for p in paths:
             view = idx.photo(Path(os.path.abspath(p)))
             if view is None:
@@ -67,11 +70,12 @@ def show_command(
                 if not cands:
                     table.add_row(rec, "[muted]-[/]", "", "")
                 for i, c in enumerate(cands):
+                    local = names.path(c.path)  # --lang: the user's language
                     table.add_row(
                         rec if i == 0 else "",
-                        f"[tag]{escape(c.tag)}[/]",
+                        f"[tag]{escape(local.rsplit('/', 1)[-1] if names.names else c.tag)}[/]",
                         f"{c.score:.3f}",
-                        f"[muted]{escape(c.path)}[/]",
+                        f"[muted]{escape(local)}[/]",
                     )
             out.result(table)
             found = [(label, s) for _, label, s, _ in view.detections if s >= 0.3]
@@ -131,22 +135,42 @@ def tags_command(
 
     from ..config import default_index_path
     from ..index import Index
+    from ..names import tag_names
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         counts = idx.tag_counts(model)
+        names = tag_names(o.language(None))
     if json_out:
         for c in counts:
-            out.json({"model": c.recognizer, "tag": c.tag, "path": c.path, "photos": c.photos})
+            local = (
+                {"name": names.path(c.path).rsplit("/", 1)[-1], "name_path": names.path(c.path)}
+                if names.names
+                else {}
+            )
+            out.json({"model": c.recognizer, "tag": c.tag, "path": c.path, "photos": c.photos,
+                      **local})  # fmt: skip
         return
     table = Table(box=None)
     for col in ("photos", "tag", "model", "path"):
         table.add_column(col, justify="right" if col == "photos" else "left")
     for c in counts:
         table.add_row(
-            str(c.photos), f"[tag]{escape(c.tag)}[/]", c.recognizer, f"[muted]{escape(c.path)}[/]"
+            str(c.photos),
+            f"[tag]{escape(names.path(c.path).rsplit('/', 1)[-1])}[/]",
+            c.recognizer,
+            f"[muted]{escape(names.path(c.path))}[/]",
         )
     out.result(table)
+    from ..models.availability import inactive_vocabularies
+    from ..models.catalog import Catalog
+
+    with guarded(out):  # once, after the list: the tags no installed model can make
+        if missing := inactive_vocabularies(Catalog.discover(), names.language):
+            n = sum(m.tags for m in missing)
+            out.info(f"{n} more tags ({', '.join(m.vocabulary for m in missing)}) need an "
+                     f"open-vocabulary model: {escape(missing[0].command)} "
+                     f"(~{missing[0].download_bytes / 1e9:.1f} GB download), then scan again")  # fmt: skip
 
 
 def forget_command(
