@@ -13,7 +13,7 @@ import hashlib
 import html
 import os
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .albums import printable
@@ -87,9 +87,12 @@ def write_contact_sheet(
     folder: Path,
     entries: Sequence[tuple[str, Match]],
     title: str,
+    progress: Callable[[int, int], None] | None = None,
     faces: Mapping[int, Sequence[FaceBox]] | None = None,
 ) -> Path:
-    """The album's index.html; ``faces`` (photo id -> faces) are drawn on the thumbnails."""
+    """Write ``folder/index.html`` and the thumbnails it shows; ``progress(done, total)`` is
+    told after each thumbnail (made or found); ``faces`` (photo id -> faces) are drawn on the
+    thumbnails. Raises OSError if the page cannot be written."""
     faces = faces or {}
     thumbs = folder / THUMBS
     thumbs.mkdir(exist_ok=True)
@@ -99,7 +102,9 @@ def write_contact_sheet(
         if old.name not in wanted:
             old.unlink()
     figures = []
-    for entry, m in entries:
+    for done, (entry, m) in enumerate(entries, 1):
+        if progress is not None:
+            progress(done - 1, len(entries))
         thumb = thumbs / names[entry]
         if not thumb.exists():
             with contextlib.suppress(OSError, ImageError):  # the page flags it; the album is fine
@@ -121,6 +126,8 @@ def write_contact_sheet(
         "<main>\n" + "\n".join(figures) + "\n</main>\n"
         f"<script>{SCRIPT}</script></body></html>\n"
     )
+    if progress is not None:
+        progress(len(entries), len(entries))
     out = folder / "index.html"
     tmp = folder / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")

@@ -19,8 +19,9 @@ import numpy as np
 
 from . import config
 from .faces.step import FaceStep, faces_off, set_faces_off
+from .ignore import Excludes
 from .index.faces import copy_faces
-from .index.store import Index, PhotoRecord, encode_path
+from .index.store import Index, PhotoRecord, decode_path, encode_path
 from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
 from .models.recognizers import Candidate, Recognizer
@@ -28,7 +29,6 @@ from .models.session import Device
 from .pipeline import (
     Loaded,
     LoadFailed,
-    batched,
     default_workers,
     make_loader,
     ordered_map,
@@ -51,6 +51,7 @@ class ScanOptions:
     engine: config.Engine = config.Engine.LOCAL
     address: str | None = None  # Ray cluster address (None: a local Ray instance)
     backbone: str | None = None  # the zero-shot backbone for vocabularies (see Catalog)
+    exclude: tuple[str, ...] = ()  # gitignore-style patterns, with each root's .phototagignore
     # Faces (phototag.faces): None = on in a default scan (no recognizers named), unless
     # 'people forget' turned them off in this index.
     faces: bool | None = None
@@ -78,6 +79,14 @@ class Tagged:
 
 
 @dataclass(frozen=True, slots=True)
+class Read:
+    """A file planned for reading has been read (or failed to be): for progress, before its
+    batch is inferred. Every one of :attr:`Planned.todo` files gives exactly one."""
+
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     path: Path
     reason: str
@@ -86,11 +95,16 @@ class Failed:
 
 @dataclass
 class ScanReport:
+    """What a scan did. The counts add up: ``found == unchanged + tagged + reused + rescored
+    + failed`` (a path the walk could not follow, such as a broken symlink, is found and
+    failed; other names of a file already counted are in ``same_file``, not in ``found``)."""
+
     found: int = 0
     unchanged: int = 0
     tagged: int = 0  # by inference
     reused: int = 0  # moved, renamed, copied or touched files: results kept, nothing decoded
     removed: int = 0  # vanished files dropped from the index
+    rescored: int = 0  # unchanged files tagged again from stored embeddings (new threshold, ...)
     same_file: int = 0  # other names (hard links, symlinks) of files counted once
     decoded: int = 0
     failures: list[Failed] = field(default_factory=list)
@@ -104,6 +118,11 @@ class ScanReport:
     def failed(self) -> int:
         return len(self.failures)
 
+    @property
+    def known_failed(self) -> int:
+        """Failures met before, on files unchanged since (not read again)."""
+        return sum(f.known for f in self.failures)
+
     def as_json(self) -> dict[str, object]:
         return {
             "found": self.found,
@@ -111,9 +130,11 @@ class ScanReport:
             "tagged": self.tagged,
             "reused": self.reused,
             "removed": self.removed,
+            "rescored": self.rescored,
             "same_file": self.same_file,
             "decoded": self.decoded,
             "failed": self.failed,
+            "known_failed": self.known_failed,
             "warnings": self.warnings,
             "providers": self.providers,
             "seconds": round(self.seconds, 3),
@@ -127,7 +148,7 @@ class Finished:
     report: ScanReport
 
 
-ScanEvent = Planned | Tagged | Failed | Finished
+ScanEvent = Planned | Read | Tagged | Failed | Finished
 
 
 def fingerprint(recognizer: Recognizer, backbone_fp: str, threshold: float, top_k: int) -> str:
@@ -166,10 +187,24 @@ def scan(
     known = index.known_files()
     known_failures = index.known_failures()
     complete = index.complete_ids(fps, backbone_fps)
+    # Photos whose stored embeddings are current: a new threshold, top-k or recognizer is
+    # applied to them as retag does, without decoding (issue 14).
+    # Faces cannot be found in embeddings: a photo without its current face result is decoded.
+    face_fp = {face_step.name: face_step.fingerprint} if face_step is not None else {}
+    embedded = index.complete_ids(face_fp, backbone_fps)
+    rescore: list[tuple[int, Path]] = []
+    excludes = Excludes(roots, options.exclude)
     todo: list[FileEntry] = []
+    walk_failures: list[tuple[WalkProblem, os.stat_result]] = []
     seen: set[bytes] = set()
     per_root_found = dict.fromkeys(roots, 0)
-    walked = list(walk(roots, follow_symlinks=options.follow_symlinks))
+    walked = list(
+        walk(
+            roots,
+            follow_symlinks=options.follow_symlinks,
+            exclude=excludes.excluded if excludes else None,
+        )
+    )
     aliases = _other_names(walked, known)
     for item in walked:
         if isinstance(item, FileEntry) and item in aliases:
@@ -177,8 +212,17 @@ def scan(
             report.same_file += 1
             continue
         if isinstance(item, WalkProblem):
-            failure = Failed(item.path, item.reason)
+            # Remembered by the link's or folder's own lstat, like a file that failed to
+            # decode: the same broken link is not an error again every night (issue 14).
+            raw = encode_path(item.path)
+            st = _lstat(item.path)
+            kf = known_failures.get(raw)
+            seen_before = bool(kf and st and (kf.size, kf.mtime_ns) == (st.st_size, st.st_mtime_ns))
+            if st is not None and not seen_before:
+                walk_failures.append((item, st))
+            failure = Failed(item.path, item.reason, known=seen_before)
             report.failures.append(failure)
+            report.found += 1  # so that the summary adds up
             seen.add(encode_path(item.path))  # a path we could not stat is not "vanished"
             yield failure
             continue
@@ -192,6 +236,9 @@ def scan(
         if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in complete:
             report.unchanged += 1
             continue
+        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in embedded:
+            rescore.append((k.id, item.path))
+            continue
         kf = known_failures.get(raw)
         if kf and (kf.size, kf.mtime_ns) == (item.size, item.mtime_ns):
             failure = Failed(item.path, kf.reason, known=True)
@@ -199,6 +246,12 @@ def scan(
             yield failure
             continue
         todo.append(item)
+    if walk_failures:
+        with index.transaction():
+            for problem, st in walk_failures:
+                index.record_failure(problem.path, st.st_size, st.st_mtime_ns, problem.reason)
+    if rescore:
+        yield from _rescore(index, rescore, backbones, recognizers, fps, options, report)
     yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
 
     # 2. Read what is new or changed; decode only content the index has never seen.
@@ -273,6 +326,8 @@ def scan(
                     if not (isinstance(x, Loaded) and x.inputs is None and x.entry in stale)
                 ]
                 yield from record(redo)
+            for x in [*redo, *batch]:
+                yield Read(x.entry.path)
             yield from record(batch, outputs)
         todo = []
     stream = ordered_map(
@@ -283,9 +338,12 @@ def scan(
         timeout=options.read_timeout,
         on_timeout=timed_out,
     )
-    for batch in batched(stream, batch_size):
-        fixed = {r.entry: r for r in stale_reuse_decoded(batch)}
-        yield from record([fixed.get(x.entry, x) for x in batch])
+    for step in _with_reads(stream, batch_size):
+        if isinstance(step, Read):
+            yield step
+            continue
+        fixed = {r.entry: r for r in stale_reuse_decoded(step)}
+        yield from record([fixed.get(x.entry, x) for x in step])
 
     # 3. Drop what vanished, but never on the word of an empty root: an unmounted disk
     # looks exactly like a library whose photos were all deleted.
@@ -293,6 +351,8 @@ def scan(
     for raw in {**known, **known_failures}:
         if raw in seen:
             continue
+        if excludes and excludes.excluded(decode_path(raw)):
+            continue  # left out of scans now, but not deleted: 'phototag forget' drops it
         root = next((r for r in roots if _under(raw, r)), None)
         if root is None:
             continue
@@ -322,6 +382,70 @@ def scan(
         report.providers = sorted({*report.providers, *face_step.analyzer.providers})
     report.seconds = time.perf_counter() - started
     yield Finished(report)
+
+
+def _rescore(
+    index: Index,
+    photos: list[tuple[int, Path]],
+    backbones: dict[str, Backbone],
+    recognizers: list[Recognizer],
+    fps: dict[str, str],
+    options: ScanOptions,
+    report: ScanReport,
+    chunk: int = 1024,
+) -> Iterator[ScanEvent]:
+    """Apply the recognizers to the stored embeddings of ``photos`` (unchanged files whose
+    results were made with another threshold, top-k or recognizer): no decoding, one
+    transaction per chunk, as :func:`phototag.retag.retag` does for the whole index."""
+    for start in range(0, len(photos), chunk):
+        part = photos[start : start + chunk]
+        ids = [pid for pid, _ in part]
+        outputs: dict[str, BackboneOutput] = {}
+        for name, backbone in backbones.items():
+            vecs = index.vectors_of(ids, name)
+            if backbone.manifest.detections_output:
+                boxes = index.stored_detections(ids, name, backbone.labels)
+                outputs[name] = BackboneOutput(probs=None, embeddings=vecs, detections=boxes)
+            else:
+                outputs[name] = backbone.from_embeddings(vecs)
+        per_recognizer = {
+            r.name: r.candidates(
+                outputs[r.backbone], threshold=options.threshold, top_k=options.top_k
+            )
+            for r in recognizers
+        }
+        events: list[ScanEvent] = []
+        with index.transaction():
+            for row, (pid, path) in enumerate(part):
+                tags = {r.name: per_recognizer[r.name][row] for r in recognizers}
+                for r in recognizers:
+                    index.set_results(pid, r.name, fps[r.name], tags[r.name])
+                events.append(Tagged(path, tags, reused=True))
+        report.rescored += len(part)
+        yield from events
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _with_reads(
+    stream: Iterator[Loaded | LoadFailed], size: int
+) -> Iterator[Read | list[Loaded | LoadFailed]]:
+    """Batches of ``size`` from ``stream``, with a :class:`Read` as each item arrives, so
+    progress moves while the first batch is still being read (issue 14)."""
+    batch: list[Loaded | LoadFailed] = []
+    for item in stream:
+        yield Read(item.entry.path)
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _other_names(

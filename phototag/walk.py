@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +50,12 @@ def is_photo_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
+#: ``exclude(path, is_dir)``: True leaves the path (and, for a folder, all below it) out.
+Exclude = Callable[[Path, bool], bool]
+
+
 def walk(
-    roots: Iterable[Path], *, follow_symlinks: bool = False
+    roots: Iterable[Path], *, follow_symlinks: bool = False, exclude: Exclude | None = None
 ) -> Iterator[FileEntry | WalkProblem]:
     """Yield every photo below ``roots`` (files or folders), in a stable order.
 
@@ -59,7 +63,8 @@ def walk(
     own album folders (:data:`ALBUM_MARKER`) are skipped. Symlinks are followed when they
     lead to somewhere inside the roots; symlinks leading outside only when
     ``follow_symlinks``. A folder reached twice is scanned once, and a symlink that leads
-    back into its own ancestors is reported as a loop.
+    back into its own ancestors is reported as a loop. Paths ``exclude`` names are
+    skipped without a look inside (see :mod:`phototag.ignore`).
     """
     roots = [Path(os.path.abspath(r)) for r in roots]
     inside = [os.path.realpath(r) for r in roots]
@@ -72,7 +77,7 @@ def walk(
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk_dir(
-                root, (st.st_dev, st.st_ino), (), seen_dirs, follow_symlinks, inside
+                root, (st.st_dev, st.st_ino), (), seen_dirs, follow_symlinks, inside, exclude
             )
         elif stat.S_ISREG(st.st_mode):
             yield FileEntry(
@@ -94,6 +99,7 @@ def _walk_dir(
     seen: set[tuple[int, int]],
     follow: bool,
     inside: list[str],
+    exclude: Exclude | None = None,
 ) -> Iterator[FileEntry | WalkProblem]:
     if key in ancestors:
         yield WalkProblem(folder, "symlink loop: this folder contains itself")
@@ -124,6 +130,8 @@ def _walk_dir(
         except OSError as e:
             yield WalkProblem(path, _reason(e, path))
             continue
+        if exclude is not None and exclude(path, is_dir):
+            continue
         if is_dir:
             if name in SKIPPED_DIRS:
                 continue
@@ -132,7 +140,7 @@ def _walk_dir(
             except OSError as e:
                 yield WalkProblem(path, _reason(e, path))
                 continue
-            yield from _walk_dir(path, (st.st_dev, st.st_ino), here, seen, follow, inside)
+            yield from _walk_dir(path, (st.st_dev, st.st_ino), here, seen, follow, inside, exclude)
             continue
         if not is_photo_name(name):
             continue

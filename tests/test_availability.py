@@ -42,15 +42,16 @@ def test_album_doctor_and_scan_say_what_to_install(
     make_photo("lib/coffee.jpg", "coffee")
     code, out, err = conftest.invoke("scan", tmp_path / "lib", "--write", "none", "-q")
     assert code == ExitCode.OK, err
+    # No empty album is made (issue 14): a usage error that says what to install.
     code, out, err = conftest.invoke("album", "--tag", "wedding ceremony")
-    assert code == ExitCode.OK, err
+    assert code == ExitCode.USAGE, err
     text = " ".join(err.split())
-    assert "no photo has 'wedding ceremony': the 'scene' vocabulary" in text
+    assert "no photo can have 'wedding ceremony' yet: the 'scene' vocabulary" in text
     assert "phototag models install ViT-B-32__openai (~0.6 GB download)" in text
     code, out, err = conftest.invoke("--lang", "ja", "album", "--tag", "運動会")
-    assert "no photo has '運動会'" in " ".join(err.split())
+    assert code == ExitCode.USAGE and "phototag models install" in " ".join(err.split())
     code, out, err = conftest.invoke("album", "--tag", "espresso")
-    assert "no photo has" not in err  # a tag the default model can make: nothing to install
+    assert "models install" not in err  # a tag the default model can make: nothing to install
     code, out, err = conftest.invoke("scan", tmp_path / "lib", "-m", "mushroom")
     assert code == ExitCode.USAGE and "phototag models install ViT-B-32__openai" in err
     code, out, err = conftest.invoke("tags")

@@ -35,6 +35,11 @@ def classify_command(
     failed = 0
     from ..names import tag_names
 
+    for p in paths:
+        if p.is_dir():
+            out.error(f"[filepath]{escape(safe_path(p))}[/] is a folder: classify takes image "
+                      f"files; 'phototag scan {escape(safe_path(p))}' tags every photo in it")  # fmt: skip
+            raise typer.Exit(ExitCode.USAGE)
     with guarded(out):
         names = tag_names(o.language(None))
         for res in classify(

@@ -344,10 +344,18 @@ def remove_command(
     to: To = None,
 ) -> None:
     """Remove an installed backbone (not one shipped with phototag)."""
+    from ..errors import ConfigError
+    from ..models.catalog import Catalog
     from ..models.install import remove
 
     out = Output()
     with guarded(out):
+        catalog = Catalog.discover()
+        if name not in catalog.backbones and name in catalog.names():
+            raise ConfigError(
+                f"{name!r} is a recognizer, not a backbone: 'phototag recognizers remove "
+                f"{name}' removes one you trained"
+            )
         folder = remove(name, to)
         out.info(
             f"removed [tag]{escape(name)}[/] from [filepath]{escape(safe_path(folder.parent))}[/]"

@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 
 def show_command(
-    paths: Annotated[list[Path], typer.Argument(help="Photos to look up.", show_default=False)],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Photos to look up (album entries lead to their photos).", show_default=False
+        ),
+    ],
     index: o.IndexPath = None,
     json_out: o.Json = False,
 ) -> None:
@@ -25,7 +30,9 @@ def show_command(
     from rich.table import Table
 
     from ..config import default_index_path
+    from ..errors import ConfigError
     from ..index import Index
+    from ..lookup import indexed_path
     from ..metadata.read import keywords_in_files
 
     out = Output(json_mode=json_out)
@@ -35,14 +42,17 @@ def show_command(
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         names = tag_names(o.language(None))
         for p in paths:
-            view = idx.photo(Path(os.path.abspath(p)))
+            try:
+                view = idx.photo(indexed_path(idx, p))
+            except ConfigError as e:  # no such file, or not indexed: say which, go on
+                view, why = None, str(e)
+            else:
+                why = f"{p} is not in the index: scan it first"
             if view is None:
                 missing += 1
                 if json_out:
-                    out.json({"path": str(p), "error": "not in the index"})
-                out.error(
-                    f"[filepath]{escape(safe_path(p))}[/] is not in the index (scan it first)"
-                )
+                    out.json({"path": str(p), "error": why})
+                out.error(escape(safe_path(why)))
                 continue
             in_files = keywords_in_files(view.path)
             faces = _faces(idx, view.path)
@@ -139,6 +149,11 @@ def tags_command(
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        if model is not None:
+            from ..models.catalog import Catalog
+            from ..namecheck import check_recognizer
+
+            check_recognizer(model, Catalog.discover(), idx)
         counts = idx.tag_counts(model)
         names = tag_names(o.language(None))
     if json_out:

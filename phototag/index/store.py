@@ -74,6 +74,13 @@ class PhotoView:
     )
 
     def as_json(self) -> dict[str, object]:
+        """Times are ISO 8601 text, all of them (issue 14): ``taken_at`` as the camera wrote
+        it (EXIF local time, no offset), file and scan times in local time with the offset."""
+        from datetime import datetime
+
+        def local(seconds: float) -> str:
+            return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
+
         return {
             "path": os.fsdecode(self.path),
             "size": self.size,
@@ -81,7 +88,8 @@ class PhotoView:
             "width": self.width,
             "height": self.height,
             "taken_at": self.taken_at,
-            "scanned_at": self.scanned_at,
+            "modified_at": local(self.mtime_ns / 1e9),
+            "scanned_at": local(self.scanned_at),
             "tags": {r: [c.as_json() for c in cs] for r, cs in self.tags.items()},
             "embeddings": {b: d for b, d in self.embeddings.items() if d},
             "detections": [
@@ -611,6 +619,11 @@ class Index:
                  link = excluded.link, html = excluded.html, updated_at = excluded.updated_at""",
             (name, encode_path(folder), query, link, int(html), time.time()),
         )
+
+    def delete_album(self, name: str) -> None:
+        """Forget an album and its entries (the files are the caller's business)."""
+        self.conn.execute("DELETE FROM album_entries WHERE album = ?", (name,))
+        self.conn.execute("DELETE FROM albums WHERE name = ?", (name,))
 
     def album_entries(self, name: str) -> dict[str, Path]:
         """entry file name -> the photo it stands for."""
