@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -262,6 +262,7 @@ def build_album(
         raise ConfigError(f"{folder} exists and is not a phototag album: choose another --out")
     matches = query.matches(index)
     report = AlbumReport(name, folder, query.describe(), matches=len(matches))
+    linked = with_companions(index, matches)
     entries = index.album_entries(name) if existing_album else {}
     mode = LinkMode(existing_album.link) if existing_album else link
     if existing_album and existing_album.link != link.value:
@@ -284,7 +285,7 @@ def build_album(
     if not dry_run:
         with index.transaction():
             index.save_album(name, folder, query.to_json(), mode.value, html)
-    wanted = {m.path: m for m in matches}
+    wanted = {m.path: m for m in linked}
     by_source = {src: entry for entry, src in entries.items()}
 
     # 1. Entries that no longer match (or whose photo is gone): remove what is still ours.
@@ -311,7 +312,7 @@ def build_album(
     # 2. New matches.
     taken = {p.name.casefold() for p in folder.iterdir()} if folder.exists() else set()
     taken |= {e.casefold() for e in by_source.values()}
-    for m in matches:
+    for m in linked:
         if m.path in by_source:
             continue
         entry = entry_name(m, taken)
@@ -354,6 +355,17 @@ def build_album(
             except OSError as e:
                 report.failed.append(("index.html", e.strerror or str(e)))
     return report
+
+
+def with_companions(index: Index, matches: list[Match]) -> list[Match]:
+    """The matches, each followed by its companions (a Live Photo's MOV, the RAW of a
+    RAW+JPEG pair), which share its capture time so their entries sort and pair with it."""
+    companions = index.companions_by_photo()
+    out = []
+    for m in matches:
+        out.append(m)
+        out.extend(replace(m, path=path) for path, _ in companions.get(m.photo_id, []))
+    return out
 
 
 def refresh_all(index: Index, *, dry_run: bool = False) -> list[AlbumReport]:

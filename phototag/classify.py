@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from . import config
+from .media import kinds
+from .media.video import aggregate, stack_inputs
 from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
 from .models.recognizers import Candidate, Recognizer
@@ -94,7 +96,7 @@ def classify(
     load = make_loader(
         {n: b.manifest.preprocess for n, b in backbones.items()}, (), config.DEFAULT_MAX_PIXELS
     )
-    entries = [FileEntry(Path(p), 0, 0) for p in paths]
+    entries = [FileEntry(Path(p), 0, 0, kind=_kind(Path(p))) for p in paths]
     workers = min(default_workers(), max(1, len(entries)))
     stream = ordered_map(load, entries, workers=workers, window=2 * batch_size + workers)
     for batch in batched(stream, batch_size):
@@ -102,10 +104,9 @@ def classify(
         per_model: dict[str, list[list[Candidate]]] = {}
         outs = {}
         if ok:
-            outs = {
-                n: b.predict(np.stack([x.inputs[n] for x in ok if x.inputs is not None]))
-                for n, b in backbones.items()
-            }
+            for n, b in backbones.items():
+                stacked, counts = stack_inputs([x.inputs[n] for x in ok if x.inputs is not None])
+                outs[n] = aggregate(b.predict(stacked), counts)  # a video: its frames
             for r in recs:
                 per_model[r.name] = r.candidates(outs[r.backbone], threshold=threshold, top_k=top_k)
         i = 0
@@ -123,3 +124,9 @@ def classify(
                 detected(recs, outs, backbones, i),
             )
             i += 1
+
+
+def _kind(path: Path) -> kinds.FileKind:
+    """A file named on the command line: a RAW or a video by its name, else a photo."""
+    kind = kinds.classify(path.name)
+    return kind if kind in kinds.MEDIA_KINDS else kinds.FileKind.PHOTO

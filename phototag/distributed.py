@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .errors import ConfigError
+from .media.video import aggregate, stack_inputs
 from .models.backbones import Backbone, BackboneOutput
 from .pipeline import Loaded, LoadFailed, make_loader
 from .walk import FileEntry
@@ -63,10 +62,12 @@ class Inferer:
         outputs = {}
         if decoded:
             for name, b in self.backbones.items():
-                outputs[name] = b.predict(np.stack([x.inputs[name] for x in decoded if x.inputs]))
+                stacked, counts = stack_inputs([x.inputs[name] for x in decoded if x.inputs])
+                outputs[name] = aggregate(b.predict(stacked), counts)  # a video: its frames
         # The inputs stay here: only the results travel back to the driver.
         slim = [Loaded(x.entry, x.size, x.mtime_ns, x.hash, {} if x.inputs is not None else None,
-                       x.width, x.height, x.taken_at) if isinstance(x, Loaded) else x for x in block]  # fmt: skip
+                       x.width, x.height, x.taken_at, x.kind, x.duration)
+                if isinstance(x, Loaded) else x for x in block]  # fmt: skip
         return slim, outputs
 
 

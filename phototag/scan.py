@@ -15,13 +15,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from . import config
 from .faces.step import FaceStep, faces_off, set_faces_off
 from .ignore import Excludes
 from .index.faces import copy_faces
 from .index.store import Index, PhotoRecord, decode_path, encode_path
+from .media.kinds import FileKind, extension
+from .media.pairs import Companion, pair
+from .media.video import aggregate, stack_inputs
 from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
 from .models.recognizers import Candidate, Recognizer
@@ -34,7 +35,7 @@ from .pipeline import (
     ordered_map,
     read_ahead,
 )
-from .walk import FileEntry, WalkProblem, walk
+from .walk import FileEntry, OtherFile, WalkProblem, walk
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,44 @@ class Failed:
 
 
 @dataclass
+class FileCounts:
+    """Every file the walk saw, in exactly one kind (issue 18: nothing skipped in silence).
+
+    ``photo + raw + video + sidecar + ignored + unsupported + unreadable == files``. RAW
+    files and videos that are companions of a photo (a RAW+JPEG pair's RAW, a Live
+    Photo's MOV) are counted under their kind and again in ``companions``.
+    """
+
+    kinds: dict[FileKind, int] = field(default_factory=lambda: dict.fromkeys(FileKind, 0))
+    unreadable: int = 0  # broken symlinks, permission denied: see the failures
+    unsupported_by_extension: dict[str, int] = field(default_factory=dict)
+    companions: dict[str, int] = field(default_factory=dict)  # role -> count
+    others: list[OtherFile] = field(default_factory=list)  # sidecars, ignored, unsupported
+
+    @property
+    def files(self) -> int:
+        return sum(self.kinds.values()) + self.unreadable
+
+    def add(self, item: FileEntry | OtherFile) -> None:
+        self.kinds[item.kind] += 1
+        if isinstance(item, OtherFile):
+            self.others.append(item)
+            if item.kind is FileKind.UNSUPPORTED:
+                ext = extension(item.path.name).upper() or "(no extension)"
+                self.unsupported_by_extension[ext] = self.unsupported_by_extension.get(ext, 0) + 1
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            **{k.value: n for k, n in self.kinds.items()},
+            "unreadable": self.unreadable,
+            "unsupported_by_extension": dict(sorted(self.unsupported_by_extension.items())),
+            "companions": self.companions,
+            "others": [{"path": os.fsdecode(o.path), "kind": o.kind.value} for o in self.others],
+        }
+
+
+@dataclass
 class ScanReport:
     """What a scan did. The counts add up: ``found == unchanged + tagged + reused + rescored
     + failed`` (a path the walk could not follow, such as a broken symlink, is found and
@@ -111,6 +150,7 @@ class ScanReport:
     warnings: list[str] = field(default_factory=list)
     providers: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    files: FileCounts = field(default_factory=FileCounts)
     faces: int = 0  # faces found in the photos tagged by inference
     new_people: int = 0  # people formed from new faces (see phototag.faces.grouping)
 
@@ -138,6 +178,7 @@ class ScanReport:
             "warnings": self.warnings,
             "providers": self.providers,
             "seconds": round(self.seconds, 3),
+            "files": self.files.as_json(),
             "faces": self.faces,
             "new_people": self.new_people,
         }
@@ -198,16 +239,19 @@ def scan(
     walk_failures: list[tuple[WalkProblem, os.stat_result]] = []
     seen: set[bytes] = set()
     per_root_found = dict.fromkeys(roots, 0)
+    entries: list[FileEntry] = []
     walked = list(
         walk(
             roots,
             follow_symlinks=options.follow_symlinks,
             exclude=excludes.excluded if excludes else None,
+            others=True,
         )
     )
     aliases = _other_names(walked, known)
     for item in walked:
         if isinstance(item, FileEntry) and item in aliases:
+            report.files.add(item)  # a file the walk saw, counted by kind, but not a photo more
             seen.add(encode_path(item.path))  # another name of a file counted once
             report.same_file += 1
             continue
@@ -223,8 +267,28 @@ def scan(
             failure = Failed(item.path, item.reason, known=seen_before)
             report.failures.append(failure)
             report.found += 1  # so that the summary adds up
+            report.files.unreadable += 1
             seen.add(encode_path(item.path))  # a path we could not stat is not "vanished"
             yield failure
+            continue
+        report.files.add(item)
+        if isinstance(item, FileEntry):
+            entries.append(item)
+    # RAW+JPEG pairs and Live Photos are one item each: the companions are not tagged.
+    companions = pair((e.path, e.kind) for e in entries)
+    companion_paths = {c.path for cs in companions.values() for c in cs}
+    for cs in companions.values():
+        for c in cs:
+            report.files.companions[c.role.value] = report.files.companions.get(c.role.value, 0) + 1
+    # Tagged alone before their partner appeared: the partner stands for them now.
+    became_companions = [
+        encode_path(p)
+        for p in companion_paths
+        if encode_path(p) in known or encode_path(p) in known_failures
+    ]
+    seen.update(encode_path(p) for p in companion_paths)
+    for item in entries:
+        if item.path in companion_paths:
             continue
         raw = encode_path(item.path)
         seen.add(raw)
@@ -374,6 +438,10 @@ def scan(
     if indexed_aliases:  # indexed as separate photos by an older phototag: one row is enough
         with index.transaction():
             index.remove(indexed_aliases)
+    with index.transaction():
+        if became_companions:
+            index.remove(became_companions)
+        _record_companions(index, companions, [e.path for e in entries])
     if face_step is not None:  # also faces left ungrouped by a run killed while grouping
         report.new_people = face_step.finish(index).new_people
 
@@ -448,8 +516,28 @@ def _with_reads(
         yield batch
 
 
+def _record_companions(
+    index: Index, companions: dict[Path, list[Companion]], items: Sequence[Path]
+) -> None:
+    """Bring the index's companions of the walked items in line with what the walk found
+    (items outside this scan's folders keep theirs)."""
+    walked = set(items)
+    wanted: dict[int, list[tuple[Path, str]]] = {}
+    for item, cs in companions.items():
+        pid = index.photo_id(item)
+        if pid is not None:  # an item that failed to decode has no row: nothing to attach
+            wanted[pid] = [(c.path, c.role.value) for c in cs]
+    current = index.companions_by_photo()
+    for pid in set(current) | set(wanted):
+        if pid not in wanted and index.path_of(pid) not in walked:
+            continue
+        new = wanted.get(pid, [])
+        if sorted(current.get(pid, [])) != sorted(new):
+            index.set_companions(pid, new)
+
+
 def _other_names(
-    walked: Sequence[FileEntry | WalkProblem], known: Mapping[bytes, object]
+    walked: Sequence[FileEntry | OtherFile | WalkProblem], known: Mapping[bytes, object]
 ) -> set[FileEntry]:
     """Names that lead to a file another walked name leads to (hard links, symlinks).
 
@@ -494,8 +582,9 @@ def _process_batch(
         outputs = {}
         if to_infer:
             for name, backbone in backbones.items():
-                stacked = np.stack([x.inputs[name] for x in to_infer if x.inputs is not None])
-                outputs[name] = backbone.predict(stacked)
+                # A video brings several frames: one batch of every row, one result per item.
+                stacked, counts = stack_inputs([x.inputs[name] for x in to_infer if x.inputs])
+                outputs[name] = aggregate(backbone.predict(stacked), counts)
     report.decoded += len(to_infer)
     per_photo: dict[int, dict[str, list[Candidate]]] = {}
     for r in recognizers:
@@ -527,6 +616,8 @@ def _process_batch(
                 item.width,
                 item.height,
                 item.taken_at,
+                kind=item.kind.value,
+                duration=item.duration,
             )
             if item.inputs is None:
                 source = reusable[item.hash]

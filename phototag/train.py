@@ -31,10 +31,12 @@ from . import config
 from .errors import ConfigError, ImageError, PhototagError
 from .imaging import decode, preprocess
 from .index.store import Index
+from .media.kinds import FileKind, classify
+from .media.raw import decode_raw
 from .models.backbones import Backbone
 from .models.catalog import Catalog
 from .models.recognizers import head_scores
-from .walk import FileEntry, walk
+from .walk import FileEntry, OtherFile, walk
 
 #: Below this many photos a tag is refused (nothing to hold out); below RECOMMENDED, warned.
 MIN_EXAMPLES = 2
@@ -150,6 +152,8 @@ def collect_folder(folder: Path, root: str) -> tuple[list[Path], list[set[str]],
     by_hash: dict[str, tuple[Path, set[str]]] = {}
     problems = []
     for item in walk([folder]):
+        if isinstance(item, OtherFile):
+            continue
         if not isinstance(item, FileEntry):
             problems.append(f"{item.path}: {item.reason}")
             continue
@@ -212,9 +216,14 @@ def embed_photos(
         if progress is not None and done > 1:
             progress(done - 1, len(paths))
         try:
-            photo = decode(
-                p.read_bytes(), min_side=pre.resize, max_pixels=config.DEFAULT_MAX_PIXELS
-            )
+            kind = classify(p.name)
+            if kind is FileKind.VIDEO:
+                raise ImageError("videos are not used as training examples (a photo of it is)")
+            data = p.read_bytes()
+            if kind is FileKind.RAW:  # its preview or LibRaw, as a scan reads it
+                photo = decode_raw(data, min_side=pre.resize, max_pixels=config.DEFAULT_MAX_PIXELS)
+            else:
+                photo = decode(data, min_side=pre.resize, max_pixels=config.DEFAULT_MAX_PIXELS)
         except (OSError, ImageError) as e:
             problems.append(f"{p}: {e}")
             originals.append(None)

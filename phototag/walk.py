@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .imaging import IMAGE_EXTENSIONS
+from .media.kinds import MEDIA_KINDS, FileKind, classify
 
 #: Folders that hold caches and thumbnails rather than photos (NAS and OS litter).
 SKIPPED_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found"})
@@ -35,6 +35,15 @@ class FileEntry:
     dev: int = 0
     ino: int = 0
     is_link: bool = False
+    kind: FileKind = FileKind.PHOTO  # PHOTO, RAW or VIDEO
+
+
+@dataclass(frozen=True, slots=True)
+class OtherFile:
+    """A file the walk saw that is not a photo or video: counted, never read."""
+
+    path: Path
+    kind: FileKind  # SIDECAR, IGNORED or UNSUPPORTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +55,8 @@ class WalkProblem:
 
 
 def is_photo_name(name: str) -> bool:
-    """True for names with a supported image extension that are not hidden files."""
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    """True for names of photos, RAW files and videos that are not hidden files."""
+    return classify(name) in MEDIA_KINDS
 
 
 #: ``exclude(path, is_dir)``: True leaves the path (and, for a folder, all below it) out.
@@ -55,9 +64,18 @@ Exclude = Callable[[Path, bool], bool]
 
 
 def walk(
-    roots: Iterable[Path], *, follow_symlinks: bool = False, exclude: Exclude | None = None
-) -> Iterator[FileEntry | WalkProblem]:
-    """Yield every photo below ``roots`` (files or folders), in a stable order.
+    roots: Iterable[Path],
+    *,
+    follow_symlinks: bool = False,
+    exclude: Exclude | None = None,
+    others: bool = False,
+) -> Iterator[FileEntry | OtherFile | WalkProblem]:
+    """Yield every photo, RAW file and video below ``roots`` (files or folders), in a stable order.
+
+    With ``others``, every other file seen is yielded too, as an :class:`OtherFile` with
+    its kind (sidecar, ignored by rule, unsupported), so that a caller can account for
+    each file (hidden files and files ``exclude`` leaves out count as ignored; hidden and
+    excluded folders are not entered).
 
     Hidden files and folders (``.name``), NAS litter (:data:`SKIPPED_DIRS`) and phototag's
     own album folders (:data:`ALBUM_MARKER`) are skipped. Symlinks are followed when they
@@ -77,12 +95,24 @@ def walk(
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk_dir(
-                root, (st.st_dev, st.st_ino), (), seen_dirs, follow_symlinks, inside, exclude
+                root,
+                (st.st_dev, st.st_ino),
+                (),
+                seen_dirs,
+                follow_symlinks,
+                inside,
+                exclude,
+                others,
             )
         elif stat.S_ISREG(st.st_mode):
+            # A file named on the command line is read whatever its name: as a photo when
+            # its extension is not one phototag knows.
+            kind = classify(root.name)
+            kind = kind if kind in MEDIA_KINDS else FileKind.PHOTO
             yield FileEntry(
-                root, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, os.path.islink(root)
-            )
+                root, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, os.path.islink(root),
+                kind=kind,
+            )  # fmt: skip
         else:
             yield WalkProblem(root, "not a regular file or folder")
 
@@ -100,7 +130,8 @@ def _walk_dir(
     follow: bool,
     inside: list[str],
     exclude: Exclude | None = None,
-) -> Iterator[FileEntry | WalkProblem]:
+    others: bool = False,
+) -> Iterator[FileEntry | OtherFile | WalkProblem]:
     if key in ancestors:
         yield WalkProblem(folder, "symlink loop: this folder contains itself")
         return
@@ -118,9 +149,11 @@ def _walk_dir(
     here = (*ancestors, key)
     for entry in entries:
         name = entry.name
-        if name.startswith("."):
-            continue
         path = Path(entry.path)
+        if name.startswith("."):
+            if others and not _is_dir(entry):
+                yield OtherFile(path, FileKind.IGNORED)
+            continue
         try:
             is_link = entry.is_symlink()
             broken = is_link and not os.path.exists(path)
@@ -131,6 +164,8 @@ def _walk_dir(
             yield WalkProblem(path, _reason(e, path))
             continue
         if exclude is not None and exclude(path, is_dir):
+            if others and not is_dir:
+                yield OtherFile(path, FileKind.IGNORED)
             continue
         if is_dir:
             if name in SKIPPED_DIRS:
@@ -140,9 +175,14 @@ def _walk_dir(
             except OSError as e:
                 yield WalkProblem(path, _reason(e, path))
                 continue
-            yield from _walk_dir(path, (st.st_dev, st.st_ino), here, seen, follow, inside, exclude)
+            yield from _walk_dir(
+                path, (st.st_dev, st.st_ino), here, seen, follow, inside, exclude, others
+            )
             continue
-        if not is_photo_name(name):
+        kind = classify(name)
+        if kind not in MEDIA_KINDS:
+            if others:
+                yield OtherFile(path, kind)
             continue
         try:
             st = entry.stat(follow_symlinks=True)
@@ -150,9 +190,18 @@ def _walk_dir(
             yield WalkProblem(path, _reason(e, path, is_link))
             continue
         if stat.S_ISREG(st.st_mode):
-            yield FileEntry(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, is_link)
+            yield FileEntry(
+                path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, is_link, kind=kind
+            )
         elif not stat.S_ISDIR(st.st_mode):
             yield WalkProblem(path, "not a regular file")
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _reason(e: OSError, path: Path, is_link: bool = False) -> str:

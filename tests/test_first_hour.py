@@ -376,7 +376,7 @@ def test_the_scan_summary_adds_up_and_is_a_json_line_with_json(library: Path, in
     assert "files:" not in err  # the summary is on stdout, not text on stderr
 
     code, _, err = invoke("scan", library / "bad", "--index", index, "--write", "none")
-    line = next(x for x in err.splitlines() if " files: " in x)
+    line = next(x for x in err.splitlines() if " files: " in x and " tagged" in x)
     numbers = [int(w) for w in line.replace(",", " ").replace(";", " ").split() if w.isdigit()]
     found, tagged, reused, unchanged, failed_n = numbers[:5]
     assert found == tagged + reused + unchanged + failed_n == 6

@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from ..config import Device, Engine, WriteMode
+from ..media.kinds import FileKind
+from ..media.pairs import CompanionRole
 from . import options as o
 from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn, TaskID
 
-    from ..scan import ScanOptions, ScanReport
+    from ..scan import FileCounts, ScanOptions, ScanReport
 
 T = TypeVar("T")
 
@@ -197,7 +199,11 @@ def _summary(out: Output, r: ScanReport, opts: ScanOptions) -> None:
     on = ", ".join(p.removesuffix("ExecutionProvider") for p in r.providers) or "the cluster"
     speed = f" ({r.tagged / r.seconds:.1f} images/s on {on})" if r.tagged and r.seconds > 0 else ""
     if out.json_mode:
-        return  # the summary is a JSON line on stdout
+        # The summary is a JSON line on stdout (with the counts by kind in it); the files
+        # not tagged, by kind and path, are a line of their own.
+        out.json({"files": r.files.as_json()})
+        return
+    out.info(files_line(r.files))
     # found = unchanged + tagged + reused + rescored + failed; removed counts index entries.
     out.info(
         f"[num]{r.found}[/] files: [num]{r.tagged}[/] tagged, [num]{r.reused}[/] reused, "
@@ -211,6 +217,41 @@ def _summary(out: Output, r: ScanReport, opts: ScanOptions) -> None:
         out.info(
             f"[num]{r.faces}[/] faces found, [num]{r.new_people}[/] new people (phototag people)"
         )
+
+
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"[num]{count}[/] {one if count == 1 else (many or one + 's')}"
+
+
+def files_line(f: FileCounts) -> str:
+    """``14 files: 6 photos, 2 RAW, 3 videos, 1 sidecar, 0 ignored, 2 unsupported (1 .PSD,
+    1 .XCF)``: every file the walk saw, in one kind each, adding up to the first number."""
+    k = f.kinds
+    parts = [
+        _n(k[FileKind.PHOTO], "photo"),
+        _n(k[FileKind.RAW], "RAW", "RAW"),
+        _n(k[FileKind.VIDEO], "video"),
+        _n(k[FileKind.SIDECAR], "sidecar"),
+        f"[num]{k[FileKind.IGNORED]}[/] ignored",
+        f"[num]{k[FileKind.UNSUPPORTED]}[/] unsupported",
+    ]
+    if f.unsupported_by_extension:
+        parts[-1] += " (" + ", ".join(
+            f"{n} {escape(ext)}" for ext, n in sorted(
+                f.unsupported_by_extension.items(), key=lambda kv: (-kv[1], kv[0])
+            )
+        ) + ")"  # fmt: skip
+    if f.unreadable:
+        parts.append(f"[num]{f.unreadable}[/] unreadable")
+    line = f"[num]{f.files}[/] files: " + ", ".join(parts)
+    pairs = []
+    if n := f.companions.get(CompanionRole.RAW.value, 0):
+        pairs.append(_n(n, "RAW+JPEG pair"))
+    if n := f.companions.get(CompanionRole.MOTION.value, 0):
+        pairs.append(_n(n, "Live Photo"))
+    if pairs:
+        line += "; " + " and ".join(pairs) + " counted as one item each"
+    return line
 
 
 class _Progress:

@@ -42,12 +42,18 @@ def show_command(
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         names = tag_names(o.language(None))
         for p in paths:
+            view, why = None, f"{p} is not in the index: scan it first"
             try:
                 view = idx.photo(indexed_path(idx, p))
             except ConfigError as e:  # no such file, or not indexed: say which, go on
-                view, why = None, str(e)
-            else:
-                why = f"{p} is not in the index: scan it first"
+                why = str(e)
+                here = Path(os.path.abspath(p))
+                if os.path.lexists(here) and (owner := idx.companion_owner(here)):
+                    # A RAW+JPEG pair's RAW, a Live Photo's MOV: shown as the item they belong to.
+                    out.info(
+                        f"[filepath]{escape(safe_path(p))}[/] goes with {escape(safe_path(owner))}"
+                    )
+                    view = idx.photo(owner)
             if view is None:
                 missing += 1
                 if json_out:
@@ -70,9 +76,16 @@ def show_command(
             taken = view.taken_at or "unknown"
             scanned = datetime.fromtimestamp(view.scanned_at).isoformat(timespec="seconds")
             out.result(f"[filepath]{escape(safe_path(view.path))}[/]")
+            what = {"raw": "RAW, ", "video": "video, "}.get(view.kind, "")
+            if view.duration is not None:
+                what += f"{view.duration:.1f} s, "
             out.result(
-                f"  {view.width}x{view.height}, {view.size} bytes, taken {taken}, scanned {scanned}"
+                f"  {what}{view.width}x{view.height}, {view.size} bytes, taken {taken}, "
+                f"scanned {scanned}"
             )
+            for path, role in view.companions:
+                with_what = "its RAW" if role == "raw" else "Live Photo video"
+                out.result(f"  {with_what}: [filepath]{escape(safe_path(path))}[/]")
             table = Table(show_edge=False, pad_edge=False, box=None)
             for col in ("model", "tag", "score", "path"):
                 table.add_column(col, justify="right" if col == "score" else "left")

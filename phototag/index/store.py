@@ -53,6 +53,8 @@ class PhotoRecord:
     width: int | None
     height: int | None
     taken_at: str | None
+    kind: str = "photo"  # photo | raw | video (phototag.media.kinds.FileKind)
+    duration: float | None = None  # seconds, for videos
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,9 @@ class PhotoView:
     detections: list[tuple[str, str, float, tuple[float, float, float, float]]] = field(
         default_factory=list
     )
+    kind: str = "photo"
+    duration: float | None = None
+    companions: list[tuple[Path, str]] = field(default_factory=list)  # (path, role)
 
     def as_json(self) -> dict[str, object]:
         """Times are ISO 8601 text, all of them (issue 14): ``taken_at`` as the camera wrote
@@ -101,6 +106,9 @@ class PhotoView:
                 }
                 for b, label, s, box in self.detections
             ],
+            "kind": self.kind,
+            "duration": self.duration,
+            "companions": [{"path": os.fsdecode(p), "role": r} for p, r in self.companions],
         }
 
 
@@ -279,12 +287,25 @@ class Index:
             for table in ("tags", "results", "embeddings", "detections"):
                 self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (old[0],))
         self.conn.execute(
-            """INSERT INTO photos (path, size, mtime_ns, hash, width, height, taken_at, scanned_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """INSERT INTO photos (path, size, mtime_ns, hash, width, height, taken_at, scanned_at,
+                                   kind, duration)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                  hash = excluded.hash, width = excluded.width, height = excluded.height,
-                 taken_at = excluded.taken_at, scanned_at = excluded.scanned_at""",
-            (raw, p.size, p.mtime_ns, p.hash, p.width, p.height, p.taken_at, time.time()),
+                 taken_at = excluded.taken_at, scanned_at = excluded.scanned_at,
+                 kind = excluded.kind, duration = excluded.duration""",
+            (
+                raw,
+                p.size,
+                p.mtime_ns,
+                p.hash,
+                p.width,
+                p.height,
+                p.taken_at,
+                time.time(),
+                p.kind,
+                p.duration,
+            ),
         )
         self.conn.execute("DELETE FROM failures WHERE path = ?", (raw,))
         row = self.conn.execute("SELECT id FROM photos WHERE path = ?", (raw,)).fetchone()
@@ -433,6 +454,39 @@ class Index:
             (encode_path(p.path), p.size, p.mtime_ns, photo_id),
         )
         self.conn.execute("DELETE FROM failures WHERE path = ?", (encode_path(p.path),))
+
+    def set_companions(self, photo_id: int, companions: Sequence[tuple[Path, str]]) -> None:
+        """Replace the companions (path, role) of a photo; a path belongs to one photo."""
+        self.conn.execute("DELETE FROM companions WHERE photo_id = ?", (photo_id,))
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO companions (path, photo_id, role) VALUES (?, ?, ?)",
+            [(encode_path(p), photo_id, role) for p, role in companions],
+        )
+
+    def companions_by_photo(self) -> dict[int, list[tuple[Path, str]]]:
+        """Every photo's companions: photo id -> [(path, role)], by path."""
+        out: dict[int, list[tuple[Path, str]]] = {}
+        for pid, raw, role in self.conn.execute(
+            "SELECT photo_id, path, role FROM companions ORDER BY path"
+        ):
+            out.setdefault(int(pid), []).append((decode_path(raw), str(role)))
+        return out
+
+    def companion_owner(self, path: Path) -> Path | None:
+        """The photo a companion file (a pair's RAW, a Live Photo's MOV) belongs to."""
+        row = self.conn.execute(
+            "SELECT p.path FROM companions c JOIN photos p ON p.id = c.photo_id WHERE c.path = ?",
+            (encode_path(path),),
+        ).fetchone()
+        return None if row is None else decode_path(row[0])
+
+    def companions_of(self, photo_id: int) -> list[tuple[Path, str]]:
+        return [
+            (decode_path(raw), str(role))
+            for raw, role in self.conn.execute(
+                "SELECT path, role FROM companions WHERE photo_id = ? ORDER BY path", (photo_id,)
+            )
+        ]
 
     def record_failure(self, path: Path, size: int, mtime_ns: int, reason: str) -> None:
         self.conn.execute(
@@ -714,7 +768,8 @@ class Index:
 
     def photo(self, path: Path) -> PhotoView | None:
         row = self.conn.execute(
-            """SELECT id, path, size, mtime_ns, hash, width, height, taken_at, scanned_at
+            """SELECT id, path, size, mtime_ns, hash, width, height, taken_at, scanned_at,
+                      kind, duration
                FROM photos WHERE path = ?""",
             (encode_path(path),),
         ).fetchone()
@@ -749,6 +804,9 @@ class Index:
             tags=tags,
             embeddings=embeddings,
             detections=self.detections_of(pid),
+            kind=row[9],
+            duration=row[10],
+            companions=self.companions_of(pid),
         )
 
     def hash_of(self, photo_id: int) -> str | None:
