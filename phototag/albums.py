@@ -134,7 +134,7 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:]")
 
 def album_name(q: TagQuery) -> str:
     """A readable name for a query's album: ``wedding ceremony``, ``beach + sunset``."""
-    name = (" or " if q.any else " + ").join(q.tags)
+    name = (" or " if q.any else " + ").join([*q.tags, *q.people])
     if q.exclude:
         name += " without " + ", ".join(q.exclude)
     return name
@@ -343,13 +343,16 @@ def build_album(
             index.save_album(name, folder, query.to_json(), mode.value, html)
         if html:
             from .contactsheet import write_contact_sheet
+            from .index.faces import face_boxes
 
+            shown = [(by_source[m.path], m) for m in matches if m.path in by_source]
             try:
                 write_contact_sheet(
                     folder,
-                    [(by_source[m.path], m) for m in matches if m.path in by_source],
+                    shown,
                     query.describe(),
                     progress,
+                    faces=face_boxes(index, [m.photo_id for _, m in shown]),
                 )
             except OSError as e:
                 report.failed.append(("index.html", e.strerror or str(e)))

@@ -33,10 +33,11 @@ class TagQuery:
     under: tuple[str, ...] = ()
     model: str | None = None
     min_count: int = 0  # at least this many detected boxes of each tag's object (person, car, ...)
+    people: tuple[str, ...] = ()  # named people (phototag people), all of them unless ``any``
 
     def __post_init__(self) -> None:
-        if not self.tags:
-            raise ConfigError("an album needs at least one --tag")
+        if not self.tags and not self.people:
+            raise ConfigError("an album needs at least one --tag or --person")
         for bound in (self.since, self.until):
             if bound is not None:
                 _parse_when(bound)
@@ -53,7 +54,7 @@ class TagQuery:
 
     def describe(self) -> str:
         joiner = " or " if self.any else " and "
-        text = joiner.join(self.tags)
+        text = joiner.join([*self.tags, *(f"person {p}" for p in self.people)])
         if self.exclude:
             text += " not " + ", ".join(self.exclude)
         if self.min_score:
@@ -123,6 +124,11 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
     # Counts come from the detector's stored boxes: a term's last part names the object
     # ("person", "object/vehicle/car" -> "car"), boxes must score at least min_score (>= 0.3).
     counts = index.detection_counts(max(0.3, q.min_score)) if q.min_count else {}
+    with_people: set[int] | None = None
+    if q.people:
+        from .people import photos_of
+
+        with_people = set(photos_of(index, q.people, every=not q.any))
     out = []
     from .corrections import corrected_photos
 
@@ -134,6 +140,8 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
             continue
         good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score]
         hits = [any(term_matches(t, p) for _, p, _ in good) for t in q.tags]
+        if with_people is not None:
+            hits.append(photo.id in with_people)
         if not (any(hits) if q.any else all(hits)):
             continue
         if q.min_count:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
+from .faces.step import FaceStep, faces_off, set_faces_off
 from .ignore import Excludes
+from .index.faces import copy_faces
 from .index.store import Index, PhotoRecord, decode_path, encode_path
 from .media.kinds import FileKind, extension
 from .media.pairs import Companion, pair
@@ -51,6 +53,9 @@ class ScanOptions:
     address: str | None = None  # Ray cluster address (None: a local Ray instance)
     backbone: str | None = None  # the zero-shot backbone for vocabularies (see Catalog)
     exclude: tuple[str, ...] = ()  # gitignore-style patterns, with each root's .phototagignore
+    # Faces (phototag.faces): None = on in a default scan (no recognizers named), unless
+    # 'people forget' turned them off in this index.
+    faces: bool | None = None
 
 
 # -- events ------------------------------------------------------------------------------
@@ -147,6 +152,8 @@ class ScanReport:
     providers: list[str] = field(default_factory=list)
     seconds: float = 0.0
     files: FileCounts = field(default_factory=FileCounts)
+    faces: int = 0  # faces found in the photos tagged by inference
+    new_people: int = 0  # people formed from new faces (see phototag.faces.grouping)
 
     @property
     def failed(self) -> int:
@@ -174,6 +181,8 @@ class ScanReport:
             "providers": self.providers,
             "seconds": round(self.seconds, 3),
             "files": self.files.as_json(),
+            "faces": self.faces,
+            "new_people": self.new_people,
         }
 
 
@@ -212,6 +221,9 @@ def scan(
         for r in recognizers
     }
     report = ScanReport()
+    face_step = _face_step(index, options, catalog, report)
+    if face_step is not None:
+        fps[face_step.name] = face_step.fingerprint  # a photo without faces looked for is not done
 
     # 1. Walk, and sort what we find against what the index knows.
     roots = [Path(os.path.abspath(r)) for r in roots]
@@ -220,7 +232,9 @@ def scan(
     complete = index.complete_ids(fps, backbone_fps)
     # Photos whose stored embeddings are current: a new threshold, top-k or recognizer is
     # applied to them as retag does, without decoding (issue 14).
-    embedded = index.complete_ids({}, backbone_fps)
+    # Faces cannot be found in embeddings: a photo without its current face result is decoded.
+    face_fp = {face_step.name: face_step.fingerprint} if face_step is not None else {}
+    embedded = index.complete_ids(face_fp, backbone_fps)
     rescore: list[tuple[int, Path]] = []
     excludes = Excludes(roots, options.exclude)
     todo: list[FileEntry] = []
@@ -312,13 +326,21 @@ def scan(
     # 2. Read what is new or changed; decode only content the index has never seen.
     reusable = index.hashes_of(complete)  # content hash -> a photo id with complete results
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
-    load = make_loader(preprocesses, reusable.keys(), options.max_pixels)
+    keep = face_step is not None
+    side = face_step.decode_side if face_step is not None else 1
+    load = make_loader(
+        preprocesses, reusable.keys(), options.max_pixels, keep_image=keep, min_side=side
+    )
     # For content that was known when read but whose source changed since (rare): decode.
-    decode_anyway = make_loader(preprocesses, (), options.max_pixels)
+    decode_anyway = make_loader(
+        preprocesses, (), options.max_pixels, keep_image=keep, min_side=side
+    )
     workers = options.workers or default_workers()
     if todo and options.engine is config.Engine.LOCAL:
         for b in backbones.values():
             b.load()  # a damaged model is refused before any photo is read
+        if face_step is not None:
+            face_step.load()
     gpu = (
         todo and options.engine is config.Engine.LOCAL and any(b.on_gpu for b in backbones.values())
     )
@@ -357,6 +379,7 @@ def scan(
             reusable,
             report,
             outputs,
+            face_step,
         )
 
     if options.engine is config.Engine.RAY and todo:
@@ -441,8 +464,12 @@ def scan(
         if became_companions:
             index.remove(became_companions)
         _record_companions(index, companions, [e.path for e in entries])
+    if face_step is not None:  # also faces left ungrouped by a run killed while grouping
+        report.new_people = face_step.finish(index).new_people
 
     report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})
+    if face_step is not None and face_step.analyzer.providers:
+        report.providers = sorted({*report.providers, *face_step.analyzer.providers})
     report.seconds = time.perf_counter() - started
     yield Finished(report)
 
@@ -594,6 +621,7 @@ def _process_batch(
     reusable: dict[str, int],
     report: ScanReport,
     outputs: dict[str, BackboneOutput] | None = None,
+    face_step: FaceStep | None = None,
 ) -> Iterator[ScanEvent]:
     """Record a batch: run the backbones on what was decoded (unless ``outputs`` were computed
     elsewhere, as by the Ray engine: rows in the order of the decoded items), then write."""
@@ -614,6 +642,9 @@ def _process_batch(
             r.candidates(outputs[r.backbone], threshold=options.threshold, top_k=options.top_k)
         ):
             per_photo.setdefault(i, {})[r.name] = cands
+    faces = face_step.analyze([x.image for x in to_infer]) if face_step and to_infer else []
+    for i, found in enumerate(faces):
+        per_photo.setdefault(i, {})[face_step.name] = face_step.tags(found)  # type: ignore[union-attr]
 
     events: list[ScanEvent] = []
     with index.transaction():
@@ -660,6 +691,9 @@ def _process_batch(
                     index.set_detections(
                         pid, name, out.detections[infer_pos], backbones[name].labels
                     )
+            if face_step is not None:
+                face_step.store(index, pid, faces[infer_pos], item.entry.path)
+                report.faces += len(faces[infer_pos])
             infer_pos += 1
             reusable[item.hash] = pid
             report.tagged += 1
@@ -685,4 +719,23 @@ def _reuse(index: Index, source: int, record: PhotoRecord) -> int:
         return source
     pid = index.upsert_photo(record)
     index.copy_results(source, pid)
+    copy_faces(index, source, pid)
     return pid
+
+
+def _face_step(
+    index: Index, options: ScanOptions, catalog: Catalog, report: ScanReport
+) -> FaceStep | None:
+    """The face step: in a default scan (no recognizers named) unless 'people forget' turned
+    faces off for this index; with recognizers named, only when asked for (--faces)."""
+    default = not options.recognizers and not faces_off(index)
+    wanted = options.faces if options.faces is not None else default
+    if not wanted:
+        return None
+    if options.faces and faces_off(index):  # asked for again after 'people forget'
+        with index.transaction():
+            set_faces_off(index, False)
+    if options.engine is not config.Engine.LOCAL:
+        report.warnings.append("faces are found by the local engine only; not with --engine ray")
+        return None
+    return FaceStep(catalog, options.device)

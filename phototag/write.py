@@ -35,9 +35,11 @@ from .metadata.keywords import (
     merge,
     remove_ours,
 )
+from .metadata.regions import yield_to_others
 from .metadata.sidecars import SidecarResolver
 from .metadata.xmp import Sidecar, write_atomic
 from .names import tag_names
+from .people import photo_dims, with_people
 from .pipeline import content_hash
 from .tagpath import leaf
 
@@ -149,11 +151,14 @@ class Writer:
         values: Mapping[Field, Sequence[str]],
         backup: bool,
         iptc_to_utf8: bool = False,
+        dims: tuple[int, int] | None = None,
     ) -> list[str]:
         assert self.exiftool is not None
         # A symlink stays a symlink: its target gets the metadata (issue 13, item 3).
         real = Path(os.path.realpath(path))
-        warnings = embed_file(self.exiftool, real, values, backup=backup, iptc_to_utf8=iptc_to_utf8)
+        warnings = embed_file(
+            self.exiftool, real, values, backup=backup, iptc_to_utf8=iptc_to_utf8, dims=dims
+        )
         if photo is not None:
             # The photo's bytes changed (not its pixels): keep the index in step, or the next
             # scan would take it for a new photo and tag it again.
@@ -227,6 +232,7 @@ class DryRunWriter(Writer):
         values: Mapping[Field, Sequence[str]],
         backup: bool,
         iptc_to_utf8: bool = False,
+        dims: tuple[int, int] | None = None,
     ) -> list[str]:
         return []
 
@@ -464,6 +470,15 @@ def _settle_old_sidecars(
     return notes
 
 
+def _with_people(
+    wanted: dict[Field, list[str]], index: Index, photo: PhotoTags, style: KeywordStyle, iptc: bool
+) -> dict[Field, list[str]]:
+    """The named people's keywords and face regions too (phototag.people.keyword_values)."""
+    return with_people(
+        wanted, index, photo.id, flat=style.flat, hierarchical=style.hierarchical, iptc=iptc
+    )
+
+
 def _write_sidecar(
     photo: PhotoTags,
     settings: WriteSettings,
@@ -483,7 +498,7 @@ def _write_sidecar(
     notes = (
         _settle_old_sidecars(photo, target, writer, index, resolver, keep) if source is None else []
     )
-    wanted = desired(photo.tag_paths, style, iptc=False)
+    wanted = _with_people(desired(photo.tag_paths, style, iptc=False), index, photo, style, False)
     digest = _digest(wanted, style)
     if not notes and _unchanged_since_written(index, target, digest):
         return Unchanged(photo.path, target)
@@ -496,10 +511,13 @@ def _write_sidecar(
     if gone:
         photo, deletions = _respect_deletions(photo, gone, writer, target, english)
         notes += deletions
-        wanted = desired(photo.tag_paths, style, iptc=False)
+        wanted = _with_people(
+            desired(photo.tag_paths, style, iptc=False), index, photo, style, False
+        )
         digest = _digest(wanted, style)
-    change = merge(current, ours, wanted)
+    change = merge(current, ours, yield_to_others(wanted, current, ours, Field.REGIONS))
     if change.changed:
+        sidecar.dims = photo_dims(index, photo.id)
         sidecar.set_fields(change.values)
         writer.intend(
             target,
@@ -545,9 +563,11 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
     notes: list[str] = []
     if gone:
         photo, notes = _respect_deletions(photo, gone, writer, target, english)
-    wanted = desired(photo.tag_paths, style, iptc=iptc)
+    wanted = _with_people(desired(photo.tag_paths, style, iptc=iptc), index, photo, style, iptc)
     digest = _digest(wanted, style)
-    change: Change = merge(read.values, ours, wanted)
+    change: Change = merge(
+        read.values, ours, yield_to_others(wanted, read.values, ours, Field.REGIONS)
+    )
     warnings = read.warnings + change.warnings + notes
     if change.changed:
         changed_fields = {
@@ -559,6 +579,7 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
         warnings += writer.embed(
             photo, target, changed_fields, settings.backup,
             iptc_to_utf8=read.has_iptc and not read.iptc_utf8,
+            dims=photo_dims(index, photo.id),
         )  # fmt: skip
     writer.record(
         target, photo_id=photo.id, mode="embed", created=False, wanted=digest, ours=change.ours

@@ -29,6 +29,15 @@ def album_command(
             help="Tag to match (repeatable; case-insensitive; 'animal' matches animal/dog/...).",
         ),
     ] = None,
+    person: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--person",
+            "-p",
+            help="A person named with 'phototag people name' (repeatable; with the tags, "
+            "--all or --any applies to all of them).",
+        ),
+    ] = None,
     any_: Annotated[
         bool,
         typer.Option("--any/--all", help="Photos with any of the tags, or (default) all of them."),
@@ -159,7 +168,7 @@ def album_command(
         o.check_folders(under)
         query = TagQuery(tags=tuple(tag or ()), any=any_, exclude=tuple(not_ or ()), min_score=min_score,
                          since=since, until=until, under=tuple(os.path.abspath(u) for u in under or ()), model=model,
-                         min_count=min_count)  # fmt: skip
+                         min_count=min_count, people=tuple(person or ()))  # fmt: skip
         _check_names(idx, query, expect_matches=not (allow_empty or json_out))
         matches = query.matches(idx)
         if json_out:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..tagpath import leaf
 from . import options as o
 from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
+
+if TYPE_CHECKING:
+    from ..index import Index
 
 
 def show_command(
@@ -64,12 +67,14 @@ def show_command(
             in_files = keywords_in_files(view.path)
             fixes = idx.stored_corrections(view.hash).get(view.hash, [])
             offline = idx.photo_id(view.path) in idx.offline_ids()
+            faces = _faces(idx, view.path)
             if json_out:
                 out.json({
                     **view.as_json(),
                     "offline": offline,
                     "corrections": [{"path": c.path, "action": c.action, "source": c.source}
                                     for c in fixes],
+                    "faces": faces,
                     "keywords_in_files": [
                         {"source": str(k.source), "fields": {f.value: v for f, v in k.fields.items()},
                          **({"error": k.error} if k.error else {})}
@@ -124,6 +129,17 @@ def show_command(
                     counts[label] = counts.get(label, 0) + 1
                 out.result("  detected: " + ", ".join(f"{n} x {escape(label)}" for label, n in counts.items())
                            + "  [muted](boxes scoring >= 0.3; --json lists every box)[/]")  # fmt: skip
+            for face in faces:
+                who = (
+                    f"[tag]{escape(str(face['name']))}[/]"
+                    if face["name"]
+                    else f"person {face['person']}"
+                )
+                who = who if face["person"] is not None else "[muted]no person (too small)[/]"
+                box = ", ".join(f"{v:.3f}" for v in face["box"])  # type: ignore[attr-defined]
+                out.result(
+                    f"  face [num]{face['face']}[/]: {who}  box {box}  quality {face['quality']:.2f}"
+                )
             for k in in_files:
                 out.result(f"  keywords in [filepath]{escape(safe_path(k.source))}[/]:")
                 if k.error:
@@ -133,6 +149,22 @@ def show_command(
                 if not k.fields and not k.error:
                     out.result("    [muted]none[/]")
     raise typer.Exit(ExitCode.FILES_FAILED if missing else ExitCode.OK)
+
+
+def _faces(idx: Index, path: Path) -> list[dict[str, object]]:
+    """The photo's faces with their people (phototag.index.faces), for show."""
+    from ..index import faces as db
+
+    pid = idx.photo_id(path)
+    if pid is None:
+        return []
+    out: list[dict[str, object]] = []
+    for f in db.faces_of(idx, pid):
+        p = db.person(idx, f.person_id) if f.person_id is not None else None
+        out.append({"face": f.id, "person": f.person_id, "name": p.name if p else None,
+                    "ignored": bool(p and p.ignored), "box": [round(v, 4) for v in f.box],
+                    "score": round(f.score, 4), "quality": round(f.quality, 4)})  # fmt: skip
+    return out
 
 
 def tags_command(

@@ -184,6 +184,36 @@ MIGRATIONS: list[str] = [
     DROP TABLE corrections;
     ALTER TABLE corrections_by_content RENAME TO corrections;
     """,
+    """
+    -- People: groups of faces of one person. name NULL: not named yet; ignored: strangers
+    -- the user does not want listed or tagged. Named people are never regrouped.
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY,
+        name TEXT,
+        ignored INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX people_name ON people(name COLLATE NOCASE) WHERE name IS NOT NULL;
+    -- Faces found in photos. Box corners and landmarks are fractions of the photo's width and
+    -- height in its displayed (EXIF-oriented) orientation. descriptor: the face descriptor,
+    -- float16 little-endian, unit length; NULL for faces too small to recognise. assigned: how
+    -- the face got its person: 'auto' (grouping), 'user' (named, merged or moved by hand),
+    -- 'region' (a name from another program's MWG face region).
+    CREATE TABLE faces (
+        id INTEGER PRIMARY KEY,
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+        score REAL NOT NULL,
+        quality REAL NOT NULL,
+        landmarks BLOB,
+        descriptor BLOB,
+        person_id INTEGER REFERENCES people(id) ON DELETE SET NULL,
+        assigned TEXT NOT NULL DEFAULT 'auto',
+        region_name TEXT
+    );
+    CREATE INDEX faces_photo ON faces(photo_id);
+    CREATE INDEX faces_person ON faces(person_id);
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

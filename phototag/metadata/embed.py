@@ -59,6 +59,7 @@ def embed_file(
     *,
     backup: bool,
     iptc_to_utf8: bool = False,
+    dims: tuple[int, int] | None = None,
 ) -> list[str]:
     """Write keyword fields into ``photo`` (a real path, not a symlink); exiftool's warnings.
 
@@ -80,7 +81,7 @@ def embed_file(
             shutil.copy2(photo, f"{photo}_original")  # what exiftool's own backup would be
         write_atomic(undo, photo.read_bytes())
     warnings = exiftool.write(
-        photo, values, backup=backup, in_place=in_place, iptc_to_utf8=iptc_to_utf8
+        photo, values, backup=backup, in_place=in_place, iptc_to_utf8=iptc_to_utf8, dims=dims
     )
     # exiftool's -P keeps the modification time to the second only: put back the
     # nanoseconds too, so the file looks exactly as old as it was.

@@ -31,9 +31,13 @@ class Field(StrEnum):
     HIERARCHICAL = "lr:hierarchicalSubject"
     TAGSLIST = "digiKam:TagsList"
     IPTC = "IPTC:Keywords"
+    # Named people (phototag.faces): the IPTC Extension's person shown, and MWG face regions,
+    # each region one encoded string (phototag.metadata.regions.FaceRegion.encode).
+    PERSON = "Iptc4xmpExt:PersonInImage"
+    REGIONS = "mwg-rs:Regions"
 
 
-XMP_FIELDS = (Field.SUBJECT, Field.HIERARCHICAL, Field.TAGSLIST)
+XMP_FIELDS = (Field.SUBJECT, Field.HIERARCHICAL, Field.TAGSLIST, Field.PERSON, Field.REGIONS)
 
 #: IPTC IIM limits a keyword to 64 bytes. phototag shortens longer ones itself (on a UTF-8
 #: character boundary, :func:`fit_iptc`) and records the value as stored; left to exiftool,
