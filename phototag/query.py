@@ -1,9 +1,10 @@
 """Which photos match a tag query: the selection behind albums and ``--json`` listings.
 
-A query term matches a tag when its '/'-separated parts appear, in order and next to each
-other, among the parts of the tag's hierarchy path, ignoring case: ``animal`` matches
-``animal/dog/Golden Retriever``, ``dog`` matches it too, and ``wedding`` matches
-``scene/event/wedding``.
+A query term matches a tag when it names a run of consecutive levels of the tag's
+hierarchy path, ignoring case (:func:`phototag.tagpath.term_matches`): ``animal`` matches
+``animal/dog/Golden Retriever``, ``dog`` matches it too, ``wedding`` matches
+``scene/event/wedding``, and ``AC/DC`` matches the keyword ``AC/DC`` kept verbatim. The
+tags are the models' with the user's corrections applied (:mod:`phototag.corrections`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 
 from .errors import ConfigError
 from .index.store import Index, encode_path
+from .tagpath import leaf
+from .tagpath import term_matches as term_matches  # re-exported: where callers found it
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,11 @@ class TagQuery:
     under: tuple[str, ...] = ()
     model: str | None = None
     min_count: int = 0  # at least this many detected boxes of each tag's object (person, car, ...)
+    people: tuple[str, ...] = ()  # named people (phototag people), all of them unless ``any``
 
     def __post_init__(self) -> None:
-        if not self.tags:
-            raise ConfigError("an album needs at least one --tag")
+        if not self.tags and not self.people:
+            raise ConfigError("an album needs at least one --tag or --person")
         for bound in (self.since, self.until):
             if bound is not None:
                 _parse_when(bound)
@@ -50,7 +54,7 @@ class TagQuery:
 
     def describe(self) -> str:
         joiner = " or " if self.any else " and "
-        text = joiner.join(self.tags)
+        text = joiner.join([*self.tags, *(f"person {p}" for p in self.people)])
         if self.exclude:
             text += " not " + ", ".join(self.exclude)
         if self.min_score:
@@ -82,7 +86,7 @@ class Match:
             "taken_at": self.taken_at,
             "date": self.when.isoformat(),
             "tags": [
-                {"model": r, "path": p, "tag": p.rsplit("/", 1)[-1], "score": round(s, 4)}
+                {"model": r, "path": p, "tag": leaf(p), "score": round(s, 4)}
                 for r, p, s in self.tags
             ],
         }
@@ -112,13 +116,6 @@ def _parse_when(text: str, end: bool = False) -> datetime:
         ) from None
 
 
-def term_matches(term: str, tag_path: str) -> bool:
-    want = [p.casefold() for p in term.strip("/").split("/") if p]
-    have = [p.casefold() for p in tag_path.split("/")]
-    n = len(want)
-    return n > 0 and any(have[i : i + n] == want for i in range(len(have) - n + 1))
-
-
 def run_query(index: Index, q: TagQuery) -> list[Match]:
     """Photos matching ``q``, ordered by capture time (then path)."""
     since = _parse_when(q.since) if q.since else None
@@ -127,8 +124,15 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
     # Counts come from the detector's stored boxes: a term's last part names the object
     # ("person", "object/vehicle/car" -> "car"), boxes must score at least min_score (>= 0.3).
     counts = index.detection_counts(max(0.3, q.min_score)) if q.min_count else {}
+    with_people: set[int] | None = None
+    if q.people:
+        from .people import photos_of
+
+        with_people = set(photos_of(index, q.people, every=not q.any))
     out = []
-    for photo in index.photos_with_tags(q.model):
+    from .corrections import corrected_photos
+
+    for photo in corrected_photos(index, q.model):
         raw = encode_path(photo.path)
         if roots and not any(raw == r or raw.startswith(r.rstrip(b"/") + b"/") for r in roots):
             continue
@@ -136,14 +140,13 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
             continue
         good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score]
         hits = [any(term_matches(t, p) for _, p, _ in good) for t in q.tags]
+        if with_people is not None:
+            hits.append(photo.id in with_people)
         if not (any(hits) if q.any else all(hits)):
             continue
         if q.min_count:
             have = counts.get(photo.id, {})
-            enough = [
-                have.get(t.strip("/").rsplit("/", 1)[-1].casefold(), 0) >= q.min_count
-                for t in q.tags
-            ]
+            enough = [have.get(leaf(t.strip("/")).casefold(), 0) >= q.min_count for t in q.tags]
             if not (any(enough) if q.any else all(enough)):
                 continue
         when = photo_when(photo.taken_at, photo.mtime_ns)

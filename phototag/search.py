@@ -127,8 +127,10 @@ def by_tags(
     exclude: int | None = None,
 ) -> list[Similar]:
     """Photos ranked by :func:`tag_similarity` to ``query_tags`` (tag path -> score)."""
+    from .corrections import corrected_photos
+
     scored = []
-    for photo in index.photos_with_tags(model):
+    for photo in corrected_photos(index, model):
         if photo.id == exclude or not _under(photo.path, under):
             continue
         s = tag_similarity(query_tags, {p: sc for _, p, sc in photo.tags})
@@ -266,7 +268,9 @@ def query_of(
         embeddings = {
             b: e for b in view.embeddings if (e := index.embedding(photo, b)) is not None and e.size
         }
-        return embeddings, index.tags_of(pid, model), pid
+        from .corrections import corrected_tags_of
+
+        return embeddings, corrected_tags_of(index, pid, model), pid
     from .classify import Classification, classify
     from .errors import ImageError
 

@@ -55,8 +55,16 @@ class TextEncoderSpec:
 TEXT_CLEANING = ("lower", "whitespace", "canonicalize")
 
 #: Backbone kinds: a classifier (logits + embedding), a detector (boxes), or a zero-shot
-#: image encoder with its text encoder (embeddings that text can be compared with).
-BACKBONE_KINDS = ("classifier", "detector", "zero-shot")
+#: image encoder with its text encoder (embeddings that text can be compared with); and the
+#: three face models every scan runs (phototag.faces.analyzer): detector, check, descriptor.
+BACKBONE_KINDS = (
+    "classifier",
+    "detector",
+    "zero-shot",
+    "face-detector",
+    "face-check",
+    "face-descriptor",
+)
 
 
 @dataclass(frozen=True, slots=True)
