@@ -50,6 +50,7 @@ def library(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> Pa
     (lib / "coffee.jpg").write_bytes(jpeg_bytes(sample("coffee")))
     Image.fromarray(sample("chelsea")).save(lib / "cat.png")
     (lib / "cat copy.jpg").write_bytes(jpeg_bytes(sample("chelsea"), quality=80))
+    (lib / "astronaut.jpg").write_bytes(jpeg_bytes(sample("astronaut")))
     r = run(env, "scan", lib)
     assert r.returncode == 0, r.stderr
     run(env, "album", "--tag", "cat")
@@ -406,3 +407,19 @@ def test_the_documented_systemd_unit_runs_and_stops_cleanly(
     finally:
         proc.send_signal(signal.SIGTERM)  # what systemctl stop sends
         assert proc.wait(60) == 0
+
+
+def test_people_and_their_faces(server: Server, env: dict[str, str]) -> None:
+    with server.client() as c:
+        (person,) = c.get("/v1/people").json()["results"]
+        assert person["photos"] == 1 and person["name"] is None
+        assert run(env, "people", "name", str(person["id"]), "Eileen").returncode == 0
+        (person,) = c.get("/v1/people").json()["results"]
+        assert person["name"] == "Eileen"
+        found = c.get("/v1/photos", params={"person": "Eileen"}).json()
+        assert [Path(p["path"]).name for p in found["results"]] == ["astronaut.jpg"]
+        face = c.get(f"/v1/faces/{person['face']}/thumbnail", params={"size": 64})
+        assert face.headers["content-type"] == "image/jpeg"
+        assert max(Image.open(io.BytesIO(face.content)).size) <= 64
+        assert c.get("/v1/faces/999999/thumbnail").status_code == 404
+        assert c.get("/v1/photos", params={"person": "Nobody"}).status_code == 400

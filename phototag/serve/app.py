@@ -329,17 +329,22 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
     @app.get("/v1/photos", tags=["library"])
     def photos(
         tag: Annotated[list[str] | None, Query(description="A tag or path (repeatable).")] = None,
+        person: Annotated[
+            list[str] | None, Query(description="A named person (repeatable).")
+        ] = None,
         any: bool = False,
         n: int = Query(default=200, ge=1, le=10000),
         offset: int = Query(default=0, ge=0),
     ) -> dict[str, Any]:
-        """Photos carrying every tag (or ``any`` of them), newest first."""
+        """Photos carrying every tag and showing every person (or ``any`` of them), newest
+        first, with the user's corrections applied."""
         from ..query import TagQuery
 
-        if not tag:
-            raise ApiError(400, "give at least one tag: /v1/photos?tag=beach")
+        if not tag and not person:
+            raise ApiError(400, "give at least one tag or person: /v1/photos?tag=beach")
         with index() as idx:
-            matches = TagQuery(tags=tuple(tag), any=any).matches(idx)
+            query = TagQuery(tags=tuple(tag or ()), people=tuple(person or ()), any=any)
+            matches = query.matches(idx)
             matches.sort(key=lambda m: m.when, reverse=True)
             page = matches[offset : offset + n]
             return {"total": len(matches),
@@ -347,9 +352,21 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
                                  "tags": [{"model": r, "path": p, "score": round(s, 4)} for r, p, s in m.tags]}
                                 for m in page]}  # fmt: skip
 
+    @app.get("/v1/people", tags=["library"])
+    def people() -> dict[str, Any]:
+        """The people faces were grouped into, with counts and a representative face."""
+        from ..people import list_people
+
+        with index() as idx:
+            return {"results": [{"id": p.id, "name": p.name, "label": p.label, "faces": p.faces,
+                                 "photos": p.photos, "face": p.best_face}
+                                for p in list_people(idx)]}  # fmt: skip
+
     @app.get("/v1/photos/{photo_id}", tags=["library"])
     def photo(photo_id: int) -> dict[str, Any]:
-        """One indexed photo: size, capture time, tags per recognizer, corrections."""
+        """One indexed photo: size, capture time, tags per recognizer (corrected: tags added
+        by hand under ``user``), and the corrections themselves."""
+
         with index() as idx:
             path = _indexed(idx, photo_id)
             view = idx.photo(path)
@@ -368,22 +385,31 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
     @app.get("/v1/photos/{photo_id}/thumbnail", tags=["library"])
     def thumbnail(photo_id: int, size: int = Query(default=320, ge=16, le=2048)) -> Response:
         """A JPEG of the indexed photo, upright, at most ``size`` pixels on its long side."""
-        from ..imaging import decode
-        from ..pipeline import read_file
-        from ..walk import FileEntry
-
         with index() as idx:
             path = _indexed(idx, photo_id)
-        try:
-            data, _, _ = read_file(FileEntry(path, 0, 0))
-            im = decode(data, min_side=size, max_pixels=settings.max_pixels * 4).image
-        except ImageError as e:
-            raise ApiError(404, f"photo {photo_id} cannot be shown: {e}") from None
+        im = _decoded(path, size, settings.max_pixels * 4, f"photo {photo_id}")
         im.thumbnail((size, size))
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=85)
-        return Response(buf.getvalue(), media_type="image/jpeg",
-                        headers={"Cache-Control": "private, max-age=60"})  # fmt: skip
+        return _jpeg(im)
+
+    @app.get("/v1/faces/{face_id}/thumbnail", tags=["library"])
+    def face_thumbnail(face_id: int, size: int = Query(default=160, ge=16, le=1024)) -> Response:
+        """A JPEG of one face (its box with a margin), upright, ``size`` pixels square at most."""
+        from ..index.faces import face
+
+        with index() as idx:
+            row = face(idx, face_id)
+            path = _indexed(idx, row.photo_id) if row is not None else None
+        if row is None or path is None:
+            raise ApiError(404, f"no face {face_id} in the index")
+        im = _decoded(path, size * 4, settings.max_pixels * 4, f"face {face_id}")
+        w, h = im.size
+        x1, y1, x2, y2 = row.box  # fractions of the displayed photo
+        mx, my = (x2 - x1) * 0.25, (y2 - y1) * 0.25
+        box = (max(0, int((x1 - mx) * w)), max(0, int((y1 - my) * h)),
+               min(w, int((x2 + mx) * w)), min(h, int((y2 + my) * h)))  # fmt: skip
+        crop = im.crop(box)
+        crop.thumbnail((size, size))
+        return _jpeg(crop)
 
     @app.post("/v1/photos/{photo_id}/tags", tags=["library"])
     def correct(photo_id: int, body: Correction) -> dict[str, Any]:
@@ -399,9 +425,11 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
     @app.get("/v1/tags", tags=["library"])
     def tags(model: str | None = None) -> dict[str, Any]:
         """Every tag in the index with how many photos carry it."""
+        from ..corrections import corrected_counts
+
         with index() as idx:
             return {"results": [{"model": t.recognizer, "tag": t.tag, "path": t.path, "count": t.photos}
-                                for t in idx.tag_counts(model)]}  # fmt: skip
+                                for t in corrected_counts(idx, model)]}  # fmt: skip
 
     @app.get("/v1/albums", tags=["library"])
     def albums() -> dict[str, Any]:
@@ -492,3 +520,23 @@ def _photo_ref(
     if score is not None:
         ref["score"] = round(score, 4)
     return ref
+
+
+def _decoded(path: Path, min_side: int, max_pixels: int, what: str) -> Any:
+    """The indexed file at ``path`` decoded upright (a PIL image); 404 when it cannot be."""
+    from ..imaging import decode
+    from ..pipeline import read_file
+    from ..walk import FileEntry
+
+    try:
+        data, _, _ = read_file(FileEntry(path, 0, 0))
+        return decode(data, min_side=min_side, max_pixels=max_pixels).image
+    except ImageError as e:
+        raise ApiError(404, f"{what} cannot be shown: {e}") from None
+
+
+def _jpeg(im: Any) -> Response:
+    buf = io.BytesIO()
+    im.convert("RGB").save(buf, "JPEG", quality=85)
+    return Response(buf.getvalue(), media_type="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=60"})  # fmt: skip

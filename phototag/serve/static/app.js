@@ -57,6 +57,20 @@ async function showSearch(q) {
   main.replaceChildren(el("h1", {}, `“${q}”`), grid(found));
 }
 
+async function showPeople() {
+  const { results } = await api("/v1/people");
+  main.replaceChildren(el("h1", {}, "People"), results.length ? el("div", { class: "grid", id: "people" },
+    ...results.map(p => el("a", { href: p.name ? `#/person/${encodeURIComponent(p.name)}` : "#/people", class: "person", "data-id": p.id },
+      p.face !== null ? el("img", { src: `/v1/faces/${p.face}/thumbnail`, alt: p.label, loading: "lazy" }) : el("div", {}),
+      el("div", { class: "cap" }, `${p.label} · ${p.photos} photos`))))
+    : el("p", { class: "muted" }, "No faces yet: a default 'phototag scan' finds them; 'phototag people name ID NAME' names a person."));
+}
+
+async function showPerson(name) {
+  const { results, total } = await api(`/v1/photos?person=${encodeURIComponent(name)}`);
+  main.replaceChildren(el("h1", {}, `${name} `, el("span", { class: "muted" }, `${total} photos`)), grid(results));
+}
+
 async function showAlbums() {
   const { results } = await api("/v1/albums");
   main.replaceChildren(el("h1", {}, "Albums"), results.length ? el("table", {},
@@ -113,6 +127,8 @@ async function route() {
     else if (view === "tag") await showTag(arg);
     else if (view === "search") await showSearch(arg);
     else if (view === "albums") await showAlbums();
+    else if (view === "people") await showPeople();
+    else if (view === "person") await showPerson(arg);
     else if (view === "duplicates") await showDuplicates();
     else await showTags();
   } catch (e) {
