@@ -544,6 +544,7 @@ def test_scan_threshold_rescores_stored_embeddings_without_decoding(
     # The next plain scan goes back to the default, and says so.
     code, _, err = invoke("scan", scanned, "--index", index, "--write", "none")
     assert code == 0 and "2 unchanged photos tagged again" in err and "threshold 0.25" in err
+    assert "[scan] in the config file" in err  # not eaten by Rich as markup
     assert all(fp.endswith(":t0.25:k5") for r in _results(index).values() for fp in r.values())
 
 
