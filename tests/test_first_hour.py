@@ -745,3 +745,28 @@ def test_an_unforeseen_exception_is_one_line_and_exit_3(
     monkeypatch.setenv("PHOTOTAG_DEBUG", "1")
     with pytest.raises(RuntimeError):
         main()
+
+
+# -- the fresh tester's report ---------------------------------------------------------------
+
+
+def test_forget_a_path_that_is_nowhere_is_a_usage_error(scanned: Path, index: Path) -> None:
+    code, _, err = invoke("forget", scanned.parent / "nonexist", "--index", index)
+    assert code == 2 and "no such file or folder" in err and "nonexist" in err
+    # An offline photo (gone from disk, still indexed) is still dropped on purpose.
+    (scanned / "cat.jpg").unlink()
+    code, _, err = invoke("forget", scanned / "cat.jpg", "--index", index)
+    assert code == 0 and "dropped 1" in err, err
+    from phototag.index import Index
+
+    with Index.open(index, create=False) as idx:
+        assert idx.count_photos() == 1
+
+
+def test_similar_to_a_folder_or_a_file_that_is_no_image(scanned: Path, index: Path) -> None:
+    code, _, err = invoke("similar", scanned, "--index", index)
+    assert code == 2 and "is a folder" in err and "duplicates" in err
+    (scanned / "notimage.jpg").write_bytes(b"this is not an image\n")
+    code, out, err = invoke("similar", scanned / "notimage.jpg", "--index", index)
+    assert code == 1 and "notimage.jpg" in err and out == ""
+    assert "Traceback" not in err
