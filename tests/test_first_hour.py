@@ -770,3 +770,19 @@ def test_similar_to_a_folder_or_a_file_that_is_no_image(scanned: Path, index: Pa
     code, out, err = invoke("similar", scanned / "notimage.jpg", "--index", index)
     assert code == 1 and "notimage.jpg" in err and out == ""
     assert "Traceback" not in err
+
+
+def test_train_on_two_photos_a_tag(
+    tmp_path: Path, make_photo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The docs refuse only tags of fewer than 2 photos: 2 each trains (and says how it measured)."""
+    for tag, which in (("kitty", "chelsea"), ("cup", "coffee")):
+        for i, side in enumerate((200, 240)):
+            make_photo(f"two/{tag}/{i}.jpg", which, size=(side, side))
+    monkeypatch.chdir(tmp_path / "two")
+    code, out, err = invoke("train", ".", "--name", "pets", "--no-augment", "--device", "cpu")
+    assert code == 0, err
+    assert "internal error" not in err and "Traceback" not in out + err
+    assert "cross-validation" in out + err
+    manifest = (user_weights_dir() / "recognizers" / "pets.toml").read_text()
+    assert "kitty" in manifest and "cup" in manifest
