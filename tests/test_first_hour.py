@@ -786,3 +786,17 @@ def test_train_on_two_photos_a_tag(
     assert "cross-validation" in out + err
     manifest = (user_weights_dir() / "recognizers" / "pets.toml").read_text()
     assert "kitty" in manifest and "cup" in manifest
+
+
+def test_embed_with_nothing_to_write_fails_nothing(
+    tmp_path: Path, make_photo: Callable[..., Path], index: Path
+) -> None:
+    """A name exiftool cannot carry is refused only when there is something to embed."""
+    odd = make_photo("lib/rocket\n.jpg", "coffee")
+    args = ("scan", tmp_path / "lib", "--index", index, "--write", "embed", "--json")
+    code, out, err = invoke(*args, "--threshold", "1.0", "--no-faces")
+    assert code == 0, err
+    assert ndjson(out)[-1]["summary"]["failed"] == 0  # type: ignore[index]
+    code, out, err = invoke(*args, "--no-faces")  # now it has tags: refused, with the reason
+    assert code == 1 and "line break" in out + err
+    assert odd.is_file()
