@@ -800,3 +800,25 @@ def test_embed_with_nothing_to_write_fails_nothing(
     code, out, err = invoke(*args, "--no-faces")  # now it has tags: refused, with the reason
     assert code == 1 and "line break" in out + err
     assert odd.is_file()
+
+
+def test_a_copy_found_by_content_has_its_originals_size_and_date(
+    scanned: Path, index: Path
+) -> None:
+    import shutil
+
+    shutil.copy2(scanned / "coffee.jpg", scanned / "copy.jpg")
+    code, out, err = invoke("scan", scanned, "--index", index, "--write", "none", "--json")
+    assert code == 0 and ndjson(out)[-1]["summary"]["reused"] == 1, err  # type: ignore[index]
+    code, out, _ = invoke("show", scanned / "copy.jpg", "--index", index, "--json")
+    (copy,) = ndjson(out)
+    code, out, _ = invoke("show", scanned / "coffee.jpg", "--index", index, "--json")
+    (orig,) = ndjson(out)
+    assert copy["width"] and copy["height"] and copy["taken_at"]
+    assert (copy["width"], copy["height"], copy["taken_at"]) == (
+        orig["width"], orig["height"], orig["taken_at"],
+    )  # fmt: skip
+    code, out, _ = invoke("show", scanned / "copy.jpg", "--index", index)
+    assert "NonexNone" not in out and f"{orig['width']}x{orig['height']}" in out
+    code, out, _ = invoke("duplicates", "--index", index)
+    assert code == 0 and "?x?" not in out
