@@ -822,3 +822,23 @@ def test_a_copy_found_by_content_has_its_originals_size_and_date(
     assert "NonexNone" not in out and f"{orig['width']}x{orig['height']}" in out
     code, out, _ = invoke("duplicates", "--index", index)
     assert code == 0 and "?x?" not in out
+
+
+def test_show_and_tag_a_hard_link_or_a_file_that_failed(scanned: Path, index: Path) -> None:
+    (scanned / "other").mkdir()
+    link = scanned / "other" / "coffee_link.jpg"
+    os.link(scanned / "coffee.jpg", link)
+    good = (scanned / "coffee.jpg").read_bytes()
+    (scanned / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    code, _, err = invoke("scan", scanned, "--index", index, "--write", "none")
+    assert code == 1 and "truncated.jpg" in err
+    code, out, err = invoke("show", link, "--index", index, "--json")
+    assert code == 0, err
+    (view,) = ndjson(out)
+    assert view["path"] == str(scanned / "coffee.jpg")
+    code, _, err = invoke("tag", "add", link, "mug", "--index", index)
+    assert code == 0, err
+    code, out, _ = invoke("show", scanned / "coffee.jpg", "--index", index, "--json")
+    assert "mug" in out
+    code, _, err = invoke("tag", "add", scanned / "truncated.jpg", "x", "--index", index)
+    assert code == 2 and "could not read" in err and "scan it first" not in err
