@@ -842,3 +842,16 @@ def test_show_and_tag_a_hard_link_or_a_file_that_failed(scanned: Path, index: Pa
     assert "mug" in out
     code, _, err = invoke("tag", "add", scanned / "truncated.jpg", "x", "--index", index)
     assert code == 2 and "could not read" in err and "scan it first" not in err
+
+
+def test_a_plain_retag_runs_what_a_plain_scan_runs_and_writes_no_new_files(
+    scanned: Path, index: Path
+) -> None:
+    code, out, err = invoke("retag", "--index", index, "--threshold", "0.02")
+    assert code == 0, err
+    assert "scene, food, flower, animal" in out + err
+    assert "imagenet" not in out + err and "object" not in out + err
+    assert "changed" in err and not list(scanned.rglob("*.xmp"))  # never written: no file
+    assert {rec for r in _results(index).values() for rec in r} == {
+        "scene", "food", "flower", "animal",
+    }  # fmt: skip
