@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from .errors import ConfigError
-from .index.store import Index
+from .index.store import Index, decode_path, encode_path
 
 #: Symlinks followed at most (album entries are one hop; a loop must end).
 MAX_HOPS = 8
@@ -40,4 +40,31 @@ def indexed_path(index: Index, path: Path) -> Path:
     real = Path(os.path.realpath(path))
     if index.photo_id(real) is not None:
         return real
+    # Another name of an indexed file (a hard link): a scan counts it as one of the photo's
+    # "other names" and indexes it once, under the name it met first.
+    if (other := _same_file_indexed(index, real)) is not None:
+        return other
+    row = index.conn.execute(
+        "SELECT reason FROM failures WHERE path = ?", (encode_path(real),)
+    ).fetchone()
+    if row is not None:
+        raise ConfigError(f"{path}: phototag could not read this file ({row[0]})")
     raise ConfigError(f"{path} is not in the index: scan it first ('phototag scan {path}')")
+
+
+def _same_file_indexed(index: Index, path: Path) -> Path | None:
+    """The indexed path of the same file (same device and inode) as ``path``, if any."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    rows = index.conn.execute("SELECT path FROM photos WHERE size = ?", (st.st_size,))
+    for (raw,) in rows.fetchall():
+        other = decode_path(raw)
+        try:
+            o = os.stat(other)
+        except OSError:
+            continue
+        if (o.st_dev, o.st_ino) == (st.st_dev, st.st_ino):
+            return other
+    return None

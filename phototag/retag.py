@@ -41,18 +41,13 @@ def retag(
     chunk: int = 8192,
     backbone: str | None = None,
 ) -> RetagReport:
-    """Score every stored embedding with ``recognizers`` (default: every installed one)."""
+    """Score every stored embedding with ``recognizers`` (default: a plain scan's)."""
     started = time.perf_counter()
     catalog = catalog or Catalog.discover()
     if backbone is not None:
         catalog.preferred = backbone
-    zero_shot = catalog.zero_shot_backbone() is not None
-    names = (
-        list(recognizers)
-        if recognizers
-        else [n for n in catalog.names() if n in catalog.recognizers or zero_shot]
-    )
-    recs = [catalog.recognizer(n) for n in names]
+    # What a plain scan runs (catalog.resolve): a retag must not add tags no scan would give.
+    recs = catalog.resolve(list(recognizers) if recognizers else None)
     report = RetagReport(recognizers=[r.name for r in recs])
     by_backbone: dict[str, list[Recognizer]] = {}
     for r in recs:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import zipfile
@@ -296,12 +297,15 @@ def _splits(
     idx = np.arange(n)
     counts = np.bincount(y_single)
     stratify = y_single if counts[counts > 0].min() >= 2 else None
-    if options.folds:
-        k = (
-            min(options.folds, int(counts[counts > 0].min()))
-            if stratify is not None
-            else options.folds
-        )
+    folds = options.folds
+    n_test = math.ceil(options.holdout * n)  # as train_test_split counts it
+    tags_n = int((counts > 0).sum())
+    if not folds and stratify is not None and min(n_test, n - n_test) < tags_n:
+        # Too few photos to hold one of every tag out and still learn each (2 photos a tag):
+        # cross-validate instead, so precision and recall are still measured.
+        folds = 5
+    if folds:
+        k = min(folds, int(counts[counts > 0].min())) if stratify is not None else folds
         if k < 2:
             raise TrainingError("cross-validation needs at least two photos of every tag")
         skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=options.seed)

@@ -546,6 +546,12 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
                     exiftool: ExifTool, index: Index,
                     english: Mapping[str, str] | None = None) -> WriteEvent:  # fmt: skip
     target = photo.path
+    if index.target(target) is None and not any(
+        _with_people(
+            desired(photo.tag_paths, style, iptc=False), index, photo, style, False
+        ).values()
+    ):  # nothing to embed and nothing of ours to take back: no reason to refuse the file
+        return Unchanged(photo.path, target)
     if target.suffix.lower() not in WRITABLE:
         raise MetadataError(
             f"embedding keywords into {target.suffix or 'this'} files is not supported; use --write sidecar"

@@ -544,6 +544,7 @@ def test_scan_threshold_rescores_stored_embeddings_without_decoding(
     # The next plain scan goes back to the default, and says so.
     code, _, err = invoke("scan", scanned, "--index", index, "--write", "none")
     assert code == 0 and "2 unchanged photos tagged again" in err and "threshold 0.25" in err
+    assert "[scan] in the config file" in err  # not eaten by Rich as markup
     assert all(fp.endswith(":t0.25:k5") for r in _results(index).values() for fp in r.values())
 
 
@@ -744,3 +745,113 @@ def test_an_unforeseen_exception_is_one_line_and_exit_3(
     monkeypatch.setenv("PHOTOTAG_DEBUG", "1")
     with pytest.raises(RuntimeError):
         main()
+
+
+# -- the fresh tester's report ---------------------------------------------------------------
+
+
+def test_forget_a_path_that_is_nowhere_is_a_usage_error(scanned: Path, index: Path) -> None:
+    code, _, err = invoke("forget", scanned.parent / "nonexist", "--index", index)
+    assert code == 2 and "no such file or folder" in err and "nonexist" in err
+    # An offline photo (gone from disk, still indexed) is still dropped on purpose.
+    (scanned / "cat.jpg").unlink()
+    code, _, err = invoke("forget", scanned / "cat.jpg", "--index", index)
+    assert code == 0 and "dropped 1" in err, err
+    from phototag.index import Index
+
+    with Index.open(index, create=False) as idx:
+        assert idx.count_photos() == 1
+
+
+def test_similar_to_a_folder_or_a_file_that_is_no_image(scanned: Path, index: Path) -> None:
+    code, _, err = invoke("similar", scanned, "--index", index)
+    assert code == 2 and "is a folder" in err and "duplicates" in err
+    (scanned / "notimage.jpg").write_bytes(b"this is not an image\n")
+    code, out, err = invoke("similar", scanned / "notimage.jpg", "--index", index)
+    assert code == 1 and "notimage.jpg" in err and out == ""
+    assert "Traceback" not in err
+
+
+def test_train_on_two_photos_a_tag(
+    tmp_path: Path, make_photo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The docs refuse only tags of fewer than 2 photos: 2 each trains (and says how it measured)."""
+    for tag, which in (("kitty", "chelsea"), ("cup", "coffee")):
+        for i, side in enumerate((200, 240)):
+            make_photo(f"two/{tag}/{i}.jpg", which, size=(side, side))
+    monkeypatch.chdir(tmp_path / "two")
+    code, out, err = invoke("train", ".", "--name", "pets", "--no-augment", "--device", "cpu")
+    assert code == 0, err
+    assert "internal error" not in err and "Traceback" not in out + err
+    assert "cross-validation" in out + err
+    manifest = (user_weights_dir() / "recognizers" / "pets.toml").read_text()
+    assert "kitty" in manifest and "cup" in manifest
+
+
+def test_embed_with_nothing_to_write_fails_nothing(
+    tmp_path: Path, make_photo: Callable[..., Path], index: Path
+) -> None:
+    """A name exiftool cannot carry is refused only when there is something to embed."""
+    odd = make_photo("lib/rocket\n.jpg", "coffee")
+    args = ("scan", tmp_path / "lib", "--index", index, "--write", "embed", "--json")
+    code, out, err = invoke(*args, "--threshold", "1.0", "--no-faces")
+    assert code == 0, err
+    assert ndjson(out)[-1]["summary"]["failed"] == 0  # type: ignore[index]
+    code, out, err = invoke(*args, "--no-faces")  # now it has tags: refused, with the reason
+    assert code == 1 and "line break" in out + err
+    assert odd.is_file()
+
+
+def test_a_copy_found_by_content_has_its_originals_size_and_date(
+    scanned: Path, index: Path
+) -> None:
+    import shutil
+
+    shutil.copy2(scanned / "coffee.jpg", scanned / "copy.jpg")
+    code, out, err = invoke("scan", scanned, "--index", index, "--write", "none", "--json")
+    assert code == 0 and ndjson(out)[-1]["summary"]["reused"] == 1, err  # type: ignore[index]
+    code, out, _ = invoke("show", scanned / "copy.jpg", "--index", index, "--json")
+    (copy,) = ndjson(out)
+    code, out, _ = invoke("show", scanned / "coffee.jpg", "--index", index, "--json")
+    (orig,) = ndjson(out)
+    assert copy["width"] and copy["height"] and copy["taken_at"]
+    assert (copy["width"], copy["height"], copy["taken_at"]) == (
+        orig["width"], orig["height"], orig["taken_at"],
+    )  # fmt: skip
+    code, out, _ = invoke("show", scanned / "copy.jpg", "--index", index)
+    assert "NonexNone" not in out and f"{orig['width']}x{orig['height']}" in out
+    code, out, _ = invoke("duplicates", "--index", index)
+    assert code == 0 and "?x?" not in out
+
+
+def test_show_and_tag_a_hard_link_or_a_file_that_failed(scanned: Path, index: Path) -> None:
+    (scanned / "other").mkdir()
+    link = scanned / "other" / "coffee_link.jpg"
+    os.link(scanned / "coffee.jpg", link)
+    good = (scanned / "coffee.jpg").read_bytes()
+    (scanned / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    code, _, err = invoke("scan", scanned, "--index", index, "--write", "none")
+    assert code == 1 and "truncated.jpg" in err
+    code, out, err = invoke("show", link, "--index", index, "--json")
+    assert code == 0, err
+    (view,) = ndjson(out)
+    assert view["path"] == str(scanned / "coffee.jpg")
+    code, _, err = invoke("tag", "add", link, "mug", "--index", index)
+    assert code == 0, err
+    code, out, _ = invoke("show", scanned / "coffee.jpg", "--index", index, "--json")
+    assert "mug" in out
+    code, _, err = invoke("tag", "add", scanned / "truncated.jpg", "x", "--index", index)
+    assert code == 2 and "could not read" in err and "scan it first" not in err
+
+
+def test_a_plain_retag_runs_what_a_plain_scan_runs_and_writes_no_new_files(
+    scanned: Path, index: Path
+) -> None:
+    code, out, err = invoke("retag", "--index", index, "--threshold", "0.02")
+    assert code == 0, err
+    assert "scene, food, flower, animal" in out + err
+    assert "imagenet" not in out + err and "object" not in out + err
+    assert "changed" in err and not list(scanned.rglob("*.xmp"))  # never written: no file
+    assert {rec for r in _results(index).values() for rec in r} == {
+        "scene", "food", "flower", "animal",
+    }  # fmt: skip

@@ -188,7 +188,7 @@ def _summary(out: Output, r: ScanReport, opts: ScanOptions) -> None:
             out.info(
                 f"[num]{r.rescored}[/] unchanged photos tagged again from their stored "
                 f"embeddings (threshold {opts.threshold:g}, top-k {opts.top_k}), nothing decoded; "
-                "[scan] in the config file keeps settings for every scan"
+                "\\[scan] in the config file keeps settings for every scan"
             )
         if r.known_failed:
             out.info(

@@ -247,5 +247,16 @@ def forget_command(
         index_lock(out, index_path, "forget", wait),
         Index.open(index_path, create=False) as idx,
     ):
-        n = idx.forget([Path(os.path.abspath(p)) for p in paths])
+        n, unknown = 0, []
+        for p in paths:
+            dropped = idx.forget([Path(os.path.abspath(p))])
+            n += dropped
+            if not dropped and not os.path.lexists(p):  # a typo, not "0 dropped"
+                unknown.append(p)
     out.info(f"dropped [num]{n}[/] photos from the index")
+    if unknown:
+        out.error(
+            f"no such file or folder, and nothing under it in the index: "
+            f"{escape(', '.join(safe_path(p) for p in unknown))}"
+        )
+        raise typer.Exit(ExitCode.USAGE)

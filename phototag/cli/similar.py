@@ -50,12 +50,19 @@ def similar_command(
     """List the indexed photos most similar to PHOTO, best first, with a similarity score."""
     from ..albums import SimilarQuery
     from ..config import default_index_path
+    from ..errors import ImageError
     from ..index import Index
     from ..search import similar_to
 
     out = Output(json_mode=json_out)
     if not photo.exists():
         out.error(f"no such file: {escape(safe_path(photo))}")
+        raise typer.Exit(ExitCode.USAGE)
+    if photo.is_dir():
+        out.error(
+            f"{escape(safe_path(photo))} is a folder: name one photo "
+            "(to find near-identical photos in the index: phototag duplicates)"
+        )
         raise typer.Exit(ExitCode.USAGE)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         o.check_folders(under)
@@ -65,9 +72,20 @@ def similar_command(
 
             check_recognizer(model, Catalog.discover(), idx)
         roots = [Path(os.path.abspath(u)) for u in under or ()]
-        found = similar_to(
-            idx, photo, by, n=n, min_score=min_score, under=roots, model=model, backbone=backbone
-        )
+        try:
+            found = similar_to(
+                idx,
+                photo,
+                by,
+                n=n,
+                min_score=min_score,
+                under=roots,
+                model=model,
+                backbone=backbone,
+            )
+        except ImageError as e:  # the one file failed: exit 1, like a scan with a failure
+            out.error(escape(str(e)))
+            raise typer.Exit(ExitCode.FILES_FAILED) from None
         q = SimilarQuery(
             os.path.abspath(photo), by.value, n, min_score, tuple(map(str, roots)), model, backbone
         )

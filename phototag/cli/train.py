@@ -218,12 +218,13 @@ def retag_command(
                 changed=report.changed,
                 seconds=report.seconds,
             )
-            if report.changed_ids:
-                # Without --write each photo keeps the mode it was written with (a photo
-                # written embedded gets no sidecar); photos never written get the configured one.
-                events = write_tags(
-                    idx, [], settings, photo_ids=report.changed_ids, keep_modes=write is None
-                )
+            changed = report.changed_ids
+            if write is None:
+                # Each photo keeps the mode it was written with (a photo written embedded gets
+                # no sidecar), and a photo never written (scan --write none) gets no file.
+                changed = [pid for pid in changed if idx.last_write_mode(pid) is not None]
+            if changed:
+                events = write_tags(idx, [], settings, photo_ids=changed, keep_modes=write is None)
                 failed = report_writes(out, events, False, written_what(settings))
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
