@@ -539,3 +539,19 @@ def test_the_migration_keeps_corrections_by_content(tmp_path: Path) -> None:
         assert idx.corrections(action="add") == {1: ["user/Grandma"]}
         rec = idx.target(Path("/p/a.jpg"))
         assert rec is not None and rec.hash == "h1"
+
+
+def test_a_hand_added_tag_replaces_phototags_own_keyword_in_another_case() -> None:
+    """Tester report item 5: a hand-added 'Kaffee/Espresso' did not put 'Espresso' into
+    dc:subject: the 'espresso' phototag had written earlier stood in for it, apart from case,
+    and stayed there even once phototag no longer wanted it. A user's own value is kept."""
+    from phototag.metadata.keywords import merge
+
+    wanted = desired(["Kaffee/Espresso"], KeywordStyle(), iptc=True)
+    assert wanted[Field.SUBJECT] == ["Espresso"] and wanted[Field.IPTC] == ["Espresso"]
+    ours = {Field.SUBJECT: ["espresso"], Field.IPTC: ["espresso"]}
+    change = merge({Field.SUBJECT: ["espresso"], Field.IPTC: ["espresso"]}, ours, wanted)
+    assert change.values[Field.SUBJECT] == ["Espresso"] == change.ours[Field.SUBJECT]
+    assert change.values[Field.IPTC] == ["Espresso"]
+    users = merge({Field.SUBJECT: ["espresso"]}, {}, wanted)  # the user's spelling stays
+    assert users.values[Field.SUBJECT] == ["espresso"] and Field.SUBJECT not in users.ours
