@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import config
@@ -714,6 +714,11 @@ def _same_file(a: Path | None, b: Path) -> bool:
 def _reuse(index: Index, source: int, record: PhotoRecord) -> int:
     """Same content as photo ``source``: move it (if its old path is gone) or copy its results."""
     old_path = index.path_of(source)
+    # Nothing was decoded: the content's size and capture time are the original's.
+    src = index.photo(old_path) if old_path is not None else None
+    if src is not None:
+        record = replace(record, width=record.width or src.width, height=record.height or src.height,
+                         taken_at=record.taken_at or src.taken_at)  # fmt: skip
     if old_path is None or old_path == record.path or not os.path.lexists(old_path):
         index.move_photo(source, record)
         return source
