@@ -304,6 +304,8 @@ def test_a_live_photo_is_one_item_and_its_video_follows_it_into_albums(
         "album", "--tag", "cat", "--out", albums / "cat", "--index", tmp_path / "i.sqlite"
     )
     assert code == 0, err
+    # Tester report item 3: "1 photos, 2 added" counted the video as added, not as a photo.
+    assert "1 photos (+1 RAW/Live Photo files), 2 entries added" in " ".join(err.split()), err
     folder = albums / "cat"
     linked = {p.name.split("_", 1)[1]: p for p in folder.iterdir() if not p.name.startswith(".")}
     assert set(linked) == {"IMG_0002.HEIC", "IMG_0002.MOV"}
