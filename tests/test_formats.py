@@ -544,3 +544,22 @@ def test_large_videos_are_hashed_from_samples_small_ones_whole(tmp_path: Path) -
     with big.open("r+b") as f:
         f.truncate(FULL_HASH_BYTES * 4 + 1)  # a different size
     assert len({first, hash_file(FileEntry(big, 0, 0, kind=FileKind.VIDEO))[0]}) == 2
+
+
+def test_duplicates_compare_like_with_like_and_never_offer_a_pairs_own_half(tmp_path: Path) -> None:
+    """Tester report item 2: a clip made from a photo's frames was grouped with the photo
+    ('keeping the first frees ...'), and the JPEG half of a RAW+JPEG pair was offered for
+    removal as a duplicate of its own photo."""
+    lib = tmp_path / "lib"
+    cat = sample("chelsea")
+    Image.fromarray(cat).save(lib.mkdir(parents=True) or lib / "cat with space.png")
+    make_video(lib / "clip.mp4", pan_frames(cat, 12, (480, 320)))
+    make_dng(lib / "IMG_0001.NEF", sample("coffee"))
+    Image.fromarray(sample("coffee")).save(lib / "IMG_0001.JPG", quality=92)
+    index = tmp_path / "i.sqlite"
+    code, _, err = invoke("scan", lib, "--index", index, "--write", "none")
+    assert code == 0, err
+    code, out, err = invoke("duplicates", "--index", index, "--json")
+    assert code == 0, err
+    groups = [[Path(str(p["path"])).name for p in g["photos"]] for g in ndjson(out)]  # type: ignore[union-attr]
+    assert groups == [], groups
