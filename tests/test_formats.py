@@ -563,3 +563,25 @@ def test_duplicates_compare_like_with_like_and_never_offer_a_pairs_own_half(tmp_
     assert code == 0, err
     groups = [[Path(str(p["path"])).name for p in g["photos"]] for g in ndjson(out)]  # type: ignore[union-attr]
     assert groups == [], groups
+
+
+def test_the_contact_sheet_has_thumbnails_of_videos_and_raws(tmp_path: Path) -> None:
+    """Tester report item 1: index.html pointed to .thumbs/..._clip.mp4.jpg, never made."""
+    import re
+    from urllib.parse import unquote
+
+    lib = tmp_path / "lib"
+    cat = sample("chelsea")
+    make_video(lib / "clip.mp4", pan_frames(cat, 12, (480, 320)))
+    make_dng(lib / "IMG_0001.NEF", cat)  # a RAW alone: its own entry
+    index = tmp_path / "i.sqlite"
+    assert invoke("scan", lib, "--index", index, "--write", "none")[0] == 0
+    folder = tmp_path / "albums" / "cat"
+    code, _, err = invoke("album", "--tag", "cat", "--out", folder, "--html", "--index", index)
+    assert code == 0, err
+    page = (folder / "index.html").read_text()
+    shown = [unquote(n) for n in re.findall(r'src="\.thumbs/([^"]+)"', page)]
+    assert {n.split("_", 1)[1] for n in shown} >= {"clip.mp4.jpg", "IMG_0001.NEF.jpg"}, shown
+    for name in shown:
+        with Image.open(folder / ".thumbs" / name) as im:
+            assert max(im.size) > 100 and im.getextrema() != ((0, 0), (0, 0), (0, 0)), name
