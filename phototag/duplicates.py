@@ -3,8 +3,9 @@
 :func:`phototag.search.duplicate_groups` finds the groups; :func:`rank_duplicates` puts
 into each member what the index knows (bytes, pixels, capture date, content hash), orders
 the members so the suggested keeper comes first, and orders the groups so the one that
-frees the most space comes first. The keeper is the copy with the most pixels, then the
-most bytes (less compression), then one with a capture date (metadata kept), then the
+frees the most space comes first. The keeper is a photo with companions (the JPEG of a
+RAW+JPEG pair, a Live Photo: removing it would break the pair), then the copy with the most
+pixels, then the most bytes (less compression), then one with a capture date (metadata kept), then the
 oldest file, then the shortest path; digiKam's and Lightroom's duplicate finders leave the
 choice to the user in the same way, phototag only suggests.
 """
@@ -121,10 +122,13 @@ def _rank(
         if view is None:  # dropped since the groups were made
             continue
         mtime = view.mtime_ns
-        rows.append((path, view.size, view.width, view.height, view.taken_at, view.hash, mtime))
+        paired = bool(view.companions)  # removing it would break its RAW+JPEG or Live Photo
+        rows.append(
+            (path, view.size, view.width, view.height, view.taken_at, view.hash, mtime, paired)
+        )
     if len(rows) < 2:
         return None
-    rows.sort(key=lambda r: (-(r[2] or 0) * (r[3] or 0), -r[1], r[4] is None, r[6],
+    rows.sort(key=lambda r: (not r[7], -(r[2] or 0) * (r[3] or 0), -r[1], r[4] is None, r[6],
                              len(os.fsencode(r[0])), os.fsencode(r[0])))  # fmt: skip
     first_with: dict[str, int] = {}
     for i, r in enumerate(rows):

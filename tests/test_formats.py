@@ -556,13 +556,17 @@ def test_duplicates_compare_like_with_like_and_never_offer_a_pairs_own_half(tmp_
     make_video(lib / "clip.mp4", pan_frames(cat, 12, (480, 320)))
     make_dng(lib / "IMG_0001.NEF", sample("coffee"))
     Image.fromarray(sample("coffee")).save(lib / "IMG_0001.JPG", quality=92)
+    # A bigger copy of the pair's JPEG elsewhere: the pair's JPEG is kept, never offered.
+    Image.fromarray(sample("coffee")).resize((700, 467)).save(lib.parent / "IMG_0001 copy.jpg")
+    (lib / "copies").mkdir()
+    (lib.parent / "IMG_0001 copy.jpg").rename(lib / "copies" / "IMG_0001 copy.jpg")
     index = tmp_path / "i.sqlite"
     code, _, err = invoke("scan", lib, "--index", index, "--write", "none")
     assert code == 0, err
     code, out, err = invoke("duplicates", "--index", index, "--json")
     assert code == 0, err
     groups = [[Path(str(p["path"])).name for p in g["photos"]] for g in ndjson(out)]  # type: ignore[union-attr]
-    assert groups == [], groups
+    assert groups == [["IMG_0001.JPG", "IMG_0001 copy.jpg"]], groups
 
 
 def test_the_contact_sheet_has_thumbnails_of_videos_and_raws(tmp_path: Path) -> None:
