@@ -116,6 +116,7 @@ class AlbumReport:
     folder: Path
     query: str
     matches: int = 0
+    companions: int = 0  # RAW halves and Live Photo videos that follow the matches in
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     left_alone: list[str] = field(default_factory=list)  # ours once, changed by the user since
@@ -124,7 +125,7 @@ class AlbumReport:
     def as_json(self) -> dict[str, object]:
         return {
             "name": self.name, "folder": str(self.folder), "query": self.query, "matches": self.matches,
-            "added": self.added, "removed": self.removed, "left_alone": self.left_alone,
+            "companions": self.companions, "added": self.added, "removed": self.removed, "left_alone": self.left_alone,
             "failed": [{"entry": e, "error": r} for e, r in self.failed],
         }  # fmt: skip
 
@@ -263,6 +264,7 @@ def build_album(
     matches = query.matches(index)
     report = AlbumReport(name, folder, query.describe(), matches=len(matches))
     linked = with_companions(index, matches)
+    report.companions = len(linked) - len(matches)
     entries = index.album_entries(name) if existing_album else {}
     mode = LinkMode(existing_album.link) if existing_album else link
     if existing_album and existing_album.link != link.value:

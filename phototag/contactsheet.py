@@ -56,9 +56,24 @@ FaceBox = tuple[str | None, tuple[float, float, float, float]]
 
 def make_thumbnail(source: Path, dest: Path, faces: Sequence[FaceBox] = ()) -> None:
     """A JPEG thumbnail of ``source``, upright, long side THUMB_SIZE, with ``faces`` drawn as
-    boxes (named ones labelled). Raises OSError/ImageError."""
-    photo = decode(source.read_bytes(), min_side=THUMB_SIZE, max_pixels=DEFAULT_MAX_PIXELS)
-    im = photo.image.copy()
+    boxes (named ones labelled). A video's thumbnail is one of the frames chosen to tag it, a
+    RAW's its embedded preview (or the sensor data). Raises OSError/ImageError."""
+    from .media.kinds import FileKind, classify
+
+    kind = classify(source.name)
+    if kind is FileKind.VIDEO:
+        from .media.video import decode_video
+
+        clip = decode_video(source, min_side=THUMB_SIZE, max_pixels=DEFAULT_MAX_PIXELS)
+        im = clip.frames[0].convert("RGB")
+    elif kind is FileKind.RAW:
+        from .media.raw import decode_raw
+
+        raw = decode_raw(source.read_bytes(), min_side=THUMB_SIZE, max_pixels=DEFAULT_MAX_PIXELS)
+        im = raw.image.copy()
+    else:
+        photo = decode(source.read_bytes(), min_side=THUMB_SIZE, max_pixels=DEFAULT_MAX_PIXELS)
+        im = photo.image.copy()
     im.thumbnail((THUMB_SIZE, THUMB_SIZE))
     if faces:
         from PIL import ImageDraw

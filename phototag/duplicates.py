@@ -3,8 +3,9 @@
 :func:`phototag.search.duplicate_groups` finds the groups; :func:`rank_duplicates` puts
 into each member what the index knows (bytes, pixels, capture date, content hash), orders
 the members so the suggested keeper comes first, and orders the groups so the one that
-frees the most space comes first. The keeper is the copy with the most pixels, then the
-most bytes (less compression), then one with a capture date (metadata kept), then the
+frees the most space comes first. The keeper is a photo with companions (the JPEG of a
+RAW+JPEG pair, a Live Photo: removing it would break the pair), then the copy with the most
+pixels, then the most bytes (less compression), then one with a capture date (metadata kept), then the
 oldest file, then the shortest path; digiKam's and Lightroom's duplicate finders leave the
 choice to the user in the same way, phototag only suggests.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .index.store import Index
+from .media.kinds import FileKind, classify
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,31 +84,63 @@ def rank_duplicates(
     """Groups with each member described and ordered, keeper first; groups by the bytes
     they would free, most first (then by the keeper's path)."""
     out = []
-    for group in groups:
-        rows = []
-        for path, _ in group:
-            view = index.photo(path)
-            if view is None:  # dropped since the groups were made
-                continue
-            mtime = view.mtime_ns
-            rows.append((path, view.size, view.width, view.height, view.taken_at, view.hash, mtime))
-        if len(rows) < 2:
-            continue
-        rows.sort(key=lambda r: (-(r[2] or 0) * (r[3] or 0), -r[1], r[4] is None, r[6],
-                                 len(os.fsencode(r[0])), os.fsencode(r[0])))  # fmt: skip
-        first_with: dict[str, int] = {}
-        for i, r in enumerate(rows):
-            first_with.setdefault(r[5], i)
-        sims = _similarities(index, [r[0] for r in rows], backbone)
-        twins = _same_file_as([r[0] for r in rows])
-        copies = tuple(
-            Copy(r[0], s, r[1], r[2], r[3], r[4],
-                 None if first_with[r[5]] == i else first_with[r[5]], twins.get(i))
-            for i, (r, s) in enumerate(zip(rows, sims, strict=True))
-        )  # fmt: skip
-        out.append(DuplicateGroup(copies))
+    for whole in groups:
+        for group in _like_with_like(index, whole):
+            if (made := _rank(index, group, backbone)) is not None:
+                out.append(made)
     out.sort(key=lambda g: (-g.reclaimable, os.fsencode(g.keeper.path)))
     return out
+
+
+def _like_with_like(
+    index: Index, group: Sequence[tuple[Path, float]]
+) -> list[list[tuple[Path, float]]]:
+    """A group split into its videos and its stills (a clip made from a photo's frames is
+    not a copy of it), without any member that is a companion of another member (the JPEG
+    or RAW half of a pair, a Live Photo's video: the same photo, never a removable copy)."""
+    companions: set[Path] = set()
+    for path, _ in group:
+        view = index.photo(path)
+        if view is not None:
+            companions.update(p for p, _ in view.companions)
+    videos: list[tuple[Path, float]] = []
+    stills: list[tuple[Path, float]] = []
+    for member in group:
+        if member[0] in companions:
+            continue
+        (videos if classify(member[0].name) is FileKind.VIDEO else stills).append(member)
+    return [g for g in (stills, videos) if len(g) > 1]
+
+
+def _rank(
+    index: Index, group: Sequence[tuple[Path, float]], backbone: str
+) -> DuplicateGroup | None:
+    """The group described and ordered, keeper first (None: fewer than two left)."""
+    rows = []
+    for path, _ in group:
+        view = index.photo(path)
+        if view is None:  # dropped since the groups were made
+            continue
+        mtime = view.mtime_ns
+        paired = bool(view.companions)  # removing it would break its RAW+JPEG or Live Photo
+        rows.append(
+            (path, view.size, view.width, view.height, view.taken_at, view.hash, mtime, paired)
+        )
+    if len(rows) < 2:
+        return None
+    rows.sort(key=lambda r: (not r[7], -(r[2] or 0) * (r[3] or 0), -r[1], r[4] is None, r[6],
+                             len(os.fsencode(r[0])), os.fsencode(r[0])))  # fmt: skip
+    first_with: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        first_with.setdefault(r[5], i)
+    sims = _similarities(index, [r[0] for r in rows], backbone)
+    twins = _same_file_as([r[0] for r in rows])
+    copies = tuple(
+        Copy(r[0], s, r[1], r[2], r[3], r[4],
+             None if first_with[r[5]] == i else first_with[r[5]], twins.get(i))
+        for i, (r, s) in enumerate(zip(rows, sims, strict=True))
+    )  # fmt: skip
+    return DuplicateGroup(copies)
 
 
 def _same_file_as(paths: list[Path]) -> dict[int, Path]:

@@ -144,6 +144,7 @@ class ScanReport:
     reused: int = 0  # moved, renamed, copied or touched files: results kept, nothing decoded
     removed: int = 0  # vanished files dropped from the index
     offline: int = 0  # vanished with their whole folder (an offline share?): kept, not dropped
+    excluded: int = 0  # indexed, left out by --exclude or .phototagignore now: kept, not dropped
     rescored: int = 0  # unchanged files tagged again from stored embeddings (new threshold, ...)
     same_file: int = 0  # other names (hard links, symlinks) of files counted once
     decoded: int = 0
@@ -172,6 +173,7 @@ class ScanReport:
             "reused": self.reused,
             "removed": self.removed,
             "offline": self.offline,
+            "excluded": self.excluded,
             "rescored": self.rescored,
             "same_file": self.same_file,
             "decoded": self.decoded,
@@ -423,17 +425,19 @@ def scan(
     seen_dirs = _folders_with_files(seen)
     gone: list[bytes] = []
     offline: list[bytes] = []
+    excluded: set[bytes] = set()
     for raw in {**known, **known_failures}:
         if raw in seen:
             continue
         if excludes and excludes.excluded(decode_path(raw)):
-            continue  # left out of scans now, but not deleted: 'phototag forget' drops it
+            excluded.add(raw)  # left out of scans now, not deleted: 'phototag forget' drops it
+            continue
         root = next((r for r in roots if _under(raw, r)), None)
         if root is None:
             continue
         (gone if os.path.dirname(raw) in seen_dirs else offline).append(raw)
     for r in roots:
-        if per_root_found[r] == 0 and any(_under(k, r) for k in known):
+        if per_root_found[r] == 0 and any(_under(k, r) for k in known if k not in excluded):
             report.warnings.append(
                 f"{r} has no photos now but the index has photos there: not dropping them "
                 "(an unmounted disk?). Run 'phototag forget' to drop them."
@@ -445,6 +449,7 @@ def scan(
         marked = index.mark_offline(offline)
         index.mark_online(back_online)
     report.offline = len(marked)
+    report.excluded = sum(1 for raw in excluded if raw in known)
     missing_folders: dict[bytes, int] = {}
     for raw in marked:
         top = _top_missing(raw, seen_dirs, roots)

@@ -389,6 +389,8 @@ def write_tags(
                 if not isinstance(event, WriteFailed):
                     done.add(event.target)
                 yield event
+                if not isinstance(event, WriteFailed):
+                    yield from _leave_old_place(photo, event.target, keep, writer, index, stack)
             except MetadataError as e:
                 yield WriteFailed(photo.path, str(e))
             for raw in raws:
@@ -619,49 +621,89 @@ def clean(index: Index, roots: Sequence[Path], *, dry_run: bool = False) -> Iter
         for photo, target in targets:
             rec = index.target(target)
             assert rec is not None
-            ours = {Field(f): v for f, v in rec.ours.items()}
             try:
-                if rec.mode == "sidecar":
-                    sidecar = Sidecar.read(target)
-                    if sidecar is None:
-                        writer.forget(target)
-                        continue
-                    current = sidecar.fields()
-                    change = remove_ours(current, ours)
-                    sidecar.set_fields(change.values)
-                    added, removed = _diff(current, change.values)
-                    if rec.created and sidecar.is_empty():
-                        writer.delete_sidecar(target)
-                        writer.forget(target)
-                        yield Wrote(photo.path, target, added, removed, deleted=True)
-                        continue
-                    if change.changed:
-                        writer.sidecar(target, sidecar)
-                else:
-                    assert exiftool is not None
-                    if not dry_run:
-                        restore_interrupted(Path(os.path.realpath(target)))
-                    read = exiftool.read(target)
-                    current = read.values
-                    change = remove_ours(current, ours)
-                    if change.changed:
-                        writer.embed(
-                            photo,
-                            target,
-                            {
-                                f: v
-                                for f, v in change.values.items()
-                                if list(current.get(f, [])) != v
-                            },
-                            False,
-                            iptc_to_utf8=read.has_iptc and not read.iptc_utf8,
-                        )
-                    added, removed = _diff(current, change.values)
-                writer.forget(target)
-                yield (
-                    Wrote(photo.path, target, added, removed)
-                    if change.changed
-                    else Unchanged(photo.path, target)
-                )
+                event = _take_back(photo, target, rec, writer, exiftool, dry_run)
             except MetadataError as e:
-                yield WriteFailed(photo.path, str(e))
+                event = WriteFailed(photo.path, str(e))
+            if event is not None:
+                yield event
+
+
+def _leave_old_place(
+    photo: PhotoTags,
+    written: Path,
+    keep: set[Path],
+    writer: Writer,
+    index: Index,
+    stack: ExitStack,
+) -> Iterator[WriteEvent]:
+    """After ``photo`` was written into ``written``: take phototag's own values out of where
+    it was written before in the other mode (embedded -> sidecar, or back), so that one photo
+    never carries two copies of which only one is kept up to date (docs/metadata.md)."""
+    mode = index.target(written)
+    for target in index.targets_of(photo.id):
+        rec = index.target(target)
+        if rec is None or mode is None or rec.mode == mode.mode or target in keep:
+            continue
+        if _same_file(target, written):
+            continue
+        if rec.mode != "sidecar" and writer.exiftool is None:
+            writer.exiftool = stack.enter_context(ExifTool())
+        try:
+            dry = isinstance(writer, DryRunWriter)
+            event = _take_back(photo, target, rec, writer, writer.exiftool, dry)
+        except MetadataError as e:
+            event = WriteFailed(photo.path, str(e))
+        if event is not None:
+            yield event
+
+
+def _take_back(
+    photo: PhotoTags,
+    target: Path,
+    rec: TargetRecord,
+    writer: Writer,
+    exiftool: ExifTool | None,
+    dry_run: bool,
+) -> WriteEvent | None:
+    """Remove exactly what phototag wrote into ``target`` (its ownership record ``rec``) and
+    forget the target. Raises MetadataError."""
+    photo_path = photo.path
+    ours = {Field(f): v for f, v in rec.ours.items()}
+    if rec.mode == "sidecar":
+        sidecar = Sidecar.read(target)
+        if sidecar is None:
+            writer.forget(target)
+            return None
+        current = sidecar.fields()
+        change = remove_ours(current, ours)
+        sidecar.set_fields(change.values)
+        added, removed = _diff(current, change.values)
+        if rec.created and sidecar.is_empty():
+            writer.delete_sidecar(target)
+            writer.forget(target)
+            return Wrote(photo_path, target, added, removed, deleted=True)
+        if change.changed:
+            writer.sidecar(target, sidecar)
+    else:
+        assert exiftool is not None
+        if not dry_run:
+            restore_interrupted(Path(os.path.realpath(target)))
+        read = exiftool.read(target)
+        current = read.values
+        change = remove_ours(current, ours)
+        if change.changed:
+            writer.embed(
+                photo,
+                target,
+                {f: v for f, v in change.values.items() if list(current.get(f, [])) != v},
+                False,
+                iptc_to_utf8=read.has_iptc and not read.iptc_utf8,
+            )
+        added, removed = _diff(current, change.values)
+    writer.forget(target)
+    return (
+        Wrote(photo_path, target, added, removed)
+        if change.changed
+        else Unchanged(photo_path, target)
+    )

@@ -226,10 +226,10 @@ def test_the_album_cli_json_list_and_refresh(
     r = runner.invoke(app, ["album", "--tag", "dog", "--allow-empty", *index])
     assert r.exit_code == 0 and (tmp_path / "albums" / "dog").is_dir()
     r = runner.invoke(app, ["album", "--tag", "cat", *index])
-    assert r.exit_code == 0 and "2 added" in r.stderr
+    assert r.exit_code == 0 and "2 entries added" in r.stderr
     r = runner.invoke(app, ["album", "--list", *index])
     assert "cat" in r.stdout and "dog" in r.stdout
     r = runner.invoke(app, ["album", "--refresh", *index])
-    assert r.exit_code == 0 and r.stderr.count("0 added") == 2
+    assert r.exit_code == 0 and r.stderr.count("0 entries added") == 2
     r = runner.invoke(app, ["album", *index])
     assert r.exit_code == 2 and "at least one --tag" in r.stderr

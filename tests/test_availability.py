@@ -57,5 +57,8 @@ def test_album_doctor_and_scan_say_what_to_install(
     code, out, err = conftest.invoke("tags")
     assert code == ExitCode.OK and "espresso" in out
     assert "more tags (fashion-color" in err and "phototag models install ViT-B-32__openai" in err
+    code, out, err = conftest.invoke("tags", "-m", "food")  # -m: only what concerns food
+    assert code == ExitCode.OK and "espresso" in out and "fashion" not in err, err
+    assert "more tags (food)" in err
     code, out, err = conftest.invoke("doctor", "--json")
     assert "vocabulary mushroom" in out and "inactive" in out

@@ -855,3 +855,23 @@ def test_a_plain_retag_runs_what_a_plain_scan_runs_and_writes_no_new_files(
     assert {rec for r in _results(index).values() for rec in r} == {
         "scene", "food", "flower", "animal",
     }  # fmt: skip
+
+
+def test_excluding_indexed_photos_reports_them_as_excluded_not_offline(
+    tmp_path: Path, index: Path, make_photo: Callable[..., Path]
+) -> None:
+    """Tester report item 4: '--exclude keep/' over a library whose photos are all under
+    keep/ warned of an unmounted disk and counted them offline."""
+    make_photo("x/keep/a.jpg", "chelsea", size=(210, 150))
+    make_photo("x/keep/b.jpg", "coffee", size=(200, 150))
+    lib = tmp_path / "x"
+    code, _, err = invoke("scan", lib, "--index", index, "--write", "none")
+    assert code == 0, err
+    code, _, err = invoke("scan", lib, "--index", index, "--write", "none", "--exclude", "keep/")
+    text = " ".join(err.split())
+    assert code == 0, err
+    assert "unmounted" not in text and "offline" not in text, text
+    assert "2 excluded (kept)" in text, text
+    assert {"a.jpg", "b.jpg"} <= set(_results(index))
+    code, _, err = invoke("scan", lib, "--index", index, "--write", "none")  # back in the scan
+    assert code == 0 and "excluded" not in err and "offline" not in err, err

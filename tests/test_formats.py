@@ -304,6 +304,8 @@ def test_a_live_photo_is_one_item_and_its_video_follows_it_into_albums(
         "album", "--tag", "cat", "--out", albums / "cat", "--index", tmp_path / "i.sqlite"
     )
     assert code == 0, err
+    # Tester report item 3: "1 photos, 2 added" counted the video as added, not as a photo.
+    assert "1 photos (+1 RAW/Live Photo files), 2 entries added" in " ".join(err.split()), err
     folder = albums / "cat"
     linked = {p.name.split("_", 1)[1]: p for p in folder.iterdir() if not p.name.startswith(".")}
     assert set(linked) == {"IMG_0002.HEIC", "IMG_0002.MOV"}
@@ -542,3 +544,48 @@ def test_large_videos_are_hashed_from_samples_small_ones_whole(tmp_path: Path) -
     with big.open("r+b") as f:
         f.truncate(FULL_HASH_BYTES * 4 + 1)  # a different size
     assert len({first, hash_file(FileEntry(big, 0, 0, kind=FileKind.VIDEO))[0]}) == 2
+
+
+def test_duplicates_compare_like_with_like_and_never_offer_a_pairs_own_half(tmp_path: Path) -> None:
+    """Tester report item 2: a clip made from a photo's frames was grouped with the photo
+    ('keeping the first frees ...'), and the JPEG half of a RAW+JPEG pair was offered for
+    removal as a duplicate of its own photo."""
+    lib = tmp_path / "lib"
+    cat = sample("chelsea")
+    Image.fromarray(cat).save(lib.mkdir(parents=True) or lib / "cat with space.png")
+    make_video(lib / "clip.mp4", pan_frames(cat, 12, (480, 320)))
+    make_dng(lib / "IMG_0001.NEF", sample("coffee"))
+    Image.fromarray(sample("coffee")).save(lib / "IMG_0001.JPG", quality=92)
+    # A bigger copy of the pair's JPEG elsewhere: the pair's JPEG is kept, never offered.
+    Image.fromarray(sample("coffee")).resize((700, 467)).save(lib.parent / "IMG_0001 copy.jpg")
+    (lib / "copies").mkdir()
+    (lib.parent / "IMG_0001 copy.jpg").rename(lib / "copies" / "IMG_0001 copy.jpg")
+    index = tmp_path / "i.sqlite"
+    code, _, err = invoke("scan", lib, "--index", index, "--write", "none")
+    assert code == 0, err
+    code, out, err = invoke("duplicates", "--index", index, "--json")
+    assert code == 0, err
+    groups = [[Path(str(p["path"])).name for p in g["photos"]] for g in ndjson(out)]  # type: ignore[union-attr]
+    assert groups == [["IMG_0001.JPG", "IMG_0001 copy.jpg"]], groups
+
+
+def test_the_contact_sheet_has_thumbnails_of_videos_and_raws(tmp_path: Path) -> None:
+    """Tester report item 1: index.html pointed to .thumbs/..._clip.mp4.jpg, never made."""
+    import re
+    from urllib.parse import unquote
+
+    lib = tmp_path / "lib"
+    cat = sample("chelsea")
+    make_video(lib / "clip.mp4", pan_frames(cat, 12, (480, 320)))
+    make_dng(lib / "IMG_0001.NEF", cat)  # a RAW alone: its own entry
+    index = tmp_path / "i.sqlite"
+    assert invoke("scan", lib, "--index", index, "--write", "none")[0] == 0
+    folder = tmp_path / "albums" / "cat"
+    code, _, err = invoke("album", "--tag", "cat", "--out", folder, "--html", "--index", index)
+    assert code == 0, err
+    page = (folder / "index.html").read_text()
+    shown = [unquote(n) for n in re.findall(r'src="\.thumbs/([^"]+)"', page)]
+    assert {n.split("_", 1)[1] for n in shown} >= {"clip.mp4.jpg", "IMG_0001.NEF.jpg"}, shown
+    for name in shown:
+        with Image.open(folder / ".thumbs" / name) as im:
+            assert max(im.size) > 100 and im.getextrema() != ((0, 0), (0, 0), (0, 0)), name

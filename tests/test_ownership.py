@@ -539,3 +539,38 @@ def test_the_migration_keeps_corrections_by_content(tmp_path: Path) -> None:
         assert idx.corrections(action="add") == {1: ["user/Grandma"]}
         rec = idx.target(Path("/p/a.jpg"))
         assert rec is not None and rec.hash == "h1"
+
+
+def test_a_hand_added_tag_replaces_phototags_own_keyword_in_another_case() -> None:
+    """Tester report item 5: a hand-added 'Kaffee/Espresso' did not put 'Espresso' into
+    dc:subject: the 'espresso' phototag had written earlier stood in for it, apart from case,
+    and stayed there even once phototag no longer wanted it. A user's own value is kept."""
+    from phototag.metadata.keywords import merge
+
+    wanted = desired(["Kaffee/Espresso"], KeywordStyle(), iptc=True)
+    assert wanted[Field.SUBJECT] == ["Espresso"] and wanted[Field.IPTC] == ["Espresso"]
+    ours = {Field.SUBJECT: ["espresso"], Field.IPTC: ["espresso"]}
+    change = merge({Field.SUBJECT: ["espresso"], Field.IPTC: ["espresso"]}, ours, wanted)
+    assert change.values[Field.SUBJECT] == ["Espresso"] == change.ours[Field.SUBJECT]
+    assert change.values[Field.IPTC] == ["Espresso"]
+    users = merge({Field.SUBJECT: ["espresso"]}, {}, wanted)  # the user's spelling stays
+    assert users.values[Field.SUBJECT] == ["espresso"] and Field.SUBJECT not in users.ours
+
+
+def test_switching_the_write_mode_moves_phototags_values(
+    tmp_path: Path, make_photo: Callable[..., Path], ix: Path
+) -> None:
+    """Tester report item 6: embed, then sidecar, left phototag's keywords embedded (never
+    updated again) next to the new sidecar. They move, and the user's own stay."""
+    cup = make_photo("lib/cup.jpg", "coffee")
+    lib = tmp_path / "lib"
+    exiftool("-XMP-dc:Subject=Mine", "-IPTC:Keywords=Mine", cup)
+    ok("scan", lib, "--index", ix, "--device", "cpu", "--write", "embed", "-q")
+    assert "espresso" in both(cup)["dc:subject"]
+    ok("write", lib, "--index", ix, "--write", "sidecar", "-q")
+    embedded, side = both(cup), both(Path(f"{cup}.xmp"))
+    assert embedded["dc:subject"] == ["Mine"] and embedded["IPTC:Keywords"] == ["Mine"], embedded
+    assert "espresso" in side["dc:subject"], side
+    ok("write", lib, "--index", ix, "--write", "embed", "-q")  # and back
+    assert "espresso" in both(cup)["dc:subject"] and "Mine" in both(cup)["dc:subject"]
+    assert not Path(f"{cup}.xmp").exists()  # phototag made it, and it is empty now

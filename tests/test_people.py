@@ -305,10 +305,12 @@ def test_names_from_another_programs_regions_name_the_matching_person(tmp_path: 
     subprocess.run(["exiftool", "-q", "-overwrite_original", f"-XMP-mwg-rs:RegionInfo={info}",
                     str(root / "camera.jpg")], check=True)  # fmt: skip
     index = tmp_path / "i.sqlite"
-    invoke("scan", root, "--index", index, "--write", "none")
+    code, _, err = invoke("scan", root, "--index", index, "--write", "none")
     code, out, _ = invoke("people", "--index", index, "--json")
     named = {p["name"]: p for p in ndjson(out)}
     assert set(named) == {"Cameraman", None}
+    # Tester report item 3: the person made from a region's name was not counted as new.
+    assert "2 new people" in " ".join(err.split()), err
     assert named["Cameraman"]["faces"] == 2 and named["Cameraman"]["photos"] == 2
     code, out, _ = invoke("show", root / "camera big.jpg", "--index", index, "--json")
     (shown,) = ndjson(out)

@@ -258,7 +258,9 @@ def _report(out: Output, r: AlbumReport, dry_run: bool) -> bool:
         verb = "would change" if dry_run else "album"
         out.info(
             f"{verb} [tag]{escape(r.name)}[/] ([filepath]{escape(safe_path(r.folder))}[/]): "
-            f"[num]{r.matches}[/] photos, [num]{len(r.added)}[/] added, [num]{len(r.removed)}[/] removed"
+            f"[num]{r.matches}[/] photos"
+            + (f" (+[num]{r.companions}[/] RAW/Live Photo files)" if r.companions else "")
+            + f", [num]{len(r.added)}[/] entries added, [num]{len(r.removed)}[/] removed"
             + (f", {len(r.left_alone)} changed by you and left alone" if r.left_alone else "")
         )
     return bool(r.failed)

@@ -211,6 +211,7 @@ def _summary(out: Output, r: ScanReport, opts: ScanOptions) -> None:
         + f"[num]{r.unchanged}[/] unchanged, [num]{r.failed}[/] failed; [num]{r.removed}[/] "
         "removed from the index; "
         + (f"[num]{r.offline}[/] offline (kept); " if r.offline else "")
+        + (f"[num]{r.excluded}[/] excluded (kept); " if r.excluded else "")
         + f"in [num]{r.seconds:.1f}[/] s{speed}"
     )
     if r.same_file:

@@ -77,9 +77,9 @@ def group(index: Index, *, distance: float = MATCH_DISTANCE) -> Grouped:
     join the people the earlier blocks formed, by the same nearest-face rule.
     """
     with index.transaction():
-        named = name_from_regions(index)
+        named, made = name_from_regions(index)
     pending = db.unassigned_face_ids(index)
-    joined, new_people, grouped = named, 0, 0
+    joined, new_people, grouped = named, made, 0
     for start in range(0, len(pending), BLOCK):
         ids, vecs = db.descriptors_of(index, pending[start : start + BLOCK])
         if len(ids) == 0:
@@ -106,20 +106,27 @@ def group(index: Index, *, distance: float = MATCH_DISTANCE) -> Grouped:
     return Grouped(joined, new_people, grouped)
 
 
-def name_from_regions(index: Index) -> int:
+def name_from_regions(index: Index) -> tuple[int, int]:
     """Faces without a person that another program named (an MWG region) join the person of
-    that name, who is made if needed. Returns how many faces were placed."""
+    that name, who is made if needed. Returns how many faces were placed and how many people
+    were made (new people, like those grouping forms)."""
     rows = index.conn.execute(
         "SELECT id, region_name FROM faces WHERE person_id IS NULL AND region_name IS NOT NULL"
     ).fetchall()
+    placed = made = 0
     for fid, raw in rows:
         name = " ".join(str(raw).split())
         if not name or any(c in name for c in "|/\\") or len(name) > 200:
             continue  # not usable as a keyword level; the face is grouped as any other
         p = db.person_named(index, name)
-        pid = p.id if p is not None else db.new_person(index, name)
+        if p is None:
+            pid = db.new_person(index, name)
+            made += 1
+        else:
+            pid = p.id
         db.assign(index, [int(fid)], pid, db.Assigned.REGION)
-    return len(rows)
+        placed += 1
+    return placed, made
 
 
 def _cluster(vectors: np.ndarray, distance: float) -> np.ndarray:

@@ -138,18 +138,19 @@ def merge(
             long = [o for o in mine if len(o.encode("utf-8")) > IPTC_MAX_BYTES]
             mine |= {v for v in cur if any(_cut_copy_of(v, o) for o in long)}
         want = list(wanted.get(f, []))
-        want_folded = {w.casefold() for w in want}
+        want_exact = set(want)
         # Drop what phototag wrote and no longer wants (exact value: a user's own keyword
-        # that differs in case from ours is the user's), and repeated copies of its own.
+        # that differs in case from ours is the user's; its own value in another case gives
+        # way to the one wanted now, 'Espresso' for a stale 'espresso'), and repeated copies.
         kept, seen_mine = [], set()
         for v in cur:
-            if v in mine and (v.casefold() not in want_folded or v in seen_mine):
+            if v in mine and (v not in want_exact or v in seen_mine):
                 continue
             if v in mine:
                 seen_mine.add(v)
             kept.append(v)
         present = {v.casefold() for v in kept}
-        owned = [v for v in kept if v in mine and v.casefold() in want_folded]
+        owned = [v for v in kept if v in mine and v in want_exact]
         for w in want:
             if w.casefold() in present:
                 continue

@@ -1,6 +1,6 @@
 """Which tags need a model that is not installed, and the exact command that gets it.
 
-The zero-shot vocabularies (``weights/vocabularies``: wedding ceremony, field day, ~170
+The zero-shot vocabularies (``weights/vocabularies``: wedding ceremony, field day, 184
 Japanese dishes, mushrooms, fashion) run only on an open-vocabulary (CLIP-style) backbone;
 the default EfficientNet model cannot produce their tags. These functions tell the CLI what
 to say -- ``doctor``, ``album --tag``, ``tags``, ``scan -m mushroom`` -- without loading
