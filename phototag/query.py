@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .index.store import Index, encode_path
+from .index.store import Index
 
 
 @dataclass(frozen=True)
@@ -106,18 +106,23 @@ def term_matches(term: str, tag_path: str) -> bool:
 
 
 def run_query(index: Index, q: TagQuery) -> list[Match]:
-    """Photos matching ``q``, ordered by capture time (then path)."""
+    """Photos matching ``q``, ordered by capture time (then path).
+
+    Filters first, ranks never: the tag paths that match a term are found among the
+    index's distinct paths, the photos holding them (at ``min_score``, under the query's
+    folders) are selected in SQL, and only those photos are read; a match is never lost
+    to a cut made before a filter.
+    """
     since = _parse_when(q.since) if q.since else None
     until = _parse_when(q.until, end=True) if q.until else None
-    roots = [encode_path(os.path.abspath(u)) for u in q.under]
+    roots = [Path(os.path.abspath(u)) for u in q.under]
+    wanted = [p for p in index.tag_paths() if any(term_matches(t, p) for t in q.tags)]
+    candidates = index.photo_ids_tagged(wanted, q.model, q.min_score)
     # Counts come from the detector's stored boxes: a term's last part names the object
     # ("person", "object/vehicle/car" -> "car"), boxes must score at least min_score (>= 0.3).
     counts = index.detection_counts(max(0.3, q.min_score)) if q.min_count else {}
     out = []
-    for photo in index.photos_with_tags(q.model):
-        raw = encode_path(photo.path)
-        if roots and not any(raw == r or raw.startswith(r.rstrip(b"/") + b"/") for r in roots):
-            continue
+    for photo in index.photos_with_tags(q.model, under=roots, ids=candidates):
         if q.exclude and any(term_matches(t, p) for t in q.exclude for _, p, _ in photo.tags):
             continue
         good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score]

@@ -140,6 +140,30 @@ MIGRATIONS: list[str] = [
     CREATE INDEX detections_photo ON detections(photo_id, backbone);
     CREATE INDEX detections_label ON detections(label, score);
     """,
+    """
+    -- A counter per backbone that every change to its embeddings bumps (kept by triggers,
+    -- so no writer can forget it): the memory-mapped copy of the embeddings that search
+    -- uses (phototag/index/vectors.py) is valid while the counter matches the one it was
+    -- built at. Foreign-key cascades fire these triggers too.
+    CREATE TABLE embedding_versions (
+        backbone TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+    CREATE TRIGGER embeddings_inserted AFTER INSERT ON embeddings BEGIN
+        INSERT INTO embedding_versions (backbone, version) VALUES (NEW.backbone, 1)
+            ON CONFLICT (backbone) DO UPDATE SET version = version + 1;
+    END;
+    CREATE TRIGGER embeddings_deleted AFTER DELETE ON embeddings BEGIN
+        INSERT INTO embedding_versions (backbone, version) VALUES (OLD.backbone, 1)
+            ON CONFLICT (backbone) DO UPDATE SET version = version + 1;
+    END;
+    CREATE TRIGGER embeddings_updated AFTER UPDATE ON embeddings BEGIN
+        INSERT INTO embedding_versions (backbone, version) VALUES (NEW.backbone, 1)
+            ON CONFLICT (backbone) DO UPDATE SET version = version + 1;
+        INSERT INTO embedding_versions (backbone, version) VALUES (OLD.backbone, 1)
+            ON CONFLICT (backbone) DO UPDATE SET version = version + 1;
+    END;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

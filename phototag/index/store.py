@@ -25,6 +25,44 @@ def decode_path(raw: bytes) -> Path:
     return Path(os.fsdecode(raw))
 
 
+def under_clause(roots: Sequence[Path], column: str = "path") -> tuple[str, list[bytes]]:
+    """An SQL condition (and its arguments) true for paths at or under any of ``roots``.
+
+    Paths are stored as ``os.fsencode`` bytes and BLOBs compare bytewise, so the photos under
+    a folder ``/a/b`` are the range ``/a/b/`` <= path < ``/a/b0`` ('0' is the byte after
+    '/'): the unique index on ``path`` answers it without reading other folders' rows, and
+    names that are not valid UTF-8 need nothing special. No roots: no condition ("1").
+    The same rule as rclip's folder filter (its ``db.py``), as a range instead of LIKE so
+    that '%' and '_' in folder names mean themselves.
+    """
+    if not roots:
+        return "1", []
+    parts, args = [], []
+    for root in roots:
+        raw = encode_path(root)
+        stem = raw.rstrip(b"/")
+        parts.append(f"({column} = ? OR ({column} >= ? AND {column} < ?))")
+        args += [raw, stem + b"/", stem + b"0"]
+    return "(" + " OR ".join(parts) + ")", args
+
+
+def is_under(raw: bytes, roots: Sequence[Path]) -> bool:
+    """:func:`under_clause` in Python, for one encoded path (True when ``roots`` is empty)."""
+    if not roots:
+        return True
+    for root in roots:
+        r = encode_path(root)
+        if raw == r or raw.startswith(r.rstrip(b"/") + b"/"):
+            return True
+    return False
+
+
+def _chunks(items: Sequence[int], size: int = 900) -> Iterator[Sequence[int]]:
+    """Slices small enough for one ``IN (?, ...)`` (SQLite allows 999 variables before 3.32)."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
 @dataclass(frozen=True, slots=True)
 class KnownFile:
     """What the index remembers of a file, enough to tell whether it changed."""
@@ -254,11 +292,14 @@ class Index:
         return {pid for pid, n in counts.items() if n == need}
 
     def hashes_of(self, ids: Iterable[int]) -> dict[str, int]:
+        """content hash -> the lowest of these photo ids holding it (one pass over photos)."""
+        wanted = set(ids)
         out: dict[str, int] = {}
-        for pid in ids:
-            row = self.conn.execute("SELECT hash FROM photos WHERE id = ?", (pid,)).fetchone()
-            if row:
-                out.setdefault(row[0], pid)
+        if not wanted:
+            return out
+        for pid, h in self.conn.execute("SELECT id, hash FROM photos ORDER BY id"):
+            if pid in wanted:
+                out.setdefault(h, pid)
         return out
 
     # -- writing ---------------------------------------------------------------------
@@ -349,19 +390,16 @@ class Index:
     ) -> np.ndarray:
         """The stored boxes of these photos as a (N, K, 6) array (zero rows pad), classes by ``labels``."""
         index = {label: i for i, label in enumerate(labels)}
-        per: list[list[list[float]]] = []
-        for pid in ids:
-            rows = self.conn.execute(
-                "SELECT x1, y1, x2, y2, score, label FROM detections WHERE photo_id = ? AND backbone = ?"
-                " ORDER BY score DESC",
-                (int(pid), backbone),
-            ).fetchall()
-            per.append(
-                [
-                    [x1, y1, x2, y2, s, float(index.get(label, -1))]
-                    for x1, y1, x2, y2, s, label in rows
-                ]
-            )
+        boxes: dict[int, list[list[float]]] = {}
+        for part in _chunks([int(i) for i in ids]):
+            marks = ",".join("?" * len(part))
+            for pid, x1, y1, x2, y2, s, label in self.conn.execute(
+                "SELECT photo_id, x1, y1, x2, y2, score, label FROM detections"
+                f" WHERE backbone = ? AND photo_id IN ({marks}) ORDER BY photo_id, score DESC",
+                [backbone, *part],
+            ):
+                boxes.setdefault(pid, []).append([x1, y1, x2, y2, s, float(index.get(label, -1))])
+        per = [boxes.get(int(pid), []) for pid in ids]
         out = np.zeros((len(per), max((len(p) for p in per), default=0) or 1, 6), np.float32)
         for i, p in enumerate(per):
             if p:
@@ -441,10 +479,8 @@ class Index:
 
     def forget(self, roots: Iterable[Path]) -> int:
         """Drop every photo at or under ``roots``."""
-        gone = [
-            raw for raw in self.known_files()
-            if any(raw == encode_path(r) or raw.startswith(encode_path(r).rstrip(b"/") + b"/") for r in roots)
-        ]  # fmt: skip
+        where, args = under_clause(list(roots))
+        gone = [r[0] for r in self.conn.execute(f"SELECT path FROM photos WHERE {where}", args)]
         with self.transaction():
             return self.remove(gone)
 
@@ -531,9 +567,13 @@ class Index:
         return out
 
     def photos_by_id(self, ids: Sequence[int]) -> list[PhotoTags]:
-        """Like :meth:`photos_under`, for these photos."""
-        wanted = set(ids)
-        return [p for p in self.photos_under([Path("/")]) if p.id in wanted]
+        """Like :meth:`photos_under`, for these photos (in path order)."""
+        rows: list[tuple[int, bytes]] = []
+        for part in _chunks(sorted({int(i) for i in ids})):
+            marks = ",".join("?" * len(part))
+            rows += self.conn.execute(f"SELECT id, path FROM photos WHERE id IN ({marks})", part)
+        rows.sort(key=lambda r: r[1])
+        return self._photo_tags(rows, None)
 
     def photos_under(
         self, roots: Sequence[Path], recognizers: Sequence[str] | None = None
@@ -541,46 +581,131 @@ class Index:
         """Photos at or under ``roots`` with the hierarchy paths of their tags, by path.
 
         A user's corrections win: tags they removed are left out, tags they added are in.
+        The folder filter runs in SQL (:func:`under_clause`), before anything is read.
         """
-        encoded = [encode_path(r) for r in roots]
-        out: dict[int, PhotoTags] = {}
-        for pid, raw in self.conn.execute("SELECT id, path FROM photos ORDER BY path"):
-            if any(raw == r or raw.startswith(r.rstrip(b"/") + b"/") for r in encoded):
-                out[pid] = PhotoTags(pid, decode_path(raw), [])
-        if out:
-            for pid, rec, tpath in self.conn.execute(
-                "SELECT photo_id, recognizer, path FROM tags ORDER BY photo_id, recognizer, score DESC"
-            ):
-                if pid in out and (not recognizers or rec in recognizers):
-                    out[pid].tag_paths.append(tpath)
-            from ..query import term_matches
+        where, args = under_clause(roots)
+        rows = self.conn.execute(f"SELECT id, path FROM photos WHERE {where} ORDER BY path", args)
+        return self._photo_tags(rows.fetchall(), recognizers)
 
-            for pid, items in self.corrections().items():
-                if pid not in out:
-                    continue
+    def _photo_tags(
+        self, rows: Sequence[tuple[int, bytes]], recognizers: Sequence[str] | None
+    ) -> list[PhotoTags]:
+        from ..query import term_matches
+
+        out = {pid: PhotoTags(pid, decode_path(raw), []) for pid, raw in rows}
+        ids = list(out)
+        for part in _chunks(ids):
+            marks = ",".join("?" * len(part))
+            for pid, rec, tpath in self.conn.execute(
+                f"SELECT photo_id, recognizer, path FROM tags WHERE photo_id IN ({marks})"
+                " ORDER BY photo_id, recognizer, score DESC",
+                part,
+            ):
+                if not recognizers or rec in recognizers:
+                    out[pid].tag_paths.append(tpath)
+            for pid, tag, action in self.conn.execute(
+                f"SELECT photo_id, path, action FROM corrections WHERE photo_id IN ({marks})"
+                " ORDER BY photo_id, path",
+                part,
+            ):
                 paths = out[pid].tag_paths
-                for item in items:
-                    action, _, tag = item.partition(":")
-                    if action == "remove":
-                        paths[:] = [p for p in paths if not term_matches(tag, p)]
-                    elif tag not in paths:
-                        paths.append(tag)
+                if action == "remove":
+                    paths[:] = [p for p in paths if not term_matches(tag, p)]
+                elif tag not in paths:
+                    paths.append(tag)
         return list(out.values())
 
-    def photos_with_tags(self, recognizer: str | None = None) -> Iterator[PhotoWithTags]:
-        """Every photo with its tags (one recognizer's, if given), in path order."""
-        sql = "SELECT photo_id, recognizer, path, score FROM tags"
-        args: tuple[str, ...] = ()
-        if recognizer:
-            sql += " WHERE recognizer = ?"
-            args = (recognizer,)
+    def photos_with_tags(
+        self,
+        recognizer: str | None = None,
+        *,
+        under: Sequence[Path] = (),
+        ids: Iterable[int] | None = None,
+        chunk: int = 900,
+    ) -> Iterator[PhotoWithTags]:
+        """Photos with their tags (one recognizer's, if given; best first), read ``chunk``
+        photos at a time so memory stays bounded whatever the index holds.
+
+        ``under``: only photos at or under these folders (filtered in SQL). ``ids``: only
+        these photos. Order: by path, or by id when ``ids`` is given.
+        """
+        where, args = under_clause(under, "path")
+        if ids is None:
+            last = b""
+            while True:
+                rows = self.conn.execute(
+                    f"SELECT id, path, mtime_ns, taken_at FROM photos WHERE path > ? AND {where}"
+                    " ORDER BY path LIMIT ?",
+                    [last, *args, chunk],
+                ).fetchall()
+                if not rows:
+                    return
+                yield from self._with_tags(rows, recognizer)
+                last = rows[-1][1]
+        else:
+            for part in _chunks(sorted({int(i) for i in ids}), chunk):
+                marks = ",".join("?" * len(part))
+                rows = self.conn.execute(
+                    f"SELECT id, path, mtime_ns, taken_at FROM photos WHERE id IN ({marks})"
+                    f" AND {where} ORDER BY id",
+                    [*part, *args],
+                ).fetchall()
+                yield from self._with_tags(rows, recognizer)
+
+    def _with_tags(
+        self, rows: Sequence[tuple[int, bytes, int, str | None]], recognizer: str | None
+    ) -> Iterator[PhotoWithTags]:
+        if not rows:
+            return
         tags: dict[int, list[tuple[str, str, float]]] = {}
+        marks = ",".join("?" * len(rows))
+        sql = f"SELECT photo_id, recognizer, path, score FROM tags WHERE photo_id IN ({marks})"
+        args: list[object] = [r[0] for r in rows]
+        if recognizer:
+            sql += " AND recognizer = ?"
+            args.append(recognizer)
         for pid, rec, tpath, score in self.conn.execute(sql + " ORDER BY score DESC", args):
             tags.setdefault(pid, []).append((rec, tpath, score))
-        for pid, raw, mtime, taken in self.conn.execute(
-            "SELECT id, path, mtime_ns, taken_at FROM photos ORDER BY path"
-        ):
+        for pid, raw, mtime, taken in rows:
             yield PhotoWithTags(pid, decode_path(raw), mtime, taken, tags.get(pid, []))
+
+    def tag_paths(self) -> list[str]:
+        """Every distinct tag path in the index, sorted.
+
+        A skip-scan of the ``tags_path`` index: one seek per distinct path (a few thousand),
+        not a pass over every tag row (millions in a large library).
+        """
+        rows = self.conn.execute(
+            """WITH RECURSIVE p(x) AS (
+                 SELECT MIN(path) FROM tags
+                 UNION ALL
+                 SELECT (SELECT MIN(path) FROM tags WHERE path > p.x) FROM p WHERE p.x IS NOT NULL
+               ) SELECT x FROM p WHERE x IS NOT NULL"""
+        )
+        return [r[0] for r in rows]
+
+    def photo_ids_tagged(
+        self, paths: Sequence[str], recognizer: str | None = None, min_score: float = 0.0
+    ) -> set[int]:
+        """Photos holding any of these tag paths (of ``recognizer``, scoring ``min_score`` or more)."""
+        out: set[int] = set()
+        for i in range(0, len(paths), 900):
+            part = list(paths[i : i + 900])
+            sql = f"SELECT photo_id FROM tags WHERE path IN ({','.join('?' * len(part))}) AND score >= ?"
+            args: list[object] = [*part, min_score]
+            if recognizer:
+                sql += " AND recognizer = ?"
+                args.append(recognizer)
+            out.update(r[0] for r in self.conn.execute(sql, args))
+        return out
+
+    def ids_under(self, roots: Sequence[Path]) -> np.ndarray:
+        """The ids of the photos at or under ``roots``, sorted (int64)."""
+        where, args = under_clause(roots)
+        rows = self.conn.execute(f"SELECT id FROM photos WHERE {where}", args)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
+        ids.sort()
+        return ids
 
     # -- albums --------------------------------------------------------------------------
 
@@ -629,13 +754,22 @@ class Index:
     # -- embeddings in bulk --------------------------------------------------------------
 
     def embedding_chunks(
-        self, backbone: str, chunk: int = 8192
+        self, backbone: str, chunk: int = 8192, under: Sequence[Path] = ()
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(photo ids, float16 embeddings) in chunks of at most ``chunk`` rows: memory stays bounded."""
-        cur = self.conn.execute(
-            "SELECT photo_id, vector FROM embeddings WHERE backbone = ? ORDER BY photo_id",
-            (backbone,),
-        )
+        """(photo ids, float16 embeddings) in chunks of at most ``chunk`` rows, by photo id:
+        memory stays bounded. ``under``: only photos at or under these folders (in SQL)."""
+        if under:
+            where, args = under_clause(under, "p.path")
+            cur = self.conn.execute(
+                "SELECT e.photo_id, e.vector FROM embeddings e JOIN photos p ON p.id = e.photo_id"
+                f" WHERE e.backbone = ? AND {where} ORDER BY e.photo_id",
+                [backbone, *args],
+            )
+        else:
+            cur = self.conn.execute(
+                "SELECT photo_id, vector FROM embeddings WHERE backbone = ? ORDER BY photo_id",
+                (backbone,),
+            )
         while rows := cur.fetchmany(chunk):
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             dim = len(rows[0][1]) // 2  # 0 for a detector: the row only says it ran
@@ -651,22 +785,27 @@ class Index:
 
     def vectors_of(self, ids: Sequence[int], backbone: str) -> np.ndarray:
         """The embeddings of these photos (float32), in the order given; photos without one are left out."""
-        rows = []
-        for pid in ids:
-            row = self.conn.execute(
-                "SELECT vector FROM embeddings WHERE photo_id = ? AND backbone = ?",
-                (int(pid), backbone),
-            ).fetchone()
-            if row:
-                rows.append(np.frombuffer(row[0], dtype="<f2"))
+        found: dict[int, bytes] = {}
+        for part in _chunks([int(i) for i in ids]):
+            marks = ",".join("?" * len(part))
+            found.update(
+                self.conn.execute(
+                    f"SELECT photo_id, vector FROM embeddings WHERE backbone = ? AND photo_id IN ({marks})",
+                    [backbone, *part],
+                ).fetchall()
+            )
+        rows = [np.frombuffer(found[int(pid)], dtype="<f2") for pid in ids if int(pid) in found]
         return np.stack(rows).astype(np.float32) if rows else np.empty((0, 0), np.float32)
 
     def paths_of(self, ids: Iterable[int]) -> dict[int, Path]:
-        out = {}
-        for pid in ids:
-            row = self.conn.execute("SELECT path FROM photos WHERE id = ?", (int(pid),)).fetchone()
-            if row:
-                out[int(pid)] = decode_path(row[0])
+        """photo id -> path, for those of ``ids`` that are indexed."""
+        out: dict[int, Path] = {}
+        for part in _chunks(list(dict.fromkeys(int(i) for i in ids))):
+            marks = ",".join("?" * len(part))
+            for pid, raw in self.conn.execute(
+                f"SELECT id, path FROM photos WHERE id IN ({marks})", part
+            ):
+                out[pid] = decode_path(raw)
         return out
 
     def tags_of(self, photo_id: int, recognizer: str | None = None) -> dict[str, float]:
