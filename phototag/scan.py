@@ -149,9 +149,10 @@ def scan(
 
     # 1. Walk, and sort what we find against what the index knows.
     roots = [Path(os.path.abspath(r)) for r in roots]
-    known = index.known_files()
-    known_failures = index.known_failures()
-    complete = index.complete_ids(fps, backbone_fps)
+    # Only what lies under the roots: a rescan of one folder reads that folder's rows.
+    known = index.known_files(roots)
+    known_failures = index.known_failures(roots)
+    complete = index.complete_ids(fps, backbone_fps, roots)
     todo: list[FileEntry] = []
     seen: set[bytes] = set()
     per_root_found = dict.fromkeys(roots, 0)
@@ -182,7 +183,9 @@ def scan(
     yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
 
     # 2. Read what is new or changed; decode only content the index has never seen.
-    reusable = index.hashes_of(complete)  # content hash -> a photo id with complete results
+    # content hash -> a photo id with complete results, anywhere in the index (a photo copied
+    # in from another folder keeps its results); only read when there is something to do.
+    reusable = index.hashes_of(index.complete_ids(fps, backbone_fps)) if todo else {}
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
     load = make_loader(preprocesses, reusable.keys(), options.max_pixels)
     # For content that was known when read but whose source changed since (rare): decode.

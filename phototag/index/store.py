@@ -265,27 +265,45 @@ class Index:
 
     # -- what a scan needs to decide -------------------------------------------------
 
-    def known_files(self) -> dict[bytes, KnownFile]:
-        rows = self.conn.execute("SELECT path, id, size, mtime_ns, hash FROM photos")
+    def known_files(self, roots: Sequence[Path] = ()) -> dict[bytes, KnownFile]:
+        """encoded path -> what the index knows of it, for the photos under ``roots`` (all if none)."""
+        where, args = under_clause(roots)
+        rows = self.conn.execute(
+            f"SELECT path, id, size, mtime_ns, hash FROM photos WHERE {where}", args
+        )
         return {r[0]: KnownFile(r[1], r[2], r[3], r[4]) for r in rows}
 
-    def known_failures(self) -> dict[bytes, KnownFailure]:
-        rows = self.conn.execute("SELECT path, size, mtime_ns, reason FROM failures")
+    def known_failures(self, roots: Sequence[Path] = ()) -> dict[bytes, KnownFailure]:
+        where, args = under_clause(roots)
+        rows = self.conn.execute(
+            f"SELECT path, size, mtime_ns, reason FROM failures WHERE {where}", args
+        )
         return {r[0]: KnownFailure(r[1], r[2], r[3]) for r in rows}
 
     def complete_ids(
-        self, fingerprints: Mapping[str, str], backbones: Mapping[str, str]
+        self,
+        fingerprints: Mapping[str, str],
+        backbones: Mapping[str, str],
+        roots: Sequence[Path] = (),
     ) -> set[int]:
-        """Photos holding every recognizer's result and every backbone's embedding as asked."""
+        """Photos (under ``roots``, all if none) holding every recognizer's result and every
+        backbone's embedding as asked. The embeddings are checked in the covering index
+        ``embeddings_fingerprint``, never in the table's rows (2.5 KB each)."""
+        where, args = under_clause(roots, "p.path")
         counts: dict[int, int] = {}
         for name, fp in fingerprints.items():
             for (pid,) in self.conn.execute(
-                "SELECT photo_id FROM results WHERE recognizer = ? AND fingerprint = ?", (name, fp)
+                "SELECT r.photo_id FROM results r JOIN photos p ON p.id = r.photo_id"
+                f" WHERE r.recognizer = ? AND r.fingerprint = ? AND {where}",
+                [name, fp, *args],
             ):
                 counts[pid] = counts.get(pid, 0) + 1
         for name, fp in backbones.items():
             for (pid,) in self.conn.execute(
-                "SELECT photo_id FROM embeddings WHERE backbone = ? AND fingerprint = ?", (name, fp)
+                "SELECT e.photo_id FROM embeddings e INDEXED BY embeddings_fingerprint"
+                " JOIN photos p ON p.id = e.photo_id"
+                f" WHERE e.backbone = ? AND e.fingerprint = ? AND {where}",
+                [name, fp, *args],
             ):
                 counts[pid] = counts.get(pid, 0) + 1
         need = len(fingerprints) + len(backbones)
