@@ -36,20 +36,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from phototag import config  # noqa: E402
 from phototag.albums import build_album  # noqa: E402
 from phototag.config import LinkMode  # noqa: E402
 from phototag.index import Index  # noqa: E402
 from phototag.index.store import PhotoRecord  # noqa: E402
 from phototag.index.vectors import folder as vectors_folder  # noqa: E402
 from phototag.index.vectors import vector_table  # noqa: E402
-from phototag.models.backbones import Backbone  # noqa: E402
-from phototag.models.catalog import Catalog  # noqa: E402
 from phototag.models.recognizers import Candidate  # noqa: E402
 from phototag.pipeline import content_hash  # noqa: E402
 from phototag.query import TagQuery  # noqa: E402
-from phototag.scan import Finished, ScanOptions, fingerprint, scan  # noqa: E402
+from phototag.scan import Finished, ScanOptions, scan  # noqa: E402
 from phototag.search import by_embedding, similar_to  # noqa: E402
+from phototag.tagger import Tagger  # noqa: E402
 
 CLASSIFIER, CLIP = "efficientnet-lite0", "clip-vit-b-32"
 BATCH = 5000
@@ -97,14 +95,10 @@ def vocabulary(rng: np.random.Generator) -> list[str]:
 def build(index_path: Path, tree: Path, n: int, files: int) -> None:
     if index_path.exists():
         return
-    catalog = Catalog.discover()
-    recognizers = catalog.resolve(None)
-    backbone = Backbone(catalog.backbone(CLASSIFIER), verify=False)
-    bfp = backbone.manifest.fingerprint
-    fps = {
-        r.name: fingerprint(r, bfp, config.DEFAULT_THRESHOLD, config.DEFAULT_TOP_K)
-        for r in recognizers
-    }
+    tagger = Tagger.resolve(verify=False)  # what a default scan runs
+    recognizers = tagger.recognizers
+    bfp = tagger.backbone_fingerprints[CLASSIFIER]
+    fps = tagger.fingerprints
     rng = np.random.default_rng(0)
     vocab = vocabulary(rng)
     beach = "scene/outdoor/beach"  # on exactly 10 % of the photos: the album

@@ -18,6 +18,7 @@ from pathlib import Path
 from .albums import printable
 from .config import DEFAULT_MAX_PIXELS
 from .errors import ImageError
+from .fsutil import atomic_write, atomic_writer
 from .imaging import decode
 from .query import Match
 
@@ -51,9 +52,8 @@ def make_thumbnail(source: Path, dest: Path) -> None:
     photo = decode(source.read_bytes(), min_side=THUMB_SIZE, max_pixels=DEFAULT_MAX_PIXELS)
     im = photo.image.copy()
     im.thumbnail((THUMB_SIZE, THUMB_SIZE))
-    tmp = dest.with_name(dest.name + ".tmp")
-    im.save(tmp, "JPEG", quality=85)
-    os.replace(tmp, dest)
+    with atomic_writer(dest) as f:
+        im.save(f, "JPEG", quality=85)
 
 
 def write_contact_sheet(folder: Path, entries: Sequence[tuple[str, Match]], title: str) -> Path:
@@ -87,7 +87,5 @@ def write_contact_sheet(folder: Path, entries: Sequence[tuple[str, Match]], titl
         f"<script>{SCRIPT}</script></body></html>\n"
     )
     out = folder / "index.html"
-    tmp = folder / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, page.encode("utf-8"))
     return out

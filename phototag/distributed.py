@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from .errors import ConfigError
 from .models.backbones import Backbone, BackboneOutput
 from .pipeline import Loaded, LoadFailed, make_loader
+from .tagger import run_backbones
 from .walk import FileEntry
 
 if TYPE_CHECKING:
@@ -59,11 +58,10 @@ class Inferer:
     def infer(
         self, block: list[Loaded | LoadFailed]
     ) -> tuple[list[Loaded | LoadFailed], dict[str, BackboneOutput]]:
-        decoded = [x for x in block if isinstance(x, Loaded) and x.inputs is not None]
-        outputs = {}
-        if decoded:
-            for name, b in self.backbones.items():
-                outputs[name] = b.predict(np.stack([x.inputs[name] for x in decoded if x.inputs]))
+        decoded = [x.inputs for x in block if isinstance(x, Loaded) and x.inputs is not None]
+        # The backbones' half of the tagging path; the driver's Tagger does the rest
+        # (Tagger.from_outputs), so results are the same as a local scan's.
+        outputs = run_backbones(self.backbones, decoded)
         # The inputs stay here: only the results travel back to the driver.
         slim = [Loaded(x.entry, x.size, x.mtime_ns, x.hash, {} if x.inputs is not None else None,
                        x.width, x.height, x.taken_at) if isinstance(x, Loaded) else x for x in block]  # fmt: skip

@@ -13,6 +13,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,6 +48,33 @@ class DecodedPhoto:
     taken_at: str | None  # EXIF capture time, ISO 8601, no time zone
 
 
+class ResizeMode(StrEnum):
+    """How a photo becomes the model's square input."""
+
+    CROP = "crop"  # short side to ``resize``, centre crop of ``crop``
+    STRETCH = "stretch"  # straight to crop x crop, aspect ratio not kept
+
+
+class Layout(StrEnum):
+    NCHW = "nchw"
+    NHWC = "nhwc"  # channels last, as TF.js models want
+
+
+class SizeConvention(StrEnum):
+    """How sizes are rounded: phototag's way, or torchvision's (long side truncated, crop
+    offset rounded half to even) -- what OpenCLIP's transform does, pixel for pixel."""
+
+    PHOTOTAG = "phototag"
+    TORCHVISION = "torchvision"
+
+
+class Resample(StrEnum):
+    BICUBIC = "bicubic"
+    BILINEAR = "bilinear"
+    LANCZOS = "lanczos"
+    NEAREST = "nearest"
+
+
 @dataclass(frozen=True, slots=True)
 class Preprocess:
     """How a backbone wants its input, as its manifest says."""
@@ -55,12 +83,10 @@ class Preprocess:
     crop: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    resample: str = "bicubic"
-    mode: str = "crop"  # "crop": short side to resize, centre crop; "stretch": to crop x crop
-    layout: str = "nchw"  # or "nhwc" (channels last, as TF.js models want)
-    # Sizes as "phototag" rounds them, or as torchvision does (long side truncated, crop
-    # offset rounded half to even) -- what OpenCLIP's transform does, pixel for pixel.
-    convention: str = "phototag"
+    resample: Resample = Resample.BICUBIC
+    mode: ResizeMode = ResizeMode.CROP
+    layout: Layout = Layout.NCHW
+    convention: SizeConvention = SizeConvention.PHOTOTAG
 
 
 _registered_heif = False

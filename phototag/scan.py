@@ -15,13 +15,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from . import config
 from .index.store import Index, PhotoRecord, encode_path
-from .models.backbones import Backbone, BackboneOutput
+from .models.backbones import BackboneOutput
 from .models.catalog import Catalog
-from .models.recognizers import Candidate, Recognizer
+from .models.recognizers import Candidate
 from .models.session import Device
 from .pipeline import (
     Loaded,
@@ -32,7 +30,11 @@ from .pipeline import (
     ordered_map,
     read_ahead,
 )
+from .tagger import Tagger, fingerprint
 from .walk import FileEntry, WalkProblem, walk
+
+__all__ = ["Failed", "Finished", "Planned", "ScanEvent", "ScanOptions", "ScanReport", "Tagged",
+           "fingerprint", "scan"]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +121,6 @@ class Finished:
 ScanEvent = Planned | Tagged | Failed | Finished
 
 
-def fingerprint(recognizer: Recognizer, backbone_fp: str, threshold: float, top_k: int) -> str:
-    """What a stored result depends on; a change in any part means tag again."""
-    return f"{backbone_fp}:{recognizer.fingerprint}:t{threshold:g}:k{top_k}"
-
-
 def scan(
     roots: Sequence[Path],
     index: Index,
@@ -132,19 +129,18 @@ def scan(
 ) -> Iterator[ScanEvent]:
     """Tag every photo under ``roots`` that the index does not already hold as asked."""
     started = time.perf_counter()
-    catalog = catalog or Catalog.discover()
-    if options.backbone is not None:
-        catalog.preferred = options.backbone
-    recognizers = catalog.resolve(list(options.recognizers) if options.recognizers else None)
-    backbones = {
-        name: Backbone(catalog.backbone(name), device=options.device)
-        for name in dict.fromkeys(r.backbone for r in recognizers)
-    }
-    backbone_fps = {name: b.manifest.fingerprint for name, b in backbones.items()}
-    fps = {
-        r.name: fingerprint(r, backbone_fps[r.backbone], options.threshold, options.top_k)
-        for r in recognizers
-    }
+    tagger = Tagger.resolve(
+        options.recognizers,
+        catalog=catalog,
+        zero_shot=options.backbone,
+        threshold=options.threshold,
+        top_k=options.top_k,
+        device=options.device,
+    )
+    backbones = tagger.backbones
+    backbone_fps = tagger.backbone_fingerprints
+    fps = tagger.fingerprints
+    digest = tagger.digest
     report = ScanReport()
 
     # 1. Walk, and sort what we find against what the index knows.
@@ -152,8 +148,10 @@ def scan(
     # Only what lies under the roots: a rescan of one folder reads that folder's rows.
     known = index.known_files(roots)
     known_failures = index.known_failures(roots)
-    complete = index.complete_ids(fps, backbone_fps, roots)
     todo: list[FileEntry] = []
+    # Unchanged on disk but not marked complete for these models: checked after the walk,
+    # all at once (the first rescan after an upgrade or a change of models).
+    to_check: list[tuple[FileEntry, int]] = []
     seen: set[bytes] = set()
     per_root_found = dict.fromkeys(roots, 0)
     for item in walk(roots, follow_symlinks=options.follow_symlinks):
@@ -166,12 +164,19 @@ def scan(
         raw = encode_path(item.path)
         seen.add(raw)
         report.found += 1
-        for r in roots:
-            if _under(raw, r):
-                per_root_found[r] += 1
+        if len(roots) == 1:
+            per_root_found[roots[0]] += 1  # the walk yields only what lies under its roots
+        else:
+            for r in roots:
+                if _under(raw, r):
+                    per_root_found[r] += 1
         k = known.get(raw)
-        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in complete:
-            report.unchanged += 1
+        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns):
+            if k.complete_for == digest:
+                report.unchanged += 1
+            else:
+                to_check.append((item, k.id))
+                todo.append(item)
             continue
         kf = known_failures.get(raw)
         if kf and (kf.size, kf.mtime_ns) == (item.size, item.mtime_ns):
@@ -180,6 +185,14 @@ def scan(
             yield failure
             continue
         todo.append(item)
+    if to_check:
+        complete = index.complete_ids(fps, backbone_fps, ids=[pid for _, pid in to_check])
+        if complete:
+            with index.transaction():
+                index.mark_complete(complete, digest)
+            done = {e for e, pid in to_check if pid in complete}
+            report.unchanged += len(done)
+            todo = [e for e in todo if e not in done]
     yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
 
     # 2. Read what is new or changed; decode only content the index has never seen.
@@ -192,8 +205,7 @@ def scan(
     decode_anyway = make_loader(preprocesses, (), options.max_pixels)
     workers = options.workers or default_workers()
     if todo and options.engine is config.Engine.LOCAL:
-        for b in backbones.values():
-            b.load()  # a damaged model is refused before any photo is read
+        tagger.load()  # a damaged model is refused before any photo is read
     gpu = (
         todo and options.engine is config.Engine.LOCAL and any(b.on_gpu for b in backbones.values())
     )
@@ -221,18 +233,7 @@ def scan(
     def record(
         batch: list[Loaded | LoadFailed], outputs: dict[str, BackboneOutput] | None = None
     ) -> Iterator[ScanEvent]:
-        return _process_batch(
-            batch,
-            index,
-            backbones,
-            recognizers,
-            fps,
-            backbone_fps,
-            options,
-            reusable,
-            report,
-            outputs,
-        )
+        return _process_batch(batch, index, tagger, reusable, report, outputs)
 
     if options.engine is config.Engine.RAY and todo:
         from .distributed import ray_batches
@@ -298,33 +299,21 @@ def _under(raw: bytes, root: Path) -> bool:
 def _process_batch(
     batch: list[Loaded | LoadFailed],
     index: Index,
-    backbones: dict[str, Backbone],
-    recognizers: list[Recognizer],
-    fps: dict[str, str],
-    backbone_fps: dict[str, str],
-    options: ScanOptions,
+    tagger: Tagger,
     reusable: dict[str, int],
     report: ScanReport,
     outputs: dict[str, BackboneOutput] | None = None,
 ) -> Iterator[ScanEvent]:
-    """Record a batch: run the backbones on what was decoded (unless ``outputs`` were computed
+    """Record a batch: tag what was decoded (from ``outputs`` when they were computed
     elsewhere, as by the Ray engine: rows in the order of the decoded items), then write."""
     to_infer = [x for x in batch if isinstance(x, Loaded) and x.inputs is not None]
     if outputs is None:
-        outputs = {}
-        if to_infer:
-            for name, backbone in backbones.items():
-                stacked = np.stack([x.inputs[name] for x in to_infer if x.inputs is not None])
-                outputs[name] = backbone.predict(stacked)
+        results = tagger.run([x.inputs for x in to_infer if x.inputs is not None])
+    else:
+        results = tagger.from_outputs(outputs, len(to_infer))
     report.decoded += len(to_infer)
-    per_photo: dict[int, dict[str, list[Candidate]]] = {}
-    for r in recognizers:
-        if not to_infer:
-            continue
-        for i, cands in enumerate(
-            r.candidates(outputs[r.backbone], threshold=options.threshold, top_k=options.top_k)
-        ):
-            per_photo.setdefault(i, {})[r.name] = cands
+    fps, backbone_fps, digest = tagger.fingerprints, tagger.backbone_fingerprints, tagger.digest
+    labels = {name: b.labels for name, b in tagger.backbones.items()}
 
     events: list[ScanEvent] = []
     with index.transaction():
@@ -348,25 +337,25 @@ def _process_batch(
             if item.inputs is None:
                 source = reusable[item.hash]
                 pid = _reuse(index, source, record)
+                index.mark_complete([pid], digest)
                 view = index.photo(item.entry.path)
                 report.reused += 1
                 events.append(Tagged(item.entry.path, view.tags if view else {}, reused=True))
                 continue
             pid = index.upsert_photo(record)
-            tags = per_photo.get(infer_pos, {})
-            for r in recognizers:
-                index.set_results(pid, r.name, fps[r.name], tags.get(r.name, []))
-            for name, out in outputs.items():
+            result = results[infer_pos]
+            for r in tagger.recognizers:
+                index.set_results(pid, r.name, fps[r.name], result.tags.get(r.name, []))
+            for name, vector in result.embeddings.items():
                 # For a detector the embedding row is empty: it records that the backbone ran.
-                index.set_embedding(pid, name, backbone_fps[name], out.embeddings[infer_pos])
-                if out.detections is not None:
-                    index.set_detections(
-                        pid, name, out.detections[infer_pos], backbones[name].labels
-                    )
+                index.set_embedding(pid, name, backbone_fps[name], vector)
+            for name, boxes in result.detections.items():
+                index.set_detections(pid, name, boxes, labels[name])
+            index.mark_complete([pid], digest)  # after the writes, whose triggers clear it
             infer_pos += 1
             reusable[item.hash] = pid
             report.tagged += 1
-            events.append(Tagged(item.entry.path, tags, reused=False))
+            events.append(Tagged(item.entry.path, result.tags, reused=False))
     for ev in events:
         if isinstance(ev, Failed):
             report.failures.append(ev)

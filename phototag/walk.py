@@ -10,9 +10,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from .imaging import IMAGE_EXTENSIONS
 
@@ -42,7 +43,10 @@ class WalkProblem:
 
 def is_photo_name(name: str) -> bool:
     """True for names with a supported image extension that are not hidden files."""
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    # rpartition, not os.path.splitext: the same answer for names not starting with '.',
+    # at a third of the cost, paid once per file of every nightly walk.
+    stem, dot, ext = name.rpartition(".")
+    return bool(dot) and bool(stem) and not name.startswith(".") and f".{ext.lower()}" in IMAGE_EXTENSIONS
 
 
 def walk(
@@ -103,11 +107,12 @@ def _walk_dir(
         yield WalkProblem(folder, _reason(e, folder))
         return
     here = (*ancestors, key)
+    child = _child_maker(folder)
     for entry in entries:
         name = entry.name
         if name.startswith("."):
             continue
-        path = Path(entry.path)
+        path = child(name)
         try:
             is_link = entry.is_symlink()
             broken = is_link and not os.path.exists(path)
@@ -138,6 +143,20 @@ def _walk_dir(
             yield FileEntry(path, st.st_size, st.st_mtime_ns)
         elif not stat.S_ISDIR(st.st_mode):
             yield WalkProblem(path, "not a regular file")
+
+
+def _child_maker(folder: Path) -> Callable[[str], Path]:
+    """``folder / name`` for names read from the folder itself, without parsing them again.
+
+    pathlib's own shortcut for this (``_make_child_relpath``, what ``Path.glob`` uses on
+    scandir names) is 5-9x faster than ``Path(entry.path)``: a nightly rescan of 100,000
+    unchanged photos spent 40 % of its walk building paths (bench/million.py). Where a
+    Python lacks it, the public operator.
+    """
+    fast = getattr(folder, "_make_child_relpath", None)
+    if callable(fast):
+        return cast(Callable[[str], Path], fast)
+    return folder.joinpath
 
 
 def _reason(e: OSError, path: Path, is_link: bool = False) -> str:

@@ -167,6 +167,32 @@ MIGRATIONS: list[str] = [
             ON CONFLICT (backbone) DO UPDATE SET version = version + 1;
     END;
     """,
+    """
+    -- complete_for: the digest of the recognizer and backbone fingerprints a scan last found
+    -- (or made) complete for this photo, so a nightly rescan answers "anything to do?" from
+    -- the photo's own row instead of one lookup per recognizer. Any change to the photo's
+    -- results or embeddings clears it (these triggers, so no writer can forget), and a scan
+    -- sets it again only after checking or writing all of them.
+    ALTER TABLE photos ADD COLUMN complete_for TEXT;
+    CREATE TRIGGER results_inserted_clear AFTER INSERT ON results BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id = NEW.photo_id AND complete_for IS NOT NULL;
+    END;
+    CREATE TRIGGER results_updated_clear AFTER UPDATE ON results BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id IN (OLD.photo_id, NEW.photo_id) AND complete_for IS NOT NULL;
+    END;
+    CREATE TRIGGER results_deleted_clear AFTER DELETE ON results BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id = OLD.photo_id AND complete_for IS NOT NULL;
+    END;
+    CREATE TRIGGER embeddings_inserted_clear AFTER INSERT ON embeddings BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id = NEW.photo_id AND complete_for IS NOT NULL;
+    END;
+    CREATE TRIGGER embeddings_updated_clear AFTER UPDATE ON embeddings BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id IN (OLD.photo_id, NEW.photo_id) AND complete_for IS NOT NULL;
+    END;
+    CREATE TRIGGER embeddings_deleted_clear AFTER DELETE ON embeddings BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id = OLD.photo_id AND complete_for IS NOT NULL;
+    END;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -7,14 +7,31 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import IndexFileError
-from ..models.recognizers import Candidate
+from .records import (
+    AlbumRecord,
+    Candidate,
+    KnownFailure,
+    KnownFile,
+    PhotoRecord,
+    PhotoTags,
+    PhotoView,
+    PhotoWithTags,
+    TagCount,
+    TargetRecord,
+)
 from .schema import ensure_schema
+
+# The records are re-exported: callers import them from here as well as from .records.
+__all__ = [
+    "AlbumRecord", "Candidate", "Index", "KnownFailure", "KnownFile", "PhotoRecord", "PhotoTags",
+    "PhotoView", "PhotoWithTags", "TagCount", "TargetRecord", "decode_path", "encode_path",
+    "is_under", "under_clause",
+]  # fmt: skip
 
 
 def encode_path(path: Path | str) -> bytes:
@@ -61,127 +78,6 @@ def _chunks(items: Sequence[int], size: int = 900) -> Iterator[Sequence[int]]:
     """Slices small enough for one ``IN (?, ...)`` (SQLite allows 999 variables before 3.32)."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
-
-
-@dataclass(frozen=True, slots=True)
-class KnownFile:
-    """What the index remembers of a file, enough to tell whether it changed."""
-
-    id: int
-    size: int
-    mtime_ns: int
-    hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class KnownFailure:
-    size: int
-    mtime_ns: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class PhotoRecord:
-    """A photo as a scan writes it."""
-
-    path: Path
-    size: int
-    mtime_ns: int
-    hash: str
-    width: int | None
-    height: int | None
-    taken_at: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class PhotoView:
-    """A photo as the index holds it, with its tags per recognizer."""
-
-    path: Path
-    size: int
-    mtime_ns: int
-    hash: str
-    width: int | None
-    height: int | None
-    taken_at: str | None
-    scanned_at: float
-    tags: dict[str, list[Candidate]]
-    embeddings: dict[str, int]  # backbone -> dimension
-    detections: list[tuple[str, str, float, tuple[float, float, float, float]]] = field(
-        default_factory=list
-    )
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "path": os.fsdecode(self.path),
-            "size": self.size,
-            "hash": self.hash,
-            "width": self.width,
-            "height": self.height,
-            "taken_at": self.taken_at,
-            "scanned_at": self.scanned_at,
-            "tags": {r: [c.as_json() for c in cs] for r, cs in self.tags.items()},
-            "embeddings": {b: d for b, d in self.embeddings.items() if d},
-            "detections": [
-                {
-                    "backbone": b,
-                    "label": label,
-                    "score": round(s, 4),
-                    "box": [round(v, 4) for v in box],
-                }
-                for b, label, s, box in self.detections
-            ],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class PhotoTags:
-    """A photo and the hierarchy paths of its tags, for writing them into files."""
-
-    id: int
-    path: Path
-    tag_paths: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class TargetRecord:
-    """What phototag knows of a file it wrote keywords into."""
-
-    target: Path
-    photo_id: int | None
-    mode: str
-    created: bool
-    size: int | None
-    mtime_ns: int | None
-    wanted: str | None
-    ours: dict[str, list[str]]
-
-
-@dataclass(frozen=True, slots=True)
-class PhotoWithTags:
-    id: int
-    path: Path
-    mtime_ns: int
-    taken_at: str | None
-    tags: list[tuple[str, str, float]]  # (recognizer, tag path, score)
-
-
-@dataclass(frozen=True, slots=True)
-class AlbumRecord:
-    name: str
-    folder: Path
-    query: str
-    link: str
-    html: bool
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class TagCount:
-    recognizer: str
-    tag: str
-    path: str
-    photos: int
 
 
 class Index:
@@ -269,45 +165,74 @@ class Index:
         """encoded path -> what the index knows of it, for the photos under ``roots`` (all if none)."""
         where, args = under_clause(roots)
         rows = self.conn.execute(
-            f"SELECT path, id, size, mtime_ns, hash FROM photos WHERE {where}", args
+            f"SELECT path, id, size, mtime_ns, hash, complete_for FROM photos WHERE {where}", args
         )
-        return {r[0]: KnownFile(r[1], r[2], r[3], r[4]) for r in rows}
+        return {r[0]: KnownFile._make(r[1:]) for r in rows}
 
     def known_failures(self, roots: Sequence[Path] = ()) -> dict[bytes, KnownFailure]:
         where, args = under_clause(roots)
         rows = self.conn.execute(
             f"SELECT path, size, mtime_ns, reason FROM failures WHERE {where}", args
         )
-        return {r[0]: KnownFailure(r[1], r[2], r[3]) for r in rows}
+        return {r[0]: KnownFailure._make(r[1:]) for r in rows}
+
+    def mark_complete(self, ids: Iterable[int], digest: str) -> None:
+        """Record that these photos hold every result and embedding of ``digest`` (see
+        :func:`~phototag.tagger.completeness_digest`). Triggers clear the mark as soon as
+        any of their results or embeddings changes."""
+        self.conn.executemany(
+            "UPDATE photos SET complete_for = ? WHERE id = ?", [(digest, int(i)) for i in ids]
+        )
 
     def complete_ids(
         self,
         fingerprints: Mapping[str, str],
         backbones: Mapping[str, str],
         roots: Sequence[Path] = (),
+        ids: Sequence[int] | None = None,
     ) -> set[int]:
-        """Photos (under ``roots``, all if none) holding every recognizer's result and every
-        backbone's embedding as asked. The embeddings are checked in the covering index
-        ``embeddings_fingerprint``, never in the table's rows (2.5 KB each)."""
-        where, args = under_clause(roots, "p.path")
-        counts: dict[int, int] = {}
+        """Photos (under ``roots``, all if none; only ``ids`` if given) holding every
+        recognizer's result and every backbone's embedding as asked. The embeddings are
+        checked in the covering index ``embeddings_fingerprint``, never in the table's
+        rows (2.5 KB each)."""
+        if ids is not None:
+            out: set[int] = set()
+            for part in _chunks(list(ids)):
+                out |= self._complete(fingerprints, backbones, roots, part)
+            return out
+        return self._complete(fingerprints, backbones, roots, None)
+
+    def _complete(
+        self,
+        fingerprints: Mapping[str, str],
+        backbones: Mapping[str, str],
+        roots: Sequence[Path],
+        ids: Sequence[int] | None,
+    ) -> set[int]:
+        # Driven from the photos (a range of the path index when roots are given), each
+        # condition a primary-key or covering-index lookup: never a pass over every result.
+        where, roots_args = under_clause(roots, "p.path")
+        args: list[object] = list(roots_args)
+        if ids is not None:
+            where += f" AND p.id IN ({','.join('?' * len(ids))})"
+            args += [int(i) for i in ids]
+        conditions: list[str] = []
         for name, fp in fingerprints.items():
-            for (pid,) in self.conn.execute(
-                "SELECT r.photo_id FROM results r JOIN photos p ON p.id = r.photo_id"
-                f" WHERE r.recognizer = ? AND r.fingerprint = ? AND {where}",
-                [name, fp, *args],
-            ):
-                counts[pid] = counts.get(pid, 0) + 1
+            conditions.append(
+                "EXISTS (SELECT 1 FROM results r WHERE r.photo_id = p.id"
+                " AND r.recognizer = ? AND r.fingerprint = ?)"
+            )
+            args += [name, fp]
         for name, fp in backbones.items():
-            for (pid,) in self.conn.execute(
-                "SELECT e.photo_id FROM embeddings e INDEXED BY embeddings_fingerprint"
-                " JOIN photos p ON p.id = e.photo_id"
-                f" WHERE e.backbone = ? AND e.fingerprint = ? AND {where}",
-                [name, fp, *args],
-            ):
-                counts[pid] = counts.get(pid, 0) + 1
-        need = len(fingerprints) + len(backbones)
-        return {pid for pid, n in counts.items() if n == need}
+            conditions.append(
+                "EXISTS (SELECT 1 FROM embeddings e INDEXED BY embeddings_fingerprint"
+                " WHERE e.backbone = ? AND e.fingerprint = ? AND e.photo_id = p.id)"
+            )
+            args += [name, fp]
+        sql = f"SELECT p.id FROM photos p WHERE {where}"
+        if conditions:
+            sql += " AND " + " AND ".join(conditions)
+        return {r[0] for r in self.conn.execute(sql, args)}
 
     def hashes_of(self, ids: Iterable[int]) -> dict[str, int]:
         """content hash -> the lowest of these photo ids holding it (one pass over photos)."""
