@@ -34,7 +34,7 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError("--engine ray needs Ray: pip install 'phototag[ray]'") from None
+        raise ConfigError("the Ray engine needs Ray: pip install 'phototag[ray]'") from None
     return ray
 
 

@@ -33,7 +33,7 @@ class TagQuery:
 
     def __post_init__(self) -> None:
         if not self.tags:
-            raise ConfigError("an album needs at least one --tag")
+            raise ConfigError("a tag query needs at least one tag")
         for bound in (self.since, self.until):
             if bound is not None:
                 _parse_when(bound)

@@ -181,7 +181,7 @@ def duplicate_groups(
     third copy found with either member joins); an unrelated pair (c ~ 0.3) is even looked
     at with probability 0.03. Measured on real photos: a copy at half size re-saved at JPEG
     quality 70 scored 0.93 and 0.99, a 3-degree rotation 0.99, a crop 0.98; distinct photos
-    at most 0.49 (docs/search.md).
+    at most 0.49 (when the threshold was chosen; tests/test_search.py plants such copies).
     Memory: one pass computes the hashes chunk by chunk (8 integers per photo); only the
     members of shared buckets are then read back and compared.
     """

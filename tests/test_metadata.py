@@ -283,7 +283,7 @@ def test_a_dng_can_be_embedded_and_a_bmp_is_told_to_use_sidecars(
         == "DNG"
     )
     failed = events["old.bmp"]
-    assert isinstance(failed, WriteFailed) and "not supported; use --write sidecar" in failed.reason
+    assert isinstance(failed, WriteFailed) and "not supported; write a sidecar" in failed.reason
 
 
 def test_hostile_names_cannot_inject_exiftool_options(

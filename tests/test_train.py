@@ -142,7 +142,7 @@ def test_kfold_multi_label_and_hierarchical_folders(
         "home/kitchen/cup": 12,
     }
     rec = catalog_with(tmp_path / "w").recognizer("home")
-    with pytest.raises(TrainingError, match="--multi-label"):
+    with pytest.raises(TrainingError, match="multi-label"):
         train_from_folder(
             data, TrainOptions(name="home2", out_dir=tmp_path / "w", device=Device.CPU)
         )

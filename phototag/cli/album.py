@@ -95,6 +95,7 @@ def album_command(
     """
     from ..albums import album_folder, album_name, build_album, refresh_all
     from ..config import default_albums_dir, default_index_path
+    from ..errors import ConfigError
     from ..index import Index
     from ..query import TagQuery
 
@@ -131,6 +132,8 @@ def album_command(
             for report in refresh_all(idx, dry_run=dry_run):
                 failed |= _report(out, report, dry_run)
             raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
+        if not tag:
+            raise ConfigError("an album needs at least one --tag")
         query = TagQuery(tags=tuple(tag or ()), any=any_, exclude=tuple(not_ or ()), min_score=min_score,
                          since=since, until=until, under=tuple(os.path.abspath(u) for u in under or ()), model=model,
                          min_count=min_count)  # fmt: skip

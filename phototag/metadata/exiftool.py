@@ -15,11 +15,9 @@ through exiftool's ``-@`` argument file, one per line, so:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,47 +55,12 @@ def _arg(path: Path) -> str | bytes:
     if b"\n" in raw or b"\r" in raw:
         raise MetadataError(
             "the file name contains a line break, which exiftool's argument protocol cannot "
-            "carry safely; use --write sidecar for this file"
+            "carry safely; write a sidecar for this file instead"
         )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
-
-
-def _held_open(path: Path) -> bool:
-    """Whether any process has ``path`` open (Linux: /proc/*/fd), or, elsewhere, it is recent."""
-    proc = Path("/proc")
-    if not (proc / "self" / "fd").is_dir():
-        try:
-            return time.time() - path.stat().st_mtime < 60
-        except OSError:
-            return False
-    target = os.fsencode(os.path.realpath(path))
-    for fd_dir in proc.glob("[0-9]*/fd"):
-        try:
-            for fd in fd_dir.iterdir():
-                with contextlib.suppress(OSError):
-                    if os.fsencode(os.readlink(fd)) == target:
-                        return True
-        except OSError:
-            continue
-    return False
-
-
-def clear_stale_temporary(path: Path) -> None:
-    """Remove ``IMG.jpg_exiftool_tmp`` left by an exiftool killed mid-write.
-
-    exiftool writes the new file beside the old one and renames it; killed in between, it
-    leaves that file and then refuses to touch the photo again ("Temporary file already
-    exists"). The photo itself is still the old, whole one. The leftover is removed only
-    when no process has it open (phototag holds the index lock, so no other phototag run is
-    writing it).
-    """
-    tmp = Path(str(path) + "_exiftool_tmp")
-    if tmp.exists() and not _held_open(tmp):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 class ExifTool:
