@@ -51,8 +51,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--batch", type=int, default=16)
     args = ap.parse_args()
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or '?'}")
     with tempfile.TemporaryDirectory() as tmp:
