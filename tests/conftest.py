@@ -293,3 +293,26 @@ def fake_onnx(monkeypatch: pytest.MonkeyPatch) -> type[FakeInferenceSession]:
     FakeInferenceSession.runs = 0
     monkeypatch.setattr(onnxruntime, "InferenceSession", FakeInferenceSession)
     return FakeInferenceSession
+
+
+class RealModelInFastTest(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _real_models_only_in_the_slow_tier(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast tier never runs a real model in this process: a test that opens a real
+    onnxruntime session must be marked ``slow`` (the end-to-end tier) or use ``fake_onnx``.
+    What runs in subprocesses is marked by hand (whole modules, see their ``pytestmark``)."""
+    if "slow" in request.keywords or "fake_onnx" in request.fixturenames:
+        return
+    import onnxruntime
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RealModelInFastTest(
+            f"{request.node.nodeid} opens a real model: mark it @pytest.mark.slow or use fake_onnx"
+        )
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)

@@ -18,6 +18,9 @@ from phototag.index import Index
 from phototag.pipeline import make_loader
 from phototag.scan import Finished, ScanOptions, ScanReport, scan
 
+# Starts a local Ray instance and runs the real models on it.
+pytestmark = pytest.mark.slow
+
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
 
 

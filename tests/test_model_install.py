@@ -232,6 +232,7 @@ def test_cli_install_remove_verify(source: Path, tmp_path: Path) -> None:
         remove("../escape")
 
 
+@pytest.mark.slow
 def test_a_kill_at_any_moment_of_an_install_leaves_the_old_or_the_new(
     source: Path, tmp_path: Path
 ) -> None:

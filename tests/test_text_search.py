@@ -207,6 +207,7 @@ def test_similar_and_duplicates_compare_the_classifiers_embeddings_unless_told(
             assert [[f["path"], f["score"]] for f in ndjson(out)] == want, backbone
 
 
+@pytest.mark.slow
 def test_scanning_and_searching_never_import_torch(
     lib: Path, tiny_clip: Path, tmp_path: Path
 ) -> None:

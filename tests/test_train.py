@@ -321,6 +321,7 @@ def test_the_train_and_retag_commands(
     assert r.exit_code == 2 and "either a FOLDER" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_training_run_killed_at_random_moments_leaves_no_half_recognizer(
     tmp_path: Path, scene_sets: tuple[Path, Path]
 ) -> None:
