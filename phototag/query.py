@@ -116,16 +116,21 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
     since = _parse_when(q.since) if q.since else None
     until = _parse_when(q.until, end=True) if q.until else None
     roots = [Path(os.path.abspath(u)) for u in q.under]
-    wanted = [p for p in index.tag_paths() if any(term_matches(t, p) for t in q.tags)]
+    # Terms are matched against the few thousand distinct tag paths once, not against every
+    # tag of every photo: below, a photo's tags are only looked up in these sets.
+    paths = index.tag_paths()
+    wanted = [p for p in paths if any(term_matches(t, p) for t in q.tags)]
+    wanted_set = set(wanted)
+    excluded = {p for p in paths if any(term_matches(t, p) for t in q.exclude)}
     candidates = index.photo_ids_tagged(wanted, q.model, q.min_score)
     # Counts come from the detector's stored boxes: a term's last part names the object
     # ("person", "object/vehicle/car" -> "car"), boxes must score at least min_score (>= 0.3).
     counts = index.detection_counts(max(0.3, q.min_score)) if q.min_count else {}
     out = []
     for photo in index.photos_with_tags(q.model, under=roots, ids=candidates):
-        if q.exclude and any(term_matches(t, p) for t in q.exclude for _, p, _ in photo.tags):
+        if excluded and any(p in excluded for _, p, _ in photo.tags):
             continue
-        good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score]
+        good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score and p in wanted_set]
         hits = [any(term_matches(t, p) for _, p, _ in good) for t in q.tags]
         if not (any(hits) if q.any else all(hits)):
             continue
@@ -140,8 +145,7 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
         when = photo_when(photo.taken_at, photo.mtime_ns)
         if (since and when < since) or (until and when > until):
             continue
-        shown = [(r, p, s) for r, p, s in good if any(term_matches(t, p) for t in q.tags)]
-        out.append(Match(photo.id, photo.path, when, photo.taken_at, shown))
+        out.append(Match(photo.id, photo.path, when, photo.taken_at, good))
     out.sort(key=lambda m: (m.when, os.fsencode(m.path)))
     return out
 

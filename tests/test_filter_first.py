@@ -185,3 +185,30 @@ def test_a_read_only_index_folder_searches_from_sqlite(tmp_path: Path) -> None:
     with Index.open(tmp_path / "i.sqlite") as idx:
         assert vector_table(idx, "b") is None
         assert len(by_embedding(idx, rng.standard_normal(8), "b", n=5)) == 5
+
+
+def test_tag_counts_kept_by_triggers_match_a_count_of_the_rows(
+    library: tuple[Index, np.ndarray, dict[str, list[int]]],
+) -> None:
+    idx, _, ids = library
+
+    def counted() -> list[tuple[str, str, int]]:
+        rows = idx.conn.execute(
+            "SELECT recognizer, path, COUNT(*) FROM tags GROUP BY recognizer, path"
+            " ORDER BY COUNT(*) DESC, recognizer, path"
+        )
+        return [(r, p, n) for r, p, n in rows]
+
+    def kept() -> list[tuple[str, str, int]]:
+        return [(c.recognizer, c.path, c.photos) for c in idx.tag_counts()]
+
+    assert kept() == counted() == [("r", "animal/dog", OUTSIDE + INSIDE + len(SIBLINGS)),
+                                   ("r", "animal/cat", INSIDE)]  # fmt: skip
+    with idx.transaction():  # replaced results, a copy, a deleted photo (cascade)
+        idx.set_results(ids["small"][0], "r", "fp", [Candidate("bird", 0.7, "animal/bird")])
+        idx.copy_results(ids["small"][0], ids["small"][1])
+        idx.remove([b"/lib/small/00002.jpg"])
+    assert kept() == counted()
+    assert ("r", "animal/bird", 2) in kept()
+    assert [c.path for c in idx.tag_counts("r")] == [p for _, p, _ in counted()]
+    assert idx.tag_counts("other") == []

@@ -193,6 +193,31 @@ MIGRATIONS: list[str] = [
         UPDATE photos SET complete_for = NULL WHERE id = OLD.photo_id AND complete_for IS NOT NULL;
     END;
     """,
+    """
+    -- How many photos carry each tag, kept by triggers: 'phototag tags' reads a few
+    -- thousand rows instead of counting millions of tag rows (seconds at a million photos).
+    CREATE TABLE tag_counts (
+        recognizer TEXT NOT NULL,
+        path TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        photos INTEGER NOT NULL,
+        PRIMARY KEY (recognizer, path)
+    ) WITHOUT ROWID;
+    INSERT INTO tag_counts (recognizer, path, tag, photos)
+        SELECT recognizer, path, MIN(tag), COUNT(*) FROM tags GROUP BY recognizer, path;
+    CREATE TRIGGER tags_counted AFTER INSERT ON tags BEGIN
+        INSERT INTO tag_counts (recognizer, path, tag, photos) VALUES (NEW.recognizer, NEW.path, NEW.tag, 1)
+            ON CONFLICT (recognizer, path) DO UPDATE SET photos = photos + 1;
+    END;
+    CREATE TRIGGER tags_uncounted AFTER DELETE ON tags BEGIN
+        UPDATE tag_counts SET photos = photos - 1 WHERE recognizer = OLD.recognizer AND path = OLD.path;
+    END;
+    CREATE TRIGGER tags_recounted AFTER UPDATE OF recognizer, path ON tags BEGIN
+        UPDATE tag_counts SET photos = photos - 1 WHERE recognizer = OLD.recognizer AND path = OLD.path;
+        INSERT INTO tag_counts (recognizer, path, tag, photos) VALUES (NEW.recognizer, NEW.path, NEW.tag, 1)
+            ON CONFLICT (recognizer, path) DO UPDATE SET photos = photos + 1;
+    END;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -837,12 +837,14 @@ class Index:
         return None if row is None else np.frombuffer(row[0], dtype="<f2").astype(np.float32)
 
     def tag_counts(self, recognizer: str | None = None) -> list[TagCount]:
-        sql = "SELECT recognizer, tag, path, COUNT(*) FROM tags"
+        """Every tag with the number of photos carrying it, most frequent first, from the
+        counts the ``tag_counts`` triggers keep (never a count over the tag rows)."""
+        sql = "SELECT recognizer, tag, path, photos FROM tag_counts WHERE photos > 0"
         args: tuple[str, ...] = ()
         if recognizer:
-            sql += " WHERE recognizer = ?"
+            sql += " AND recognizer = ?"
             args = (recognizer,)
-        sql += " GROUP BY recognizer, path ORDER BY COUNT(*) DESC, recognizer, path"
+        sql += " ORDER BY photos DESC, recognizer, path"
         return [TagCount(r[0], r[1], r[2], r[3]) for r in self.conn.execute(sql, args)]
 
     def count_photos(self) -> int:
