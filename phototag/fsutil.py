@@ -41,8 +41,9 @@ def atomic_writer(path: Path, *, mode: int | None = None) -> Iterator[BinaryIO]:
         except FileNotFoundError:
             mode = 0o644
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TMP_SUFFIX, dir=folder)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:  # by name, so that f.name is the temporary file's path
             yield f
             f.flush()
             os.fsync(f.fileno())

@@ -85,6 +85,7 @@ def catalog_with(weights: Path) -> Catalog:
     return Catalog.discover([weights, Path(__file__).resolve().parents[1] / "weights"])
 
 
+@pytest.mark.slow
 def test_a_trained_recognizer_is_accurate_on_scenes_it_never_saw(
     tmp_path: Path, scene_sets: tuple[Path, Path]
 ) -> None:
@@ -105,6 +106,7 @@ def test_a_trained_recognizer_is_accurate_on_scenes_it_never_saw(
     assert len(hits) == 24 and sum(hits) / len(hits) >= 0.85  # stated: 85 % on unseen backgrounds
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_the_same_examples_give_the_same_recognizer(
     tmp_path: Path, scene_sets: tuple[Path, Path]
 ) -> None:
@@ -123,6 +125,7 @@ def test_the_same_examples_give_the_same_recognizer(
     )
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_kfold_multi_label_and_hierarchical_folders(
     tmp_path: Path, scene_sets: tuple[Path, Path]
 ) -> None:
@@ -165,6 +168,7 @@ def test_kfold_multi_label_and_hierarchical_folders(
         ({"a.jpg": "photo"}, "holds no photos"),
     ],
 )
+@pytest.mark.usefixtures("fake_onnx")
 def test_bad_training_folders_are_refused_and_nothing_is_written(
     tmp_path: Path, layout: dict[str, str], message: str
 ) -> None:
@@ -187,6 +191,7 @@ def test_bad_training_folders_are_refused_and_nothing_is_written(
         )
 
 
+@pytest.mark.slow
 def test_retag_applies_a_new_recognizer_to_stored_embeddings_without_decoding(
     tmp_path: Path, scene_sets: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -220,6 +225,7 @@ def test_retag_applies_a_new_recognizer_to_stored_embeddings_without_decoding(
         assert again.changed == 0
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_learning_the_users_own_keywords_and_suggesting_them(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -260,6 +266,7 @@ def Sidecar_write(path: Path, fields: dict[Field, list[str]]) -> None:
     write_atomic(path, s.to_bytes())
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_corrections_win_when_writing_and_can_be_learned(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -296,6 +303,7 @@ def test_corrections_win_when_writing_and_can_be_learned(
     assert [m.path for m in report.tags] == ["fixes/Morning", "fixes/Whiskers"]
 
 
+@pytest.mark.slow
 def test_the_train_and_retag_commands(
     tmp_path: Path, scene_sets: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
