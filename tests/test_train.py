@@ -107,6 +107,7 @@ def test_a_trained_recognizer_is_accurate_on_scenes_it_never_saw(
 
 
 @pytest.mark.usefixtures("fake_onnx")
+@pytest.mark.slow  # over 10 s
 def test_the_same_examples_give_the_same_recognizer(
     tmp_path: Path, scene_sets: tuple[Path, Path]
 ) -> None:

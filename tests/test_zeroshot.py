@@ -85,6 +85,7 @@ def strings(n: int, seed: int = 0) -> list[str]:
     return out
 
 
+@pytest.mark.slow  # over 10 s
 def test_tokenizer_gives_openclips_ids_on_thousands_of_strings() -> None:
     from open_clip.tokenizer import default_bpe
 
