@@ -119,20 +119,23 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
     # Terms are matched against the few thousand distinct tag paths once, not against every
     # tag of every photo: below, a photo's tags are only looked up in these sets.
     paths = index.tag_paths()
-    wanted = [p for p in paths if any(term_matches(t, p) for t in q.tags)]
-    wanted_set = set(wanted)
+    # tag path -> the indices of the query's terms it matches, for the paths matching any
+    terms_of = {p: {i for i, t in enumerate(q.tags) if term_matches(t, p)} for p in paths}
+    terms_of = {p: ts for p, ts in terms_of.items() if ts}
+    wanted = list(terms_of)
     excluded = {p for p in paths if any(term_matches(t, p) for t in q.exclude)}
     candidates = index.photo_ids_tagged(wanted, q.model, q.min_score)
     # Counts come from the detector's stored boxes: a term's last part names the object
     # ("person", "object/vehicle/car" -> "car"), boxes must score at least min_score (>= 0.3).
     counts = index.detection_counts(max(0.3, q.min_score)) if q.min_count else {}
     out = []
-    for photo in index.photos_with_tags(q.model, under=roots, ids=candidates):
+    needed = set(wanted) | excluded  # only these tags of a photo are read
+    for photo in index.photos_with_tags(q.model, under=roots, ids=candidates, only=needed):
         if excluded and any(p in excluded for _, p, _ in photo.tags):
             continue
-        good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score and p in wanted_set]
-        hits = [any(term_matches(t, p) for _, p, _ in good) for t in q.tags]
-        if not (any(hits) if q.any else all(hits)):
+        good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score and p in terms_of]
+        matched: set[int] = set().union(*(terms_of[p] for _, p, _ in good))
+        if not (matched if q.any else len(matched) == len(q.tags)):
             continue
         if q.min_count:
             have = counts.get(photo.id, {})

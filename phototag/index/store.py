@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -72,6 +72,25 @@ def is_under(raw: bytes, roots: Sequence[Path]) -> bool:
         if raw == r or raw.startswith(r.rstrip(b"/") + b"/"):
             return True
     return False
+
+
+class PathDecoder:
+    """:func:`decode_path` for many paths of a few folders: each folder is parsed once and
+    its photos made as its children (pathlib's ``_make_child_relpath``, as in walk.py), a
+    third of the cost of parsing every path (100,000 photos of an album: 1.3 s of 4.7)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[bytes, Path] = {}
+
+    def __call__(self, raw: bytes) -> Path:
+        folder, sep, name = raw.rpartition(b"/")
+        if not sep or not folder or not name:
+            return decode_path(raw)
+        parent = self._folders.get(folder)
+        if parent is None:
+            parent = self._folders[folder] = decode_path(folder)
+        child = getattr(parent, "_make_child_relpath", None)
+        return child(os.fsdecode(name)) if callable(child) else parent / os.fsdecode(name)
 
 
 def _chunks(items: Sequence[int], size: int = 900) -> Iterator[Sequence[int]]:
@@ -564,13 +583,16 @@ class Index:
         *,
         under: Sequence[Path] = (),
         ids: Iterable[int] | None = None,
+        only: Collection[str] | None = None,
         chunk: int = 900,
     ) -> Iterator[PhotoWithTags]:
         """Photos with their tags (one recognizer's, if given; best first), read ``chunk``
         photos at a time so memory stays bounded whatever the index holds.
 
         ``under``: only photos at or under these folders (filtered in SQL). ``ids``: only
-        these photos. Order: by path, or by id when ``ids`` is given.
+        these photos. ``only``: of each photo, only the tags with these paths (a query that
+        needs no others reads a tenth of the rows). Order: by path, or by id when ``ids``
+        is given.
         """
         where, args = under_clause(under, "path")
         if ids is None:
@@ -583,7 +605,7 @@ class Index:
                 ).fetchall()
                 if not rows:
                     return
-                yield from self._with_tags(rows, recognizer)
+                yield from self._with_tags(rows, recognizer, only)
                 last = rows[-1][1]
         else:
             for part in _chunks(sorted({int(i) for i in ids}), chunk):
@@ -593,10 +615,13 @@ class Index:
                     f" AND {where} ORDER BY id",
                     [*part, *args],
                 ).fetchall()
-                yield from self._with_tags(rows, recognizer)
+                yield from self._with_tags(rows, recognizer, only)
 
     def _with_tags(
-        self, rows: Sequence[tuple[int, bytes, int, str | None]], recognizer: str | None
+        self,
+        rows: Sequence[tuple[int, bytes, int, str | None]],
+        recognizer: str | None,
+        only: Collection[str] | None = None,
     ) -> Iterator[PhotoWithTags]:
         if not rows:
             return
@@ -607,10 +632,17 @@ class Index:
         if recognizer:
             sql += " AND recognizer = ?"
             args.append(recognizer)
+        if only is not None and len(only) <= 500:  # in SQL while the list stays short
+            # "+path": filter these rows, do not let the planner walk the path index instead
+            sql += f" AND +path IN ({','.join('?' * len(only))})"
+            args += list(only)
+        keep = None if only is None or len(only) <= 500 else set(only)
         for pid, rec, tpath, score in self.conn.execute(sql + " ORDER BY score DESC", args):
-            tags.setdefault(pid, []).append((rec, tpath, score))
+            if keep is None or tpath in keep:
+                tags.setdefault(pid, []).append((rec, tpath, score))
+        paths = PathDecoder()
         for pid, raw, mtime, taken in rows:
-            yield PhotoWithTags(pid, decode_path(raw), mtime, taken, tags.get(pid, []))
+            yield PhotoWithTags(pid, paths(raw), mtime, taken, tags.get(pid, []))
 
     def tag_paths(self) -> list[str]:
         """Every distinct tag path in the index, sorted.
