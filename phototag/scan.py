@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +88,7 @@ class ScanReport:
     tagged: int = 0  # by inference
     reused: int = 0  # moved, renamed, copied or touched files: results kept, nothing decoded
     removed: int = 0  # vanished files dropped from the index
+    same_file: int = 0  # other names (hard links, symlinks) of files counted once
     decoded: int = 0
     failures: list[Failed] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -105,6 +106,7 @@ class ScanReport:
             "tagged": self.tagged,
             "reused": self.reused,
             "removed": self.removed,
+            "same_file": self.same_file,
             "decoded": self.decoded,
             "failed": self.failed,
             "warnings": self.warnings,
@@ -154,7 +156,13 @@ def scan(
     to_check: list[tuple[FileEntry, int]] = []
     seen: set[bytes] = set()
     per_root_found = dict.fromkeys(roots, 0)
-    for item in walk(roots, follow_symlinks=options.follow_symlinks):
+    walked = list(walk(roots, follow_symlinks=options.follow_symlinks))
+    aliases = _other_names(walked, known)
+    for item in walked:
+        if isinstance(item, FileEntry) and item in aliases:
+            seen.add(encode_path(item.path))  # another name of a file counted once
+            report.same_file += 1
+            continue
         if isinstance(item, WalkProblem):
             failure = Failed(item.path, item.reason)
             report.failures.append(failure)
@@ -285,10 +293,35 @@ def scan(
     if gone:
         with index.transaction():
             report.removed = index.remove(gone)
+    indexed_aliases = [raw for e in aliases if (raw := encode_path(e.path)) in known]
+    if indexed_aliases:  # indexed as separate photos by an older phototag: one row is enough
+        with index.transaction():
+            index.remove(indexed_aliases)
 
     report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})
     report.seconds = time.perf_counter() - started
     yield Finished(report)
+
+
+def _other_names(
+    walked: Sequence[FileEntry | WalkProblem], known: Mapping[bytes, object]
+) -> set[FileEntry]:
+    """Names that lead to a file another walked name leads to (hard links, symlinks).
+
+    One physical file (st_dev, st_ino) is one photo: its name that is not a symlink wins,
+    then one the index already holds, then the first walked. The others are returned.
+    """
+    groups: dict[tuple[int, int], list[tuple[int, FileEntry]]] = {}
+    for i, e in enumerate(walked):
+        if isinstance(e, FileEntry) and e.ino:
+            groups.setdefault((e.dev, e.ino), []).append((i, e))
+    out: set[FileEntry] = set()
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda m: (m[1].is_link, encode_path(m[1].path) not in known, m[0]))
+        out.update(e for _, e in members[1:])
+    return out
 
 
 def _under(raw: bytes, root: Path) -> bool:
@@ -336,6 +369,12 @@ def _process_batch(
             )
             if item.inputs is None:
                 source = reusable[item.hash]
+                if _same_file(index.path_of(source), item.entry.path):
+                    # Another name of a file already indexed (a hard link or symlink found
+                    # by an earlier scan of another folder): one file, one photo.
+                    report.same_file += 1
+                    report.found -= 1
+                    continue
                 pid = _reuse(index, source, record)
                 index.mark_complete([pid], digest)
                 view = index.photo(item.entry.path)
@@ -360,6 +399,13 @@ def _process_batch(
         if isinstance(ev, Failed):
             report.failures.append(ev)
     yield from events
+
+
+def _same_file(a: Path | None, b: Path) -> bool:
+    try:
+        return a is not None and a != b and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _reuse(index: Index, source: int, record: PhotoRecord) -> int:

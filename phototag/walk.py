@@ -31,6 +31,11 @@ class FileEntry:
     path: Path
     size: int
     mtime_ns: int
+    # The file itself (st_dev, st_ino; 0 where unknown) and whether ``path`` is a symlink:
+    # two names of one file (hard links, symlinks) are one photo (issue 13, item 3).
+    dev: int = 0
+    ino: int = 0
+    is_link: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +79,9 @@ def walk(
                 root, (st.st_dev, st.st_ino), (), seen_dirs, follow_symlinks, inside
             )
         elif stat.S_ISREG(st.st_mode):
-            yield FileEntry(root, st.st_size, st.st_mtime_ns)
+            yield FileEntry(
+                root, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, os.path.islink(root)
+            )
         else:
             yield WalkProblem(root, "not a regular file or folder")
 
@@ -140,7 +147,7 @@ def _walk_dir(
             yield WalkProblem(path, _reason(e, path, is_link))
             continue
         if stat.S_ISREG(st.st_mode):
-            yield FileEntry(path, st.st_size, st.st_mtime_ns)
+            yield FileEntry(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, is_link)
         elif not stat.S_ISDIR(st.st_mode):
             yield WalkProblem(path, "not a regular file")
 

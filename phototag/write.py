@@ -7,6 +7,7 @@ in the index; :class:`DryRunWriter` does neither, so ``--dry-run`` is the same c
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -17,10 +18,12 @@ from pathlib import Path
 
 from .config import IptcPolicy, WriteMode, WriteSettings
 from .errors import MetadataError
-from .index.store import Index, PhotoTags
+from .index.store import Index, PhotoTags, TargetRecord
+from .metadata.embed import embed_file, restore_interrupted
 from .metadata.exiftool import WRITABLE, ExifTool
 from .metadata.keywords import Change, Field, KeywordStyle, desired, merge, remove_ours
-from .metadata.xmp import Sidecar, sidecar_path, write_atomic
+from .metadata.sidecars import SidecarResolver
+from .metadata.xmp import Sidecar, write_atomic
 from .pipeline import content_hash
 
 
@@ -40,6 +43,7 @@ class Wrote:
 class Unchanged:
     photo: Path
     target: Path
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,38 @@ class Writer:
         except OSError as e:
             raise MetadataError(f"cannot delete {path}: {e.strerror}") from None
 
+    def move_sidecar(self, old: Path, new: Path, rec: TargetRecord) -> None:
+        """Move a sidecar phototag created to ``new`` (its photo was moved or renamed).
+
+        The new name is recorded as phototag's first, the old one forgotten last: a kill at
+        any point leaves every file phototag wrote known to the index.
+        """
+        if os.path.lexists(new) and not _same_file(old, new):
+            raise MetadataError(f"cannot move {old.name} to {new}: it exists")
+        with self.index.transaction():
+            self.index.record_target(
+                new, photo_id=rec.photo_id, mode="sidecar", created=True, size=None,
+                mtime_ns=None, wanted="pending", ours=rec.ours,
+            )  # fmt: skip
+        try:
+            # link + unlink rather than rename: a file that appears at ``new`` meanwhile is
+            # never overwritten (link fails). Killed in between, the next run finds both
+            # names on one file and only unlinks the old one.
+            if not os.path.lexists(new):
+                os.link(old, new)
+            os.unlink(old)
+        except OSError as e:
+            if e.errno == errno.EEXIST:
+                raise MetadataError(f"cannot move {old.name} to {new}: it exists") from None
+            if e.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise MetadataError(f"cannot move {old} to {new}: {e.strerror}") from None
+            try:  # no hard links here (another file system, FAT, some shares): copy, then delete
+                write_atomic(new, old.read_bytes())
+                os.unlink(old)
+            except OSError as e2:
+                raise MetadataError(f"cannot move {old} to {new}: {e2.strerror}") from None
+        self.forget(old)
+
     def embed(
         self,
         photo: PhotoTags | None,
@@ -99,11 +135,9 @@ class Writer:
         backup: bool,
     ) -> list[str]:
         assert self.exiftool is not None
-        before = os.stat(path)
-        warnings = self.exiftool.write(path, values, backup=backup)
-        # exiftool's -P keeps the modification time to the second only: put back the
-        # nanoseconds too, so the file looks exactly as old as it was.
-        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        # A symlink stays a symlink: its target gets the metadata (issue 13, item 3).
+        real = Path(os.path.realpath(path))
+        warnings = embed_file(self.exiftool, real, values, backup=backup)
         if photo is not None:
             # The photo's bytes changed (not its pixels): keep the index in step, or the next
             # scan would take it for a new photo and tag it again.
@@ -160,6 +194,9 @@ class DryRunWriter(Writer):
         pass
 
     def delete_sidecar(self, path: Path) -> None:
+        pass
+
+    def move_sidecar(self, old: Path, new: Path, rec: TargetRecord) -> None:
         pass
 
     def embed(
@@ -221,10 +258,11 @@ def write_tags(
         if settings.mode is WriteMode.EMBED and photos:
             exiftool = stack.enter_context(ExifTool())
         writer = (DryRunWriter if dry_run else Writer)(index, exiftool)
+        resolver = SidecarResolver()
         for photo in photos:
             try:
                 if settings.mode is WriteMode.SIDECAR:
-                    yield _write_sidecar(photo, settings, style, writer, index)
+                    yield _write_sidecar(photo, settings, style, writer, index, resolver)
                 else:
                     assert exiftool is not None
                     yield _write_embedded(photo, settings, style, writer, exiftool, index)
@@ -232,13 +270,76 @@ def write_tags(
                 yield WriteFailed(photo.path, str(e))
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _settle_old_sidecars(
+    photo: PhotoTags, target: Path, writer: Writer, index: Index, resolver: SidecarResolver
+) -> list[str]:
+    """Sidecars phototag wrote for ``photo`` that are not ``target`` (issue 13, items 1 and 6).
+
+    They are left from before the photo was moved or renamed, from another ``--sidecar-name``,
+    or from a sidecar two photos shared. One phototag created, whose photo is gone, moves to
+    ``target`` when nothing is there yet (whatever other programs added to it moves too).
+    From any other, phototag takes back its own values, as ``clean`` would, and deletes it
+    only if phototag created it and it is now empty: a user's sidecar is never moved.
+    """
+    notes: list[str] = []
+    for old in index.targets_of(photo.id):
+        if old == target:
+            continue
+        rec = index.target(old)
+        if rec is None or rec.mode != "sidecar":
+            continue
+        if not os.path.lexists(old):
+            writer.forget(old)
+            continue
+        free = not os.path.lexists(target) or _same_file(old, target)
+        if rec.created and not resolver.describes_something(old) and free:
+            writer.move_sidecar(old, target, rec)
+            resolver.removed(old)
+            resolver.created(target)
+            notes.append(f"moved {old} to {target.name} with its photo")
+            continue
+        sidecar = Sidecar.read(old)
+        if sidecar is None:
+            writer.forget(old)
+            continue
+        ours = {Field(f): v for f, v in rec.ours.items() if f in Field._value2member_map_}
+        change = remove_ours(sidecar.fields(), ours)
+        sidecar.set_fields(change.values)
+        if rec.created and sidecar.is_empty():
+            writer.delete_sidecar(old)
+            resolver.removed(old)
+            notes.append(f"{old} is not this photo's sidecar any more: phototag's own, deleted")
+        else:
+            if change.changed:
+                writer.sidecar(old, sidecar)
+            notes.append(
+                f"{old} is not this photo's sidecar any more: phototag's values taken out of it"
+            )
+        writer.forget(old)
+    return notes
+
+
 def _write_sidecar(
-    photo: PhotoTags, settings: WriteSettings, style: KeywordStyle, writer: Writer, index: Index
+    photo: PhotoTags,
+    settings: WriteSettings,
+    style: KeywordStyle,
+    writer: Writer,
+    index: Index,
+    resolver: SidecarResolver,
 ) -> WriteEvent:
-    target = sidecar_path(photo.path, settings.sidecar_name.value)
+    resolution = resolver.resolve(photo.path, settings.sidecar_name)
+    target = resolution.path
+    notes = _settle_old_sidecars(photo, target, writer, index, resolver)
     wanted = desired(photo.tag_paths, style, iptc=False)
     digest = _digest(wanted, style)
-    if _unchanged_since_written(index, target, digest):
+    if not notes and _unchanged_since_written(index, target, digest):
         return Unchanged(photo.path, target)
     ours, created_before = _ours(index, target)
     existing = Sidecar.read(target)
@@ -257,15 +358,18 @@ def _write_sidecar(
             after=change.ours,
         )
         writer.sidecar(target, sidecar)
+        if existing is None:
+            resolver.created(target)
     elif existing is None:
-        return Unchanged(photo.path, target)  # nothing to say and no sidecar: create none
+        return Unchanged(photo.path, target, notes)  # nothing to say and no sidecar: create none
     writer.record(
         target, photo_id=photo.id, mode="sidecar", created=created, wanted=digest, ours=change.ours
     )
     if not change.changed:
-        return Unchanged(photo.path, target)
+        return Unchanged(photo.path, target, notes)
     added, removed = _diff(current, change.values)
-    return Wrote(photo.path, target, added, removed, warnings=change.warnings)
+    warnings = [*resolution.notes, *notes, *change.warnings]
+    return Wrote(photo.path, target, added, removed, warnings=warnings)
 
 
 def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordStyle, writer: Writer,
@@ -277,6 +381,8 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
         )
     if not os.access(target, os.W_OK) and not writer.dry_run:
         raise MetadataError("the file is read-only")
+    if not writer.dry_run:
+        restore_interrupted(Path(os.path.realpath(target)))  # a killed in-place write first
     read = exiftool.read(target)
     iptc = settings.iptc is IptcPolicy.ALWAYS or (
         settings.iptc is IptcPolicy.EXISTING and read.has_iptc
@@ -336,6 +442,8 @@ def clean(index: Index, roots: Sequence[Path], *, dry_run: bool = False) -> Iter
                         writer.sidecar(target, sidecar)
                 else:
                     assert exiftool is not None
+                    if not dry_run:
+                        restore_interrupted(Path(os.path.realpath(target)))
                     current = exiftool.read(target).values
                     change = remove_ours(current, ours)
                     if change.changed:

@@ -327,9 +327,13 @@ def test_a_full_disk_while_writing_sidecars_keeps_the_old_sidecar(
                     assert e.errno == errno.ENOSPC
                 finally:
                     os.close(fd)
+                from phototag.metadata.sidecars import Convention, Resolution
+
                 monkeypatch.setattr(
-                    "phototag.write.sidecar_path",
-                    lambda photo, naming: small_lib / (photo.name + ".xmp"),
+                    "phototag.write.SidecarResolver.resolve",
+                    lambda self, photo, naming: Resolution(
+                        photo, small_lib / (photo.name + ".xmp"), Convention.FULL, True
+                    ),
                 )
                 watched = {small_lib / p.name: b for p, b in before.items()}
             else:

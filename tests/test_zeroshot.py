@@ -254,7 +254,7 @@ def test_the_same_names_use_the_richer_vocabulary_when_a_zero_shot_backbone_is_t
     assert isinstance(scene, ZeroShotRecognizer) and scene.backbone == "clip-tiny"
     assert "scene/event/wedding ceremony" in scene.paths and "scene/event" in scene.paths
     names = [r.name for r in with_zs.resolve(None)]
-    assert names == ["scene", "food", "flower", "animal", "imagenet", "mushroom"]
+    assert names == ["scene", "food", "flower", "animal", "mushroom"]
     # Explicitly the classifier: the ImageNet-mapped recognizers, even with CLIP installed.
     explicit = Catalog.discover()
     explicit.preferred = "efficientnet-lite0"

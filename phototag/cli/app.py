@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .album import album_command
+from .check import check_command
 from .classify import classify_command
 from .doctor import doctor_command
 from .models import app as models_app
@@ -37,6 +38,7 @@ app.command("write")(write_command)
 app.command("clean")(clean_command)
 app.command("forget")(forget_command)
 app.command("doctor")(doctor_command)
+app.command("check")(check_command)
 app.add_typer(models_app, name="models")
 
 

@@ -22,8 +22,9 @@ Models = Annotated[
     list[str] | None,
     typer.Option(
         "--model", "-m",
-        help="Recognizer to run (repeatable) [default: scene, food, flower, animal, imagenet; "
-        "and mushroom when a zero-shot backbone is installed]. 'phototag models list' shows all.",
+        help="Recognizer to run (repeatable) [default: scene, food, flower, animal; "
+        "and mushroom when a zero-shot backbone is installed; the raw ImageNet classes only "
+        "with -m imagenet]. 'phototag models list' shows all.",
         show_default=False,
     ),
 ]  # fmt: skip

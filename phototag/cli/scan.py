@@ -164,6 +164,8 @@ def _summary(out: Output, r: ScanReport) -> None:
         f"[num]{r.unchanged}[/] unchanged, [num]{r.removed}[/] removed, "
         f"[num]{r.failed}[/] failed in [num]{r.seconds:.1f}[/] s{speed}"
     )
+    if r.same_file:
+        out.info(f"[num]{r.same_file}[/] other names (hard links, symlinks) of photos counted once")
 
 
 class _Progress:

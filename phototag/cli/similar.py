@@ -88,6 +88,23 @@ def report_ranked(
         )
 
 
+def _same_file_as(paths: list[Path]) -> dict[int, Path]:
+    """Position -> an earlier path in ``paths`` that is the same file (st_dev, st_ino)."""
+    seen: dict[tuple[int, int], Path] = {}
+    out: dict[int, Path] = {}
+    for i, p in enumerate(paths):
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            out[i] = seen[key]
+        else:
+            seen[key] = p
+    return out
+
+
 def duplicates_command(
     threshold: Annotated[
         float,
@@ -118,13 +135,23 @@ def duplicates_command(
         chosen = backbone or default_backbone(with_embeddings, catalog)
         groups = duplicate_groups(idx, chosen, threshold=threshold)
     for g in groups:
+        # Two names of one file (an index from before one file became one photo, or a
+        # file linked since the scan) are marked: deleting either loses both.
+        same = _same_file_as([p for p, _ in g])
         if json_out:
-            out.json(
-                {"photos": [{"path": os.fsdecode(p), "similarity": round(s, 4)} for p, s in g]}
-            )
+            out.json({"photos": [
+                {"path": os.fsdecode(p), "similarity": round(s, 4),
+                 **({"same_file_as": os.fsdecode(same[i])} if i in same else {})}
+                for i, (p, s) in enumerate(g)
+            ]})  # fmt: skip
         else:
             out.result(f"[num]{len(g)}[/] photos:")
-            for p, s in g:
-                out.result(f"  {s:.3f}  [filepath]{escape(safe_path(p))}[/]")
+            for i, (p, s) in enumerate(g):
+                mark = (
+                    f"  [warning](the same file as {escape(safe_path(same[i]))})[/]"
+                    if i in same
+                    else ""
+                )
+                out.result(f"  {s:.3f}  [filepath]{escape(safe_path(p))}[/]{mark}")
     out.info(f"[num]{len(groups)}[/] groups of near-identical photos")
     raise typer.Exit(ExitCode.OK)

@@ -107,6 +107,8 @@ def report_writes(
             out.error(f"[filepath]{escape(safe_path(ev.photo))}[/]: {escape(ev.reason)}")
         elif isinstance(ev, Unchanged):
             unchanged += 1
+            for w in ev.warnings:  # a sidecar moved with its photo, or taken back
+                out.warning(f"{escape(safe_path(ev.target))}: {escape(w)}")
         elif isinstance(ev, Wrote):
             changed += 1
             out.log("wrote", path=ev.photo, target=ev.target, added=ev.added, removed=ev.removed,

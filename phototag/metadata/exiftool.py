@@ -15,9 +15,11 @@ through exiftool's ``-@`` argument file, one per line, so:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +63,26 @@ def _arg(path: Path) -> str | bytes:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw
+
+
+def held_open(path: Path) -> bool:
+    """Whether any process has ``path`` open (Linux: /proc/*/fd), or, elsewhere, it is recent."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        try:
+            return time.time() - path.stat().st_mtime < 60
+        except OSError:
+            return False
+    target = os.fsencode(os.path.realpath(path))
+    for fd_dir in proc.glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    if os.fsencode(os.readlink(fd)) == target:
+                        return True
+        except OSError:
+            continue
+    return False
 
 
 class ExifTool:
@@ -123,13 +145,26 @@ class ExifTool:
         return ReadResult(values, has_iptc, warnings)
 
     def write(
-        self, path: Path, values: Mapping[Field, Sequence[str]], *, backup: bool = False
+        self,
+        path: Path,
+        values: Mapping[Field, Sequence[str]],
+        *,
+        backup: bool = False,
+        in_place: bool = False,
     ) -> list[str]:
-        """Set the given fields to exactly these lists; returns exiftool's warnings."""
+        """Set the given fields to exactly these lists; returns exiftool's warnings.
+
+        ``in_place``: keep the file's inode (hard links, see :func:`phototag.metadata.embed.embed_file`)
+        with ``-overwrite_original_in_place``: exiftool writes the new file beside the old,
+        then copies it over the old one's bytes. Without it, the new file is renamed over
+        the old (atomic, but a new inode: hard links then part).
+        """
         args: list[str | bytes] = ["-P"]  # keep the file's modification time
         if values.get(Field.IPTC):
             args.append("-IPTC:CodedCharacterSet=UTF8")  # IPTC keywords in UTF-8, declared as such
-        if not backup:
+        if in_place:
+            args.append("-overwrite_original_in_place")  # same inode: every name sees the change
+        elif not backup:
             args.append("-overwrite_original")  # no IMG.jpg_original litter
         for f, vals in values.items():
             tag = TAGS[f]

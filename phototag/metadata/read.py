@@ -10,7 +10,8 @@ from ..errors import MetadataError
 from ..index.store import Index
 from .exiftool import ExifTool, exiftool_path
 from .keywords import Field
-from .xmp import Sidecar, sidecar_path
+from .sidecars import SidecarResolver
+from .xmp import Sidecar
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,10 +22,14 @@ class FoundKeywords:
 
 
 def keywords_in_files(photo: Path) -> list[FoundKeywords]:
-    """Keyword fields in the photo's sidecars (both namings) and, with exiftool, the photo."""
+    """Keyword fields in the photo's sidecars and, with exiftool, the photo.
+
+    The sidecars are every existing one that belongs to the photo, in both conventions and
+    any case (:meth:`SidecarResolver.belonging`): a basename sidecar shared by two photos
+    belongs to neither.
+    """
     found = []
-    for naming in ("full", "basename"):
-        path = sidecar_path(photo, naming)
+    for path in SidecarResolver().belonging(photo):
         try:
             sidecar = Sidecar.read(path)
         except MetadataError as e:
@@ -54,11 +59,11 @@ def user_keywords(index: Index, root: str = "phototag") -> dict[int, list[tuple[
     own_prefixes = (f"{root}|", f"{root}/")
     with ExitStack() as stack:
         et = stack.enter_context(ExifTool()) if exiftool_path() else None
+        resolver = SidecarResolver()
         for photo in index.photos_under([Path("/")]):
             pairs: list[tuple[str, str]] = []
             sources: list[tuple[Path, dict[Field, list[str]]]] = []
-            for naming in ("full", "basename"):
-                path = sidecar_path(photo.path, naming)
+            for path in resolver.belonging(photo.path):
                 try:
                     sidecar = Sidecar.read(path)
                 except MetadataError:

@@ -1,11 +1,21 @@
-"""XMP sidecars: read and change the keyword fields, leave everything else as it was.
+"""XMP sidecars: read and change the keyword fields, leave every other byte as it was.
 
 Sidecars are untrusted input (other programs wrote them, or anyone did). They are first
 checked by defusedxml, which refuses DTDs and entity declarations (billion laughs,
-external entities), then edited with lxml, which keeps what ElementTree would lose:
-namespace prefixes, comments, the ``<?xpacket?>`` wrapper, attribute order. Only the
-three keyword properties are touched; darktable's history, ratings, GPS and the rest stay
-byte for byte where they were.
+external entities), then parsed with lxml to read and edit the keyword properties.
+
+A rewrite does not re-serialise the document (issue 13, item 7): other programs depend on
+bytes an XML serialiser does not keep (exiftool stops recognising a file as XMP when the
+newline between a leading comment and ``<x:xmpmeta>`` goes; Lightroom and exiv2 keep the
+``<?xpacket?>`` padding; a UTF-16 file must stay UTF-16). :meth:`Sidecar.to_bytes` instead
+splices (:mod:`.rewrite`): it finds the byte span of each keyword property it changed (expat's positions)
+and replaces just that span, inserts a new property before its ``rdf:Description``'s end
+tag, and encodes the text back in the file's own encoding with its own byte-order mark.
+Everything else (comments, processing instructions, whitespace, attribute layout,
+darktable's history, ratings, GPS) keeps its bytes. Only where that cannot be done (a
+keyword property written as an attribute, a document with no ``rdf:Description``) is the
+root element re-serialised by lxml, still keeping every byte around the root. The result
+is parsed again and checked before it is returned.
 """
 
 from __future__ import annotations
@@ -65,6 +75,7 @@ class Sidecar:
     def __init__(self, root: Any, original: bytes | None) -> None:
         self.root = root
         self.original = original  # the bytes it was parsed from; None for a new one
+        self.edited: set[Field] = set()  # the properties set_fields changed
 
     @classmethod
     def new(cls) -> Sidecar:
@@ -123,6 +134,7 @@ class Sidecar:
         for f, vals in values.items():
             if f not in PROPERTIES:
                 continue
+            self.edited.add(f)
             ns, name, container = PROPERTIES[f]
             existing = None
             for desc in descs:
@@ -142,14 +154,30 @@ class Sidecar:
             _fill(existing, container, vals)
 
     def to_bytes(self) -> bytes:
+        """The document with its edits, every byte outside the edited properties unchanged.
+
+        Raises MetadataError if the result would not read back as the edited document.
+        """
         from lxml import etree
 
-        # The whole document: the <?xpacket?> instructions and comments around the root too.
-        declared = self.original is not None and self.original.lstrip().startswith(b"<?xml")
-        body: bytes = etree.tostring(
-            self.root.getroottree(), encoding="utf-8", xml_declaration=declared
-        )
-        return body + b"\n"
+        if self.original is None:
+            body: bytes = etree.tostring(self.root.getroottree(), encoding="utf-8")
+            return body + b"\n"
+        if not self.edited:
+            return self.original
+        from .rewrite import decode, locate, splice
+
+        text, codec, bom = decode(self.original)
+        layout = locate(text)
+        spliced = splice(text, layout, self)
+        if spliced is None:  # no way to edit in place: re-serialise the root element only
+            root = etree.tostring(self.root, encoding="unicode", with_tail=False)
+            spliced = text[: layout.root_start] + root + text[layout.root_end :]
+        out = bom + spliced.encode(codec, errors="xmlcharrefreplace")
+        again = Sidecar(_parse(out, "the rewritten sidecar", checked=True), out)
+        if again.fields() != self.fields():
+            raise MetadataError("the rewritten sidecar would not read back as written; left alone")
+        return out
 
     def is_empty(self) -> bool:
         """True if the sidecar says nothing at all: no properties, no attributes but rdf:about."""
@@ -160,13 +188,16 @@ class Sidecar:
         return True
 
 
-def _parse(data: bytes, where: str) -> Any:
+def _parse(data: bytes, where: str, *, checked: bool = False) -> Any:
+    """The root element of ``data``. ``checked``: defusedxml already passed it (a rewrite
+    of a checked document that adds only escaped text), so lxml alone parses it again."""
     from defusedxml import DefusedXmlException
-    from defusedxml.ElementTree import fromstring as checked
+    from defusedxml.ElementTree import fromstring as defused
     from lxml import etree
 
     try:
-        checked(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        if not checked:
+            defused(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as e:
         raise MetadataError(
             f"{where}: refused, the XML declares a DTD or entities ({type(e).__name__})"

@@ -12,8 +12,10 @@ from .manifest import BackboneManifest, load_backbone_manifest, read_toml
 from .recognizers import Recognizer, load_recognizer
 from .zeroshot import TextEncoder, bind, load_vocabulary
 
-#: What ``scan`` and ``classify`` run when no ``--model`` is given.
-DEFAULT_RECOGNIZERS = ("scene", "food", "flower", "animal", "imagenet")
+#: What ``scan`` and ``classify`` run when no ``--model`` is given. Not ``imagenet``: its raw
+#: classes repeat the leaves of the mapped recognizers (``phototag|imagenet|tiger cat`` beside
+#: ``phototag|animal|cat|tiger cat``) and clutter the keyword tree; ``-m imagenet`` asks for it.
+DEFAULT_RECOGNIZERS = ("scene", "food", "flower", "animal")
 #: Added to the defaults when a zero-shot backbone is installed (only it can tell them).
 ZERO_SHOT_DEFAULTS = ("mushroom",)
 

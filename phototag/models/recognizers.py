@@ -10,6 +10,9 @@ A recognizer is data, a TOML file under ``weights/recognizers/``. The kinds so f
     probabilities (``food/drink/espresso`` <- ``espresso``). With ``rollup`` every inner
     level of the hierarchy is a candidate too, scored by the union of the classes below it,
     so a photo that the classifier splits between five dog breeds is still surely a ``dog``.
+    With ``[evidence]`` a group must also be backed by the photo's most probable classes
+    (:class:`Evidence`), so that hundreds of tiny member probabilities (``animal`` spans 395
+    of the 1000 ImageNet classes) cannot add up to a tag on the moon or on a lawn.
 """
 
 from __future__ import annotations
@@ -83,6 +86,31 @@ class Recognizer(Protocol):
     ) -> list[list[Candidate]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a group tag needs besides its score: its members must hold at least ``share`` of
+    the probability of the photo's ``top`` most probable classes.
+
+    A group of a hierarchy (``animal``, ``animal/dog``, ``scene``) is every proper prefix of a
+    tag path, whether or not it is a tag itself; a tag is proposed only when every group
+    above it (and itself, if it is a group) is backed. Unbacked tags score 0. ``share = 0``
+    turns the rule off (the plain sum). The values are calibrated on hand-labelled real
+    photos by ``bench/precision.py --calibrate`` (docs/models.md, "Tags worth keeping").
+    It is the "hedging" idea of Deng et al., *Hedging Your Bets* (CVPR 2012): name a group
+    only as far as the classifier's confident guesses agree on it.
+    """
+
+    top: int = 5
+    share: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.share > 0.0
+
+
+NO_EVIDENCE = Evidence()
+
+
 @dataclass(frozen=True)
 class MappedRecognizer:
     """A named vocabulary over a classifier's classes; a tag scores the sum of its classes."""
@@ -93,20 +121,76 @@ class MappedRecognizer:
     fingerprint: str
     paths: tuple[str, ...]  # one per column of ``matrix``
     matrix: np.ndarray  # (classes, tags) of 0/1: which classes make up each tag
+    evidence: Evidence = NO_EVIDENCE
 
     @property
     def tags(self) -> tuple[str, ...]:
         return tuple(p.rsplit("/", 1)[-1] for p in self.paths)
 
     def score(self, probs: np.ndarray) -> np.ndarray:
-        """(N, classes) probabilities -> (N, tags) scores: per tag, the sum over its classes.
+        """(N, classes) probabilities -> (N, tags) scores in [0, 1]: per tag, the sum over its
+        classes, or 0 where :attr:`evidence` does not back the tag's groups.
 
         A gather and a segmented sum over the non-zeros of ``matrix``: the dense product
         cost 6 ms a batch for the 1000-tag imagenet recognizer, this costs well under 1 ms.
         """
         probs = np.asarray(probs, dtype=np.float32)
         order, starts = self._segments
-        return np.add.reduceat(probs[:, order], starts, axis=1)
+        sums: np.ndarray = np.add.reduceat(probs[:, order], starts, axis=1)
+        if not self.evidence.active or len(probs) == 0:
+            return sums
+        return np.where(self.backed(probs), sums, np.float32(0.0))
+
+    def group_shares(self, probs: np.ndarray) -> np.ndarray:
+        """(N, classes) probabilities -> (N, groups): the share of the probability of each
+        photo's ``evidence.top`` most probable classes that falls on each group's members
+        (groups in the order of :attr:`groups`)."""
+        probs = np.asarray(probs, dtype=np.float32)
+        members, _ = self._groups
+        k = max(1, min(self.evidence.top, probs.shape[1]))
+        top = np.argpartition(-probs, k - 1, axis=1)[:, :k]  # (N, k), unordered
+        p = np.take_along_axis(probs, top, axis=1)  # (N, k)
+        inside = members[top]  # (N, k, groups)
+        total = np.maximum(p.sum(axis=1, keepdims=True), np.float32(1e-12))
+        shares: np.ndarray = np.einsum("nk,nkg->ng", p, inside) / total
+        return shares
+
+    def backed(self, probs: np.ndarray) -> np.ndarray:
+        """(N, classes) probabilities -> (N, tags) bool: whether every group at or above each
+        tag has at least ``evidence.share`` of the photo's top classes (see :class:`Evidence`)."""
+        _, needs = self._groups
+        unbacked = (self.group_shares(probs) < self.evidence.share).astype(np.float32)
+        backed: np.ndarray = (unbacked @ needs) == 0
+        return backed
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """Every group of the hierarchy: the proper prefixes of the tag paths (``animal``,
+        ``animal/dog``), whether or not they are tags themselves."""
+        return self._group_names
+
+    @cached_property
+    def _group_names(self) -> tuple[str, ...]:
+        names: dict[str, None] = {}
+        for p in self.paths:
+            parts = p.split("/")
+            for depth in range(1, len(parts)):
+                names.setdefault("/".join(parts[:depth]), None)
+        return tuple(names)
+
+    @cached_property
+    def _groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """(classes, groups) 0/1: a group's member classes (the union over the tags at or
+        below it); (groups, tags) float 0/1: which groups each tag needs backed."""
+        names = self._group_names
+        members = np.zeros((self.matrix.shape[0], len(names)), dtype=np.float32)
+        needs = np.zeros((len(names), len(self.paths)), dtype=np.float32)
+        for g, name in enumerate(names):
+            for j, p in enumerate(self.paths):
+                if p == name or p.startswith(name + "/"):
+                    members[:, g] = np.maximum(members[:, g], self.matrix[:, j])
+                    needs[g, j] = 1.0
+        return (members > 0).astype(np.float32), needs
 
     @cached_property
     def _segments(self) -> tuple[np.ndarray, np.ndarray]:
@@ -259,6 +343,21 @@ def _classes(
     return classes
 
 
+def load_evidence(data: dict[str, object], path: Path) -> Evidence:
+    """The optional ``[evidence]`` table of a ``classes`` recognizer (see :class:`Evidence`)."""
+    table = field(data, "evidence", dict, path, {})
+    unknown = set(table) - {"top", "share"}
+    if unknown:
+        raise ModelError(f"{path}: [evidence] has unknown keys: {', '.join(sorted(unknown))}")
+    top = field(table, "top", int, path, NO_EVIDENCE.top)
+    share = field(table, "share", float, path, NO_EVIDENCE.share)
+    if top < 1:
+        raise ModelError(f"{path}: [evidence] top must be a whole number of classes, at least 1")
+    if not 0.0 <= share <= 1.0:
+        raise ModelError(f"{path}: [evidence] share must be between 0 and 1, not {share}")
+    return Evidence(top=top, share=float(share))
+
+
 def load_linear(path: Path, data: dict[str, object]) -> LinearRecognizer:
     """A trained head: the manifest names an .npz beside it (weight, bias) and its sha256."""
     name = field(data, "name", str, path)
@@ -371,4 +470,5 @@ def load_recognizer(path: Path, labels: Sequence[str] | None) -> Recognizer:
         fingerprint=hashlib.sha256(raw).hexdigest()[:16],
         paths=paths,
         matrix=matrix,
+        evidence=load_evidence(data, path),
     )
