@@ -141,13 +141,14 @@ MIGRATIONS: list[str] = [
     CREATE INDEX detections_label ON detections(label, score);
     """,
     """
+    -- What a rescan asks of every photo ("has this backbone's embedding, as of this
+    -- fingerprint?"), answered from this index instead of the table's 2.5 KB rows.
+    CREATE INDEX embeddings_fingerprint ON embeddings(backbone, fingerprint);
+
     -- A counter per backbone that every change to its embeddings bumps (kept by triggers,
     -- so no writer can forget it): the memory-mapped copy of the embeddings that search
     -- uses (phototag/index/vectors.py) is valid while the counter matches the one it was
     -- built at. Foreign-key cascades fire these triggers too.
-    -- What a rescan asks of every photo ("has this backbone's embedding, as of this
-    -- fingerprint?"), answered from this index instead of the table's 2.5 KB rows.
-    CREATE INDEX embeddings_fingerprint ON embeddings(backbone, fingerprint);
     CREATE TABLE embedding_versions (
         backbone TEXT PRIMARY KEY,
         version INTEGER NOT NULL
