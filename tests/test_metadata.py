@@ -327,7 +327,7 @@ def test_hostile_names_cannot_inject_exiftool_options(
         (b"<html><body>hi</body></html>", "not XMP"),
     ],
 )
-@pytest.mark.usefixtures("fake_onnx")
+@pytest.mark.slow  # needs the real models' tags
 def test_hostile_or_broken_sidecars_are_reported_and_left_alone(
     library: Path, idx: Index, content: bytes, reason: str
 ) -> None:
@@ -341,7 +341,7 @@ def test_hostile_or_broken_sidecars_are_reported_and_left_alone(
     assert sum(isinstance(e, Wrote) for e in events) == 3
 
 
-@pytest.mark.usefixtures("fake_onnx")
+@pytest.mark.slow  # needs the real models' tags
 def test_clean_deletes_the_sidecars_phototag_created_and_nothing_else(
     library: Path, idx: Index
 ) -> None:

@@ -53,10 +53,11 @@ def test_scan_classify_and_retag_give_the_same_tags_through_one_path(
         }
         assert classified == scanned
         # retag from the stored embeddings with the same settings changes nothing...
-        same = retag(idx, threshold=0.0, top_k=3)
+        scanned_with = [r.name for r in Tagger.resolve().recognizers]
+        same = retag(idx, scanned_with, threshold=0.0, top_k=3)
         assert same.changed == 0 and same.photos == len(NAMES)
         # ...and with a higher threshold drops the weak tags, as a scan at it would.
-        higher = retag(idx, threshold=0.3, top_k=3)
+        higher = retag(idx, scanned_with, threshold=0.3, top_k=3)
         for p, tags in scanned.items():
             expected = {r: [(t, s) for t, s in ts if s >= 0.3] for r, ts in tags.items()}
             assert {r: ts for r, ts in stored_tags(idx, p).items()} == expected
@@ -99,7 +100,7 @@ def test_any_change_to_a_photos_results_clears_its_mark_and_the_rescan_checks_it
         assert idx.conn.execute("SELECT complete_for FROM photos WHERE id = ?", (pid,)).fetchone() != (None,)
         # retag at another threshold changes the results' fingerprints: a scan at the old
         # settings must tag those photos again, not trust the old mark.
-        retag(idx, threshold=0.5)
+        retag(idx, [r.name for r in Tagger.resolve().recognizers], threshold=0.5)
         redo = run_scan(photos, idx)
         assert redo.tagged == len(NAMES) and redo.unchanged == 0
         # An embedding deleted behind the scan's back: that photo is tagged again.

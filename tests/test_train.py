@@ -267,7 +267,7 @@ def Sidecar_write(path: Path, fields: dict[Field, list[str]]) -> None:
     write_atomic(path, s.to_bytes())
 
 
-@pytest.mark.usefixtures("fake_onnx")
+@pytest.mark.slow  # needs the real models' tags
 def test_corrections_win_when_writing_and_can_be_learned(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:
