@@ -23,8 +23,10 @@ from filelock import FileLock, Timeout
 from .errors import IndexFileError, LockedError
 from .fsutil import atomic_write
 
-#: How often a waiting command tries the lock again (seconds).
+#: How often a waiting command tries the lock again, and the length of one round of waiting
+#: (seconds).
 POLL_SECONDS = 0.2
+WAIT_ROUND = 5.0
 
 
 class IndexLock:
@@ -49,7 +51,7 @@ class IndexLock:
 
     def held_by_another(self) -> bool:
         """Whether some other process holds the lock now (tried without waiting)."""
-        probe = FileLock(self.path, timeout=0, fallback_to_soft=False)
+        probe = FileLock(self.path, timeout=0, thread_local=False, fallback_to_soft=False)
         try:
             probe.acquire()
         except Timeout:
@@ -65,11 +67,22 @@ class IndexLock:
         Raises LockedError naming the holder when it is taken, IndexFileError when the
         lock file cannot be made.
         """
-        limit = (-1 if timeout is None else timeout) if wait else 0
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(self.path, timeout=limit, fallback_to_soft=False)
-            lock.acquire(poll_interval=POLL_SECONDS)
+            # thread_local=False: the lock belongs to the process (any thread may release
+            # it). Waiting "forever" is done in rounds of finite waits: filelock refuses an
+            # unbounded wait for a lock another instance holds in this same thread, as
+            # a deadlock, although another thread may release it.
+            lock = FileLock(self.path, thread_local=False, fallback_to_soft=False)
+            while True:
+                left = 0.0 if not wait else WAIT_ROUND if deadline is None else deadline - time.monotonic()
+                try:
+                    lock.acquire(timeout=max(0.0, min(left, WAIT_ROUND)), poll_interval=POLL_SECONDS)
+                    break
+                except Timeout:
+                    if not wait or (deadline is not None and time.monotonic() >= deadline):
+                        raise
         except Timeout:
             raise LockedError(
                 f"{self.holder()} is using the index {str(self.path)[: -len('.lock')]}; "
