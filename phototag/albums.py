@@ -9,13 +9,15 @@ else in the folder is left alone. File operations go through an :class:`AlbumFil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -240,13 +242,17 @@ def build_album(
     *,
     html: bool = False,
     dry_run: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> AlbumReport:
-    """Create or bring up to date the album ``name`` in ``folder``."""
+    """Create or bring up to date the album ``name`` in ``folder``; ``progress(done, total)``
+    follows the thumbnails of the contact sheet (``html``), the slow part."""
     fs: AlbumFiles = DryRunFiles() if dry_run else AlbumFiles()
     existing_album = index.album(name)
     other = index.album_at(folder)
     if other is not None and other.name != name:
         raise ConfigError(f"{folder} already holds the album {other.name!r}")
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ConfigError(f"{folder} is not a folder: choose another --out")
     if (
         existing_album is None
         and folder.exists()
@@ -256,6 +262,7 @@ def build_album(
         raise ConfigError(f"{folder} exists and is not a phototag album: choose another folder")
     matches = query.matches(index)
     report = AlbumReport(name, folder, query.describe(), matches=len(matches))
+    linked = with_companions(index, matches)
     entries = index.album_entries(name) if existing_album else {}
     mode = LinkMode(existing_album.link) if existing_album else link
     if existing_album and existing_album.link != link.value:
@@ -268,14 +275,17 @@ def build_album(
                     index.remove_album_entry(name, entry)
             entries.pop(entry)
         mode = link
-    fs.mkdir(folder, name, query.to_json())
+    try:
+        fs.mkdir(folder, name, query.to_json())
+    except OSError as e:
+        raise PhototagError(f"cannot make the album folder {folder}: {e.strerror}") from None
     if not dry_run and folder.is_dir():
         for stale in folder.glob(".phototag-tmp-*"):  # a copy interrupted by a kill
             stale.unlink(missing_ok=True)
     if not dry_run:
         with index.transaction():
             index.save_album(name, folder, query.to_json(), mode.value, html)
-    wanted = {m.path: m for m in matches}
+    wanted = {m.path: m for m in linked}
     by_source = {src: entry for entry, src in entries.items()}
 
     # 1. Entries that no longer match (or whose photo is gone): remove what is still ours.
@@ -302,7 +312,7 @@ def build_album(
     # 2. New matches.
     taken = {p.name.casefold() for p in folder.iterdir()} if folder.exists() else set()
     taken |= {e.casefold() for e in by_source.values()}
-    for m in matches:
+    for m in linked:
         if m.path in by_source:
             continue
         entry = entry_name(m, taken)
@@ -337,10 +347,22 @@ def build_album(
                     folder,
                     [(by_source[m.path], m) for m in matches if m.path in by_source],
                     query.describe(),
+                    progress,
                 )
             except OSError as e:
                 report.failed.append(("index.html", e.strerror or str(e)))
     return report
+
+
+def with_companions(index: Index, matches: list[Match]) -> list[Match]:
+    """The matches, each followed by its companions (a Live Photo's MOV, the RAW of a
+    RAW+JPEG pair), which share its capture time so their entries sort and pair with it."""
+    companions = index.companions_by_photo()
+    out = []
+    for m in matches:
+        out.append(m)
+        out.extend(replace(m, path=path) for path, _ in companions.get(m.photo_id, []))
+    return out
 
 
 def refresh_all(index: Index, *, dry_run: bool = False) -> list[AlbumReport]:
@@ -356,3 +378,60 @@ def refresh_all(index: Index, *, dry_run: bool = False) -> list[AlbumReport]:
             r.failed.append(("", str(e)))
             reports.append(r)
     return reports
+
+
+def remove_album(index: Index, name: str, *, dry_run: bool = False) -> AlbumReport:
+    """Forget the album ``name`` and take back what phototag made in its folder.
+
+    Only entries that are still the links or copies phototag made are removed (as when an
+    album is refreshed), with its marker, contact sheet and thumbnails; the folder itself
+    goes only if that leaves it empty. Raises :class:`ConfigError` for an unknown name,
+    with the closest album names.
+    """
+    from .contactsheet import THUMBS
+
+    album = index.album(name)
+    if album is None:
+        import difflib
+
+        names = [a.name for a in index.albums()]
+        near = difflib.get_close_matches(name, names, n=3)
+        hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+        raise ConfigError(
+            f"no album named {name!r}{hint} ('phototag album --list' shows them: "
+            f"{', '.join(repr(n) for n in names) or 'none'})"
+        )
+    fs: AlbumFiles = DryRunFiles() if dry_run else AlbumFiles()
+    folder = album.folder
+    report = AlbumReport(name, folder, query_from_json(album.query).describe())
+    for entry, source in sorted(index.album_entries(name).items()):
+        target = folder / entry
+        if still_ours(target, source, album.link):
+            try:
+                fs.remove(target)
+                report.removed.append(entry)
+            except OSError as e:
+                report.failed.append((entry, e.strerror or str(e)))
+                continue
+        elif os.path.lexists(target):
+            report.left_alone.append(entry)
+    if report.failed:
+        return report  # the record stays, so a second try finds the entries again
+    if not dry_run:
+        thumbs = folder / THUMBS
+        if thumbs.is_dir() and not thumbs.is_symlink():
+            for t in thumbs.iterdir():
+                t.unlink(missing_ok=True)
+            _rmdir_if_empty(thumbs)
+        for ours in (folder / "index.html", folder / ALBUM_MARKER):
+            if album.html or ours.name == ALBUM_MARKER:
+                ours.unlink(missing_ok=True)
+        _rmdir_if_empty(folder)
+        with index.transaction():
+            index.delete_album(name)
+    return report
+
+
+def _rmdir_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty (the user's files), or already gone
+        folder.rmdir()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config
+from .media import kinds
 from .models.backbones import Backbone
 from .models.catalog import Catalog
 from .models.recognizers import Candidate, Recognizer
@@ -93,7 +94,7 @@ def classify(
     load = make_loader(
         {n: b.manifest.preprocess for n, b in backbones.items()}, (), config.DEFAULT_MAX_PIXELS
     )
-    entries = [FileEntry(Path(p), 0, 0) for p in paths]
+    entries = [FileEntry(Path(p), 0, 0, kind=_kind(Path(p))) for p in paths]
     workers = min(default_workers(), max(1, len(entries)))
     stream = ordered_map(load, entries, workers=workers, window=2 * batch_size + workers)
     for batch in batched(stream, batch_size):
@@ -115,3 +116,9 @@ def classify(
                 detected(tagger.recognizers, result.detections, backbones),
             )
             i += 1
+
+
+def _kind(path: Path) -> kinds.FileKind:
+    """A file named on the command line: a RAW or a video by its name, else a photo."""
+    kind = kinds.classify(path.name)
+    return kind if kind in kinds.MEDIA_KINDS else kinds.FileKind.PHOTO

@@ -146,11 +146,27 @@ class WriteSettings:
     hierarchical: bool = True
     iptc: IptcPolicy = IptcPolicy.EXISTING
     backup: bool = False  # keep exiftool's IMG.jpg_original copies
+    # The language keywords and album names are written in (ISO 639-1: en, ja); tags stay
+    # English in the index. Names come from weights/names/<language>.toml (phototag/names.py).
+    language: str = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSettings:
+    """The [scan] table: what a plain ``phototag scan`` (the cron line) runs. Each field is
+    overridden by its command-line option; None means phototag's default."""
+
+    recognizers: tuple[str, ...] | None = None  # None: the defaults (catalog.DEFAULT_RECOGNIZERS)
+    threshold: float | None = None  # None: DEFAULT_THRESHOLD
+    top_k: int | None = None  # None: DEFAULT_TOP_K
+    backbone: str | None = None  # None: the first installed zero-shot backbone
+    exclude: tuple[str, ...] = ()  # gitignore-style patterns, as in .phototagignore
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     write: WriteSettings = WriteSettings()
+    scan: ScanSettings = ScanSettings()
 
 
 def load_settings(path: Path | None = None) -> Settings:
@@ -166,6 +182,14 @@ def load_settings(path: Path | None = None) -> Settings:
         hierarchical = true       # lr:hierarchicalSubject and digiKam:TagsList
         iptc = "existing"         # existing | always | never (embed mode)
         backup = false            # keep exiftool's IMG.jpg_original
+        language = "en"           # en | ja: keywords, album names and output (or --lang)
+
+        [scan]
+        recognizers = ["scene", "animal", "pets"]   # -m; trained ones too
+        threshold = 0.4           # --threshold
+        top_k = 3                 # --top-k
+        backbone = "clip-vit-b-32-openai"          # --backbone
+        exclude = ["Screenshots/", "*.tmp.jpg"]    # --exclude; gitignore patterns
     """
     import tomllib
 
@@ -181,16 +205,17 @@ def load_settings(path: Path | None = None) -> Settings:
         raise ConfigError(f"cannot read the config file {path}: {e.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"the config file {path} is not valid TOML: {e}") from None
-    unknown = set(data) - {"write"}
+    unknown = set(data) - {"write", "scan"}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s): {', '.join(sorted(unknown))}")
+    scan = _scan_settings(data.get("scan", {}), path)
     table = data.get("write", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [write] must be a table")
     defaults = WriteSettings()
     kinds: dict[str, type] = {
         "mode": WriteMode, "sidecar_name": SidecarNaming, "root": str, "flat": bool,
-        "hierarchical": bool, "iptc": IptcPolicy, "backup": bool,
+        "hierarchical": bool, "iptc": IptcPolicy, "backup": bool, "language": str,
     }  # fmt: skip
     values: dict[str, object] = {}
     for key, value in table.items():
@@ -212,4 +237,42 @@ def load_settings(path: Path | None = None) -> Settings:
     root = values.get("root", defaults.root)
     if not isinstance(root, str) or any(c in root for c in "|/\n") or root != root.strip():
         raise ConfigError(f"{path}: write.root may not contain '|', '/' or line breaks")
-    return Settings(write=WriteSettings(**{**{k: getattr(defaults, k) for k in kinds}, **values}))
+    return Settings(
+        write=WriteSettings(**{**{k: getattr(defaults, k) for k in kinds}, **values}), scan=scan
+    )
+
+
+def _scan_settings(table: object, path: Path) -> ScanSettings:
+    from .errors import ConfigError
+
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [scan] must be a table")
+    values: dict[str, object] = {}
+    for key, value in table.items():
+        if key in ("recognizers", "exclude"):
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(f"{path}: scan.{key} must be a list of strings")
+            if key == "recognizers" and not value:
+                raise ConfigError(
+                    f"{path}: scan.recognizers may not be empty (leave it out for the defaults)"
+                )
+            values[key] = tuple(value)
+        elif key == "threshold":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                raise ConfigError(
+                    f"{path}: scan.threshold must be a number from 0 to 1, not {value!r}"
+                )
+            values[key] = float(value)
+        elif key == "top_k":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"{path}: scan.top_k must be a whole number of at least 1, not {value!r}"
+                )
+            values[key] = value
+        elif key == "backbone":
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{path}: scan.backbone must be a backbone's name")
+            values[key] = value
+        else:
+            raise ConfigError(f"{path}: unknown setting scan.{key}")
+    return ScanSettings(**values)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ import contextlib
 import html
 import os
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .albums import printable
@@ -56,7 +56,14 @@ def make_thumbnail(source: Path, dest: Path) -> None:
         im.save(f, "JPEG", quality=85)
 
 
-def write_contact_sheet(folder: Path, entries: Sequence[tuple[str, Match]], title: str) -> Path:
+def write_contact_sheet(
+    folder: Path,
+    entries: Sequence[tuple[str, Match]],
+    title: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write ``folder/index.html`` and the thumbnails it shows; ``progress(done, total)`` is
+    told after each thumbnail (made or found). Raises OSError if the page cannot be written."""
     thumbs = folder / THUMBS
     thumbs.mkdir(exist_ok=True)
     wanted = {f"{entry}.jpg" for entry, _ in entries}
@@ -64,7 +71,9 @@ def write_contact_sheet(folder: Path, entries: Sequence[tuple[str, Match]], titl
         if old.name not in wanted:
             old.unlink()
     figures = []
-    for entry, m in entries:
+    for done, (entry, m) in enumerate(entries, 1):
+        if progress is not None:
+            progress(done - 1, len(entries))
         thumb = thumbs / f"{entry}.jpg"
         if not thumb.exists():
             with contextlib.suppress(OSError, ImageError):  # the page flags it; the album is fine
@@ -86,6 +95,8 @@ def write_contact_sheet(folder: Path, entries: Sequence[tuple[str, Match]], titl
         "<main>\n" + "\n".join(figures) + "\n</main>\n"
         f"<script>{SCRIPT}</script></body></html>\n"
     )
+    if progress is not None:
+        progress(len(entries), len(entries))
     out = folder / "index.html"
     atomic_write(out, page.encode("utf-8"))
     return out

@@ -64,7 +64,8 @@ class Inferer:
         outputs = run_backbones(self.backbones, decoded)
         # The inputs stay here: only the results travel back to the driver.
         slim = [Loaded(x.entry, x.size, x.mtime_ns, x.hash, {} if x.inputs is not None else None,
-                       x.width, x.height, x.taken_at) if isinstance(x, Loaded) else x for x in block]  # fmt: skip
+                       x.width, x.height, x.taken_at, x.kind, x.duration)
+                if isinstance(x, Loaded) else x for x in block]  # fmt: skip
         return slim, outputs
 
 

@@ -93,6 +93,10 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
             except PhototagError as e:
                 models[f"recognizer {name}"] = "BROKEN"
                 d.problems.append(str(e))
+        from .models.availability import inactive_vocabularies
+
+        for needed in inactive_vocabularies(catalog):
+            models[f"vocabulary {needed.vocabulary}"] = f"inactive: {needed.sentence()}"
     except PhototagError as e:
         d.problems.append(str(e))
     d.sections["models"] = models

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .errors import ImageError
-from .imaging import Preprocess, decode, preprocess
+from .imaging import DecodedPhoto, Preprocess, decode, preprocess
+from .media.kinds import FileKind
 from .walk import FileEntry
 
 T = TypeVar("T")
@@ -43,10 +44,13 @@ class Loaded:
     size: int
     mtime_ns: int
     hash: str
-    inputs: dict[str, np.ndarray] | None  # backbone name -> CHW float32; None = not decoded
+    # backbone name -> CHW float32 (a video: FCHW, one row per frame); None = not decoded
+    inputs: dict[str, np.ndarray] | None
     width: int | None = None
     height: int | None = None
     taken_at: str | None = None
+    kind: FileKind = FileKind.PHOTO
+    duration: float | None = None  # seconds, for videos
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +103,64 @@ def read_file(entry: FileEntry, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes,
     return data, after.st_size, after.st_mtime_ns
 
 
+#: Videos up to this size are hashed whole; larger ones by :data:`SAMPLES` chunks.
+FULL_HASH_BYTES = 64 << 20
+SAMPLES = 16
+SAMPLE_BYTES = 1 << 20
+
+
+def hash_file(entry: FileEntry, chunk: int = 1 << 20) -> tuple[str, int, int]:
+    """A video's content hash, and the (size, mtime_ns) it belongs to. Raises ImageError.
+
+    Up to :data:`FULL_HASH_BYTES` it is :func:`content_hash` of the whole file, streamed.
+    Larger files are hashed from their size and :data:`SAMPLES` chunks of 1 MiB spread
+    evenly from the first byte to the last: reading a 10 GB clip whole from a NAS takes
+    minutes (past the per-file read timeout), and the hash only has to recognise a moved or
+    copied file, for which a clip's size and 16 MiB of its compressed data are ample.
+    """
+    h = hashlib.sha256()
+    try:
+        with open(entry.path, "rb") as f:
+            before = os.fstat(f.fileno())
+            if not stat.S_ISREG(before.st_mode):
+                raise ImageError("not a regular file")
+            size = before.st_size
+            if size <= FULL_HASH_BYTES:
+                while block := f.read(chunk):
+                    h.update(block)
+            else:
+                h.update(b"phototag sampled video hash v1 %d" % size)
+                last = size - SAMPLE_BYTES
+                for i in range(SAMPLES):
+                    f.seek(last * i // (SAMPLES - 1))
+                    h.update(f.read(SAMPLE_BYTES))
+            after = os.fstat(f.fileno())
+    except FileNotFoundError:
+        raise ImageError("vanished before it could be read") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except OSError as e:
+        raise ImageError(f"read error: {e.strerror}") from None
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise ImageError("changed while being read (it will be read again next run)")
+    return h.hexdigest()[:32], after.st_size, after.st_mtime_ns
+
+
 def make_loader(
     preprocesses: Mapping[str, Preprocess], known_hashes: Collection[str], max_pixels: int
 ) -> Callable[[FileEntry], Loaded | LoadFailed]:
-    """The per-file work of a scan: read, hash, and unless the content is known, decode."""
+    """The per-file work of a scan: read, hash, and unless the content is known, decode.
+
+    Photos are decoded by Pillow (HEIC from an embedded thumbnail when it is at least the
+    model's crop size), RAW files from their preview or by LibRaw (:mod:`.media.raw`),
+    videos into a few frames (:mod:`.media.video`; their ``inputs`` have a frame axis).
+    """
     min_side = max(p.resize for p in preprocesses.values()) if preprocesses else 1
+    thumb_side = max(p.crop for p in preprocesses.values()) if preprocesses else 1
 
     def load(entry: FileEntry) -> Loaded | LoadFailed:
+        if entry.kind is FileKind.VIDEO:
+            return _load_video(entry, preprocesses, known_hashes, min_side, max_pixels)
         try:
             data, size, mtime_ns = read_file(entry)
         except ImageError as e:
@@ -113,19 +168,81 @@ def make_loader(
         try:
             h = content_hash(data)
             if h in known_hashes:
-                return Loaded(entry, size, mtime_ns, h, None)
-            photo = decode(data, min_side=min_side, max_pixels=max_pixels)
+                return Loaded(entry, size, mtime_ns, h, None, kind=entry.kind)
+            photo: DecodedPhoto
+            if entry.kind is FileKind.RAW:
+                photo = _decode_raw_or_image(data, min_side, max_pixels, thumb_side)
+            else:
+                photo = decode(
+                    data, min_side=min_side, max_pixels=max_pixels, thumb_side=thumb_side
+                )
             del data
             inputs = {name: preprocess(photo.image, p) for name, p in preprocesses.items()}
             return Loaded(
-                entry, size, mtime_ns, h, inputs, photo.width, photo.height, photo.taken_at
-            )
+                entry, size, mtime_ns, h, inputs, photo.width, photo.height, photo.taken_at,
+                kind=entry.kind,
+            )  # fmt: skip
         except ImageError as e:
             return LoadFailed(entry, str(e))
         except Exception as e:  # a bug or an exotic file must not stop the scan
             return LoadFailed(entry, f"unexpected error: {type(e).__name__}: {e}")
 
     return load
+
+
+def _decode_raw_or_image(
+    data: bytes, min_side: int, max_pixels: int, thumb_side: int
+) -> DecodedPhoto:
+    """A RAW by LibRaw; if LibRaw cannot read it, by Pillow (a JPEG or TIFF under a RAW's
+    name is still a photo); if neither can, LibRaw's reason."""
+    from .media.raw import decode_raw
+
+    try:
+        return decode_raw(data, min_side=min_side, max_pixels=max_pixels)
+    except ImageError as raw_error:
+        try:
+            return decode(data, min_side=min_side, max_pixels=max_pixels, thumb_side=thumb_side)
+        except ImageError:
+            raise raw_error from None
+
+
+def _load_video(
+    entry: FileEntry,
+    preprocesses: Mapping[str, Preprocess],
+    known_hashes: Collection[str],
+    min_side: int,
+    max_pixels: int,
+) -> Loaded | LoadFailed:
+    from .media.video import decode_video
+
+    try:
+        h, size, mtime_ns = hash_file(entry)
+    except ImageError as e:
+        return LoadFailed(entry, str(e), transient=True)
+    try:
+        if h in known_hashes:
+            return Loaded(entry, size, mtime_ns, h, None, kind=FileKind.VIDEO)
+        clip = decode_video(entry.path, min_side=min_side, max_pixels=max_pixels)
+        inputs = {
+            name: np.stack([preprocess(im, p) for im in clip.frames])
+            for name, p in preprocesses.items()
+        }
+        try:
+            st = os.stat(entry.path)
+        except OSError:
+            return LoadFailed(entry, "vanished while being read", transient=True)
+        if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+            return LoadFailed(
+                entry, "changed while being read (it will be read again next run)", transient=True
+            )
+        return Loaded(
+            entry, size, mtime_ns, h, inputs, clip.width, clip.height, clip.taken_at,
+            kind=FileKind.VIDEO, duration=clip.duration,
+        )  # fmt: skip
+    except ImageError as e:
+        return LoadFailed(entry, str(e))
+    except Exception as e:  # a bug or an exotic file must not stop the scan
+        return LoadFailed(entry, f"unexpected error: {type(e).__name__}: {e}")
 
 
 class _DaemonPool:

@@ -89,13 +89,27 @@ class Match:
 
 
 def _parse_when(text: str, end: bool = False) -> datetime:
+    """A bound of a date range: YYYY, YYYY-MM, YYYY-MM-DD or an ISO date and time. As an
+    end (``until``), a year, month or day means its last second."""
+    import calendar
+
     try:
+        parts = text.strip().split("-")
+        if len(text.strip()) in (4, 7) and all(p.isdigit() for p in parts) and len(parts) <= 2:
+            year, month = int(parts[0]), int(parts[1]) if len(parts) == 2 else None
+            if not end:
+                return datetime(year, month or 1, 1)
+            last_month = month or 12
+            last_day = calendar.monthrange(year, last_month)[1]
+            return datetime(year, last_month, last_day, 23, 59, 59)
         if len(text) == 10:
             d = datetime.fromisoformat(text)
             return d.replace(hour=23, minute=59, second=59) if end else d
         return datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"not a date: {text!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)") from None
+        raise ConfigError(
+            f"not a date: {text!r} (use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS)"
+        ) from None
 
 
 def term_matches(term: str, tag_path: str) -> bool:

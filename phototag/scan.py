@@ -16,22 +16,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
-from .index.store import Index, PhotoRecord, encode_path
-from .models.backbones import BackboneOutput
+from .ignore import Excludes
+from .index.store import Index, PhotoRecord, decode_path, encode_path
+from .media.kinds import FileKind, extension
+from .media.pairs import Companion, pair
+from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
-from .models.recognizers import Candidate
+from .models.recognizers import Candidate, Recognizer
 from .models.session import Device
 from .pipeline import (
     Loaded,
     LoadFailed,
-    batched,
     default_workers,
     make_loader,
     ordered_map,
     read_ahead,
 )
-from .tagger import Tagger, fingerprint
-from .walk import FileEntry, WalkProblem, walk
+from .tagger import Tagger, fingerprint, run_backbones
+from .walk import FileEntry, OtherFile, WalkProblem, walk
 
 __all__ = ["Failed", "Finished", "Planned", "ScanEvent", "ScanOptions", "ScanReport", "Tagged",
            "fingerprint", "scan"]  # fmt: skip
@@ -51,6 +53,7 @@ class ScanOptions:
     engine: config.Engine = config.Engine.LOCAL
     address: str | None = None  # Ray cluster address (None: a local Ray instance)
     backbone: str | None = None  # the zero-shot backbone for vocabularies (see Catalog)
+    exclude: tuple[str, ...] = ()  # gitignore-style patterns, with each root's .phototagignore
 
 
 # -- events ------------------------------------------------------------------------------
@@ -75,6 +78,14 @@ class Tagged:
 
 
 @dataclass(frozen=True, slots=True)
+class Read:
+    """A file planned for reading has been read (or failed to be): for progress, before its
+    batch is inferred. Every one of :attr:`Planned.todo` files gives exactly one."""
+
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
 class Failed:
     path: Path
     reason: str
@@ -82,22 +93,71 @@ class Failed:
 
 
 @dataclass
+class FileCounts:
+    """Every file the walk saw, in exactly one kind (issue 18: nothing skipped in silence).
+
+    ``photo + raw + video + sidecar + ignored + unsupported + unreadable == files``. RAW
+    files and videos that are companions of a photo (a RAW+JPEG pair's RAW, a Live
+    Photo's MOV) are counted under their kind and again in ``companions``.
+    """
+
+    kinds: dict[FileKind, int] = field(default_factory=lambda: dict.fromkeys(FileKind, 0))
+    unreadable: int = 0  # broken symlinks, permission denied: see the failures
+    unsupported_by_extension: dict[str, int] = field(default_factory=dict)
+    companions: dict[str, int] = field(default_factory=dict)  # role -> count
+    others: list[OtherFile] = field(default_factory=list)  # sidecars, ignored, unsupported
+
+    @property
+    def files(self) -> int:
+        return sum(self.kinds.values()) + self.unreadable
+
+    def add(self, item: FileEntry | OtherFile) -> None:
+        self.kinds[item.kind] += 1
+        if isinstance(item, OtherFile):
+            self.others.append(item)
+            if item.kind is FileKind.UNSUPPORTED:
+                ext = extension(item.path.name).upper() or "(no extension)"
+                self.unsupported_by_extension[ext] = self.unsupported_by_extension.get(ext, 0) + 1
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            **{k.value: n for k, n in self.kinds.items()},
+            "unreadable": self.unreadable,
+            "unsupported_by_extension": dict(sorted(self.unsupported_by_extension.items())),
+            "companions": self.companions,
+            "others": [{"path": os.fsdecode(o.path), "kind": o.kind.value} for o in self.others],
+        }
+
+
+@dataclass
 class ScanReport:
+    """What a scan did. The counts add up: ``found == unchanged + tagged + reused + rescored
+    + failed`` (a path the walk could not follow, such as a broken symlink, is found and
+    failed; other names of a file already counted are in ``same_file``, not in ``found``)."""
+
     found: int = 0
     unchanged: int = 0
     tagged: int = 0  # by inference
     reused: int = 0  # moved, renamed, copied or touched files: results kept, nothing decoded
     removed: int = 0  # vanished files dropped from the index
+    rescored: int = 0  # unchanged files tagged again from stored embeddings (new threshold, ...)
     same_file: int = 0  # other names (hard links, symlinks) of files counted once
     decoded: int = 0
     failures: list[Failed] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     providers: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    files: FileCounts = field(default_factory=FileCounts)
 
     @property
     def failed(self) -> int:
         return len(self.failures)
+
+    @property
+    def known_failed(self) -> int:
+        """Failures met before, on files unchanged since (not read again)."""
+        return sum(f.known for f in self.failures)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -106,12 +166,15 @@ class ScanReport:
             "tagged": self.tagged,
             "reused": self.reused,
             "removed": self.removed,
+            "rescored": self.rescored,
             "same_file": self.same_file,
             "decoded": self.decoded,
             "failed": self.failed,
+            "known_failed": self.known_failed,
             "warnings": self.warnings,
             "providers": self.providers,
             "seconds": round(self.seconds, 3),
+            "files": self.files.as_json(),
         }
 
 
@@ -120,7 +183,7 @@ class Finished:
     report: ScanReport
 
 
-ScanEvent = Planned | Tagged | Failed | Finished
+ScanEvent = Planned | Read | Tagged | Failed | Finished
 
 
 def scan(
@@ -131,6 +194,7 @@ def scan(
 ) -> Iterator[ScanEvent]:
     """Tag every photo under ``roots`` that the index does not already hold as asked."""
     started = time.perf_counter()
+    # The one tagging path (tagger.py): resolved once, from a copy of the catalog.
     tagger = Tagger.resolve(
         options.recognizers,
         catalog=catalog,
@@ -139,52 +203,87 @@ def scan(
         top_k=options.top_k,
         device=options.device,
     )
-    backbones = tagger.backbones
-    backbone_fps = tagger.backbone_fingerprints
-    fps = tagger.fingerprints
-    digest = tagger.digest
+    recognizers, backbones = tagger.recognizers, tagger.backbones
+    backbone_fps, fps = tagger.backbone_fingerprints, tagger.fingerprints
     report = ScanReport()
 
     # 1. Walk, and sort what we find against what the index knows.
     roots = [Path(os.path.abspath(r)) for r in roots]
-    # Only what lies under the roots: a rescan of one folder reads that folder's rows.
-    known = index.known_files(roots)
-    known_failures = index.known_failures(roots)
+    known = index.known_files()
+    known_failures = index.known_failures()
+    complete = index.complete_ids(fps, backbone_fps)
+    # Photos whose stored embeddings are current: a new threshold, top-k or recognizer is
+    # applied to them as retag does, without decoding (issue 14).
+    embedded = index.complete_ids({}, backbone_fps)
+    rescore: list[tuple[int, Path]] = []
+    excludes = Excludes(roots, options.exclude)
     todo: list[FileEntry] = []
-    # Unchanged on disk but not marked complete for these models: checked after the walk,
-    # all at once (the first rescan after an upgrade or a change of models).
-    to_check: list[tuple[FileEntry, int]] = []
+    walk_failures: list[tuple[WalkProblem, os.stat_result]] = []
     seen: set[bytes] = set()
     per_root_found = dict.fromkeys(roots, 0)
-    walked = list(walk(roots, follow_symlinks=options.follow_symlinks))
+    entries: list[FileEntry] = []
+    walked = list(
+        walk(
+            roots,
+            follow_symlinks=options.follow_symlinks,
+            exclude=excludes.excluded if excludes else None,
+            others=True,
+        )
+    )
     aliases = _other_names(walked, known)
     for item in walked:
         if isinstance(item, FileEntry) and item in aliases:
+            report.files.add(item)  # a file the walk saw, counted by kind, but not a photo more
             seen.add(encode_path(item.path))  # another name of a file counted once
             report.same_file += 1
             continue
         if isinstance(item, WalkProblem):
-            failure = Failed(item.path, item.reason)
+            # Remembered by the link's or folder's own lstat, like a file that failed to
+            # decode: the same broken link is not an error again every night (issue 14).
+            raw = encode_path(item.path)
+            st = _lstat(item.path)
+            kf = known_failures.get(raw)
+            seen_before = bool(kf and st and (kf.size, kf.mtime_ns) == (st.st_size, st.st_mtime_ns))
+            if st is not None and not seen_before:
+                walk_failures.append((item, st))
+            failure = Failed(item.path, item.reason, known=seen_before)
             report.failures.append(failure)
+            report.found += 1  # so that the summary adds up
+            report.files.unreadable += 1
             seen.add(encode_path(item.path))  # a path we could not stat is not "vanished"
             yield failure
+            continue
+        report.files.add(item)
+        if isinstance(item, FileEntry):
+            entries.append(item)
+    # RAW+JPEG pairs and Live Photos are one item each: the companions are not tagged.
+    companions = pair((e.path, e.kind) for e in entries)
+    companion_paths = {c.path for cs in companions.values() for c in cs}
+    for cs in companions.values():
+        for c in cs:
+            report.files.companions[c.role.value] = report.files.companions.get(c.role.value, 0) + 1
+    # Tagged alone before their partner appeared: the partner stands for them now.
+    became_companions = [
+        encode_path(p)
+        for p in companion_paths
+        if encode_path(p) in known or encode_path(p) in known_failures
+    ]
+    seen.update(encode_path(p) for p in companion_paths)
+    for item in entries:
+        if item.path in companion_paths:
             continue
         raw = encode_path(item.path)
         seen.add(raw)
         report.found += 1
-        if len(roots) == 1:
-            per_root_found[roots[0]] += 1  # the walk yields only what lies under its roots
-        else:
-            for r in roots:
-                if _under(raw, r):
-                    per_root_found[r] += 1
+        for r in roots:
+            if _under(raw, r):
+                per_root_found[r] += 1
         k = known.get(raw)
-        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns):
-            if k.complete_for == digest:
-                report.unchanged += 1
-            else:
-                to_check.append((item, k.id))
-                todo.append(item)
+        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in complete:
+            report.unchanged += 1
+            continue
+        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in embedded:
+            rescore.append((k.id, item.path))
             continue
         kf = known_failures.get(raw)
         if kf and (kf.size, kf.mtime_ns) == (item.size, item.mtime_ns):
@@ -193,27 +292,24 @@ def scan(
             yield failure
             continue
         todo.append(item)
-    if to_check:
-        complete = index.complete_ids(fps, backbone_fps, ids=[pid for _, pid in to_check])
-        if complete:
-            with index.transaction():
-                index.mark_complete(complete, digest)
-            done = {e for e, pid in to_check if pid in complete}
-            report.unchanged += len(done)
-            todo = [e for e in todo if e not in done]
+    if walk_failures:
+        with index.transaction():
+            for problem, st in walk_failures:
+                index.record_failure(problem.path, st.st_size, st.st_mtime_ns, problem.reason)
+    if rescore:
+        yield from _rescore(index, rescore, backbones, recognizers, fps, options, report)
     yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
 
     # 2. Read what is new or changed; decode only content the index has never seen.
-    # content hash -> a photo id with complete results, anywhere in the index (a photo copied
-    # in from another folder keeps its results); only read when there is something to do.
-    reusable = index.hashes_of(index.complete_ids(fps, backbone_fps)) if todo else {}
+    reusable = index.hashes_of(complete)  # content hash -> a photo id with complete results
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
     load = make_loader(preprocesses, reusable.keys(), options.max_pixels)
     # For content that was known when read but whose source changed since (rare): decode.
     decode_anyway = make_loader(preprocesses, (), options.max_pixels)
     workers = options.workers or default_workers()
     if todo and options.engine is config.Engine.LOCAL:
-        tagger.load()  # a damaged model is refused before any photo is read
+        for b in backbones.values():
+            b.load()  # a damaged model is refused before any photo is read
     gpu = (
         todo and options.engine is config.Engine.LOCAL and any(b.on_gpu for b in backbones.values())
     )
@@ -241,7 +337,18 @@ def scan(
     def record(
         batch: list[Loaded | LoadFailed], outputs: dict[str, BackboneOutput] | None = None
     ) -> Iterator[ScanEvent]:
-        return _process_batch(batch, index, tagger, reusable, report, outputs)
+        return _process_batch(
+            batch,
+            index,
+            backbones,
+            recognizers,
+            fps,
+            backbone_fps,
+            options,
+            reusable,
+            report,
+            outputs,
+        )
 
     if options.engine is config.Engine.RAY and todo:
         from .distributed import ray_batches
@@ -256,6 +363,8 @@ def scan(
                     if not (isinstance(x, Loaded) and x.inputs is None and x.entry in stale)
                 ]
                 yield from record(redo)
+            for x in [*redo, *batch]:
+                yield Read(x.entry.path)
             yield from record(batch, outputs)
         todo = []
     stream = ordered_map(
@@ -266,9 +375,12 @@ def scan(
         timeout=options.read_timeout,
         on_timeout=timed_out,
     )
-    for batch in batched(stream, batch_size):
-        fixed = {r.entry: r for r in stale_reuse_decoded(batch)}
-        yield from record([fixed.get(x.entry, x) for x in batch])
+    for step in _with_reads(stream, batch_size):
+        if isinstance(step, Read):
+            yield step
+            continue
+        fixed = {r.entry: r for r in stale_reuse_decoded(step)}
+        yield from record([fixed.get(x.entry, x) for x in step])
 
     # 3. Drop what vanished, but never on the word of an empty root: an unmounted disk
     # looks exactly like a library whose photos were all deleted.
@@ -276,6 +388,8 @@ def scan(
     for raw in {**known, **known_failures}:
         if raw in seen:
             continue
+        if excludes and excludes.excluded(decode_path(raw)):
+            continue  # left out of scans now, but not deleted: 'phototag forget' drops it
         root = next((r for r in roots if _under(raw, r)), None)
         if root is None:
             continue
@@ -297,14 +411,98 @@ def scan(
     if indexed_aliases:  # indexed as separate photos by an older phototag: one row is enough
         with index.transaction():
             index.remove(indexed_aliases)
+    with index.transaction():
+        if became_companions:
+            index.remove(became_companions)
+        _record_companions(index, companions, [e.path for e in entries])
 
     report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})
     report.seconds = time.perf_counter() - started
     yield Finished(report)
 
 
+def _rescore(
+    index: Index,
+    photos: list[tuple[int, Path]],
+    backbones: dict[str, Backbone],
+    recognizers: list[Recognizer],
+    fps: dict[str, str],
+    options: ScanOptions,
+    report: ScanReport,
+    chunk: int = 1024,
+) -> Iterator[ScanEvent]:
+    """Apply the recognizers to the stored embeddings of ``photos`` (unchanged files whose
+    results were made with another threshold, top-k or recognizer): no decoding, one
+    transaction per chunk, as :func:`phototag.retag.retag` does for the whole index."""
+    for start in range(0, len(photos), chunk):
+        part = photos[start : start + chunk]
+        ids = [pid for pid, _ in part]
+        tagger = Tagger(recognizers, backbones, options.threshold, options.top_k)
+        per_recognizer: dict[str, list[list[Candidate]]] = {}
+        for name, backbone in backbones.items():
+            vecs = index.vectors_of(ids, name)
+            boxes = (
+                index.stored_detections(ids, name, backbone.labels)
+                if backbone.manifest.detections_output
+                else None
+            )
+            per_recognizer.update(tagger.rescore(name, vecs, boxes))
+        events: list[ScanEvent] = []
+        with index.transaction():
+            for row, (pid, path) in enumerate(part):
+                tags = {r.name: per_recognizer[r.name][row] for r in recognizers}
+                for r in recognizers:
+                    index.set_results(pid, r.name, fps[r.name], tags[r.name])
+                events.append(Tagged(path, tags, reused=True))
+        report.rescored += len(part)
+        yield from events
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def _with_reads(
+    stream: Iterator[Loaded | LoadFailed], size: int
+) -> Iterator[Read | list[Loaded | LoadFailed]]:
+    """Batches of ``size`` from ``stream``, with a :class:`Read` as each item arrives, so
+    progress moves while the first batch is still being read (issue 14)."""
+    batch: list[Loaded | LoadFailed] = []
+    for item in stream:
+        yield Read(item.entry.path)
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _record_companions(
+    index: Index, companions: dict[Path, list[Companion]], items: Sequence[Path]
+) -> None:
+    """Bring the index's companions of the walked items in line with what the walk found
+    (items outside this scan's folders keep theirs)."""
+    walked = set(items)
+    wanted: dict[int, list[tuple[Path, str]]] = {}
+    for item, cs in companions.items():
+        pid = index.photo_id(item)
+        if pid is not None:  # an item that failed to decode has no row: nothing to attach
+            wanted[pid] = [(c.path, c.role.value) for c in cs]
+    current = index.companions_by_photo()
+    for pid in set(current) | set(wanted):
+        if pid not in wanted and index.path_of(pid) not in walked:
+            continue
+        new = wanted.get(pid, [])
+        if sorted(current.get(pid, [])) != sorted(new):
+            index.set_companions(pid, new)
+
+
 def _other_names(
-    walked: Sequence[FileEntry | WalkProblem], known: Mapping[bytes, object]
+    walked: Sequence[FileEntry | OtherFile | WalkProblem], known: Mapping[bytes, object]
 ) -> set[FileEntry]:
     """Names that lead to a file another walked name leads to (hard links, symlinks).
 
@@ -332,21 +530,25 @@ def _under(raw: bytes, root: Path) -> bool:
 def _process_batch(
     batch: list[Loaded | LoadFailed],
     index: Index,
-    tagger: Tagger,
+    backbones: dict[str, Backbone],
+    recognizers: list[Recognizer],
+    fps: dict[str, str],
+    backbone_fps: dict[str, str],
+    options: ScanOptions,
     reusable: dict[str, int],
     report: ScanReport,
     outputs: dict[str, BackboneOutput] | None = None,
 ) -> Iterator[ScanEvent]:
-    """Record a batch: tag what was decoded (from ``outputs`` when they were computed
+    """Record a batch: run the backbones on what was decoded (unless ``outputs`` were computed
     elsewhere, as by the Ray engine: rows in the order of the decoded items), then write."""
     to_infer = [x for x in batch if isinstance(x, Loaded) and x.inputs is not None]
+    # The one tagging path: the backbones once over the batch (a video's frames aggregated),
+    # then every recognizer on its backbone's output (tagger.py).
+    tagger = Tagger(recognizers, backbones, options.threshold, options.top_k)
     if outputs is None:
-        results = tagger.run([x.inputs for x in to_infer if x.inputs is not None])
-    else:
-        results = tagger.from_outputs(outputs, len(to_infer))
+        outputs = run_backbones(backbones, [x.inputs for x in to_infer if x.inputs is not None])
     report.decoded += len(to_infer)
-    fps, backbone_fps, digest = tagger.fingerprints, tagger.backbone_fingerprints, tagger.digest
-    labels = {name: b.labels for name, b in tagger.backbones.items()}
+    per_photo = {i: r.tags for i, r in enumerate(tagger.from_outputs(outputs, len(to_infer)))}
 
     events: list[ScanEvent] = []
     with index.transaction():
@@ -366,6 +568,8 @@ def _process_batch(
                 item.width,
                 item.height,
                 item.taken_at,
+                kind=item.kind.value,
+                duration=item.duration,
             )
             if item.inputs is None:
                 source = reusable[item.hash]
@@ -376,25 +580,25 @@ def _process_batch(
                     report.found -= 1
                     continue
                 pid = _reuse(index, source, record)
-                index.mark_complete([pid], digest)
                 view = index.photo(item.entry.path)
                 report.reused += 1
                 events.append(Tagged(item.entry.path, view.tags if view else {}, reused=True))
                 continue
             pid = index.upsert_photo(record)
-            result = results[infer_pos]
-            for r in tagger.recognizers:
-                index.set_results(pid, r.name, fps[r.name], result.tags.get(r.name, []))
-            for name, vector in result.embeddings.items():
+            tags = per_photo.get(infer_pos, {})
+            for r in recognizers:
+                index.set_results(pid, r.name, fps[r.name], tags.get(r.name, []))
+            for name, out in outputs.items():
                 # For a detector the embedding row is empty: it records that the backbone ran.
-                index.set_embedding(pid, name, backbone_fps[name], vector)
-            for name, boxes in result.detections.items():
-                index.set_detections(pid, name, boxes, labels[name])
-            index.mark_complete([pid], digest)  # after the writes, whose triggers clear it
+                index.set_embedding(pid, name, backbone_fps[name], out.embeddings[infer_pos])
+                if out.detections is not None:
+                    index.set_detections(
+                        pid, name, out.detections[infer_pos], backbones[name].labels
+                    )
             infer_pos += 1
             reusable[item.hash] = pid
             report.tagged += 1
-            events.append(Tagged(item.entry.path, result.tags, reused=False))
+            events.append(Tagged(item.entry.path, tags, reused=False))
     for ev in events:
         if isinstance(ev, Failed):
             report.failures.append(ev)

@@ -56,11 +56,19 @@ class PhotoResult:
 def run_backbones(
     backbones: Mapping[str, Backbone], inputs: Sequence[Mapping[str, np.ndarray]]
 ) -> dict[str, BackboneOutput]:
-    """Each backbone once over the batch: ``inputs[i][name]`` is photo i's preprocessed
-    input (CHW or HWC float32, as the backbone's manifest says) for backbone ``name``."""
+    """Each backbone once over the batch: ``inputs[i][name]`` is item i's preprocessed input
+    for backbone ``name`` (a photo: CHW or HWC float32, as the manifest says; a video: its
+    frames, (F, ...)); one output row per item (a video's frames aggregated, see
+    :func:`phototag.media.video.aggregate`)."""
+    from .media.video import aggregate, stack_inputs
+
     if not inputs:
         return {}
-    return {name: b.predict(np.stack([x[name] for x in inputs])) for name, b in backbones.items()}
+    outputs = {}
+    for name, b in backbones.items():
+        stacked, counts = stack_inputs([x[name] for x in inputs])
+        outputs[name] = aggregate(b.predict(stacked), counts)  # a video: its frames
+    return outputs
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Training needs no GPU and takes seconds: the backbone is frozen, each photo (and each
 augmented copy: flips, crops, small colour changes) is run through it once, and a
-logistic regression (scikit-learn, the ``train`` extra) is fitted on the embeddings --
+logistic regression (scikit-learn) is fitted on the embeddings --
 softmax over the tags by default, one-vs-rest with ``multi_label``. The result is data: a
 TOML manifest and an ``.npz`` head next to the shipped recognizers, run in numpy at scan
 time like any other recognizer.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import zipfile
 from collections.abc import Callable, Sequence
@@ -27,13 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from . import config
-from .errors import ConfigError, ImageError
+from .errors import ConfigError, ImageError, PhototagError
 from .imaging import decode, preprocess
 from .index.store import Index
+from .media.kinds import FileKind, classify
+from .media.raw import decode_raw
 from .models.backbones import Backbone
 from .models.catalog import Catalog
 from .models.recognizers import head_scores
-from .walk import FileEntry, walk
+from .walk import FileEntry, OtherFile, walk
 
 #: Below this many photos a tag is refused (nothing to hold out); below RECOMMENDED, warned.
 MIN_EXAMPLES = 2
@@ -58,6 +61,11 @@ class TrainOptions:
     regularization: float = 1.0  # scikit-learn's C
     device: config.Device = config.Device.AUTO
     out_dir: Path | None = None  # default: the user's weights folder
+    force: bool = False  # replace (shadow) a shipped or existing recognizer of the same name
+
+
+#: Told (photos done, photos in all) as photos are read and embedded; the slow part of training.
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,43 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_free(options: TrainOptions, catalog: Catalog) -> str:
+    """``options.name``, checked as a name and as one that replaces nothing unless ``force``.
+
+    A trained recognizer is found before a shipped one of the same name, so training
+    ``animal`` would silently replace the shipped ``animal`` on the next scan and rewrite
+    every sidecar (issue 14). Raises :class:`TrainingError` (nothing is read or written).
+    """
+    name = check_name(options.name)
+    if options.force:
+        return name
+    own = (options.out_dir or config.user_weights_dir()) / "recognizers" / f"{name}.toml"
+    entry = catalog.recognizers.get(name)
+    existing = (
+        own if os.path.lexists(own) else entry.path if entry and _is_trained(entry.path) else None
+    )
+    if existing is not None:
+        raise TrainingError(
+            f"you already have a recognizer named {name!r} ({existing}): --force replaces it, "
+            "or choose another --name ('phototag recognizers list' shows them)"
+        )
+    if name in catalog.names():
+        raise TrainingError(
+            f"{name!r} is a recognizer shipped with phototag: a trained one would replace it on "
+            "every scan. Choose another --name, or --force to replace it on purpose"
+        )
+    return name
+
+
+def _is_trained(manifest: Path) -> bool:
+    """Whether a recognizer manifest was written by ``phototag train`` (not shipped)."""
+    try:
+        user = config.user_weights_dir().resolve()
+        return manifest.resolve().parent.parent == user
+    except OSError:
+        return False
+
+
 # -- examples from a folder ---------------------------------------------------------------
 
 
@@ -100,11 +145,15 @@ def collect_folder(folder: Path, root: str) -> tuple[list[Path], list[set[str]],
     A sub-folder is a tag; nested sub-folders are hierarchical tags (``pets/dog/terrier``).
     The same content in two tag folders makes one photo with both tags (for multi-label).
     """
+    # The walk yields absolute paths; a relative folder ('train', '.') must be one too.
+    folder = Path(os.path.abspath(folder))
     if not folder.is_dir():
         raise TrainingError(f"{folder} is not a folder")
     by_hash: dict[str, tuple[Path, set[str]]] = {}
     problems = []
     for item in walk([folder]):
+        if isinstance(item, OtherFile):
+            continue
         if not isinstance(item, FileEntry):
             problems.append(f"{item.path}: {item.reason}")
             continue
@@ -148,19 +197,33 @@ def augmented(image: object, rng: np.random.Generator, copies: int) -> list[obje
 
 
 def embed_photos(
-    paths: Sequence[Path], backbone: Backbone, *, copies: int, seed: int, batch: int = 16
+    paths: Sequence[Path],
+    backbone: Backbone,
+    *,
+    copies: int,
+    seed: int,
+    batch: int = 16,
+    progress: Progress | None = None,
 ) -> tuple[list[np.ndarray | None], list[list[np.ndarray]], list[str]]:
-    """Per photo: its embedding (None if unreadable), its augmented copies' embeddings, and problems."""
+    """Per photo: its embedding (None if unreadable), its augmented copies' embeddings, and
+    problems. ``progress(done, total)`` is called after each photo."""
     rng = np.random.default_rng(seed)
     pre = backbone.manifest.preprocess
     originals: list[np.ndarray | None] = []
     extras: list[list[np.ndarray]] = []
     problems: list[str] = []
-    for p in paths:
+    for done, p in enumerate(paths, 1):
+        if progress is not None and done > 1:
+            progress(done - 1, len(paths))
         try:
-            photo = decode(
-                p.read_bytes(), min_side=pre.resize, max_pixels=config.DEFAULT_MAX_PIXELS
-            )
+            kind = classify(p.name)
+            if kind is FileKind.VIDEO:
+                raise ImageError("videos are not used as training examples (a photo of it is)")
+            data = p.read_bytes()
+            if kind is FileKind.RAW:  # its preview or LibRaw, as a scan reads it
+                photo = decode_raw(data, min_side=pre.resize, max_pixels=config.DEFAULT_MAX_PIXELS)
+            else:
+                photo = decode(data, min_side=pre.resize, max_pixels=config.DEFAULT_MAX_PIXELS)
         except (OSError, ImageError) as e:
             problems.append(f"{p}: {e}")
             originals.append(None)
@@ -176,6 +239,8 @@ def embed_photos(
         )
         originals.append(embeddings[0])
         extras.append(list(embeddings[1:]))
+    if progress is not None:
+        progress(len(paths), len(paths))
     return originals, extras, problems
 
 
@@ -196,7 +261,9 @@ def fit_head(
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
-        raise ConfigError("training needs scikit-learn: pip install 'phototag[train]'") from None
+        raise ConfigError(
+            "training needs scikit-learn, a default dependency: reinstall phototag (pip install --force-reinstall phototag)"
+        ) from None
     xn = _normalize(x)
     if not multi_label:
         model = LogisticRegression(C=c, max_iter=2000, random_state=seed)
@@ -408,11 +475,16 @@ def _check_tags(labels: list[set[str]], what: str) -> tuple[list[str], list[str]
 
 
 def train_from_folder(
-    folder: Path, options: TrainOptions, catalog: Catalog | None = None
+    folder: Path,
+    options: TrainOptions,
+    catalog: Catalog | None = None,
+    progress: Progress | None = None,
 ) -> TrainReport:
-    """Train from ``folder/<tag>/*.jpg`` (nested folders: hierarchical tags)."""
-    name = check_name(options.name)
+    """Train from ``folder/<tag>/*.jpg`` (nested folders: hierarchical tags); ``folder`` may
+    be relative. ``progress(done, total)`` follows the photos being read and embedded."""
     catalog = catalog or Catalog.discover()
+    name = check_free(options, catalog)
+    folder = Path(os.path.abspath(folder))
     paths, labels, problems = collect_folder(folder, name)
     if not paths:
         raise TrainingError(
@@ -420,7 +492,11 @@ def train_from_folder(
         )
     backbone = Backbone(catalog.backbone(options.backbone), device=options.device)
     originals, extras, read_problems = embed_photos(
-        paths, backbone, copies=options.copies if options.augment else 0, seed=options.seed
+        paths,
+        backbone,
+        copies=options.copies if options.augment else 0,
+        seed=options.seed,
+        progress=progress,
     )
     keep = [i for i, e in enumerate(originals) if e is not None]
     if not keep:
@@ -485,7 +561,7 @@ def train_from_keywords(
     the photos that lack them. phototag's own keywords are left out."""
     from .metadata.read import user_keywords
 
-    name = check_name(options.name)
+    name = check_free(options, Catalog.discover())
     found = (read_keywords or user_keywords)(index)
     # One tag per keyword; the hierarchical fields name it best, so they win over flat ones.
     per_photo: dict[int, set[str]] = {}
@@ -531,7 +607,7 @@ def train_from_keywords(
 
 def train_from_corrections(index: Index, options: TrainOptions) -> TrainReport:
     """Learn the tags the user added by hand (``phototag tag add``) from stored embeddings."""
-    name = check_name(options.name)
+    name = check_free(options, Catalog.discover())
     ids, vecs = _embeddings(index, options.backbone)
     added = index.corrections(action="add")
     labels = [
@@ -564,3 +640,39 @@ def _embeddings(index: Index, backbone: str) -> tuple[np.ndarray, np.ndarray]:
     if not ids_list:
         raise TrainingError(f"the index holds no {backbone} embeddings: scan your photos first")
     return np.concatenate(ids_list), np.concatenate(vec_list)
+
+
+def remove_recognizer(name: str, out_dir: Path | None = None) -> Path:
+    """Delete the trained recognizer ``name`` (its ``.toml`` and ``.npz``) from ``out_dir``
+    (default: the user's weights folder); returns the manifest's path.
+
+    Raises :class:`ConfigError` if there is no trained recognizer of that name there (a
+    shipped one cannot be removed), :class:`PhototagError` if a file cannot be deleted. Its
+    tags stay in the index and in the files until another recognizer's scan replaces them.
+    """
+    folder = (out_dir or config.user_weights_dir()) / "recognizers"
+    manifest = folder / f"{name}.toml"
+    if not NAME_RE.match(name) or not os.path.lexists(manifest):
+        catalog = Catalog.discover()
+        if name in catalog.names():
+            raise ConfigError(
+                f"{name!r} is shipped with phototag, not trained by you: it cannot be removed "
+                "(run scans with -m to choose recognizers, or [scan] recognizers in the config file)"
+            )
+        import difflib
+
+        trained = sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+        close = difflib.get_close_matches(name, trained, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"no trained recognizer named {name!r} in {folder} "
+            f"(yours: {', '.join(trained) or 'none'}){hint}"
+        )
+    for suffix in (".toml", ".npz"):  # the manifest first: without it the head is never read
+        try:
+            os.unlink(folder / f"{name}{suffix}")
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise PhototagError(f"cannot remove {folder / (name + suffix)}: {e.strerror}") from None
+    return manifest

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from .imaging import IMAGE_EXTENSIONS
+from .media.kinds import MEDIA_KINDS, FileKind, classify
 
 #: Folders that hold caches and thumbnails rather than photos (NAS and OS litter).
 SKIPPED_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found"})
@@ -36,6 +36,15 @@ class FileEntry:
     dev: int = 0
     ino: int = 0
     is_link: bool = False
+    kind: FileKind = FileKind.PHOTO  # PHOTO, RAW or VIDEO
+
+
+@dataclass(frozen=True, slots=True)
+class OtherFile:
+    """A file the walk saw that is not a photo or video: counted, never read."""
+
+    path: Path
+    kind: FileKind  # SIDECAR, IGNORED or UNSUPPORTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,23 +56,34 @@ class WalkProblem:
 
 
 def is_photo_name(name: str) -> bool:
-    """True for names with a supported image extension that are not hidden files."""
-    # rpartition, not os.path.splitext: the same answer for names not starting with '.',
-    # at a third of the cost, paid once per file of every nightly walk.
-    stem, dot, ext = name.rpartition(".")
-    return bool(dot) and bool(stem) and not name.startswith(".") and f".{ext.lower()}" in IMAGE_EXTENSIONS
+    """True for names of photos, RAW files and videos that are not hidden files."""
+    return classify(name) in MEDIA_KINDS
+
+
+#: ``exclude(path, is_dir)``: True leaves the path (and, for a folder, all below it) out.
+Exclude = Callable[[Path, bool], bool]
 
 
 def walk(
-    roots: Iterable[Path], *, follow_symlinks: bool = False
-) -> Iterator[FileEntry | WalkProblem]:
-    """Yield every photo below ``roots`` (files or folders), in a stable order.
+    roots: Iterable[Path],
+    *,
+    follow_symlinks: bool = False,
+    exclude: Exclude | None = None,
+    others: bool = False,
+) -> Iterator[FileEntry | OtherFile | WalkProblem]:
+    """Yield every photo, RAW file and video below ``roots`` (files or folders), in a stable order.
+
+    With ``others``, every other file seen is yielded too, as an :class:`OtherFile` with
+    its kind (sidecar, ignored by rule, unsupported), so that a caller can account for
+    each file (hidden files and files ``exclude`` leaves out count as ignored; hidden and
+    excluded folders are not entered).
 
     Hidden files and folders (``.name``), NAS litter (:data:`SKIPPED_DIRS`) and phototag's
     own album folders (:data:`ALBUM_MARKER`) are skipped. Symlinks are followed when they
     lead to somewhere inside the roots; symlinks leading outside only when
     ``follow_symlinks``. A folder reached twice is scanned once, and a symlink that leads
-    back into its own ancestors is reported as a loop.
+    back into its own ancestors is reported as a loop. Paths ``exclude`` names are
+    skipped without a look inside (see :mod:`phototag.ignore`).
     """
     roots = [Path(os.path.abspath(r)) for r in roots]
     inside = [os.path.realpath(r) for r in roots]
@@ -76,12 +96,24 @@ def walk(
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk_dir(
-                root, (st.st_dev, st.st_ino), (), seen_dirs, follow_symlinks, inside
+                root,
+                (st.st_dev, st.st_ino),
+                (),
+                seen_dirs,
+                follow_symlinks,
+                inside,
+                exclude,
+                others,
             )
         elif stat.S_ISREG(st.st_mode):
+            # A file named on the command line is read whatever its name: as a photo when
+            # its extension is not one phototag knows.
+            kind = classify(root.name)
+            kind = kind if kind in MEDIA_KINDS else FileKind.PHOTO
             yield FileEntry(
-                root, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, os.path.islink(root)
-            )
+                root, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, os.path.islink(root),
+                kind=kind,
+            )  # fmt: skip
         else:
             yield WalkProblem(root, "not a regular file or folder")
 
@@ -98,7 +130,9 @@ def _walk_dir(
     seen: set[tuple[int, int]],
     follow: bool,
     inside: list[str],
-) -> Iterator[FileEntry | WalkProblem]:
+    exclude: Exclude | None = None,
+    others: bool = False,
+) -> Iterator[FileEntry | OtherFile | WalkProblem]:
     if key in ancestors:
         yield WalkProblem(folder, "symlink loop: this folder contains itself")
         return
@@ -117,9 +151,11 @@ def _walk_dir(
     child = _child_maker(folder)
     for entry in entries:
         name = entry.name
-        if name.startswith("."):
-            continue
         path = child(name)
+        if name.startswith("."):
+            if others and not _is_dir(entry):
+                yield OtherFile(path, FileKind.IGNORED)
+            continue
         try:
             is_link = entry.is_symlink()
             broken = is_link and not os.path.exists(path)
@@ -129,6 +165,10 @@ def _walk_dir(
         except OSError as e:
             yield WalkProblem(path, _reason(e, path))
             continue
+        if exclude is not None and exclude(path, is_dir):
+            if others and not is_dir:
+                yield OtherFile(path, FileKind.IGNORED)
+            continue
         if is_dir:
             if name in SKIPPED_DIRS:
                 continue
@@ -137,9 +177,14 @@ def _walk_dir(
             except OSError as e:
                 yield WalkProblem(path, _reason(e, path))
                 continue
-            yield from _walk_dir(path, (st.st_dev, st.st_ino), here, seen, follow, inside)
+            yield from _walk_dir(
+                path, (st.st_dev, st.st_ino), here, seen, follow, inside, exclude, others
+            )
             continue
-        if not is_photo_name(name):
+        kind = classify(name)
+        if kind not in MEDIA_KINDS:
+            if others:
+                yield OtherFile(path, kind)
             continue
         try:
             st = entry.stat(follow_symlinks=True)
@@ -147,7 +192,9 @@ def _walk_dir(
             yield WalkProblem(path, _reason(e, path, is_link))
             continue
         if stat.S_ISREG(st.st_mode):
-            yield FileEntry(path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, is_link)
+            yield FileEntry(
+                path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino, is_link, kind=kind
+            )
         elif not stat.S_ISDIR(st.st_mode):
             yield WalkProblem(path, "not a regular file")
 
@@ -164,6 +211,13 @@ def _child_maker(folder: Path) -> Callable[[str], Path]:
     if callable(fast):
         return cast(Callable[[str], Path], fast)
     return folder.joinpath
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def _reason(e: OSError, path: Path, is_link: bool = False) -> str:

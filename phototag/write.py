@@ -11,19 +11,22 @@ import errno
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import IptcPolicy, WriteMode, WriteSettings
 from .errors import MetadataError
 from .index.store import Index, PhotoTags, TargetRecord
+from .media.kinds import FileKind, classify
+from .media.pairs import CompanionRole
 from .metadata.embed import embed_file, restore_interrupted
 from .metadata.exiftool import WRITABLE, ExifTool
 from .metadata.keywords import Change, Field, KeywordStyle, desired, merge, remove_ours
 from .metadata.sidecars import SidecarResolver
 from .metadata.xmp import Sidecar, write_atomic
+from .names import tag_names
 from .pipeline import content_hash
 
 
@@ -249,6 +252,7 @@ def write_tags(
     if settings.mode is WriteMode.NONE:
         return
     style = KeywordStyle(root=settings.root, flat=settings.flat, hierarchical=settings.hierarchical)
+    names = tag_names(settings.language)  # checked before any file is touched
     if photo_ids is not None:
         photos = index.photos_by_id(photo_ids)
     else:
@@ -259,15 +263,44 @@ def write_tags(
             exiftool = stack.enter_context(ExifTool())
         writer = (DryRunWriter if dry_run else Writer)(index, exiftool)
         resolver = SidecarResolver()
+        companions = index.companions_by_photo()
         for photo in photos:
+            # The RAW of a RAW+JPEG pair is the same photo (docs/formats.md): the same tags,
+            # in the RAW's own sidecar, which the photo's write must not take for a stale one.
+            raws = [p for p, role in companions.get(photo.id, []) if role == CompanionRole.RAW]
+            keep = {resolver.resolve(p, settings.sidecar_name).path for p in raws}
+            done: set[Path] = set()
             try:
-                if settings.mode is WriteMode.SIDECAR:
-                    yield _write_sidecar(photo, settings, style, writer, index, resolver)
+                if names.names:  # keywords in the user's language; the index stays English
+                    photo = replace(photo, tag_paths=names.paths(photo.tag_paths))
+                if settings.mode is WriteMode.SIDECAR or sidecar_only(photo.path):
+                    event = _write_sidecar(
+                        photo, settings, style, writer, index, resolver, keep=keep
+                    )
                 else:
                     assert exiftool is not None
-                    yield _write_embedded(photo, settings, style, writer, exiftool, index)
+                    event = _write_embedded(photo, settings, style, writer, exiftool, index)
+                if not isinstance(event, WriteFailed):
+                    done.add(event.target)
+                yield event
             except MetadataError as e:
                 yield WriteFailed(photo.path, str(e))
+            for raw in raws:
+                try:
+                    if resolver.resolve(raw, settings.sidecar_name).path in done:
+                        continue
+                    yield _write_sidecar(
+                        photo, settings, style, writer, index, resolver, source=raw
+                    )
+                except MetadataError as e:
+                    yield WriteFailed(raw, str(e))
+
+
+def sidecar_only(path: Path) -> bool:
+    """RAW files and videos only ever get sidecars, even with ``--write embed`` (issue 18): a
+    RAW is the photographer's negative (darktable, Lightroom and digiKam keep its metadata
+    in sidecars), and rewriting a video's container is risky and slow."""
+    return classify(path.name) in (FileKind.RAW, FileKind.VIDEO)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -278,7 +311,12 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _settle_old_sidecars(
-    photo: PhotoTags, target: Path, writer: Writer, index: Index, resolver: SidecarResolver
+    photo: PhotoTags,
+    target: Path,
+    writer: Writer,
+    index: Index,
+    resolver: SidecarResolver,
+    keep: Collection[Path] = (),
 ) -> list[str]:
     """Sidecars phototag wrote for ``photo`` that are not ``target`` (issue 13, items 1 and 6).
 
@@ -290,7 +328,7 @@ def _settle_old_sidecars(
     """
     notes: list[str] = []
     for old in index.targets_of(photo.id):
-        if old == target:
+        if old == target or old in keep:  # keep: its RAW companion's sidecar
             continue
         rec = index.target(old)
         if rec is None or rec.mode != "sidecar":
@@ -333,10 +371,17 @@ def _write_sidecar(
     writer: Writer,
     index: Index,
     resolver: SidecarResolver,
+    *,
+    source: Path | None = None,
+    keep: Collection[Path] = (),
 ) -> WriteEvent:
-    resolution = resolver.resolve(photo.path, settings.sidecar_name)
+    """Write ``photo``'s tags into the sidecar of ``source`` (default: the photo itself; a
+    RAW+JPEG pair's RAW gets its photo's tags); ``keep``: sidecars not to settle as stale."""
+    resolution = resolver.resolve(source or photo.path, settings.sidecar_name)
     target = resolution.path
-    notes = _settle_old_sidecars(photo, target, writer, index, resolver)
+    notes = (
+        _settle_old_sidecars(photo, target, writer, index, resolver, keep) if source is None else []
+    )
     wanted = desired(photo.tag_paths, style, iptc=False)
     digest = _digest(wanted, style)
     if not notes and _unchanged_since_written(index, target, digest):

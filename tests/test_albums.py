@@ -228,12 +228,16 @@ def test_the_album_cli_json_list_and_refresh(
     index = ["--index", str(idx.path)]
     r = runner.invoke(app, ["album", "--tag", "cat", "--json", *index])
     assert r.exit_code == 0 and len([json.loads(x) for x in r.stdout.splitlines()]) == 2
+    # A zero-shot tag without a zero-shot backbone makes no album (issue 14); a known tag
+    # with no photo yet makes one only when asked.
     r = runner.invoke(app, ["album", "--tag", "wedding ceremony", *index])
-    assert r.exit_code == 0 and (tmp_path / "albums" / "wedding ceremony").is_dir()
+    assert r.exit_code == 2 and not (tmp_path / "albums" / "wedding ceremony").exists()
+    r = runner.invoke(app, ["album", "--tag", "dog", "--allow-empty", *index])
+    assert r.exit_code == 0 and (tmp_path / "albums" / "dog").is_dir()
     r = runner.invoke(app, ["album", "--tag", "cat", *index])
     assert r.exit_code == 0 and "2 added" in r.stderr
     r = runner.invoke(app, ["album", "--list", *index])
-    assert "cat" in r.stdout and "wedding ceremony" in r.stdout
+    assert "cat" in r.stdout and "dog" in r.stdout
     r = runner.invoke(app, ["album", "--refresh", *index])
     assert r.exit_code == 0 and r.stderr.count("0 added") == 2
     r = runner.invoke(app, ["album", *index])

@@ -22,7 +22,7 @@ def index(tmp_path: Path) -> Path:
 def test_scan_of_a_clean_folder_exits_0_and_fills_the_index(library: Path, index: Path) -> None:
     code, _, err = invoke("scan", library / "2024", "--index", index, "--device", "cpu")
     assert code == ExitCode.OK, err
-    assert "4 photos: 4 tagged" in err
+    assert "4 files: 4 tagged" in err
     with Index.open(index) as idx:
         assert idx.count_photos() == 4
 

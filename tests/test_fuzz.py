@@ -183,3 +183,82 @@ def test_training_folder_layouts_are_collected_or_refused(tmp_path_factory, layo
     assert len(paths) == len(labels)
     for p, tags in zip(paths, labels, strict=True):
         assert p.is_file() and tags and all(t.startswith("t/") for t in tags)
+
+
+# -- the formats' decoders (issue 18): LibRaw and FFmpeg on hostile bytes ------------------
+
+
+def _dng_bytes() -> bytes:
+    import tempfile
+
+    from conftest import sample
+    from media_files import make_dng
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return make_dng(Path(tmp) / "f.dng", sample("coffee")[:64, :96]).read_bytes()
+
+
+def _mp4_bytes() -> bytes:
+    import tempfile
+
+    from conftest import sample
+    from media_files import make_video, pan_frames
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return make_video(
+            Path(tmp) / "f.mp4", pan_frames(sample("coffee"), 6, (96, 64))
+        ).read_bytes()
+
+
+_DNG: list[bytes] = []
+_MP4: list[bytes] = []
+
+
+def _cut_or_flip(good: bytes, data: st.DataObject) -> bytes:
+    """A real file cut short, or with bytes changed, or random bytes."""
+    how = data.draw(st.sampled_from(["cut", "flip", "random"]))
+    if how == "random":
+        return data.draw(st.binary(max_size=2000))
+    if how == "cut":
+        return good[: data.draw(st.integers(0, len(good)))]
+    b = bytearray(good)
+    for _ in range(data.draw(st.integers(1, 20))):
+        b[data.draw(st.integers(0, len(b) - 1))] = data.draw(st.integers(0, 255))
+    return bytes(b)
+
+
+@given(st.data())
+def test_raw_decoding_refuses_with_image_error(data: st.DataObject) -> None:
+    from phototag.errors import ImageError
+    from phototag.media.raw import decode_raw
+
+    if not _DNG:
+        _DNG.append(_dng_bytes())
+    blob = _cut_or_flip(_DNG[0], data)
+    try:
+        photo = decode_raw(blob, min_side=32, max_pixels=10**7)
+    except ImageError as e:
+        assert "\n" not in str(e)
+    else:
+        assert photo.image.mode == "RGB" and min(photo.image.size) > 0
+
+
+@given(st.data())
+def test_video_decoding_refuses_with_image_error(data: st.DataObject) -> None:
+    import tempfile
+
+    from phototag.errors import ImageError
+    from phototag.media.video import decode_video
+
+    if not _MP4:
+        _MP4.append(_mp4_bytes())
+    blob = _cut_or_flip(_MP4[0], data)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f.mp4"
+        path.write_bytes(blob)
+        try:
+            clip = decode_video(path, min_side=32, max_pixels=10**7)
+        except ImageError as e:
+            assert "\n" not in str(e)
+        else:
+            assert clip.frames and all(f.mode == "RGB" for f in clip.frames)

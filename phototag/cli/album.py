@@ -11,10 +11,12 @@ import typer
 
 from ..config import LinkMode
 from . import options as o
-from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
+from .console import ExitCode, Output, counting_bar, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
     from ..albums import AlbumReport
+    from ..index import Index
+    from ..query import TagQuery
 
 
 def album_command(
@@ -38,10 +40,13 @@ def album_command(
     ] = 0.0,
     since: Annotated[
         str | None,
-        typer.Option(help="Taken on or after this date (YYYY-MM-DD); EXIF date, else file time."),
+        typer.Option(
+            help="Taken on or after this date (YYYY, YYYY-MM or YYYY-MM-DD); EXIF date, else file time."
+        ),
     ] = None,
     until: Annotated[
-        str | None, typer.Option(help="Taken on or before this date (YYYY-MM-DD).")
+        str | None,
+        typer.Option(help="Taken on or before this date (YYYY, YYYY-MM or YYYY-MM-DD, inclusive)."),
     ] = None,
     under: Annotated[
         list[Path] | None, typer.Option(help="Only photos under this folder (repeatable).")
@@ -76,6 +81,21 @@ def album_command(
     refresh: Annotated[
         bool, typer.Option("--refresh", help="Bring every managed album up to date.")
     ] = False,
+    remove: Annotated[
+        str | None,
+        typer.Option(
+            "--remove",
+            help="Remove the album of this name: the entries phototag made and its record "
+            "(your own files in the folder stay).",
+            show_default=False,
+        ),
+    ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty", help="Make the album even if no photo matches yet (kept by --refresh)."
+        ),
+    ] = False,
     dry_run: o.DryRun = False,
     index: o.IndexPath = None,
     wait: o.Wait = False,
@@ -93,7 +113,7 @@ def album_command(
     Running the same command again adds new matches and removes entries that no longer
     match; nothing in the folder that phototag did not create is ever touched.
     """
-    from ..albums import album_folder, album_name, build_album, refresh_all
+    from ..albums import album_folder, album_name, build_album, refresh_all, remove_album
     from ..config import default_albums_dir, default_index_path
     from ..errors import ConfigError
     from ..index import Index
@@ -109,47 +129,111 @@ def album_command(
         Index.open(index_path, create=False) as idx,
     ):
         if list_:
-            for a in idx.albums():
-                from ..albums import query_from_json
-
-                q = query_from_json(a.query)
-                if json_out:
-                    out.json(
-                        {
-                            "name": a.name,
-                            "folder": str(a.folder),
-                            "query": q.describe(),
-                            "link": a.link,
-                            "html": a.html,
-                        }
-                    )
-                else:
-                    out.result(
-                        f"[tag]{escape(a.name)}[/]  {escape(q.describe())}  [filepath]{escape(safe_path(a.folder))}[/] ({a.link})"
-                    )
+            _list_albums(out, idx)
             return
+        if remove is not None:
+            gone = remove_album(idx, remove, dry_run=dry_run)
+            for entry, why in gone.failed:
+                out.error(f"{escape(gone.name)}: {escape(entry)}: {escape(why)}")
+            kept = (
+                f"; {len(gone.left_alone)} changed by you and left alone" if gone.left_alone else ""
+            )
+            out.info(f"{'would remove' if dry_run else 'removed'} album [tag]{escape(gone.name)}[/]: "
+                     f"[num]{len(gone.removed)}[/] entries{kept}")  # fmt: skip
+            raise typer.Exit(ExitCode.FILES_FAILED if gone.failed else ExitCode.OK)
         if refresh:
             for report in refresh_all(idx, dry_run=dry_run):
                 failed |= _report(out, report, dry_run)
             raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
         if not tag:
             raise ConfigError("an album needs at least one --tag")
+        from dataclasses import replace
+
+        from ..names import tag_names
+
+        # Tags may be typed in the user's language (--tag 結婚式); the index holds English.
+        names = tag_names(o.language(None))
+        typed = list(tag or ())  # as the user wrote them, for messages
+        if names.names:
+            known = {n for c in idx.tag_counts() for n in (c.tag, *c.path.split("/"))}
+            tag = [names.english(t, known) for t in tag or ()]
+            not_ = [names.english(t, known) for t in not_ or ()]
+        o.check_folders(under)
         query = TagQuery(tags=tuple(tag or ()), any=any_, exclude=tuple(not_ or ()), min_score=min_score,
                          since=since, until=until, under=tuple(os.path.abspath(u) for u in under or ()), model=model,
                          min_count=min_count)  # fmt: skip
+        _check_names(idx, query, expect_matches=not (allow_empty or json_out))
+        matches = query.matches(idx)
         if json_out:
-            for m in query.matches(idx):
+            for m in matches:
                 out.json(m.as_json())
             return
+        if not matches and not allow_empty:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"no photo matches {query.describe()}, so the album would be empty: "
+                "--allow-empty makes it anyway"
+            )
         if out_dir is not None:
             folder = Path(os.path.abspath(out_dir))
             name = folder.name
         else:
-            name = album_name(query)
+            # The album's name in the user's language: "wedding ceremony" -> 結婚式 with --lang ja.
+            name = album_name(replace(query, tags=tuple(names.paths(query.tags)),
+                                      exclude=tuple(names.paths(query.exclude))))  # fmt: skip
             folder = album_folder(default_albums_dir(), name)
-        report = build_album(idx, name, folder, query, link, html=html, dry_run=dry_run)
+        with counting_bar(out, "contact sheet") as progress:
+            report = build_album(idx, name, folder, query, link, html=html, dry_run=dry_run,
+                                 progress=progress)  # fmt: skip
         failed = _report(out, report, dry_run)
+        if report.matches == 0:  # say why, when the installed models cannot make the tag
+            from ..models.availability import needed_for_tag
+            from ..models.catalog import Catalog
+
+            catalog = Catalog.discover()
+            for t, shown in zip(query.tags, typed, strict=False):
+                if (needed := needed_for_tag(catalog, t, names.language)) is not None:
+                    out.warning(f"no photo has '{escape(shown)}': {escape(needed.sentence())}")
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
+
+
+def _check_names(idx: Index, query: TagQuery, *, expect_matches: bool) -> None:
+    """Unknown recognizers and tags are usage errors, with the closest names (issue 14)."""
+    from ..models.catalog import Catalog
+    from ..namecheck import check_recognizer, check_tags
+
+    catalog = Catalog.discover()
+    if query.model is not None:
+        check_recognizer(query.model, catalog, idx)
+    check_tags(query.tags, idx, catalog, model=query.model, expect_matches=expect_matches)
+    check_tags(query.exclude, idx, catalog, model=query.model, expect_matches=False)
+
+
+def _list_albums(out: Output, idx: Index) -> None:
+    from rich.table import Table
+
+    from ..albums import query_from_json
+
+    albums = idx.albums()
+    table = Table(box=None)
+    for col in ("album", "photos", "query", "link", "folder"):
+        table.add_column(col, justify="right" if col == "photos" else "left", overflow="fold")
+    for a in albums:
+        q = query_from_json(a.query)
+        photos = len(idx.album_entries(a.name))
+        if out.json_mode:
+            out.json({"name": a.name, "folder": str(a.folder), "query": q.describe(),
+                      "photos": photos, "link": a.link, "html": a.html})  # fmt: skip
+            continue
+        # An album named after its query (the default) would show the same words twice.
+        query = "" if q.describe() == a.name else escape(q.describe())
+        table.add_row(f"[tag]{escape(a.name)}[/]", str(photos), query, a.link,
+                      f"[filepath]{escape(safe_path(a.folder))}[/]")  # fmt: skip
+    if not out.json_mode:
+        if albums:
+            out.result(table)
+        out.info(f"[num]{len(albums)}[/] albums")
 
 
 def _report(out: Output, r: AlbumReport, dry_run: bool) -> bool:

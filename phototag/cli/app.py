@@ -8,7 +8,10 @@ from .album import album_command
 from .check import check_command
 from .classify import classify_command
 from .doctor import doctor_command
+from .failures import failures_command
+from .help import use_everywhere
 from .models import app as models_app
+from .recognizers import app as recognizers_app
 from .scan import scan_command
 from .search import search_command
 from .show import forget_command, show_command, tags_command
@@ -38,8 +41,11 @@ app.command("write")(write_command)
 app.command("clean")(clean_command)
 app.command("forget")(forget_command)
 app.command("doctor")(doctor_command)
+app.command("failures")(failures_command)
 app.command("check")(check_command)
 app.add_typer(models_app, name="models")
+app.add_typer(recognizers_app, name="recognizers")
+use_everywhere(app)  # --help shows defaults, extras and names as written (issue 14)
 
 
 def version_callback(value: bool) -> None:
@@ -59,12 +65,45 @@ def main_options(
         is_eager=True,
         help="Print the version and exit.",
     ),
+    lang: str | None = typer.Option(
+        None,
+        "--lang",
+        envvar="PHOTOTAG_LANG",
+        help="Write keywords and album names, and show tags, in this language: en or ja "
+        "[default: the config's write.language, else en].",
+        show_default=False,
+    ),
 ) -> None:
     """Tag local photo libraries with deep-learning image recognition."""
+    from .options import chosen_language
+
+    if lang is not None:
+        from ..errors import ConfigError
+        from ..names import tag_names
+
+        try:
+            tag_names(lang)
+        except ConfigError as e:
+            raise typer.BadParameter(str(e), param_hint="'--lang'") from None
+    chosen_language[0] = lang
 
 
 def main() -> None:
-    from .console import install_signal_handlers
+    """The console script. An exception no command turned into a message is a bug; the
+    user still gets one line and exit code 3, not a traceback (PHOTOTAG_DEBUG=1 shows it)."""
+    import os
+    import sys
+
+    from .console import ExitCode, install_signal_handlers
 
     install_signal_handlers()
-    app()
+    try:
+        app(prog_name="phototag")
+    except Exception as e:
+        if os.environ.get("PHOTOTAG_DEBUG"):
+            raise
+        why = str(e).splitlines()[0] if str(e) else ""
+        print(f"error: internal error ({type(e).__name__}{': ' + why if why else ''}); this is "
+              "a bug in phototag: please report it with the output of PHOTOTAG_DEBUG=1",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(ExitCode.ERROR)

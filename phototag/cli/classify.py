@@ -33,7 +33,15 @@ def classify_command(
 
     out = Output(json_mode=json_out)
     failed = 0
+    from ..names import tag_names
+
+    for p in paths:
+        if p.is_dir():
+            out.error(f"[filepath]{escape(safe_path(p))}[/] is a folder: classify takes image "
+                      f"files; 'phototag scan {escape(safe_path(p))}' tags every photo in it")  # fmt: skip
+            raise typer.Exit(ExitCode.USAGE)
     with guarded(out):
+        names = tag_names(o.language(None))
         for res in classify(
             paths,
             recognizers=model,
@@ -62,8 +70,10 @@ def classify_command(
                 if not cands:
                     table.add_row(name, "[muted]-[/]", "", "")
                 for i, c in enumerate(cands):
+                    local = names.path(c.path)  # --lang: the user's language
+                    tag = local.rsplit("/", 1)[-1] if names.names else c.tag
                     table.add_row(
-                        name if i == 0 else "", escape(c.tag), f"{c.score:.3f}", escape(c.path)
+                        name if i == 0 else "", escape(tag), f"{c.score:.3f}", escape(local)
                     )
             out.result(table)
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)

@@ -66,7 +66,11 @@ class Output:
         self._err: Console | None = None
         self._log: logging.Logger | None = None
         if log_file is not None:
-            self._log = _json_logger(log_file)
+            try:
+                self._log = _json_logger(log_file)
+            except ConfigError as e:  # made before any guarded() block: say it here
+                self.error(escape(str(e)))
+                raise typer.Exit(ExitCode.USAGE) from None
 
     def log(self, event: str, **data: object) -> None:
         """Append one structured event to --log-file (one JSON object per line)."""
@@ -217,3 +221,29 @@ def install_signal_handlers() -> None:
         raise Interrupted(signum)
 
     signal.signal(signal.SIGTERM, stop)
+
+
+@contextmanager
+def counting_bar(output: Output, what: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for long library calls that report ``(done, total)``: a Rich bar with
+    the count and a time estimate on a terminal, nothing otherwise (cron, pipes, tests)."""
+    if not output.interactive:
+        yield lambda done, total: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn(escape(what)), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=output.err, transient=True)  # fmt: skip
+    task = bar.add_task(what, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        yield update

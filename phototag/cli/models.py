@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -40,8 +41,51 @@ def _kind_of_recognizer(catalog: Catalog, name: str) -> tuple[str, str]:
     return entry.backbone, str(read_toml(entry.path).get("kind", ""))
 
 
+def _list_available(out: Output, json_out: bool) -> None:
+    """The ready ONNX models of the Immich family on the Hugging Face Hub."""
+    from rich.table import Table
+
+    from ..models.catalog import Catalog
+    from ..models.hub import hub_models
+
+    installed = Catalog.discover().backbones
+    rows = [
+        {"name": m.name, "family": m.family, "download_bytes": m.download_bytes,
+         "embedding_dim": m.embedding_dim, "image_size": m.image_size, "languages": m.languages,
+         "license": m.license, "repository": m.repo, "installed": m.name in installed,
+         "install": m.command, "description": m.description}
+        for m in hub_models().values()
+    ]  # fmt: skip
+    if json_out:
+        for r in rows:
+            out.json(r)
+        return
+    t = Table(title="zero-shot models on the Hugging Face Hub (Immich's ONNX exports)",
+              title_justify="left")  # fmt: skip
+    t.add_column("name", no_wrap=True)
+    for col in ("family", "download", "dim", "languages", "licence", "installed"):
+        t.add_column(col, no_wrap=True, overflow="ellipsis")
+    for r in rows:
+        t.add_row(f"[tag]{escape(str(r['name']))}[/]", str(r["family"]),
+                  f"~{int(str(r['download_bytes'])) / 1e9:.1f} GB", str(r["embedding_dim"]),
+                  escape(str(r["languages"])), escape(str(r["license"])),
+                  "yes" if r["installed"] else "")  # fmt: skip
+    out.result(t)
+    out.info("Install one with 'phototag models install NAME'. Any other model of "
+             "https://huggingface.co/immich-app installs the same way; "
+             "CC-BY-NC models are for non-commercial use only.")  # fmt: skip
+
+
 @app.command("list")
-def list_command(json_out: o.Json = False) -> None:
+def list_command(
+    available: Annotated[
+        bool,
+        typer.Option(
+            "--available", help="List the ready ONNX models on the Hugging Face Hub instead."
+        ),
+    ] = False,
+    json_out: o.Json = False,
+) -> None:
     """Show installed backbones and recognizers, and the backbones phototag knows how to get."""
     from rich.table import Table
 
@@ -52,6 +96,9 @@ def list_command(json_out: o.Json = False) -> None:
 
     out = Output(json_mode=json_out)
     with guarded(out):
+        if available:
+            _list_available(out, json_out)
+            return
         catalog = Catalog.discover()
         known = known_backbones()
         user = user_weights_dir().resolve()
@@ -115,7 +162,8 @@ def list_command(json_out: o.Json = False) -> None:
             out.info(
                 "No zero-shot backbone is installed: scene, food and flower use the ImageNet "
                 "classes, and mushroom, fashion-* and 'phototag search' are unavailable. "
-                "Get one with 'phototag models install clip-vit-b-32-openai' (see README)."
+                "Get one with 'phototag models install ViT-B-32__openai' (or see "
+                "'phototag models list --available')."
             )
 
 
@@ -156,10 +204,15 @@ def install_command(
     sha256: Annotated[
         str | None, typer.Option(help="The archive's expected sha256 (downloads, archives).")
     ] = None,
+    revision: Annotated[
+        str, typer.Option(help="Hub models: the branch, tag or commit to install.")
+    ] = "main",
     to: To = None,
 ) -> None:
-    """Install a backbone: checked file by file against its manifest, then moved into place
-    at once (a failed or killed install leaves the previous state)."""
+    """Install a backbone: a ready ONNX model from the Hugging Face Hub in Immich's layout
+    (NAME from 'models list --available', or immich-app/NAME), or a folder or archive. It is
+    checked file by file, then moved into place at once (a failed or killed install leaves
+    the previous state). Hub downloads honour HF_ENDPOINT, HF_HOME and HF_HUB_OFFLINE."""
     import contextlib
 
     from ..models.install import install, known_backbones
@@ -168,6 +221,9 @@ def install_command(
     with guarded(out):
         known = known_backbones()
         looks_like_path = "/" in source or source.endswith((".gz", ".tgz", ".tar", ".zip"))
+        if _from_hub(source, known):
+            _install_from_hub(out, source, revision, to)
+            return
         if source in known and not looks_like_path and not Path(source).exists():
             k = known[source]
             if k.url:
@@ -182,6 +238,34 @@ def install_command(
         out.info(
             f"{verb} [tag]{escape(done.name)}[/] in [filepath]{escape(safe_path(done.folder))}[/]"
         )
+
+
+def _from_hub(source: str, known: Mapping[str, object]) -> bool:
+    """Whether ``source`` names a hub model (listed, ``NAME__TAG`` or ``owner/name``) rather
+    than a known export, a URL, an archive or a folder on disk."""
+    from ..models.hub import hub_models
+
+    if "://" in source or source in known or Path(source).exists():
+        return False
+    if source.endswith((".gz", ".tgz", ".tar", ".zip")) or source.startswith((".", "/", "~")):
+        return False
+    return source in hub_models() or "__" in source or source.count("/") == 1
+
+
+def _install_from_hub(out: Output, name: str, revision: str, to: Path | None) -> None:
+    from ..models.hub import install_from_hub, repo_of
+
+    def starting(total: int) -> None:
+        out.info(f"downloading {escape(repo_of(name))} ({total / 1e6:,.0f} MB, checked against "
+                 "the hub's sha256; an interrupted download resumes)")  # fmt: skip
+
+    if not out.interactive:  # huggingface_hub's own bars are for terminals only
+        from huggingface_hub.utils.tqdm import disable_progress_bars
+
+        disable_progress_bars()
+    done = install_from_hub(name, to, revision=revision, on_start=starting)
+    verb = "replaced" if done.replaced else "installed"
+    out.info(f"{verb} [tag]{escape(done.name)}[/] in [filepath]{escape(safe_path(done.folder))}[/]")
 
 
 def _export_and_install(
@@ -260,10 +344,18 @@ def remove_command(
     to: To = None,
 ) -> None:
     """Remove an installed backbone (not one shipped with phototag)."""
+    from ..errors import ConfigError
+    from ..models.catalog import Catalog
     from ..models.install import remove
 
     out = Output()
     with guarded(out):
+        catalog = Catalog.discover()
+        if name not in catalog.backbones and name in catalog.names():
+            raise ConfigError(
+                f"{name!r} is a recognizer, not a backbone: 'phototag recognizers remove "
+                f"{name}' removes one you trained"
+            )
         folder = remove(name, to)
         out.info(
             f"removed [tag]{escape(name)}[/] from [filepath]{escape(safe_path(folder.parent))}[/]"

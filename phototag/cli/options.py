@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,57 @@ Threshold = Annotated[
 ]
 TopK = Annotated[
     int, typer.Option("--top-k", min=1, help="Keep at most this many candidates per recognizer.")
+]
+# The same, where the config file's [scan] table may set them (scan, retag).
+ScanThreshold = Annotated[
+    float | None,
+    typer.Option(
+        "--threshold",
+        min=0.0,
+        max=1.0,
+        help="Keep candidates scoring at least this much [default: [scan] threshold in the "
+        "config file, else 0.25].",
+        show_default=False,
+    ),
+]
+ScanTopK = Annotated[
+    int | None,
+    typer.Option(
+        "--top-k",
+        min=1,
+        help="Keep at most this many candidates per recognizer [default: [scan] top_k in the "
+        "config file, else 5].",
+        show_default=False,
+    ),
+]
+ScanModels = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model", "-m",
+        help="Recognizer to run (repeatable) [default: [scan] recognizers in the config file, "
+        "else scene, food, flower, animal; and mushroom when a zero-shot backbone is installed; "
+        "the raw ImageNet classes only with -m imagenet]. 'phototag recognizers list' shows all.",
+        show_default=False,
+    ),
+]  # fmt: skip
+ScanBackbone = Annotated[
+    str | None,
+    typer.Option(
+        "--backbone",
+        help="The zero-shot backbone that scene, food, flower, mushroom and fashion-* run on "
+        "[default: [scan] backbone in the config file, else the first installed]; naming a "
+        "classifier (efficientnet-lite0) runs the ImageNet-mapped recognizers instead.",
+        show_default=False,
+    ),
+]
+Exclude = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        help="Leave out paths matching this gitignore-style pattern, relative to each scanned "
+        "folder (repeatable; added to [scan] exclude and each folder's .phototagignore).",
+        show_default=False,
+    ),
 ]
 Json = Annotated[
     bool, typer.Option("--json", help="Machine-readable JSON on stdout (one object per line).")
@@ -130,6 +182,15 @@ Config = Annotated[
 ]
 
 
+#: The root command's --lang (or $PHOTOTAG_LANG), for the commands below it; None: the config's.
+chosen_language: list[str | None] = [None]
+
+
+def language(config_file: Path | None) -> str:
+    """The language tags are shown and written in: --lang, else the config's write.language."""
+    return chosen_language[0] or config.load_settings(config_file).write.language
+
+
 def write_settings(
     config_file: Path | None,
     mode: config.WriteMode | None = None,
@@ -147,6 +208,26 @@ def write_settings(
         sidecar_name=sidecar_name or s.sidecar_name,
         iptc=iptc or s.iptc,
         backup=s.backup if backup is None else backup,
+        language=chosen_language[0] or s.language,
+    )
+
+
+def scan_settings(
+    config_file: Path | None,
+    models: list[str] | None,
+    threshold: float | None,
+    top_k: int | None,
+    backbone: str | None,
+    exclude: list[str] | None = None,
+) -> config.ScanSettings:
+    """The config file's [scan] settings with the command line's overrides; excludes add up."""
+    s = config.load_settings(config_file).scan
+    return config.ScanSettings(
+        recognizers=tuple(models) if models else s.recognizers,
+        threshold=s.threshold if threshold is None else threshold,
+        top_k=s.top_k if top_k is None else top_k,
+        backbone=backbone or s.backbone,
+        exclude=(*s.exclude, *(exclude or ())),
     )
 
 
@@ -165,3 +246,13 @@ LogFile = Annotated[
         show_default=False,
     ),
 ]
+
+
+def check_folders(folders: list[Path] | None) -> None:
+    """Refuse an --under folder that does not exist: it would select nothing, silently."""
+    from ..errors import ConfigError
+
+    for f in folders or ():
+        if not os.path.isdir(f):
+            what = "not a folder" if os.path.lexists(f) else "no such folder"
+            raise ConfigError(f"--under {f}: {what}")

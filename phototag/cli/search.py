@@ -45,6 +45,7 @@ def search_command(
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        o.check_folders(under)
         roots = [Path(os.path.abspath(u)) for u in under or ()]
         found = by_text(idx, text, backbone=backbone, n=n, min_score=min_score, under=roots)
         if not found:

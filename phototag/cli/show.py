@@ -14,7 +14,12 @@ from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
 
 def show_command(
-    paths: Annotated[list[Path], typer.Argument(help="Photos to look up.", show_default=False)],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Photos to look up (album entries lead to their photos).", show_default=False
+        ),
+    ],
     index: o.IndexPath = None,
     json_out: o.Json = False,
 ) -> None:
@@ -22,21 +27,35 @@ def show_command(
     from rich.table import Table
 
     from ..config import default_index_path
+    from ..errors import ConfigError
     from ..index import Index
+    from ..lookup import indexed_path
     from ..metadata.read import keywords_in_files
 
     out = Output(json_mode=json_out)
     missing = 0
+    from ..names import tag_names
+
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        names = tag_names(o.language(None))
         for p in paths:
-            view = idx.photo(Path(os.path.abspath(p)))
+            view, why = None, f"{p} is not in the index: scan it first"
+            try:
+                view = idx.photo(indexed_path(idx, p))
+            except ConfigError as e:  # no such file, or not indexed: say which, go on
+                why = str(e)
+                here = Path(os.path.abspath(p))
+                if os.path.lexists(here) and (owner := idx.companion_owner(here)):
+                    # A RAW+JPEG pair's RAW, a Live Photo's MOV: shown as the item they belong to.
+                    out.info(
+                        f"[filepath]{escape(safe_path(p))}[/] goes with {escape(safe_path(owner))}"
+                    )
+                    view = idx.photo(owner)
             if view is None:
                 missing += 1
                 if json_out:
-                    out.json({"path": str(p), "error": "not in the index"})
-                out.error(
-                    f"[filepath]{escape(safe_path(p))}[/] is not in the index (scan it first)"
-                )
+                    out.json({"path": str(p), "error": why})
+                out.error(escape(safe_path(why)))
                 continue
             in_files = keywords_in_files(view.path)
             if json_out:
@@ -52,9 +71,16 @@ def show_command(
             taken = view.taken_at or "unknown"
             scanned = datetime.fromtimestamp(view.scanned_at).isoformat(timespec="seconds")
             out.result(f"[filepath]{escape(safe_path(view.path))}[/]")
+            what = {"raw": "RAW, ", "video": "video, "}.get(view.kind, "")
+            if view.duration is not None:
+                what += f"{view.duration:.1f} s, "
             out.result(
-                f"  {view.width}x{view.height}, {view.size} bytes, taken {taken}, scanned {scanned}"
+                f"  {what}{view.width}x{view.height}, {view.size} bytes, taken {taken}, "
+                f"scanned {scanned}"
             )
+            for path, role in view.companions:
+                with_what = "its RAW" if role == "raw" else "Live Photo video"
+                out.result(f"  {with_what}: [filepath]{escape(safe_path(path))}[/]")
             table = Table(show_edge=False, pad_edge=False, box=None)
             for col in ("model", "tag", "score", "path"):
                 table.add_column(col, justify="right" if col == "score" else "left")
@@ -62,11 +88,12 @@ def show_command(
                 if not cands:
                     table.add_row(rec, "[muted]-[/]", "", "")
                 for i, c in enumerate(cands):
+                    local = names.path(c.path)  # --lang: the user's language
                     table.add_row(
                         rec if i == 0 else "",
-                        f"[tag]{escape(c.tag)}[/]",
+                        f"[tag]{escape(local.rsplit('/', 1)[-1] if names.names else c.tag)}[/]",
                         f"{c.score:.3f}",
-                        f"[muted]{escape(c.path)}[/]",
+                        f"[muted]{escape(local)}[/]",
                     )
             out.result(table)
             found = [(label, s) for _, label, s, _ in view.detections if s >= 0.3]
@@ -99,22 +126,47 @@ def tags_command(
 
     from ..config import default_index_path
     from ..index import Index
+    from ..names import tag_names
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        if model is not None:
+            from ..models.catalog import Catalog
+            from ..namecheck import check_recognizer
+
+            check_recognizer(model, Catalog.discover(), idx)
         counts = idx.tag_counts(model)
+        names = tag_names(o.language(None))
     if json_out:
         for c in counts:
-            out.json({"model": c.recognizer, "tag": c.tag, "path": c.path, "photos": c.photos})
+            local = (
+                {"name": names.path(c.path).rsplit("/", 1)[-1], "name_path": names.path(c.path)}
+                if names.names
+                else {}
+            )
+            out.json({"model": c.recognizer, "tag": c.tag, "path": c.path, "photos": c.photos,
+                      **local})  # fmt: skip
         return
     table = Table(box=None)
     for col in ("photos", "tag", "model", "path"):
         table.add_column(col, justify="right" if col == "photos" else "left")
     for c in counts:
         table.add_row(
-            str(c.photos), f"[tag]{escape(c.tag)}[/]", c.recognizer, f"[muted]{escape(c.path)}[/]"
+            str(c.photos),
+            f"[tag]{escape(names.path(c.path).rsplit('/', 1)[-1])}[/]",
+            c.recognizer,
+            f"[muted]{escape(names.path(c.path))}[/]",
         )
     out.result(table)
+    from ..models.availability import inactive_vocabularies
+    from ..models.catalog import Catalog
+
+    with guarded(out):  # once, after the list: the tags no installed model can make
+        if missing := inactive_vocabularies(Catalog.discover(), names.language):
+            n = sum(m.tags for m in missing)
+            out.info(f"{n} more tags ({', '.join(m.vocabulary for m in missing)}) need an "
+                     f"open-vocabulary model: {escape(missing[0].command)} "
+                     f"(~{missing[0].download_bytes / 1e9:.1f} GB download), then scan again")  # fmt: skip
 
 
 def forget_command(

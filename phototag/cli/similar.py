@@ -58,6 +58,12 @@ def similar_command(
         out.error(f"no such file: {escape(safe_path(photo))}")
         raise typer.Exit(ExitCode.USAGE)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
+        o.check_folders(under)
+        if model is not None:
+            from ..models.catalog import Catalog
+            from ..namecheck import check_recognizer
+
+            check_recognizer(model, Catalog.discover(), idx)
         roots = [Path(os.path.abspath(u)) for u in under or ()]
         found = similar_to(
             idx, photo, by, n=n, min_score=min_score, under=roots, model=model, backbone=backbone
@@ -88,23 +94,6 @@ def report_ranked(
         )
 
 
-def _same_file_as(paths: list[Path]) -> dict[int, Path]:
-    """Position -> an earlier path in ``paths`` that is the same file (st_dev, st_ino)."""
-    seen: dict[tuple[int, int], Path] = {}
-    out: dict[int, Path] = {}
-    for i, p in enumerate(paths):
-        try:
-            st = os.stat(p)
-        except OSError:
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
-            out[i] = seen[key]
-        else:
-            seen[key] = p
-    return out
-
-
 def duplicates_command(
     threshold: Annotated[
         float,
@@ -122,8 +111,15 @@ def duplicates_command(
     index: o.IndexPath = None,
     json_out: o.Json = False,
 ) -> None:
-    """List groups of near-identical photos: exact copies, resized copies, re-saves, bursts."""
+    """List groups of near-identical photos: exact copies, resized copies, re-saves, bursts.
+
+    Each group says whether its copies are byte-identical and how much keeping one frees;
+    its photos show similarity, pixels, bytes and capture date, the suggested keeper first
+    (most pixels, then most bytes, then one with a capture date). Groups that free the most
+    come first.
+    """
     from ..config import default_index_path
+    from ..duplicates import rank_duplicates
     from ..index import Index
     from ..models.catalog import Catalog
     from ..search import default_backbone, duplicate_groups
@@ -133,25 +129,45 @@ def duplicates_command(
         catalog = Catalog.discover()
         with_embeddings = [n for n in catalog.backbones if catalog.backbone(n).embedding_output]
         chosen = backbone or default_backbone(with_embeddings, catalog)
-        groups = duplicate_groups(idx, chosen, threshold=threshold)
+        groups = rank_duplicates(idx, duplicate_groups(idx, chosen, threshold=threshold), chosen)
     for g in groups:
-        # Two names of one file (an index from before one file became one photo, or a
-        # file linked since the scan) are marked: deleting either loses both.
-        same = _same_file_as([p for p, _ in g])
         if json_out:
-            out.json({"photos": [
-                {"path": os.fsdecode(p), "similarity": round(s, 4),
-                 **({"same_file_as": os.fsdecode(same[i])} if i in same else {})}
-                for i, (p, s) in enumerate(g)
-            ]})  # fmt: skip
-        else:
-            out.result(f"[num]{len(g)}[/] photos:")
-            for i, (p, s) in enumerate(g):
-                mark = (
-                    f"  [warning](the same file as {escape(safe_path(same[i]))})[/]"
-                    if i in same
-                    else ""
-                )
-                out.result(f"  {s:.3f}  [filepath]{escape(safe_path(p))}[/]{mark}")
-    out.info(f"[num]{len(groups)}[/] groups of near-identical photos")
+            out.json(g.as_json())
+            continue
+        kind = "byte-identical" if g.identical else "near-identical"
+        out.result(f"[num]{len(g.copies)}[/] photos, {kind}; keeping the first frees "
+                   f"[num]{_size(g.reclaimable)}[/]:")  # fmt: skip
+        for i, c in enumerate(g.copies):
+            # "=1": the same bytes as the group's first line.
+            mark = (
+                "keep"
+                if i == 0
+                else (f"={c.same_as + 1}" if c.same_as is not None else f"{c.similarity:.3f}")
+            )
+            pixels = f"{c.width}x{c.height}" if c.width and c.height else "?x?"
+            taken = c.taken_at or "no date"
+            # Two names of one file (hard links, or an index from before one file became one
+            # photo) are marked: deleting either frees nothing, and both names go with it.
+            twin = (
+                f"  [warning](the same file as {escape(safe_path(c.same_file_as))})[/]"
+                if c.same_file_as is not None
+                else ""
+            )
+            out.result(f"  {mark:>5}  {pixels:>11}  {_size(c.size):>9}  {escape(taken):19}  "
+                       f"[filepath]{escape(safe_path(c.path))}[/]{twin}")  # fmt: skip
+    freed = sum(g.reclaimable for g in groups)
+    out.info(f"[num]{len(groups)}[/] groups of near-identical photos; keeping the first of "
+             f"each frees [num]{_size(freed)}[/]")  # fmt: skip
     raise typer.Exit(ExitCode.OK)
+
+
+def _size(n: int) -> str:
+    """Bytes for people: 950 bytes, 2.4 MB (SI units, as file managers show them)."""
+    if n < 1000:
+        return f"{n} bytes"
+    value = float(n)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1000
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1000:.1f} TB"

@@ -10,7 +10,7 @@ import typer
 
 from ..config import Device
 from . import options as o
-from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
+from .console import ExitCode, Output, counting_bar, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
     from ..train import TrainReport
@@ -72,6 +72,12 @@ def train_command(
     seed: Annotated[
         int, typer.Option(help="Random seed: the same photos and seed give the same recognizer.")
     ] = 0,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Replace a recognizer of the same name (yours, or a shipped one)."
+        ),
+    ] = False,
     device: o.Device = Device.AUTO,
     index: o.IndexPath = None,
     json_out: o.Json = False,
@@ -99,9 +105,11 @@ def train_command(
         if sum(map(bool, (folder, from_keywords, from_corrections))) != 1:
             raise TrainingError("give either a FOLDER, --from-keywords or --from-corrections")
         opts = TrainOptions(name=name, backbone=backbone, augment=augment, copies=copies, holdout=holdout,
-                            folds=folds, multi_label=multi_label, seed=seed, device=device)  # fmt: skip
+                            folds=folds, multi_label=multi_label, seed=seed, device=device,
+                            force=force)  # fmt: skip
         if folder is not None:
-            report = train_from_folder(folder, opts)
+            with counting_bar(out, "reading photos") as progress:
+                report = train_from_folder(folder, opts, progress=progress)
         else:
             index_path = index or default_index_path()
             with (
@@ -152,10 +160,19 @@ def _print_report(out: Output, r: TrainReport) -> None:
 
 
 def retag_command(
-    model: o.Models = None,
-    backbone: o.Backbone = None,
-    threshold: o.Threshold = o.DEFAULT_THRESHOLD,
-    top_k: o.TopK = o.DEFAULT_TOP_K,
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Recognizer to apply (repeatable) [default: [scan] recognizers in the config "
+            "file, else every installed one].",
+            show_default=False,
+        ),
+    ] = None,
+    backbone: o.ScanBackbone = None,
+    threshold: o.ScanThreshold = None,
+    top_k: o.ScanTopK = None,
     write: o.WriteModeOpt = None,
     sidecar_name: o.SidecarName = None,
     config: o.Config = None,
@@ -179,11 +196,19 @@ def retag_command(
     failed = 0
     with guarded(out):
         settings = o.write_settings(config, write, sidecar_name)
+        # The same recognizers and cut-offs as a plain scan, so the two never fight.
+        chosen = o.scan_settings(config, model, threshold, top_k, backbone)
         with (
             index_lock(out, index_path, "retag", wait),
             Index.open(index_path, create=False) as idx,
         ):
-            report = retag(idx, model, threshold=threshold, top_k=top_k, backbone=backbone)
+            report = retag(
+                idx,
+                chosen.recognizers,
+                threshold=o.DEFAULT_THRESHOLD if chosen.threshold is None else chosen.threshold,
+                top_k=o.DEFAULT_TOP_K if chosen.top_k is None else chosen.top_k,
+                backbone=chosen.backbone,
+            )
             out.info(f"[num]{report.photos}[/] photos retagged with {', '.join(report.recognizers)}: "
                      f"[num]{report.changed}[/] changed in [num]{report.seconds:.1f}[/] s")  # fmt: skip
             out.log(
@@ -201,7 +226,12 @@ def retag_command(
 
 def tag_command(
     action: Annotated[str, typer.Argument(help="add or remove", show_default=False)],
-    photo: Annotated[Path, typer.Argument(help="The photo (as indexed).", show_default=False)],
+    photo: Annotated[
+        Path,
+        typer.Argument(
+            help="The photo (as indexed, or an album entry that links to it).", show_default=False
+        ),
+    ],
     tag: Annotated[
         str,
         typer.Argument(
@@ -227,9 +257,18 @@ def tag_command(
         if "/" not in path and action == "add":
             path = f"user/{path}"
         with index_lock(out, index_path, "tag", False), Index.open(index_path, create=False) as idx:
-            pid = idx.photo_id(Path(os.path.abspath(photo)))
-            if pid is None:
-                raise ConfigError(f"{safe_path(photo)} is not in the index: scan it first")
+            from ..lookup import indexed_path
+            from ..query import term_matches
+
+            pid = idx.photo_id(indexed_path(idx, photo))
+            assert pid is not None
+            if action == "remove":
+                has = [*idx.tags_of(pid), *idx.corrections(pid, action="add").get(pid, [])]
+                if not any(term_matches(path, p) for p in has):
+                    shown = ", ".join(sorted({p.rsplit("/", 1)[-1] for p in has})) or "none"
+                    raise ConfigError(
+                        f"{safe_path(photo)} has no tag {path!r} to remove (its tags: {shown})"
+                    )
             with idx.transaction():
                 idx.correct(pid, path, action)
     out.info(f"{'added' if action == 'add' else 'removed'} [tag]{escape(path)}[/]; "

@@ -56,6 +56,8 @@ class PhotoRecord:
     width: int | None
     height: int | None
     taken_at: str | None
+    kind: str = "photo"  # photo | raw | video (phototag.media.kinds.FileKind)
+    duration: float | None = None  # seconds, for videos
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +77,18 @@ class PhotoView:
     detections: list[tuple[str, str, float, tuple[float, float, float, float]]] = field(
         default_factory=list
     )
+    kind: str = "photo"
+    duration: float | None = None
+    companions: list[tuple[Path, str]] = field(default_factory=list)  # (path, role)
 
     def as_json(self) -> dict[str, object]:
+        """Times are ISO 8601 text, all of them (issue 14): ``taken_at`` as the camera wrote
+        it (EXIF local time, no offset), file and scan times in local time with the offset."""
+        from datetime import datetime
+
+        def local(seconds: float) -> str:
+            return datetime.fromtimestamp(seconds).astimezone().isoformat(timespec="seconds")
+
         return {
             "path": os.fsdecode(self.path),
             "size": self.size,
@@ -84,7 +96,8 @@ class PhotoView:
             "width": self.width,
             "height": self.height,
             "taken_at": self.taken_at,
-            "scanned_at": self.scanned_at,
+            "modified_at": local(self.mtime_ns / 1e9),
+            "scanned_at": local(self.scanned_at),
             "tags": {r: [c.as_json() for c in cs] for r, cs in self.tags.items()},
             "embeddings": {b: d for b, d in self.embeddings.items() if d},
             "detections": [
@@ -96,6 +109,9 @@ class PhotoView:
                 }
                 for b, label, s, box in self.detections
             ],
+            "kind": self.kind,
+            "duration": self.duration,
+            "companions": [{"path": os.fsdecode(p), "role": r} for p, r in self.companions],
         }
 
 
@@ -147,5 +163,3 @@ class TagCount:
     tag: str
     path: str
     photos: int
-
-

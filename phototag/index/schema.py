@@ -141,6 +141,20 @@ MIGRATIONS: list[str] = [
     CREATE INDEX detections_label ON detections(label, score);
     """,
     """
+    -- What each item is (photo, raw, video) and a video's length in seconds.
+    ALTER TABLE photos ADD COLUMN kind TEXT NOT NULL DEFAULT 'photo';
+    ALTER TABLE photos ADD COLUMN duration REAL;
+    -- Files that belong to an item and are not tagged themselves (docs/formats.md): the RAW
+    -- of a RAW+JPEG pair (role 'raw': same tags in its own sidecar) and the MOV of a Live
+    -- Photo (role 'motion'). Both follow their item into albums.
+    CREATE TABLE companions (
+        path BLOB PRIMARY KEY,
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        role TEXT NOT NULL
+    );
+    CREATE INDEX companions_photo ON companions(photo_id);
+    """,
+    """
     -- What a rescan asks of every photo ("has this backbone's embedding, as of this
     -- fingerprint?"), answered from this index instead of the table's 2.5 KB rows.
     CREATE INDEX embeddings_fingerprint ON embeddings(backbone, fingerprint);

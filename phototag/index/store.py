@@ -274,12 +274,25 @@ class Index:
             for table in ("tags", "results", "embeddings", "detections"):
                 self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (old[0],))
         self.conn.execute(
-            """INSERT INTO photos (path, size, mtime_ns, hash, width, height, taken_at, scanned_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """INSERT INTO photos (path, size, mtime_ns, hash, width, height, taken_at, scanned_at,
+                                   kind, duration)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                  hash = excluded.hash, width = excluded.width, height = excluded.height,
-                 taken_at = excluded.taken_at, scanned_at = excluded.scanned_at""",
-            (raw, p.size, p.mtime_ns, p.hash, p.width, p.height, p.taken_at, time.time()),
+                 taken_at = excluded.taken_at, scanned_at = excluded.scanned_at,
+                 kind = excluded.kind, duration = excluded.duration""",
+            (
+                raw,
+                p.size,
+                p.mtime_ns,
+                p.hash,
+                p.width,
+                p.height,
+                p.taken_at,
+                time.time(),
+                p.kind,
+                p.duration,
+            ),
         )
         self.conn.execute("DELETE FROM failures WHERE path = ?", (raw,))
         row = self.conn.execute("SELECT id FROM photos WHERE path = ?", (raw,)).fetchone()
@@ -425,6 +438,39 @@ class Index:
             (encode_path(p.path), p.size, p.mtime_ns, photo_id),
         )
         self.conn.execute("DELETE FROM failures WHERE path = ?", (encode_path(p.path),))
+
+    def set_companions(self, photo_id: int, companions: Sequence[tuple[Path, str]]) -> None:
+        """Replace the companions (path, role) of a photo; a path belongs to one photo."""
+        self.conn.execute("DELETE FROM companions WHERE photo_id = ?", (photo_id,))
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO companions (path, photo_id, role) VALUES (?, ?, ?)",
+            [(encode_path(p), photo_id, role) for p, role in companions],
+        )
+
+    def companions_by_photo(self) -> dict[int, list[tuple[Path, str]]]:
+        """Every photo's companions: photo id -> [(path, role)], by path."""
+        out: dict[int, list[tuple[Path, str]]] = {}
+        for pid, raw, role in self.conn.execute(
+            "SELECT photo_id, path, role FROM companions ORDER BY path"
+        ):
+            out.setdefault(int(pid), []).append((decode_path(raw), str(role)))
+        return out
+
+    def companion_owner(self, path: Path) -> Path | None:
+        """The photo a companion file (a pair's RAW, a Live Photo's MOV) belongs to."""
+        row = self.conn.execute(
+            "SELECT p.path FROM companions c JOIN photos p ON p.id = c.photo_id WHERE c.path = ?",
+            (encode_path(path),),
+        ).fetchone()
+        return None if row is None else decode_path(row[0])
+
+    def companions_of(self, photo_id: int) -> list[tuple[Path, str]]:
+        return [
+            (decode_path(raw), str(role))
+            for raw, role in self.conn.execute(
+                "SELECT path, role FROM companions WHERE photo_id = ? ORDER BY path", (photo_id,)
+            )
+        ]
 
     def record_failure(self, path: Path, size: int, mtime_ns: int, reason: str) -> None:
         self.conn.execute(
@@ -712,6 +758,11 @@ class Index:
             (name, encode_path(folder), query, link, int(html), time.time()),
         )
 
+    def delete_album(self, name: str) -> None:
+        """Forget an album and its entries (the files are the caller's business)."""
+        self.conn.execute("DELETE FROM album_entries WHERE album = ?", (name,))
+        self.conn.execute("DELETE FROM albums WHERE name = ?", (name,))
+
     def album_entries(self, name: str) -> dict[str, Path]:
         """entry file name -> the photo it stands for."""
         rows = self.conn.execute("SELECT entry, source FROM album_entries WHERE album = ?", (name,))
@@ -815,7 +866,8 @@ class Index:
 
     def photo(self, path: Path) -> PhotoView | None:
         row = self.conn.execute(
-            """SELECT id, path, size, mtime_ns, hash, width, height, taken_at, scanned_at
+            """SELECT id, path, size, mtime_ns, hash, width, height, taken_at, scanned_at,
+                      kind, duration
                FROM photos WHERE path = ?""",
             (encode_path(path),),
         ).fetchone()
@@ -850,6 +902,9 @@ class Index:
             tags=tags,
             embeddings=embeddings,
             detections=self.detections_of(pid),
+            kind=row[9],
+            duration=row[10],
+            companions=self.companions_of(pid),
         )
 
     def hash_of(self, photo_id: int) -> str | None:

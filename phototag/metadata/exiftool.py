@@ -37,8 +37,9 @@ TAGS: dict[Field, str] = {
 }
 
 #: Formats exiftool can write keywords into. Others get a clear "use sidecar" message.
+#: DNG is left out on purpose: RAW files are never written into (they get sidecars).
 WRITABLE = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".webp",
-                      ".gif", ".heic", ".heif", ".hif", ".dng", ".avif", ".jxl"})  # fmt: skip
+                      ".gif", ".heic", ".heif", ".hif", ".avif", ".jxl"})  # fmt: skip
 
 
 @dataclass

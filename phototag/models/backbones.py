@@ -120,7 +120,12 @@ class Backbone:
         if m.detections_output:
             return self._detect(session, x[:n])
         names = [m.embedding_output or "", *([m.logits_output] if m.logits_output else [])]
-        out = [o[:n] for o in session.run(names, {m.input_name: x})]
+        if m.max_batch and len(x) > m.max_batch:  # a fixed batch (Immich's exports: 1)
+            step = m.max_batch
+            runs = [session.run(names, {m.input_name: x[i : i + step]}) for i in range(0, n, step)]
+            out = [np.concatenate([r[k] for r in runs])[:n] for k in range(len(names))]
+        else:
+            out = [o[:n] for o in session.run(names, {m.input_name: x})]
         probs = softmax(out[1]) if m.logits_output else None
         return BackboneOutput(probs=probs, embeddings=out[0])
 

@@ -39,6 +39,8 @@ class Catalog:
     # The zero-shot backbone that vocabularies use; None: the first installed (by name).
     # Naming a classifier here turns vocabularies off: the ImageNet-mapped recognizers run.
     preferred: str | None = None
+    # The language of prompts and queries (ISO 639-1), for text encoders that are told it (NLLB).
+    language: str = "en"
     # Told, as a sentence, when a slow preparation starts (encoding a vocabulary's prompts).
     notify: Callable[[str], None] | None = field(default=None, repr=False)
     _manifests: dict[str, BackboneManifest] = field(default_factory=dict, repr=False)
@@ -111,7 +113,7 @@ class Catalog:
 
     def text_encoder(self, backbone: str) -> TextEncoder:
         if backbone not in self._encoders:
-            self._encoders[backbone] = TextEncoder(self.backbone(backbone))
+            self._encoders[backbone] = TextEncoder(self.backbone(backbone), language=self.language)
         return self._encoders[backbone]
 
     def names(self) -> list[str]:
@@ -125,11 +127,10 @@ class Catalog:
             if zero_shot is not None:
                 self._loaded[name] = self._bind(name, zero_shot)
             elif entry is None and name in self.vocabularies:
-                raise UnknownModelError(
-                    f"recognizer {name!r} is a zero-shot vocabulary and no zero-shot backbone "
-                    "is installed (or chosen); see 'phototag models list' and "
-                    "'phototag models install'"
-                )
+                from .availability import inactive_vocabularies
+
+                needed = next(n for n in inactive_vocabularies(self) if n.vocabulary == name)
+                raise UnknownModelError(f"recognizer {name!r}: {needed.sentence()}")
             elif entry is None:
                 raise UnknownModelError(
                     f"no recognizer named {name!r}; installed: {', '.join(self.names()) or 'none'}"

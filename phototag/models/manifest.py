@@ -29,14 +29,31 @@ class FileSpec:
 class TextEncoderSpec:
     """The text half of a zero-shot (CLIP-style) backbone."""
 
-    model: str  # ONNX file: (N, context_length) int64 token ids -> (N, dim) embeddings
+    model: str  # ONNX file: (N, context_length) integer token ids -> (N, dim) embeddings
     input: str
     output: str
-    vocab: str  # the BPE merges (bpe_simple_vocab_16e6.txt.gz)
+    # The tokenizer's file: CLIP's BPE merges (bpe_simple_vocab_16e6.txt.gz, run by the port
+    # in tokenizer.py) or a Hugging Face ``tokenizer.json`` (run by the tokenizers library).
+    vocab: str
     context_length: int
     logit_scale: float  # the model's learned temperature (100 for OpenAI's CLIP)
     variable_length: bool = False  # may be run on the tokens up to the longest end-of-text
+    # OpenCLIP's text cleaning before tokenizing: "lower", "whitespace" or "canonicalize".
+    clean: str = "lower"
+    dtype: str = "int64"  # the ids' type the graph takes: int64, or int32 (Immich's exports)
+    mask: str | None = None  # the attention-mask input, for M-CLIP's XLM-R text towers
+    pad_token: str | None = None  # tokenizer.json only: padding token [default: the model's]
+    language_prefix: bool = False  # NLLB: the text starts with its FLORES-200 language code
+    max_batch: int | None = None  # a graph with a fixed batch size (Immich's: 1)
 
+    @property
+    def tokenizer_json(self) -> bool:
+        """Whether ``vocab`` is a Hugging Face ``tokenizer.json``."""
+        return self.vocab.endswith(".json")
+
+
+#: OpenCLIP's text cleanings (open_clip/tokenizer.py ``get_clean_fn``).
+TEXT_CLEANING = ("lower", "whitespace", "canonicalize")
 
 class BackboneKind(StrEnum):
     """A classifier (logits + embedding), a detector (boxes), or a zero-shot image encoder
@@ -176,9 +193,21 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
             context_length=field(t, "context_length", int, path, 77),
             logit_scale=field(t, "logit_scale", float, path),
             variable_length=field(t, "variable_length", bool, path, False),
+            clean=field(t, "clean", str, path, "lower"),
+            dtype=field(t, "dtype", str, path, "int64"),
+            mask=field(t, "mask", str, path, None),
+            pad_token=field(t, "pad_token", str, path, None),
+            language_prefix=field(t, "language_prefix", bool, path, False),
+            max_batch=field(t, "max_batch", int, path, None),
         )
         if not 1 <= text.context_length <= 4096 or not 0 < text.logit_scale <= 1000:
             raise ModelError(f"{path}: [text] context_length or logit_scale out of range")
+        if text.clean not in TEXT_CLEANING or text.dtype not in ("int64", "int32"):
+            raise ModelError(
+                f"{path}: [text] clean is one of {', '.join(TEXT_CLEANING)}; dtype int64 or int32"
+            )
+        if text.max_batch is not None and text.max_batch < 1:
+            raise ModelError(f"{path}: [text] max_batch must be at least 1")
         listed = {f.name for f in files}
         for needed in (text.model, text.vocab):
             if needed not in listed:

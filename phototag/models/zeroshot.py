@@ -32,6 +32,7 @@ from .recognizers import Candidate, MappedRecognizer, check_path, rank
 
 if TYPE_CHECKING:
     from .backbones import BackboneOutput
+    from .hftokenizer import HubTokenizer
     from .session import Session
     from .tokenizer import Tokenizer
 
@@ -54,18 +55,30 @@ class TextEncoder:
     device: Device = Device.CPU  # text is encoded once per vocabulary and cached
     verify: bool = True
     batch_size: int = 64
+    # The language of the texts (ISO 639-1): NLLB text encoders are told it (a prefix token).
+    language: str = "en"
 
     def __post_init__(self) -> None:
         if self.manifest.text is None:
             raise ModelError(f"backbone {self.manifest.name} has no text encoder (not zero-shot)")
+        if self.manifest.text.max_batch is not None:
+            self.batch_size = min(self.batch_size, self.manifest.text.max_batch)
 
     @cached_property
-    def tokenizer(self) -> Tokenizer:
-        from .tokenizer import Tokenizer
-
+    def tokenizer(self) -> Tokenizer | HubTokenizer:
         spec = self.manifest.text
         assert spec is not None
-        return Tokenizer(self.manifest.folder / spec.vocab, spec.context_length)
+        path = self.manifest.folder / spec.vocab
+        if spec.tokenizer_json:
+            from .hftokenizer import HubTokenizer
+
+            return HubTokenizer(
+                path, spec.context_length, clean=spec.clean, pad_token=spec.pad_token,
+                language_prefix=spec.language_prefix, language=self.language,
+            )  # fmt: skip
+        from .tokenizer import Tokenizer
+
+        return Tokenizer(path, spec.context_length)
 
     @cached_property
     def session(self) -> Session:
@@ -76,22 +89,38 @@ class TextEncoder:
         if self.verify:
             verify_files(self.manifest, "text")
         session = open_session(self.manifest.folder / spec.model, self.device)
-        if spec.input not in session.input_names() or spec.output not in session.output_names():
+        inputs = [spec.input] + ([spec.mask] if spec.mask else [])
+        if any(n not in session.input_names() for n in inputs) or (
+            spec.output not in session.output_names()
+        ):
             raise ModelError(
-                f"text model of {self.manifest.name} lacks input {spec.input!r} "
+                f"text model of {self.manifest.name} lacks input {' or '.join(map(repr, inputs))} "
                 f"or output {spec.output!r}"
             )
         return session
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, dim) L2-normalised embeddings of ``texts``, ``batch_size`` at a time."""
         spec = self.manifest.text
         assert spec is not None
         parts = [np.zeros((0, self.manifest.embedding_dim), np.float32)]
+        dtype = np.int32 if spec.dtype == "int32" else np.int64
         for i in range(0, len(texts), self.batch_size):
-            ids = self.tokenizer(list(texts[i : i + self.batch_size]))
-            if spec.variable_length:  # padding after the end-of-text token changes nothing
-                ids = ids[:, : int((ids == self.tokenizer.eot).argmax(axis=1).max()) + 1]
-            parts.append(self.session.run([spec.output], {spec.input: ids})[0])
+            batch = list(texts[i : i + self.batch_size])
+            feed: dict[str, np.ndarray] = {}
+            if spec.mask:
+                from .hftokenizer import HubTokenizer
+
+                assert isinstance(self.tokenizer, HubTokenizer)
+                ids, mask = self.tokenizer.encode(batch)
+                feed[spec.mask] = mask.astype(dtype)
+            else:
+                ids = self.tokenizer(batch)
+            eot = self.tokenizer.eot
+            if spec.variable_length and eot is not None:  # padding after it changes nothing
+                ids = ids[:, : int((ids == eot).argmax(axis=1).max()) + 1]
+            feed[spec.input] = ids.astype(dtype)
+            parts.append(self.session.run([spec.output], feed)[0])
         return normalize(np.concatenate(parts))
 
 
@@ -204,7 +233,8 @@ def class_embeddings(
     rows = vocab.texts()
     key = hashlib.sha256(
         json.dumps(
-            [m.file_sha256(m.text.model), m.file_sha256(m.text.vocab), m.text.context_length, rows],
+            [m.file_sha256(m.text.model), m.file_sha256(m.text.vocab), m.text.context_length, rows]
+            + ([encoder.language] if m.text.language_prefix else []),
             ensure_ascii=False,
         ).encode()
     ).hexdigest()[:32]
