@@ -211,10 +211,9 @@ def scan(
     roots = [Path(os.path.abspath(r)) for r in roots]
     known = index.known_files()
     known_failures = index.known_failures()
-    complete = index.complete_ids(fps, backbone_fps)
-    # Photos whose stored embeddings are current: a new threshold, top-k or recognizer is
-    # applied to them as retag does, without decoding (issue 14).
-    embedded = index.complete_ids({}, backbone_fps)
+    # A photo marked complete for these models (complete_for, kept honest by triggers) is
+    # settled by its own row; only the others are looked up, after the walk (issue 15).
+    digest = tagger.digest
     rescore: list[tuple[int, Path]] = []
     excludes = Excludes(roots, options.exclude)
     todo: list[FileEntry] = []
@@ -269,6 +268,18 @@ def scan(
         if encode_path(p) in known or encode_path(p) in known_failures
     ]
     seen.update(encode_path(p) for p in companion_paths)
+    check_ids = []
+    for item in entries:
+        k = known.get(encode_path(item.path))
+        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.complete_for != digest:
+            check_ids.append(k.id)
+    complete = index.complete_ids(fps, backbone_fps, ids=check_ids) if check_ids else set()
+    # Photos whose stored embeddings are current: a new threshold, top-k or recognizer is
+    # applied to them as retag does, without decoding (issue 14).
+    embedded = index.complete_ids({}, backbone_fps, ids=check_ids) if check_ids else set()
+    if complete:
+        with index.transaction():
+            index.mark_complete(complete, digest)
     for item in entries:
         if item.path in companion_paths:
             continue
@@ -279,7 +290,11 @@ def scan(
             if _under(raw, r):
                 per_root_found[r] += 1
         k = known.get(raw)
-        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in complete:
+        if (
+            k
+            and (k.size, k.mtime_ns) == (item.size, item.mtime_ns)
+            and (k.complete_for == digest or k.id in complete)
+        ):
             report.unchanged += 1
             continue
         if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in embedded:
@@ -301,7 +316,9 @@ def scan(
     yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
 
     # 2. Read what is new or changed; decode only content the index has never seen.
-    reusable = index.hashes_of(complete)  # content hash -> a photo id with complete results
+    # content hash -> a photo id with complete results, anywhere in the index (a photo copied
+    # in from another folder keeps its results); only looked up when there is something to do.
+    reusable = index.hashes_of(index.complete_ids(fps, backbone_fps)) if todo else {}
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
     load = make_loader(preprocesses, reusable.keys(), options.max_pixels)
     # For content that was known when read but whose source changed since (rare): decode.
@@ -453,6 +470,7 @@ def _rescore(
                 tags = {r.name: per_recognizer[r.name][row] for r in recognizers}
                 for r in recognizers:
                     index.set_results(pid, r.name, fps[r.name], tags[r.name])
+                index.mark_complete([pid], tagger.digest)  # after the writes that cleared it
                 events.append(Tagged(path, tags, reused=True))
         report.rescored += len(part)
         yield from events
@@ -580,6 +598,7 @@ def _process_batch(
                     report.found -= 1
                     continue
                 pid = _reuse(index, source, record)
+                index.mark_complete([pid], tagger.digest)  # same content as a complete photo
                 view = index.photo(item.entry.path)
                 report.reused += 1
                 events.append(Tagged(item.entry.path, view.tags if view else {}, reused=True))
@@ -595,6 +614,7 @@ def _process_batch(
                     index.set_detections(
                         pid, name, out.detections[infer_pos], backbones[name].labels
                     )
+            index.mark_complete([pid], tagger.digest)  # after the writes, whose triggers clear it
             infer_pos += 1
             reusable[item.hash] = pid
             report.tagged += 1

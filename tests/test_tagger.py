@@ -99,10 +99,14 @@ def test_any_change_to_a_photos_results_clears_its_mark_and_the_rescan_checks_it
         assert (again.unchanged, again.tagged, fake_onnx.runs) == (len(NAMES), 0, 0)
         assert idx.conn.execute("SELECT complete_for FROM photos WHERE id = ?", (pid,)).fetchone() != (None,)
         # retag at another threshold changes the results' fingerprints: a scan at the old
-        # settings must tag those photos again, not trust the old mark.
+        # settings must not trust the old mark; it rescores from the stored embeddings
+        # (no model run), and marks the photos again.
         retag(idx, [r.name for r in Tagger.resolve().recognizers], threshold=0.5)
+        fake_onnx.runs = 0
         redo = run_scan(photos, idx)
-        assert redo.tagged == len(NAMES) and redo.unchanged == 0
+        assert (redo.rescored, redo.unchanged, redo.tagged, fake_onnx.runs) == (len(NAMES), 0, 0, 0)
+        settled = run_scan(photos, idx)
+        assert (settled.unchanged, settled.rescored) == (len(NAMES), 0)
         # An embedding deleted behind the scan's back: that photo is tagged again.
         with idx.transaction():
             idx.conn.execute("DELETE FROM embeddings WHERE photo_id = ?", (pid,))
