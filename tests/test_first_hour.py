@@ -44,6 +44,7 @@ def test_scikit_learn_is_a_default_dependency() -> None:
 
 
 @pytest.mark.parametrize("how", ["name", "dot"])
+@pytest.mark.slow  # the real models
 def test_train_with_a_relative_folder(
     train_dir: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
@@ -60,6 +61,7 @@ def test_train_with_a_relative_folder(
     assert (user_weights_dir() / "recognizers" / "mine.npz").is_file()
 
 
+@pytest.mark.slow  # the real models
 def test_train_refuses_to_shadow_a_shipped_or_existing_recognizer_without_force(
     train_dir: Path,
 ) -> None:
@@ -85,6 +87,7 @@ def test_train_refuses_to_shadow_a_shipped_or_existing_recognizer_without_force(
     assert (folder / "animal.toml").is_file()
 
 
+@pytest.mark.slow  # the real models
 def test_recognizers_list_and_remove(train_dir: Path) -> None:
     assert invoke("train", train_dir, "--name", "pets", "--no-augment")[0] == 0
     code, out, _ = invoke("recognizers", "list", "--json")
@@ -104,6 +107,7 @@ def test_recognizers_list_and_remove(train_dir: Path) -> None:
     assert "pets" not in rows and "animal" in rows
 
 
+@pytest.mark.slow  # the real models
 def test_training_reports_progress_per_photo(train_dir: Path, tmp_path: Path) -> None:
     from phototag.config import Device
     from phototag.train import TrainOptions, train_from_folder
@@ -362,6 +366,7 @@ def test_help_shows_defaults_extras_and_no_python_types(
 # -- output adds up; cron stays quiet -----------------------------------------------------------
 
 
+@pytest.mark.slow  # the real models
 def test_the_scan_summary_adds_up_and_is_a_json_line_with_json(library: Path, index: Path) -> None:
     code, out, err = invoke("scan", library, "--index", index, "--json", "--write", "none")
     assert code == 1
@@ -382,6 +387,7 @@ def test_the_scan_summary_adds_up_and_is_a_json_line_with_json(library: Path, in
     assert found == tagged + reused + unchanged + failed_n == 6
 
 
+@pytest.mark.slow  # the real models
 def test_known_failures_are_counted_not_repeated_and_listed_by_failures(
     library: Path, index: Path
 ) -> None:
@@ -405,6 +411,7 @@ def test_known_failures_are_counted_not_repeated_and_listed_by_failures(
     assert code == 1 and "new.jpg" in err and err.count("error:") == 1
 
 
+@pytest.mark.slow  # the real models
 def test_progress_moves_as_files_are_read_before_their_batch_is_tagged(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -441,6 +448,7 @@ def test_the_rate_is_not_absurd_at_the_first_update() -> None:
     assert column.render(bar.tasks[0]).plain == "16.0 images/s"  # 32 in 2.0002 s
 
 
+@pytest.mark.slow  # the real models
 def test_duplicates_show_what_to_choose_a_keeper_by(
     tmp_path: Path, make_photo: Callable[..., Path], index: Path
 ) -> None:
