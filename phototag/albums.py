@@ -134,7 +134,7 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:]")
 
 def album_name(q: TagQuery) -> str:
     """A readable name for a query's album: ``wedding ceremony``, ``beach + sunset``."""
-    name = (" or " if q.any else " + ").join(q.tags)
+    name = (" or " if q.any else " + ").join([*q.tags, *q.people])
     if q.exclude:
         name += " without " + ", ".join(q.exclude)
     return name
@@ -292,6 +292,8 @@ def build_album(
     for entry, source in sorted(entries.items()):
         if source in wanted and still_ours(folder / entry, source, mode.value):
             continue
+        if source in wanted and not os.path.lexists(source):
+            continue  # an offline photo (its folder is away for now): its entry stays as it is
         target = folder / entry
         if source not in wanted and still_ours(target, source, mode.value):
             try:
@@ -313,8 +315,8 @@ def build_album(
     taken = {p.name.casefold() for p in folder.iterdir()} if folder.exists() else set()
     taken |= {e.casefold() for e in by_source.values()}
     for m in linked:
-        if m.path in by_source:
-            continue
+        if m.path in by_source or not os.path.lexists(m.path):
+            continue  # already there, or offline: added when its folder is back
         entry = entry_name(m, taken)
         taken.add(entry.casefold())
         # Recorded before it is made: a kill in between leaves a record of a missing entry
@@ -341,13 +343,16 @@ def build_album(
             index.save_album(name, folder, query.to_json(), mode.value, html)
         if html:
             from .contactsheet import write_contact_sheet
+            from .index.faces import face_boxes
 
+            shown = [(by_source[m.path], m) for m in matches if m.path in by_source]
             try:
                 write_contact_sheet(
                     folder,
-                    [(by_source[m.path], m) for m in matches if m.path in by_source],
+                    shown,
                     query.describe(),
                     progress,
+                    faces=face_boxes(index, [m.photo_id for _, m in shown]),
                 )
             except OSError as e:
                 report.failed.append(("index.html", e.strerror or str(e)))

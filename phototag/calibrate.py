@@ -26,6 +26,7 @@ from .fsutil import atomic_writer
 from .models.backbones import Backbone, softmax
 from .models.catalog import Catalog
 from .models.zeroshot import ZeroShotRecognizer, load_vocabulary, normalize
+from .tagpath import leaf as leaf_of
 from .train import collect_folder, embed_photos
 
 #: Fewer labelled photos than this and the fitted temperature means little; we refuse.
@@ -109,8 +110,8 @@ def _leaf_index(leaves: tuple[str, ...], label: str) -> int | None:
     """The vocabulary leaf a folder names: by full path, or by the tag alone (any case)."""
     if label in leaves:
         return leaves.index(label)
-    tag = label.rsplit("/", 1)[-1].casefold()
-    hits = [i for i, leaf in enumerate(leaves) if leaf.rsplit("/", 1)[-1].casefold() == tag]
+    tag = leaf_of(label).casefold()
+    hits = [i for i, leaf in enumerate(leaves) if leaf_of(leaf).casefold() == tag]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -147,7 +148,7 @@ def calibrate(
     if len(chosen) < MIN_PHOTOS:
         raise ConfigError(
             f"only {len(chosen)} photos under {folder} are in folders named after {name}'s "
-            f"tags (like {folder}/{vocab.leaves[0].rsplit('/', 1)[-1]}/); at least "
+            f"tags (like {folder}/{leaf_of(vocab.leaves[0])}/); at least "
             f"{MIN_PHOTOS} are needed, a few hundred for a trustworthy temperature"
         )
     model = Backbone(catalog.backbone(backbone))

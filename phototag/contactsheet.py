@@ -9,10 +9,11 @@ original's thumbnail still shows; a missing thumbnail is flagged).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import html
 import os
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from .albums import printable
@@ -21,9 +22,11 @@ from .errors import ImageError
 from .fsutil import atomic_write, atomic_writer
 from .imaging import decode
 from .query import Match
+from .tagpath import leaf
 
 THUMBS = ".thumbs"
 THUMB_SIZE = 320
+FACE_COLOUR = (255, 214, 0)
 
 CSS = """
 body{font:14px system-ui,sans-serif;margin:1.5rem;background:#fafafa;color:#222}
@@ -47,13 +50,38 @@ def file_url(path: Path) -> str:
     return "file://" + urllib.parse.quote(os.fsencode(os.path.abspath(path)))
 
 
-def make_thumbnail(source: Path, dest: Path) -> None:
-    """A JPEG thumbnail of ``source``, upright, long side THUMB_SIZE. Raises OSError/ImageError."""
+#: A face drawn on a thumbnail: the person's name (None: unnamed) and the box, x1, y1, x2, y2
+#: as fractions of the upright photo (phototag.index.faces).
+FaceBox = tuple[str | None, tuple[float, float, float, float]]
+
+
+def make_thumbnail(source: Path, dest: Path, faces: Sequence[FaceBox] = ()) -> None:
+    """A JPEG thumbnail of ``source``, upright, long side THUMB_SIZE, with ``faces`` drawn as
+    boxes (named ones labelled). Raises OSError/ImageError."""
     photo = decode(source.read_bytes(), min_side=THUMB_SIZE, max_pixels=DEFAULT_MAX_PIXELS)
     im = photo.image.copy()
     im.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    if faces:
+        from PIL import ImageDraw
+
+        draw = ImageDraw.Draw(im)
+        w, h = im.size
+        for name, (x1, y1, x2, y2) in faces:
+            rect = (round(x1 * w), round(y1 * h), round(x2 * w), round(y2 * h))
+            draw.rectangle(rect, outline=FACE_COLOUR, width=2)
+            if name:
+                draw.text((rect[0] + 2, rect[3] + 2), name, fill=FACE_COLOUR)
     with atomic_writer(dest) as f:
         im.save(f, "JPEG", quality=85)
+
+
+def _thumb_name(entry: str, faces: Sequence[FaceBox]) -> str:
+    """The thumbnail's file name: with faces, a digest of them, so a renamed person or a changed
+    face makes a new thumbnail rather than showing a stale one."""
+    if not faces:
+        return f"{entry}.jpg"
+    digest = hashlib.sha256(repr(sorted(faces, key=repr)).encode()).hexdigest()[:10]
+    return f"{entry}.{digest}.jpg"
 
 
 def write_contact_sheet(
@@ -61,12 +89,16 @@ def write_contact_sheet(
     entries: Sequence[tuple[str, Match]],
     title: str,
     progress: Callable[[int, int], None] | None = None,
+    faces: Mapping[int, Sequence[FaceBox]] | None = None,
 ) -> Path:
     """Write ``folder/index.html`` and the thumbnails it shows; ``progress(done, total)`` is
-    told after each thumbnail (made or found). Raises OSError if the page cannot be written."""
+    told after each thumbnail (made or found); ``faces`` (photo id -> faces) are drawn on the
+    thumbnails. Raises OSError if the page cannot be written."""
+    faces = faces or {}
     thumbs = folder / THUMBS
     thumbs.mkdir(exist_ok=True)
-    wanted = {f"{entry}.jpg" for entry, _ in entries}
+    names = {entry: _thumb_name(entry, faces.get(m.photo_id, ())) for entry, m in entries}
+    wanted = set(names.values())
     for old in thumbs.iterdir():
         if old.name not in wanted:
             old.unlink()
@@ -74,18 +106,17 @@ def write_contact_sheet(
     for done, (entry, m) in enumerate(entries, 1):
         if progress is not None:
             progress(done - 1, len(entries))
-        thumb = thumbs / f"{entry}.jpg"
+        thumb = thumbs / names[entry]
         if not thumb.exists():
             with contextlib.suppress(OSError, ImageError):  # the page flags it; the album is fine
-                make_thumbnail(m.path, thumb)
+                make_thumbnail(m.path, thumb, faces.get(m.photo_id, ()))
         tags = "".join(
-            f'<span class="t">{html.escape(p.rsplit("/", 1)[-1])} {s:.2f}</span>'
-            for _, p, s in m.tags
+            f'<span class="t">{html.escape(leaf(p))} {s:.2f}</span>' for _, p, s in m.tags
         )
         date = m.when.strftime("%Y-%m-%d %H:%M") + ("" if m.taken_at else " (file time)")
         figures.append(
             f'<figure><a href="{html.escape(file_url(m.path))}" title="{html.escape(printable(os.fsdecode(m.path)))}">'
-            f'<img src="{html.escape(urllib.parse.quote(f"{THUMBS}/{entry}.jpg"))}" alt="{html.escape(entry)}"></a>'
+            f'<img src="{html.escape(urllib.parse.quote(f"{THUMBS}/{names[entry]}"))}" alt="{html.escape(entry)}"></a>'
             f'<figcaption><div class="d">{html.escape(date)}</div><div>{html.escape(printable(m.path.name))}</div>{tags}</figcaption></figure>'
         )
     page = (

@@ -45,3 +45,7 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+
+
+class PersonError(ConfigError):
+    """An unknown person or face, or a name that cannot be used (the CLI: a usage error)."""

@@ -22,6 +22,9 @@ def indexed_path(index: Index, path: Path) -> Path:
     symlinks (an album entry) leads to. Raises ConfigError: no such file, or not indexed."""
     here = Path(os.path.abspath(path))
     if not os.path.lexists(here):
+        pid = index.photo_id(here)
+        if pid is not None and pid in index.offline_ids():
+            return here  # its folder is offline (docs/cli.md): the index still holds it
         raise ConfigError(f"no such file: {path}")
     for _ in range(MAX_HOPS):
         if index.photo_id(here) is not None:

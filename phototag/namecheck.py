@@ -16,6 +16,7 @@ from .errors import ConfigError, ModelError, UnknownModelError
 from .index.store import Index
 from .models.catalog import Catalog
 from .query import term_matches
+from .tagpath import split
 
 
 def zero_shot_hint(language: str = "en") -> str:
@@ -102,7 +103,7 @@ def _words(paths: Iterable[str]) -> set[str]:
     out: set[str] = set()
     for p in paths:
         out.add(p)
-        out.update(x for x in p.split("/") if x)
+        out.update(x for x in split(p) if x)  # a level may hold '/' (a keyword kept verbatim)
     return out
 
 
@@ -123,7 +124,10 @@ def check_tags(
     ``--allow-empty`` asks for the album anyway); or no recognizer knows it, with the
     closest tags that exist.
     """
-    in_index = [c.path for c in index.tag_counts(model)]
+    from .corrections import corrected_counts
+
+    # The tags as every query sees them: a tag added with 'phototag tag add' is a tag.
+    in_index = [c.path for c in corrected_counts(index, model)]
     made = [p for p in producers(catalog) if model is None or p.recognizer == model]
     for term in terms:
         if not term.strip("/ "):

@@ -25,6 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import ConfigError
+from .tagpath import join, split
 
 
 class Language(StrEnum):
@@ -45,12 +46,12 @@ class TagNames:
         """``tag_path`` with each component in this language, '/'-separated."""
         if not self.names:
             return tag_path
-        parts = tag_path.split("/")
+        parts = split(tag_path)  # a level may hold an escaped '/' (phototag.tagpath)
         out = []
         for i, part in enumerate(parts):
-            full = "/".join(parts[: i + 1])
+            full = join(parts[: i + 1])
             out.append(self.names.get(full) or self.names.get(part) or part)
-        return "/".join(out)
+        return join(out)
 
     def paths(self, tag_paths: Iterable[str]) -> list[str]:
         return [self.path(p) for p in tag_paths]

@@ -51,6 +51,9 @@ class Loaded:
     taken_at: str | None = None
     kind: FileKind = FileKind.PHOTO
     duration: float | None = None  # seconds, for videos
+    # The decoded photo itself (HWC uint8 RGB, upright, at the decoded size), kept only when a
+    # step after inference needs pixels (faces): so that it costs no second decode.
+    image: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,20 +150,31 @@ def hash_file(entry: FileEntry, chunk: int = 1 << 20) -> tuple[str, int, int]:
 
 
 def make_loader(
-    preprocesses: Mapping[str, Preprocess], known_hashes: Collection[str], max_pixels: int
+    preprocesses: Mapping[str, Preprocess],
+    known_hashes: Collection[str],
+    max_pixels: int,
+    *,
+    keep_image: bool = False,
+    min_side: int = 1,
 ) -> Callable[[FileEntry], Loaded | LoadFailed]:
-    """The per-file work of a scan: read, hash, and unless the content is known, decode.
+    """The per-file work of a scan: read, hash, and unless the content is known, decode
+    (and with ``keep_image``, keep a photo's decoded pixels in :attr:`Loaded.image`).
 
     Photos are decoded by Pillow (HEIC from an embedded thumbnail when it is at least the
     model's crop size), RAW files from their preview or by LibRaw (:mod:`.media.raw`),
     videos into a few frames (:mod:`.media.video`; their ``inputs`` have a frame axis).
+    JPEGs are decoded with a short side of at least ``min_side`` and every backbone's
+    ``resize``; RAW previews and HEIC thumbnails are used when they satisfy the backbones
+    (a larger ``min_side`` for faces does not send a RAW to LibRaw's slower rendering).
     """
-    min_side = max(p.resize for p in preprocesses.values()) if preprocesses else 1
+    model_side = max([1, *(p.resize for p in preprocesses.values())])
+    min_side = max(min_side, model_side)
     thumb_side = max(p.crop for p in preprocesses.values()) if preprocesses else 1
 
     def load(entry: FileEntry) -> Loaded | LoadFailed:
         if entry.kind is FileKind.VIDEO:
-            return _load_video(entry, preprocesses, known_hashes, min_side, max_pixels)
+            # Videos give no pixels to later steps (faces): frames at the models' size only.
+            return _load_video(entry, preprocesses, known_hashes, model_side, max_pixels)
         try:
             data, size, mtime_ns = read_file(entry)
         except ImageError as e:
@@ -171,16 +185,17 @@ def make_loader(
                 return Loaded(entry, size, mtime_ns, h, None, kind=entry.kind)
             photo: DecodedPhoto
             if entry.kind is FileKind.RAW:
-                photo = _decode_raw_or_image(data, min_side, max_pixels, thumb_side)
+                photo = _decode_raw_or_image(data, model_side, max_pixels, thumb_side)
             else:
                 photo = decode(
                     data, min_side=min_side, max_pixels=max_pixels, thumb_side=thumb_side
                 )
             del data
             inputs = {name: preprocess(photo.image, p) for name, p in preprocesses.items()}
+            pixels = np.asarray(photo.image, dtype=np.uint8) if keep_image else None
             return Loaded(
                 entry, size, mtime_ns, h, inputs, photo.width, photo.height, photo.taken_at,
-                kind=entry.kind,
+                kind=entry.kind, image=pixels,
             )  # fmt: skip
         except ImageError as e:
             return LoadFailed(entry, str(e))

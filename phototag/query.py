@@ -1,22 +1,25 @@
 """Which photos match a tag query: the selection behind albums and ``--json`` listings.
 
-A query term matches a tag when its '/'-separated parts appear, in order and next to each
-other, among the parts of the tag's hierarchy path, ignoring case: ``animal`` matches
-``animal/dog/Golden Retriever``, ``dog`` matches it too, and ``wedding`` matches
-``scene/event/wedding``.
+A query term matches a tag when it names a run of consecutive levels of the tag's
+hierarchy path, ignoring case (:func:`phototag.tagpath.term_matches`): ``animal`` matches
+``animal/dog/Golden Retriever``, ``dog`` matches it too, ``wedding`` matches
+``scene/event/wedding``, and ``AC/DC`` matches the keyword ``AC/DC`` kept verbatim. The
+tags are the models' with the user's corrections applied (:mod:`phototag.corrections`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .index.store import Index
+from .tagpath import leaf
+from .tagpath import term_matches as term_matches  # re-exported: where callers found it
 
 
 @dataclass(frozen=True)
@@ -30,10 +33,11 @@ class TagQuery:
     under: tuple[str, ...] = ()
     model: str | None = None
     min_count: int = 0  # at least this many detected boxes of each tag's object (person, car, ...)
+    people: tuple[str, ...] = ()  # named people (phototag people), all of them unless ``any``
 
     def __post_init__(self) -> None:
-        if not self.tags:
-            raise ConfigError("a tag query needs at least one tag")
+        if not self.tags and not self.people:
+            raise ConfigError("an album needs at least one --tag or --person")
         for bound in (self.since, self.until):
             if bound is not None:
                 _parse_when(bound)
@@ -50,7 +54,7 @@ class TagQuery:
 
     def describe(self) -> str:
         joiner = " or " if self.any else " and "
-        text = joiner.join(self.tags)
+        text = joiner.join([*self.tags, *(f"person {p}" for p in self.people)])
         if self.exclude:
             text += " not " + ", ".join(self.exclude)
         if self.min_score:
@@ -82,7 +86,7 @@ class Match:
             "taken_at": self.taken_at,
             "date": self.when.isoformat(),
             "tags": [
-                {"model": r, "path": p, "tag": p.rsplit("/", 1)[-1], "score": round(s, 4)}
+                {"model": r, "path": p, "tag": leaf(p), "score": round(s, 4)}
                 for r, p, s in self.tags
             ],
         }
@@ -112,13 +116,6 @@ def _parse_when(text: str, end: bool = False) -> datetime:
         ) from None
 
 
-def term_matches(term: str, tag_path: str) -> bool:
-    want = [p.casefold() for p in term.strip("/").split("/") if p]
-    have = [p.casefold() for p in tag_path.split("/")]
-    n = len(want)
-    return n > 0 and any(have[i : i + n] == want for i in range(len(have) - n + 1))
-
-
 def run_query(index: Index, q: TagQuery) -> list[Match]:
     """Photos matching ``q``, ordered by capture time (then path).
 
@@ -138,31 +135,57 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
     terms_of = {p: ts for p, ts in terms_of.items() if ts}
     wanted = list(terms_of)
     excluded = {p for p in paths if any(term_matches(t, p) for t in q.exclude)}
-    candidates = index.photo_ids_tagged(wanted, q.model, q.min_score)
+    candidates = index.photo_ids_tagged(wanted, q.model, q.min_score) if wanted else set()
     # Counts come from the detector's stored boxes: a term's last part names the object
     # ("person", "object/vehicle/car" -> "car"), boxes must score at least min_score (>= 0.3).
     counts = index.detection_counts(max(0.3, q.min_score)) if q.min_count else {}
+    with_people: set[int] | None = None
+    if q.people:
+        from .people import photos_of
+
+        with_people = set(photos_of(index, q.people, every=not q.any))
     out = []
+    from .corrections import USER_RECOGNIZER, apply
+
+    # The user's corrections apply above storage (phototag/corrections.py): a tag added by
+    # hand is a tag, a removed one is not. Photos whose corrections add a matching tag are
+    # candidates too; removes are applied to the tags read below.
+    every = index.stored_corrections()
+    if q.model in (None, USER_RECOGNIZER):
+        for content, cs in every.items():
+            adds = [c.path for c in cs if c.action == "add"]
+            if any(term_matches(t, p) for t in q.tags for p in adds):
+                candidates.update(index.ids_with_hash(content))
+            excluded.update(p for p in adds if any(term_matches(t, p) for t in q.exclude))
+    if with_people is not None:
+        if not q.tags:
+            candidates = set(with_people)
+        elif q.any:
+            candidates |= with_people
+        else:
+            candidates &= with_people
     needed = set(wanted) | excluded  # only these tags of a photo are read
-    for photo in index.photos_with_tags(q.model, under=roots, ids=candidates, only=needed):
-        if excluded and any(p in excluded for _, p, _ in photo.tags):
+    for stored in index.photos_with_tags(q.model, under=roots, ids=candidates, only=needed):
+        fixes = every.get(stored.hash)
+        photo = replace(stored, tags=apply(stored.tags, fixes, q.model)) if fixes else stored
+        if q.exclude and any(term_matches(t, p) for t in q.exclude for _, p, _ in photo.tags):
             continue
-        good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score and p in terms_of]
-        matched: set[int] = set().union(*(terms_of[p] for _, p, _ in good))
-        if not (matched if q.any else len(matched) == len(q.tags)):
+        good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score]
+        hits = [any(term_matches(t, p) for _, p, _ in good) for t in q.tags]
+        if with_people is not None:
+            hits.append(photo.id in with_people)
+        if not (any(hits) if q.any else all(hits)):
             continue
         if q.min_count:
             have = counts.get(photo.id, {})
-            enough = [
-                have.get(t.strip("/").rsplit("/", 1)[-1].casefold(), 0) >= q.min_count
-                for t in q.tags
-            ]
+            enough = [have.get(leaf(t.strip("/")).casefold(), 0) >= q.min_count for t in q.tags]
             if not (any(enough) if q.any else all(enough)):
                 continue
         when = photo_when(photo.taken_at, photo.mtime_ns)
         if (since and when < since) or (until and when > until):
             continue
-        out.append(Match(photo.id, photo.path, when, photo.taken_at, good))
+        shown = [(r, p, s) for r, p, s in good if any(term_matches(t, p) for t in q.tags)]
+        out.append(Match(photo.id, photo.path, when, photo.taken_at, shown))
     out.sort(key=lambda m: (m.when, os.fsencode(m.path)))
     return out
 

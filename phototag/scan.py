@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config
+from .faces.step import FaceStep, faces_off, set_faces_off
 from .ignore import Excludes
+from .index.faces import copy_faces
 from .index.store import Index, PhotoRecord, decode_path, encode_path
 from .media.kinds import FileKind, extension
 from .media.pairs import Companion, pair
@@ -32,7 +34,7 @@ from .pipeline import (
     ordered_map,
     read_ahead,
 )
-from .tagger import Tagger, fingerprint, run_backbones
+from .tagger import Tagger, completeness_digest, fingerprint, run_backbones
 from .walk import FileEntry, OtherFile, WalkProblem, walk
 
 __all__ = ["Failed", "Finished", "Planned", "ScanEvent", "ScanOptions", "ScanReport", "Tagged",
@@ -54,6 +56,9 @@ class ScanOptions:
     address: str | None = None  # Ray cluster address (None: a local Ray instance)
     backbone: str | None = None  # the zero-shot backbone for vocabularies (see Catalog)
     exclude: tuple[str, ...] = ()  # gitignore-style patterns, with each root's .phototagignore
+    # Faces (phototag.faces): None = on in a default scan (no recognizers named), unless
+    # 'people forget' turned them off in this index.
+    faces: bool | None = None
 
 
 # -- events ------------------------------------------------------------------------------
@@ -141,6 +146,7 @@ class ScanReport:
     tagged: int = 0  # by inference
     reused: int = 0  # moved, renamed, copied or touched files: results kept, nothing decoded
     removed: int = 0  # vanished files dropped from the index
+    offline: int = 0  # vanished with their whole folder (an offline share?): kept, not dropped
     rescored: int = 0  # unchanged files tagged again from stored embeddings (new threshold, ...)
     same_file: int = 0  # other names (hard links, symlinks) of files counted once
     decoded: int = 0
@@ -149,6 +155,8 @@ class ScanReport:
     providers: list[str] = field(default_factory=list)
     seconds: float = 0.0
     files: FileCounts = field(default_factory=FileCounts)
+    faces: int = 0  # faces found in the photos tagged by inference
+    new_people: int = 0  # people formed from new faces (see phototag.faces.grouping)
 
     @property
     def failed(self) -> int:
@@ -166,6 +174,7 @@ class ScanReport:
             "tagged": self.tagged,
             "reused": self.reused,
             "removed": self.removed,
+            "offline": self.offline,
             "rescored": self.rescored,
             "same_file": self.same_file,
             "decoded": self.decoded,
@@ -175,6 +184,8 @@ class ScanReport:
             "providers": self.providers,
             "seconds": round(self.seconds, 3),
             "files": self.files.as_json(),
+            "faces": self.faces,
+            "new_people": self.new_people,
         }
 
 
@@ -195,6 +206,7 @@ def scan(
     """Tag every photo under ``roots`` that the index does not already hold as asked."""
     started = time.perf_counter()
     # The one tagging path (tagger.py): resolved once, from a copy of the catalog.
+    catalog = catalog or Catalog.discover()  # the face step finds its models here too
     tagger = Tagger.resolve(
         options.recognizers,
         catalog=catalog,
@@ -206,19 +218,26 @@ def scan(
     recognizers, backbones = tagger.recognizers, tagger.backbones
     backbone_fps, fps = tagger.backbone_fingerprints, tagger.fingerprints
     report = ScanReport()
+    face_step = _face_step(index, options, catalog, report)
+    if face_step is not None:
+        fps[face_step.name] = face_step.fingerprint  # a photo without faces looked for is not done
 
     # 1. Walk, and sort what we find against what the index knows.
     roots = [Path(os.path.abspath(r)) for r in roots]
     known = index.known_files()
     known_failures = index.known_failures()
-    # A photo marked complete for these models (complete_for, kept honest by triggers) is
-    # settled by its own row; only the others are looked up, after the walk (issue 15).
-    digest = tagger.digest
+    # A photo marked complete for these models and the face step (complete_for, kept honest
+    # by triggers) is settled by its own row; only the others are looked up, after the walk
+    # (issue 15).
+    digest = completeness_digest(fps, backbone_fps)
+    # Faces cannot be found in embeddings: a photo without its current face result is decoded.
+    face_fp = {face_step.name: face_step.fingerprint} if face_step is not None else {}
     rescore: list[tuple[int, Path]] = []
     excludes = Excludes(roots, options.exclude)
     todo: list[FileEntry] = []
     walk_failures: list[tuple[WalkProblem, os.stat_result]] = []
     seen: set[bytes] = set()
+    back_online: list[bytes] = []
     per_root_found = dict.fromkeys(roots, 0)
     entries: list[FileEntry] = []
     walked = list(
@@ -276,7 +295,7 @@ def scan(
     complete = index.complete_ids(fps, backbone_fps, ids=check_ids) if check_ids else set()
     # Photos whose stored embeddings are current: a new threshold, top-k or recognizer is
     # applied to them as retag does, without decoding (issue 14).
-    embedded = index.complete_ids({}, backbone_fps, ids=check_ids) if check_ids else set()
+    embedded = index.complete_ids(face_fp, backbone_fps, ids=check_ids) if check_ids else set()
     if complete:
         with index.transaction():
             index.mark_complete(complete, digest)
@@ -290,6 +309,8 @@ def scan(
             if _under(raw, r):
                 per_root_found[r] += 1
         k = known.get(raw)
+        if k and k.offline:
+            back_online.append(raw)
         if (
             k
             and (k.size, k.mtime_ns) == (item.size, item.mtime_ns)
@@ -312,7 +333,7 @@ def scan(
             for problem, st in walk_failures:
                 index.record_failure(problem.path, st.st_size, st.st_mtime_ns, problem.reason)
     if rescore:
-        yield from _rescore(index, rescore, backbones, recognizers, fps, options, report)
+        yield from _rescore(index, rescore, backbones, recognizers, fps, options, report, digest)
     yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
 
     # 2. Read what is new or changed; decode only content the index has never seen.
@@ -320,13 +341,21 @@ def scan(
     # in from another folder keeps its results); only looked up when there is something to do.
     reusable = index.hashes_of(index.complete_ids(fps, backbone_fps)) if todo else {}
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
-    load = make_loader(preprocesses, reusable.keys(), options.max_pixels)
+    keep = face_step is not None
+    side = face_step.decode_side if face_step is not None else 1
+    load = make_loader(
+        preprocesses, reusable.keys(), options.max_pixels, keep_image=keep, min_side=side
+    )
     # For content that was known when read but whose source changed since (rare): decode.
-    decode_anyway = make_loader(preprocesses, (), options.max_pixels)
+    decode_anyway = make_loader(
+        preprocesses, (), options.max_pixels, keep_image=keep, min_side=side
+    )
     workers = options.workers or default_workers()
     if todo and options.engine is config.Engine.LOCAL:
         for b in backbones.values():
             b.load()  # a damaged model is refused before any photo is read
+        if face_step is not None:
+            face_step.load()
     gpu = (
         todo and options.engine is config.Engine.LOCAL and any(b.on_gpu for b in backbones.values())
     )
@@ -365,6 +394,8 @@ def scan(
             reusable,
             report,
             outputs,
+            face_step,
+            digest,
         )
 
     if options.engine is config.Engine.RAY and todo:
@@ -399,9 +430,15 @@ def scan(
         fixed = {r.entry: r for r in stale_reuse_decoded(step)}
         yield from record([fixed.get(x.entry, x) for x in step])
 
-    # 3. Drop what vanished, but never on the word of an empty root: an unmounted disk
-    # looks exactly like a library whose photos were all deleted.
-    gone = []
+    # 3. Drop what vanished, but never on the word of a folder that is missing or empty
+    # now: an unmounted disk, or a NAS share mounted inside the library and offline for a
+    # night, looks exactly like a folder whose photos were all deleted. Their photos are
+    # kept, marked offline, with their results, corrections, albums and what phototag wrote
+    # into them; when the folder is back they are unchanged and decoded again by no one.
+    # A photo that vanished from a folder where others are still found was deleted.
+    seen_dirs = _folders_with_files(seen)
+    gone: list[bytes] = []
+    offline: list[bytes] = []
     for raw in {**known, **known_failures}:
         if raw in seen:
             continue
@@ -410,20 +447,31 @@ def scan(
         root = next((r for r in roots if _under(raw, r)), None)
         if root is None:
             continue
-        if per_root_found[root] == 0:
-            continue
-        gone.append(raw)
-    empty_roots = [
-        r for r, n in per_root_found.items() if n == 0 and any(_under(k, r) for k in known)
-    ]
-    for r in empty_roots:
-        report.warnings.append(
-            f"{r} has no photos now but the index has photos there: not dropping them "
-            "(an unmounted disk?). Run 'phototag forget' to drop them."
-        )
-    if gone:
-        with index.transaction():
+        (gone if os.path.dirname(raw) in seen_dirs else offline).append(raw)
+    for r in roots:
+        if per_root_found[r] == 0 and any(_under(k, r) for k in known):
+            report.warnings.append(
+                f"{r} has no photos now but the index has photos there: not dropping them "
+                "(an unmounted disk?). Run 'phototag forget' to drop them."
+            )
+    with index.transaction():
+        if gone:
             report.removed = index.remove(gone)
+        # Photos that moved meanwhile (found at a new path this scan) are not offline.
+        marked = index.mark_offline(offline)
+        index.mark_online(back_online)
+    report.offline = len(marked)
+    missing_folders: dict[bytes, int] = {}
+    for raw in marked:
+        top = _top_missing(raw, seen_dirs, roots)
+        missing_folders[top] = missing_folders.get(top, 0) + 1
+    for folder, n in sorted(missing_folders.items()):
+        if any(folder == encode_path(r) for r in roots):
+            continue  # said above
+        report.warnings.append(
+            f"{os.fsdecode(folder)} is missing or empty: its {n} photos are kept as offline "
+            "(an offline share?). Run 'phototag forget' to drop them."
+        )
     indexed_aliases = [raw for e in aliases if (raw := encode_path(e.path)) in known]
     if indexed_aliases:  # indexed as separate photos by an older phototag: one row is enough
         with index.transaction():
@@ -432,10 +480,40 @@ def scan(
         if became_companions:
             index.remove(became_companions)
         _record_companions(index, companions, [e.path for e in entries])
+    if face_step is not None:  # also faces left ungrouped by a run killed while grouping
+        report.new_people = face_step.finish(index).new_people
 
     report.providers = sorted({p for b in backbones.values() if b.loaded for p in b.providers})
+    if face_step is not None and face_step.analyzer.providers:
+        report.providers = sorted({*report.providers, *face_step.analyzer.providers})
     report.seconds = time.perf_counter() - started
     yield Finished(report)
+
+
+def _folders_with_files(paths: set[bytes]) -> set[bytes]:
+    """Every folder that holds (at any depth) one of ``paths``."""
+    out: set[bytes] = set()
+    for raw in paths:
+        d = os.path.dirname(raw)
+        while d not in out:
+            out.add(d)
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+    return out
+
+
+def _top_missing(raw: bytes, seen_dirs: set[bytes], roots: Sequence[Path]) -> bytes:
+    """The highest folder above ``raw`` (within its scan root) where nothing was found."""
+    d = os.path.dirname(raw)
+    rootset = {encode_path(r) for r in roots}
+    while d not in rootset and os.path.dirname(d) not in seen_dirs:
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    return d
 
 
 def _rescore(
@@ -446,6 +524,7 @@ def _rescore(
     fps: dict[str, str],
     options: ScanOptions,
     report: ScanReport,
+    digest: str,
     chunk: int = 1024,
 ) -> Iterator[ScanEvent]:
     """Apply the recognizers to the stored embeddings of ``photos`` (unchanged files whose
@@ -470,7 +549,7 @@ def _rescore(
                 tags = {r.name: per_recognizer[r.name][row] for r in recognizers}
                 for r in recognizers:
                     index.set_results(pid, r.name, fps[r.name], tags[r.name])
-                index.mark_complete([pid], tagger.digest)  # after the writes that cleared it
+                index.mark_complete([pid], digest)  # after the writes that cleared it
                 events.append(Tagged(path, tags, reused=True))
         report.rescored += len(part)
         yield from events
@@ -556,6 +635,8 @@ def _process_batch(
     reusable: dict[str, int],
     report: ScanReport,
     outputs: dict[str, BackboneOutput] | None = None,
+    face_step: FaceStep | None = None,
+    digest: str = "",
 ) -> Iterator[ScanEvent]:
     """Record a batch: run the backbones on what was decoded (unless ``outputs`` were computed
     elsewhere, as by the Ray engine: rows in the order of the decoded items), then write."""
@@ -567,6 +648,10 @@ def _process_batch(
         outputs = run_backbones(backbones, [x.inputs for x in to_infer if x.inputs is not None])
     report.decoded += len(to_infer)
     per_photo = {i: r.tags for i, r in enumerate(tagger.from_outputs(outputs, len(to_infer)))}
+    # Faces from the decoded pixels (main's Loaded.image), beside the one tagging path.
+    faces = face_step.analyze([x.image for x in to_infer]) if face_step and to_infer else []
+    for i, found in enumerate(faces):
+        per_photo.setdefault(i, {})[face_step.name] = face_step.tags(found)  # type: ignore[union-attr]
 
     events: list[ScanEvent] = []
     with index.transaction():
@@ -598,7 +683,7 @@ def _process_batch(
                     report.found -= 1
                     continue
                 pid = _reuse(index, source, record)
-                index.mark_complete([pid], tagger.digest)  # same content as a complete photo
+                index.mark_complete([pid], digest)  # same content as a complete photo
                 view = index.photo(item.entry.path)
                 report.reused += 1
                 events.append(Tagged(item.entry.path, view.tags if view else {}, reused=True))
@@ -614,7 +699,10 @@ def _process_batch(
                     index.set_detections(
                         pid, name, out.detections[infer_pos], backbones[name].labels
                     )
-            index.mark_complete([pid], tagger.digest)  # after the writes, whose triggers clear it
+            if face_step is not None:
+                face_step.store(index, pid, faces[infer_pos], item.entry.path)
+                report.faces += len(faces[infer_pos])
+            index.mark_complete([pid], digest)  # after the writes, whose triggers clear it
             infer_pos += 1
             reusable[item.hash] = pid
             report.tagged += 1
@@ -640,4 +728,23 @@ def _reuse(index: Index, source: int, record: PhotoRecord) -> int:
         return source
     pid = index.upsert_photo(record)
     index.copy_results(source, pid)
+    copy_faces(index, source, pid)
     return pid
+
+
+def _face_step(
+    index: Index, options: ScanOptions, catalog: Catalog, report: ScanReport
+) -> FaceStep | None:
+    """The face step: in a default scan (no recognizers named) unless 'people forget' turned
+    faces off for this index; with recognizers named, only when asked for (--faces)."""
+    default = not options.recognizers and not faces_off(index)
+    wanted = options.faces if options.faces is not None else default
+    if not wanted:
+        return None
+    if options.faces and faces_off(index):  # asked for again after 'people forget'
+        with index.transaction():
+            set_faces_off(index, False)
+    if options.engine is not config.Engine.LOCAL:
+        report.warnings.append("faces are found by the local engine only; not with --engine ray")
+        return None
+    return FaceStep(catalog, options.device)

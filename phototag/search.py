@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -149,12 +149,24 @@ def by_tags(
     exclude: int | None = None,
 ) -> list[Similar]:
     """Photos ranked by :func:`tag_similarity` to ``query_tags`` (tag path -> score)."""
+    from .corrections import USER_RECOGNIZER, apply
+
     # Only photos sharing a tag with the query can score above 0: select those in SQL
-    # (with the folder filter) before ranking, instead of reading every photo.
+    # (with the folder filter) before ranking, instead of reading every photo. The user's
+    # corrections apply above storage: photos whose corrections add one of the query's tags
+    # are candidates too, and every candidate's tags are read corrected.
+    every = index.stored_corrections()
     candidates = index.photo_ids_tagged(list(query_tags), model)
+    if model in (None, USER_RECOGNIZER):
+        for content, cs in every.items():
+            if any(c.action == "add" and c.path in query_tags for c in cs):
+                candidates.update(index.ids_with_hash(content))
     candidates.discard(exclude if exclude is not None else -1)
     scored = []
     for photo in index.photos_with_tags(model, under=under, ids=candidates):
+        fixes = every.get(photo.hash)
+        if fixes:
+            photo = replace(photo, tags=apply(photo.tags, fixes, model))
         s = tag_similarity(query_tags, {p: sc for _, p, sc in photo.tags})
         if s > 0 and s >= min_score:
             scored.append(Similar(photo.path, s))
@@ -290,7 +302,9 @@ def query_of(
         embeddings = {
             b: e for b in view.embeddings if (e := index.embedding(photo, b)) is not None and e.size
         }
-        return embeddings, index.tags_of(pid, model), pid
+        from .corrections import corrected_tags_of
+
+        return embeddings, corrected_tags_of(index, pid, model), pid
     from .classify import Classification, classify
     from .errors import ImageError
 

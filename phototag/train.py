@@ -36,6 +36,7 @@ from .media.raw import decode_raw
 from .models.backbones import Backbone
 from .models.catalog import Catalog
 from .models.recognizers import head_scores
+from .tagpath import join as join_path
 from .walk import FileEntry, OtherFile, walk
 
 #: Below this many photos a tag is refused (nothing to hold out); below RECOMMENDED, warned.
@@ -164,7 +165,7 @@ def collect_folder(folder: Path, root: str) -> tuple[list[Path], list[set[str]],
             )
             continue
         parts = [p for p in rel.parts]
-        tag = "/".join([root, *parts])
+        tag = join_path([root, *parts])
         try:
             h = hashlib.sha256(item.path.read_bytes()).hexdigest()
         except OSError as e:
@@ -534,18 +535,63 @@ def train_from_folder(
 # -- examples from the index: keywords and corrections ---------------------------------------
 
 
+#: The field that defines a keyword's hierarchy, and its separator. Flat fields (dc:subject,
+#: IPTC Keywords) have none: their values are one level each, kept verbatim.
+HIERARCHY_SEPARATORS = {"lr:hierarchicalSubject": "|", "digiKam:TagsList": "/"}
+
+
+def keyword_levels(value: str, field_name: str) -> list[str]:
+    """A keyword's hierarchy levels, as its own field defines them ('|' in
+    lr:hierarchicalSubject, '/' in digiKam:TagsList; none in flat fields)."""
+    sep = HIERARCHY_SEPARATORS.get(field_name)
+    return [p.strip() for p in (value.split(sep) if sep else [value]) if p.strip()]
+
+
 def keyword_tag(value: str, field_name: str, root: str) -> str | None:
-    """A keyword as a tag path under ``root``: 'People|Anna' -> 'mine/People/Anna'."""
-    sep = (
-        "|"
-        if field_name == "lr:hierarchicalSubject"
-        else "/"
-        if field_name == "digiKam:TagsList"
-        else None
-    )
-    parts = [p.strip() for p in (value.split(sep) if sep else [value])]
-    parts = [p.replace("/", "-") for p in parts if p]
-    return "/".join([root, *parts]) if parts else None
+    """A keyword as a tag path under ``root``: 'People|Anna' -> 'mine/People/Anna', the
+    flat keyword 'AC/DC' -> 'mine/AC\\/DC' (the text kept verbatim, :mod:`phototag.tagpath`).
+    None for an empty keyword or another program's bookkeeping (``darktable|format|jpg``)."""
+    from .metadata.bookkeeping import is_bookkeeping
+    from .tagpath import join
+
+    levels = keyword_levels(value, field_name)
+    if not levels or is_bookkeeping(levels):
+        return None
+    return join([root, *levels])
+
+
+def keyword_tags(pairs: Sequence[tuple[str, str]], root: str) -> set[str]:
+    """One photo's (field, keyword) pairs as the tag paths they stand for.
+
+    The same keyword is usually in several fields; the hierarchical fields name it best, so
+    they win over flat ones, and lr:hierarchicalSubject over digiKam:TagsList (whose '/'
+    cannot tell ``Music/AC/DC`` from ``Music|AC/DC``). A flat value that is the last level of
+    another program's bookkeeping keyword in the same photo (darktable's ``jpg``) is left out.
+    """
+    from .metadata.bookkeeping import is_bookkeeping
+    from .tagpath import leaf
+
+    order = {"lr:hierarchicalSubject": 0, "digiKam:TagsList": 1}
+    best: dict[str, str] = {}
+    hierarchical_texts: set[str] = set()
+    foreign_leaves: set[str] = set()
+    for field_name, value in sorted(pairs, key=lambda fv: order.get(fv[0], 2)):
+        levels = keyword_levels(value, field_name)
+        if field_name in HIERARCHY_SEPARATORS and levels and is_bookkeeping(levels):
+            foreign_leaves.add(levels[-1].casefold())
+            continue
+        if field_name == "digiKam:TagsList" and "/".join(levels).casefold() in hierarchical_texts:
+            continue  # the lr:hierarchicalSubject keyword again, in digiKam's spelling
+        tag = keyword_tag(value, field_name, root)
+        if tag is None:
+            continue
+        name = leaf(tag).casefold()
+        if field_name in HIERARCHY_SEPARATORS:
+            hierarchical_texts.add("/".join(levels).casefold())
+            best.setdefault(name, tag)
+        elif name not in best and name not in foreign_leaves:
+            best[name] = tag
+    return set(best.values())
 
 
 def train_from_keywords(
@@ -563,18 +609,10 @@ def train_from_keywords(
 
     name = check_free(options, Catalog.discover())
     found = (read_keywords or user_keywords)(index)
-    # One tag per keyword; the hierarchical fields name it best, so they win over flat ones.
     per_photo: dict[int, set[str]] = {}
     for pid, pairs in found.items():
-        best: dict[str, str] = {}
-        for field_name, value in pairs:
-            tag = keyword_tag(value, field_name, name)
-            if tag:
-                leaf = tag.rsplit("/", 1)[-1].casefold()
-                if field_name in ("lr:hierarchicalSubject", "digiKam:TagsList") or leaf not in best:
-                    best[leaf] = tag
-        if best:
-            per_photo[pid] = set(best.values())
+        if tags_of_photo := keyword_tags(pairs, name):
+            per_photo[pid] = tags_of_photo
     counts: dict[str, int] = {}
     for ts in per_photo.values():
         for t in ts:
@@ -612,7 +650,7 @@ def train_from_corrections(index: Index, options: TrainOptions) -> TrainReport:
     added = index.corrections(action="add")
     labels = [
         {
-            f"{name}/{p.split('/', 1)[1] if p.startswith('user/') else p}"
+            f"{name}/{p.split('/', 1)[1] if p.startswith('user/') else p}"  # escapes kept
             for p in added.get(int(i), [])
         }
         for i in ids

@@ -17,17 +17,31 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import IptcPolicy, WriteMode, WriteSettings
+from .corrections import corrected_photo_tags, record_deletion
 from .errors import MetadataError
 from .index.store import Index, PhotoTags, TargetRecord
 from .media.kinds import FileKind, classify
 from .media.pairs import CompanionRole
 from .metadata.embed import embed_file, restore_interrupted
 from .metadata.exiftool import WRITABLE, ExifTool
-from .metadata.keywords import Change, Field, KeywordStyle, desired, merge, remove_ours
+from .metadata.keywords import (
+    IPTC_MAX_BYTES,
+    XMP_FIELDS,
+    Change,
+    Field,
+    KeywordStyle,
+    desired,
+    fit_iptc,
+    merge,
+    remove_ours,
+)
+from .metadata.regions import yield_to_others
 from .metadata.sidecars import SidecarResolver
 from .metadata.xmp import Sidecar, write_atomic
 from .names import tag_names
+from .people import photo_dims, with_people
 from .pipeline import content_hash
+from .tagpath import leaf
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +150,15 @@ class Writer:
         path: Path,
         values: Mapping[Field, Sequence[str]],
         backup: bool,
+        iptc_to_utf8: bool = False,
+        dims: tuple[int, int] | None = None,
     ) -> list[str]:
         assert self.exiftool is not None
         # A symlink stays a symlink: its target gets the metadata (issue 13, item 3).
         real = Path(os.path.realpath(path))
-        warnings = embed_file(self.exiftool, real, values, backup=backup)
+        warnings = embed_file(
+            self.exiftool, real, values, backup=backup, iptc_to_utf8=iptc_to_utf8, dims=dims
+        )
         if photo is not None:
             # The photo's bytes changed (not its pixels): keep the index in step, or the next
             # scan would take it for a new photo and tag it again.
@@ -187,6 +205,11 @@ class Writer:
         with self.index.transaction():
             self.index.forget_target(target)
 
+    def respect_deletion(self, photo: PhotoTags, tag_path: str) -> None:
+        """The user deleted this tag's keyword from the file: a correction, never written back."""
+        with self.index.transaction():
+            record_deletion(self.index, photo.hash, tag_path)
+
 
 class DryRunWriter(Writer):
     """Says what would change; touches no file and no index row."""
@@ -208,6 +231,8 @@ class DryRunWriter(Writer):
         path: Path,
         values: Mapping[Field, Sequence[str]],
         backup: bool,
+        iptc_to_utf8: bool = False,
+        dims: tuple[int, int] | None = None,
     ) -> list[str]:
         return []
 
@@ -218,6 +243,9 @@ class DryRunWriter(Writer):
         pass
 
     def forget(self, target: Path) -> None:
+        pass
+
+    def respect_deletion(self, photo: PhotoTags, tag_path: str) -> None:
         pass
 
 
@@ -239,6 +267,67 @@ def _ours(index: Index, target: Path) -> tuple[dict[Field, list[str]], bool | No
     return {Field(f): v for f, v in rec.ours.items() if f in Field._value2member_map_}, rec.created
 
 
+def deleted_by_user(
+    rec: TargetRecord | None,
+    target: Path,
+    current: Mapping[Field, Sequence[str]],
+    tag_paths: Sequence[str],
+    style: KeywordStyle,
+) -> list[str]:
+    """The tags whose keyword phototag wrote into ``target`` and someone has since deleted.
+
+    Only a file that changed since phototag last wrote it (size or mtime) is looked at,
+    and only a completed write (not one killed half-way, ``wanted == 'pending'``). A tag
+    counts as deleted when any XMP value phototag wrote for it (dc:subject,
+    lr:hierarchicalSubject, digiKam:TagsList) is gone: Windows and Apple Photos edit only
+    dc:subject, Lightroom and darktable both of the first two. IPTC is not consulted (many
+    editors drop legacy IPTC when they save, which is not a user's choice about one tag),
+    nor is a missing file (a deleted sidecar says nothing about any one tag), nor a field
+    that is gone as a whole (a program that does not know digiKam:TagsList may drop it; one
+    that strips all XMP drops every field, and then nothing is taken as deleted).
+    """
+    if rec is None or rec.wanted in (None, "pending") or rec.size is None:
+        return []
+    try:
+        st = os.stat(target)
+    except OSError:
+        return []
+    if (st.st_size, st.st_mtime_ns) == (rec.size, rec.mtime_ns):
+        return []
+    present = {f for f in XMP_FIELDS if current.get(f)}
+    gone = []
+    for path in tag_paths:
+        for f, values in desired([path], style, iptc=False).items():
+            if f not in present:
+                continue
+            owned = set(rec.ours.get(f.value, []))
+            have = set(current.get(f, []))
+            if any(v in owned and v not in have for v in values):
+                gone.append(path)
+                break
+    return gone
+
+
+def _respect_deletions(
+    photo: PhotoTags,
+    gone: Sequence[str],
+    writer: Writer,
+    target: Path,
+    english: Mapping[str, str] | None = None,
+) -> tuple[PhotoTags, list[str]]:
+    """Record the deletions (as the index's English tag paths, when ``--lang`` wrote others)
+    and leave those tags out of what is written."""
+    for path in gone:
+        writer.respect_deletion(photo, (english or {}).get(path, path))
+    notes = [
+        f"{leaf(p)!r} was deleted from {target.name} since phototag wrote it: kept off this "
+        "photo as a correction ('phototag tag add' brings it back)"
+        for p in gone
+    ]
+    return PhotoTags(photo.id, photo.path, [p for p in photo.tag_paths if p not in gone],
+                     photo.hash), notes  # fmt: skip
+
+
 def write_tags(
     index: Index,
     roots: Sequence[Path],
@@ -247,39 +336,56 @@ def write_tags(
     recognizers: Sequence[str] | None = None,
     dry_run: bool = False,
     photo_ids: Sequence[int] | None = None,
+    keep_modes: bool = False,
 ) -> Iterator[WriteEvent]:
-    """Write what the index holds for photos under ``roots`` (or these ``photo_ids``) into their files."""
-    if settings.mode is WriteMode.NONE:
+    """Write what the index holds for photos under ``roots`` (or these ``photo_ids``) into their files.
+
+    The tags are the models' with the user's corrections applied
+    (:mod:`phototag.corrections`). ``keep_modes``: each photo is written the way it was
+    written last (sidecar or embedded; ``retag`` and ``tag`` use this), ``settings.mode``
+    only for photos never written. Photos whose folder is offline are skipped.
+    """
+    if settings.mode is WriteMode.NONE and not keep_modes:
         return
     style = KeywordStyle(root=settings.root, flat=settings.flat, hierarchical=settings.hierarchical)
     names = tag_names(settings.language)  # checked before any file is touched
-    if photo_ids is not None:
-        photos = index.photos_by_id(photo_ids)
-    else:
-        photos = index.photos_under([Path(os.path.abspath(r)) for r in roots], recognizers)
+    photos = corrected_photo_tags(index, roots, recognizers, photo_ids)
+    offline = index.offline_ids()
     with ExitStack() as stack:
-        exiftool = None
-        if settings.mode is WriteMode.EMBED and photos:
-            exiftool = stack.enter_context(ExifTool())
-        writer = (DryRunWriter if dry_run else Writer)(index, exiftool)
+        writer = (DryRunWriter if dry_run else Writer)(index, None)
+        if settings.mode is WriteMode.EMBED and photos and not keep_modes:
+            writer.exiftool = stack.enter_context(ExifTool())  # missing exiftool: said at once
         resolver = SidecarResolver()
         companions = index.companions_by_photo()
         for photo in photos:
+            mode = settings.mode
+            if keep_modes:
+                mode = WriteMode(index.last_write_mode(photo.id) or settings.mode.value)
+            if mode is WriteMode.NONE:
+                continue
+            if photo.id in offline:
+                yield Unchanged(photo.path, photo.path)  # scan warned about its folder
+                continue
             # The RAW of a RAW+JPEG pair is the same photo (docs/formats.md): the same tags,
             # in the RAW's own sidecar, which the photo's write must not take for a stale one.
             raws = [p for p, role in companions.get(photo.id, []) if role == CompanionRole.RAW]
             keep = {resolver.resolve(p, settings.sidecar_name).path for p in raws}
             done: set[Path] = set()
             try:
+                english: dict[str, str] = {}
                 if names.names:  # keywords in the user's language; the index stays English
+                    english = dict(zip(names.paths(photo.tag_paths), photo.tag_paths, strict=True))
                     photo = replace(photo, tag_paths=names.paths(photo.tag_paths))
-                if settings.mode is WriteMode.SIDECAR or sidecar_only(photo.path):
+                if mode is WriteMode.SIDECAR or sidecar_only(photo.path):
                     event = _write_sidecar(
-                        photo, settings, style, writer, index, resolver, keep=keep
+                        photo, settings, style, writer, index, resolver, english, keep=keep
                     )
                 else:
-                    assert exiftool is not None
-                    event = _write_embedded(photo, settings, style, writer, exiftool, index)
+                    if writer.exiftool is None:
+                        writer.exiftool = stack.enter_context(ExifTool())
+                    event = _write_embedded(
+                        photo, settings, style, writer, writer.exiftool, index, english
+                    )
                 if not isinstance(event, WriteFailed):
                     done.add(event.target)
                 yield event
@@ -290,7 +396,7 @@ def write_tags(
                     if resolver.resolve(raw, settings.sidecar_name).path in done:
                         continue
                     yield _write_sidecar(
-                        photo, settings, style, writer, index, resolver, source=raw
+                        photo, settings, style, writer, index, resolver, english, source=raw
                     )
                 except MetadataError as e:
                     yield WriteFailed(raw, str(e))
@@ -364,6 +470,15 @@ def _settle_old_sidecars(
     return notes
 
 
+def _with_people(
+    wanted: dict[Field, list[str]], index: Index, photo: PhotoTags, style: KeywordStyle, iptc: bool
+) -> dict[Field, list[str]]:
+    """The named people's keywords and face regions too (phototag.people.keyword_values)."""
+    return with_people(
+        wanted, index, photo.id, flat=style.flat, hierarchical=style.hierarchical, iptc=iptc
+    )
+
+
 def _write_sidecar(
     photo: PhotoTags,
     settings: WriteSettings,
@@ -371,6 +486,7 @@ def _write_sidecar(
     writer: Writer,
     index: Index,
     resolver: SidecarResolver,
+    english: Mapping[str, str] | None = None,
     *,
     source: Path | None = None,
     keep: Collection[Path] = (),
@@ -382,7 +498,7 @@ def _write_sidecar(
     notes = (
         _settle_old_sidecars(photo, target, writer, index, resolver, keep) if source is None else []
     )
-    wanted = desired(photo.tag_paths, style, iptc=False)
+    wanted = _with_people(desired(photo.tag_paths, style, iptc=False), index, photo, style, False)
     digest = _digest(wanted, style)
     if not notes and _unchanged_since_written(index, target, digest):
         return Unchanged(photo.path, target)
@@ -391,8 +507,17 @@ def _write_sidecar(
     sidecar = existing or Sidecar.new()
     created = created_before if created_before is not None else existing is None
     current = sidecar.fields()
-    change = merge(current, ours, wanted)
+    gone = deleted_by_user(index.target(target), target, current, photo.tag_paths, style)
+    if gone:
+        photo, deletions = _respect_deletions(photo, gone, writer, target, english)
+        notes += deletions
+        wanted = _with_people(
+            desired(photo.tag_paths, style, iptc=False), index, photo, style, False
+        )
+        digest = _digest(wanted, style)
+    change = merge(current, ours, yield_to_others(wanted, current, ours, Field.REGIONS))
     if change.changed:
+        sidecar.dims = photo_dims(index, photo.id)
         sidecar.set_fields(change.values)
         writer.intend(
             target,
@@ -418,7 +543,8 @@ def _write_sidecar(
 
 
 def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordStyle, writer: Writer,
-                    exiftool: ExifTool, index: Index) -> WriteEvent:  # fmt: skip
+                    exiftool: ExifTool, index: Index,
+                    english: Mapping[str, str] | None = None) -> WriteEvent:  # fmt: skip
     target = photo.path
     if target.suffix.lower() not in WRITABLE:
         raise MetadataError(
@@ -432,11 +558,17 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
     iptc = settings.iptc is IptcPolicy.ALWAYS or (
         settings.iptc is IptcPolicy.EXISTING and read.has_iptc
     )
-    wanted = desired(photo.tag_paths, style, iptc=iptc)
-    digest = _digest(wanted, style)
     ours, _ = _ours(index, target)
-    change: Change = merge(read.values, ours, wanted)
-    warnings = read.warnings + change.warnings
+    gone = deleted_by_user(index.target(target), target, read.values, photo.tag_paths, style)
+    notes: list[str] = []
+    if gone:
+        photo, notes = _respect_deletions(photo, gone, writer, target, english)
+    wanted = _with_people(desired(photo.tag_paths, style, iptc=iptc), index, photo, style, iptc)
+    digest = _digest(wanted, style)
+    change: Change = merge(
+        read.values, ours, yield_to_others(wanted, read.values, ours, Field.REGIONS)
+    )
+    warnings = read.warnings + change.warnings + notes
     if change.changed:
         changed_fields = {
             f: v for f, v in change.values.items() if list(read.values.get(f, [])) != v
@@ -444,20 +576,34 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
         writer.intend(
             target, photo_id=photo.id, mode="embed", created=False, before=ours, after=change.ours
         )
-        warnings += writer.embed(photo, target, changed_fields, settings.backup)
+        warnings += writer.embed(
+            photo, target, changed_fields, settings.backup,
+            iptc_to_utf8=read.has_iptc and not read.iptc_utf8,
+            dims=photo_dims(index, photo.id),
+        )  # fmt: skip
     writer.record(
         target, photo_id=photo.id, mode="embed", created=False, wanted=digest, ours=change.ours
     )
     if not change.changed:
-        return Unchanged(photo.path, target)
+        return Unchanged(photo.path, target, notes)
     added, removed = _diff(read.values, change.values)
+    for v in desired(photo.tag_paths, style, iptc=False).get(Field.SUBJECT, []):
+        if len(v.encode("utf-8")) > IPTC_MAX_BYTES and fit_iptc(v) in added.get(
+            Field.IPTC.value, []
+        ):
+            warnings.append(
+                f"IPTC keyword over {IPTC_MAX_BYTES} bytes: {v!r} stored in IPTC as "
+                f"{fit_iptc(v)!r} (whole in XMP)"
+            )
     return Wrote(photo.path, target, added, removed, warnings=warnings)
 
 
 def clean(index: Index, roots: Sequence[Path], *, dry_run: bool = False) -> Iterator[WriteEvent]:
     """Remove exactly what phototag wrote from sidecars and files under ``roots``."""
     photos = index.photos_under([Path(os.path.abspath(r)) for r in roots])
-    targets = [(p, t) for p in photos for t in index.targets_of(p.id)]
+    # An offline photo keeps everything phototag owns in it, for when its folder is back.
+    offline = index.offline_ids()
+    targets = [(p, t) for p in photos if p.id not in offline for t in index.targets_of(p.id)]
     with ExitStack() as stack:
         exiftool = None
         records = [index.target(t) for _, t in targets]
@@ -489,7 +635,8 @@ def clean(index: Index, roots: Sequence[Path], *, dry_run: bool = False) -> Iter
                     assert exiftool is not None
                     if not dry_run:
                         restore_interrupted(Path(os.path.realpath(target)))
-                    current = exiftool.read(target).values
+                    read = exiftool.read(target)
+                    current = read.values
                     change = remove_ours(current, ours)
                     if change.changed:
                         writer.embed(
@@ -501,6 +648,7 @@ def clean(index: Index, roots: Sequence[Path], *, dry_run: bool = False) -> Iter
                                 if list(current.get(f, [])) != v
                             },
                             False,
+                            iptc_to_utf8=read.has_iptc and not read.iptc_utf8,
                         )
                     added, removed = _diff(current, change.values)
                 writer.forget(target)

@@ -131,7 +131,7 @@ def test_a_rerun_adds_and_removes_exactly_and_never_touches_foreign_files(
     assert again.added == [] and again.removed == []
     assert {p.name for p in folder.iterdir()} == first
 
-    make_photo("lib/2025/new cat.jpg", "chelsea", size=(300, 200), taken="2025:01:01 00:00:00")
+    make_photo("lib/2024/new cat.jpg", "chelsea", size=(300, 200), taken="2025:01:01 00:00:00")
     os.remove(lib / "2024" / "cat.jpg")
     list(scan([lib], idx, ScanOptions(device=Device.CPU)))
     report = build_album(idx, "cats", folder, query)
@@ -145,7 +145,7 @@ def test_a_rerun_adds_and_removes_exactly_and_never_touches_foreign_files(
     entry = folder / "20250101-000000_new cat.jpg"
     entry.unlink()
     entry.write_text("my file now")
-    os.remove(lib / "2025" / "new cat.jpg")
+    os.remove(lib / "2024" / "new cat.jpg")  # others stay in 2024: deleted, not offline
     list(scan([lib], idx, ScanOptions(device=Device.CPU)))
     report = build_album(idx, "cats", folder, query)
     assert (

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..config import LinkMode
+from ..tagpath import split
 from . import options as o
 from .console import ExitCode, Output, counting_bar, escape, guarded, index_lock, safe_path
 
@@ -26,6 +27,15 @@ def album_command(
             "--tag",
             "-t",
             help="Tag to match (repeatable; case-insensitive; 'animal' matches animal/dog/...).",
+        ),
+    ] = None,
+    person: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--person",
+            "-p",
+            help="A person named with 'phototag people name' (repeatable; with the tags, "
+            "--all or --any applies to all of them).",
         ),
     ] = None,
     any_: Annotated[
@@ -145,8 +155,8 @@ def album_command(
             for report in refresh_all(idx, dry_run=dry_run):
                 failed |= _report(out, report, dry_run)
             raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
-        if not tag:
-            raise ConfigError("an album needs at least one --tag")
+        if not tag and not person:
+            raise ConfigError("an album needs at least one --tag or --person")
         from dataclasses import replace
 
         from ..names import tag_names
@@ -155,13 +165,13 @@ def album_command(
         names = tag_names(o.language(None))
         typed = list(tag or ())  # as the user wrote them, for messages
         if names.names:
-            known = {n for c in idx.tag_counts() for n in (c.tag, *c.path.split("/"))}
+            known = {n for c in idx.tag_counts() for n in (c.tag, *split(c.path))}
             tag = [names.english(t, known) for t in tag or ()]
             not_ = [names.english(t, known) for t in not_ or ()]
         o.check_folders(under)
         query = TagQuery(tags=tuple(tag or ()), any=any_, exclude=tuple(not_ or ()), min_score=min_score,
                          since=since, until=until, under=tuple(os.path.abspath(u) for u in under or ()), model=model,
-                         min_count=min_count)  # fmt: skip
+                         min_count=min_count, people=tuple(person or ()))  # fmt: skip
         _check_names(idx, query, expect_matches=not (allow_empty or json_out))
         matches = query.matches(idx)
         if json_out:

@@ -11,6 +11,7 @@ from .doctor import doctor_command
 from .failures import failures_command
 from .help import use_everywhere
 from .models import app as models_app
+from .people import app as people_app
 from .recognizers import app as recognizers_app
 from .scan import scan_command
 from .search import search_command
@@ -44,6 +45,7 @@ app.command("doctor")(doctor_command)
 app.command("failures")(failures_command)
 app.command("check")(check_command)
 app.add_typer(models_app, name="models")
+app.add_typer(people_app, name="people")
 app.add_typer(recognizers_app, name="recognizers")
 use_everywhere(app)  # --help shows defaults, extras and names as written (issue 14)
 

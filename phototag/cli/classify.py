@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..config import Device
+from ..tagpath import leaf
 from . import options as o
 from .console import ExitCode, Output, escape, guarded, safe_path
 
@@ -71,7 +72,7 @@ def classify_command(
                     table.add_row(name, "[muted]-[/]", "", "")
                 for i, c in enumerate(cands):
                     local = names.path(c.path)  # --lang: the user's language
-                    tag = local.rsplit("/", 1)[-1] if names.names else c.tag
+                    tag = leaf(local) if names.names else c.tag
                     table.add_row(
                         name if i == 0 else "", escape(tag), f"{c.score:.3f}", escape(local)
                     )

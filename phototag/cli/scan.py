@@ -61,6 +61,15 @@ def scan_command(
             show_default=False,
         ),
     ] = None,
+    faces: Annotated[
+        bool | None,
+        typer.Option(
+            "--faces/--no-faces",
+            help="Find faces and group them into people (see phototag people) [default: on "
+            "when no --model is given, unless 'phototag people forget' turned faces off].",
+            show_default=False,
+        ),
+    ] = None,
     wait: o.Wait = False,
     log_file: o.LogFile = None,
     write: o.WriteModeOpt = None,
@@ -101,7 +110,7 @@ def scan_command(
         recognizers=chosen.recognizers, threshold=_or(chosen.threshold, o.DEFAULT_THRESHOLD),
         top_k=_or(chosen.top_k, o.DEFAULT_TOP_K), batch_size=batch_size, workers=workers,
         device=device, follow_symlinks=follow_symlinks, read_timeout=read_timeout, engine=engine,
-        address=address, backbone=chosen.backbone, exclude=chosen.exclude,
+        address=address, backbone=chosen.backbone, exclude=chosen.exclude, faces=faces,
     )  # fmt: skip
     index_path = index or default_index_path()
     counts = {"tagged": 0, "failed": 0}
@@ -200,10 +209,16 @@ def _summary(out: Output, r: ScanReport, opts: ScanOptions) -> None:
         f"[num]{r.found}[/] files: [num]{r.tagged}[/] tagged, [num]{r.reused}[/] reused, "
         + (f"[num]{r.rescored}[/] rescored, " if r.rescored else "")
         + f"[num]{r.unchanged}[/] unchanged, [num]{r.failed}[/] failed; [num]{r.removed}[/] "
-        f"removed from the index; in [num]{r.seconds:.1f}[/] s{speed}"
+        "removed from the index; "
+        + (f"[num]{r.offline}[/] offline (kept); " if r.offline else "")
+        + f"in [num]{r.seconds:.1f}[/] s{speed}"
     )
     if r.same_file:
         out.info(f"[num]{r.same_file}[/] other names (hard links, symlinks) of photos counted once")
+    if r.faces or r.new_people:
+        out.info(
+            f"[num]{r.faces}[/] faces found, [num]{r.new_people}[/] new people (phototag people)"
+        )
 
 
 def _n(count: int, one: str, many: str | None = None) -> str:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..tagpath import leaf
 from . import options as o
 from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
+
+if TYPE_CHECKING:
+    from ..index import Index
 
 
 def show_command(
@@ -27,6 +31,7 @@ def show_command(
     from rich.table import Table
 
     from ..config import default_index_path
+    from ..corrections import correct_view
     from ..errors import ConfigError
     from ..index import Index
     from ..lookup import indexed_path
@@ -51,6 +56,8 @@ def show_command(
                         f"[filepath]{escape(safe_path(p))}[/] goes with {escape(safe_path(owner))}"
                     )
                     view = idx.photo(owner)
+            if view is not None:
+                view = correct_view(idx, view)
             if view is None:
                 missing += 1
                 if json_out:
@@ -58,9 +65,16 @@ def show_command(
                 out.error(escape(safe_path(why)))
                 continue
             in_files = keywords_in_files(view.path)
+            fixes = idx.stored_corrections(view.hash).get(view.hash, [])
+            offline = idx.photo_id(view.path) in idx.offline_ids()
+            faces = _faces(idx, view.path)
             if json_out:
                 out.json({
                     **view.as_json(),
+                    "offline": offline,
+                    "corrections": [{"path": c.path, "action": c.action, "source": c.source}
+                                    for c in fixes],
+                    "faces": faces,
                     "keywords_in_files": [
                         {"source": str(k.source), "fields": {f.value: v for f, v in k.fields.items()},
                          **({"error": k.error} if k.error else {})}
@@ -77,6 +91,11 @@ def show_command(
             out.result(
                 f"  {what}{view.width}x{view.height}, {view.size} bytes, taken {taken}, "
                 f"scanned {scanned}"
+                + (
+                    "  [warning]offline: its folder was missing at the last scan[/]"
+                    if offline
+                    else ""
+                )
             )
             for path, role in view.companions:
                 with_what = "its RAW" if role == "raw" else "Live Photo video"
@@ -91,11 +110,18 @@ def show_command(
                     local = names.path(c.path)  # --lang: the user's language
                     table.add_row(
                         rec if i == 0 else "",
-                        f"[tag]{escape(local.rsplit('/', 1)[-1] if names.names else c.tag)}[/]",
+                        f"[tag]{escape(leaf(local) if names.names else c.tag)}[/]",
                         f"{c.score:.3f}",
                         f"[muted]{escape(local)}[/]",
                     )
             out.result(table)
+            if fixes:
+                said = [
+                    ("+ " if c.action == "add" else "- ") + escape(c.path)
+                    + (" (deleted from a file by you)" if c.source == "file" else "")
+                    for c in fixes
+                ]  # fmt: skip
+                out.result("  corrections: " + "; ".join(said))
             found = [(label, s) for _, label, s, _ in view.detections if s >= 0.3]
             if found:
                 counts: dict[str, int] = {}
@@ -103,6 +129,17 @@ def show_command(
                     counts[label] = counts.get(label, 0) + 1
                 out.result("  detected: " + ", ".join(f"{n} x {escape(label)}" for label, n in counts.items())
                            + "  [muted](boxes scoring >= 0.3; --json lists every box)[/]")  # fmt: skip
+            for face in faces:
+                who = (
+                    f"[tag]{escape(str(face['name']))}[/]"
+                    if face["name"]
+                    else f"person {face['person']}"
+                )
+                who = who if face["person"] is not None else "[muted]no person (too small)[/]"
+                box = ", ".join(f"{v:.3f}" for v in face["box"])  # type: ignore[attr-defined]
+                out.result(
+                    f"  face [num]{face['face']}[/]: {who}  box {box}  quality {face['quality']:.2f}"
+                )
             for k in in_files:
                 out.result(f"  keywords in [filepath]{escape(safe_path(k.source))}[/]:")
                 if k.error:
@@ -112,6 +149,22 @@ def show_command(
                 if not k.fields and not k.error:
                     out.result("    [muted]none[/]")
     raise typer.Exit(ExitCode.FILES_FAILED if missing else ExitCode.OK)
+
+
+def _faces(idx: Index, path: Path) -> list[dict[str, object]]:
+    """The photo's faces with their people (phototag.index.faces), for show."""
+    from ..index import faces as db
+
+    pid = idx.photo_id(path)
+    if pid is None:
+        return []
+    out: list[dict[str, object]] = []
+    for f in db.faces_of(idx, pid):
+        p = db.person(idx, f.person_id) if f.person_id is not None else None
+        out.append({"face": f.id, "person": f.person_id, "name": p.name if p else None,
+                    "ignored": bool(p and p.ignored), "box": [round(v, 4) for v in f.box],
+                    "score": round(f.score, 4), "quality": round(f.quality, 4)})  # fmt: skip
+    return out
 
 
 def tags_command(
@@ -125,6 +178,7 @@ def tags_command(
     from rich.table import Table
 
     from ..config import default_index_path
+    from ..corrections import corrected_counts
     from ..index import Index
     from ..names import tag_names
 
@@ -135,12 +189,12 @@ def tags_command(
             from ..namecheck import check_recognizer
 
             check_recognizer(model, Catalog.discover(), idx)
-        counts = idx.tag_counts(model)
+        counts = corrected_counts(idx, model)
         names = tag_names(o.language(None))
     if json_out:
         for c in counts:
             local = (
-                {"name": names.path(c.path).rsplit("/", 1)[-1], "name_path": names.path(c.path)}
+                {"name": leaf(names.path(c.path)), "name_path": names.path(c.path)}
                 if names.names
                 else {}
             )
@@ -153,7 +207,7 @@ def tags_command(
     for c in counts:
         table.add_row(
             str(c.photos),
-            f"[tag]{escape(names.path(c.path).rsplit('/', 1)[-1])}[/]",
+            f"[tag]{escape(leaf(names.path(c.path)))}[/]",
             c.recognizer,
             f"[muted]{escape(names.path(c.path))}[/]",
         )
@@ -179,8 +233,9 @@ def forget_command(
 ) -> None:
     """Drop photos under PATHS from the index (their files are not touched).
 
-    A scan never drops photos under a folder that has become empty, since an unmounted
-    disk looks the same; forget is how to drop them on purpose.
+    A scan never drops photos under a folder that is missing or has become empty (an
+    unmounted disk or an offline share looks the same): it keeps them as offline. forget is
+    how to drop them on purpose.
     """
     from ..config import default_index_path
     from ..index import Index

@@ -219,7 +219,11 @@ def retag_command(
                 seconds=report.seconds,
             )
             if report.changed_ids:
-                events = write_tags(idx, [], settings, photo_ids=report.changed_ids)
+                # Without --write each photo keeps the mode it was written with (a photo
+                # written embedded gets no sidecar); photos never written get the configured one.
+                events = write_tags(
+                    idx, [], settings, photo_ids=report.changed_ids, keep_modes=write is None
+                )
                 failed = report_writes(out, events, False, written_what(settings))
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
@@ -235,41 +239,48 @@ def tag_command(
     tag: Annotated[
         str,
         typer.Argument(
-            help="A tag ('beach') or a path ('scene/nature/seashore').", show_default=False
+            help="A tag ('beach') or a path ('scene/nature/seashore'); '\\/' for a '/' "
+            "inside a tag ('AC\\/DC').",
+            show_default=False,
         ),
     ],
+    config: o.Config = None,
     index: o.IndexPath = None,
+    wait: o.Wait = False,
 ) -> None:
-    """Correct a photo's tags by hand: corrections win over the models when tags are written,
-    and 'phototag train --from-corrections' learns from them."""
+    """Correct a photo's tags by hand, and write the correction into its files at once.
+
+    Every query (album and its contact sheet, tags, show, similar --by tags) sees the
+    corrected tags; corrections follow the photo's content wherever it moves, and 'phototag
+    train --from-corrections' learns from them. The files are written the way the photo was
+    written before (sidecar or embedded), else as the configuration says.
+    """
+    from .. import corrections
     from ..config import default_index_path
     from ..errors import ConfigError
     from ..index import Index
+    from ..write import write_tags
+    from .write import report_writes, written_what
 
     out = Output()
     index_path = index or default_index_path()
+    failed = 0
     with guarded(out):
         if action not in ("add", "remove"):
             raise ConfigError("the action is 'add' or 'remove'")
-        path = tag.strip().strip("/")
-        if not path or "|" in path:
-            raise ConfigError("a tag may not be empty or contain '|'")
-        if "/" not in path and action == "add":
-            path = f"user/{path}"
-        with index_lock(out, index_path, "tag", False), Index.open(index_path, create=False) as idx:
+        settings = o.write_settings(config, None, None)
+        with (
+            index_lock(out, index_path, "tag", wait),
+            Index.open(index_path, create=False) as idx,
+        ):
             from ..lookup import indexed_path
-            from ..query import term_matches
 
-            pid = idx.photo_id(indexed_path(idx, photo))
-            assert pid is not None
-            if action == "remove":
-                has = [*idx.tags_of(pid), *idx.corrections(pid, action="add").get(pid, [])]
-                if not any(term_matches(path, p) for p in has):
-                    shown = ", ".join(sorted({p.rsplit("/", 1)[-1] for p in has})) or "none"
-                    raise ConfigError(
-                        f"{safe_path(photo)} has no tag {path!r} to remove (its tags: {shown})"
-                    )
-            with idx.transaction():
-                idx.correct(pid, path, action)
-    out.info(f"{'added' if action == 'add' else 'removed'} [tag]{escape(path)}[/]; "
-             "'phototag write' puts it into the files")  # fmt: skip
+            # An album entry stands for its photo (docs/albums.md).
+            which = indexed_path(idx, photo)
+            done = (corrections.add if action == "add" else corrections.remove)(idx, which, tag)
+            verb = "added" if action == "add" else "removed"
+            note = "" if done.changed else " (it had it already; the correction is recorded)"
+            out.info(f"{verb} [tag]{escape(done.path)}[/]{note}")
+            events = write_tags(idx, [], settings, photo_ids=[done.photo_id], keep_modes=True)
+            failed = report_writes(out, events, False, written_what(settings))
+    raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)

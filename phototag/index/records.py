@@ -24,7 +24,6 @@ class Candidate:
         return {"tag": self.tag, "score": round(self.score, 4), "path": self.path}
 
 
-
 class KnownFile(NamedTuple):
     """What the index remembers of a file, enough to tell whether it changed.
 
@@ -37,6 +36,7 @@ class KnownFile(NamedTuple):
     mtime_ns: int
     hash: str
     complete_for: str | None = None  # see Index.mark_complete
+    offline: bool = False  # missed by the last scan with its folder (see Index.mark_offline)
 
 
 class KnownFailure(NamedTuple):
@@ -122,6 +122,7 @@ class PhotoTags:
     id: int
     path: Path
     tag_paths: list[str]
+    hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,19 @@ class TargetRecord:
     mtime_ns: int | None
     wanted: str | None
     ours: dict[str, list[str]]
+    hash: str | None = None  # the content hash of the photo when it was written
+    written_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCorrection:
+    """A correction row: the tag path, 'add' or 'remove', who made it ('user' or 'file')."""
+
+    hash: str
+    path: str
+    action: str
+    source: str
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +159,7 @@ class PhotoWithTags:
     mtime_ns: int
     taken_at: str | None
     tags: list[tuple[str, str, float]]  # (recognizer, tag path, score)
+    hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,6 +155,66 @@ MIGRATIONS: list[str] = [
     CREATE INDEX companions_photo ON companions(photo_id);
     """,
     """
+    -- Issue 13: what phototag knows follows the photo's content, not its path.
+    -- offline_since: a photo under a folder that was missing or empty at the last scan (an
+    -- offline share inside the library). It is kept, with its results, albums and
+    -- ownership, until the folder is back or 'phototag forget' drops it.
+    ALTER TABLE photos ADD COLUMN offline_since REAL;
+    -- hash: the content hash of the photo a target belongs to, so ownership is found again
+    -- when the photo comes back under another path; written_at: which mode a photo was
+    -- written with last (retag and 'tag' keep it).
+    ALTER TABLE targets ADD COLUMN hash TEXT;
+    ALTER TABLE targets ADD COLUMN written_at REAL;
+    UPDATE targets SET hash = (SELECT hash FROM photos WHERE photos.id = targets.photo_id);
+    CREATE INDEX targets_hash ON targets(hash);
+    -- Corrections keyed by content: they survive moves, a folder taken away and brought
+    -- back, and re-indexing. source: 'user' (phototag tag) or 'file' (a keyword phototag
+    -- wrote that the user deleted in another program).
+    CREATE TABLE corrections_by_content (
+        hash TEXT NOT NULL,
+        path TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('add', 'remove')),
+        source TEXT NOT NULL DEFAULT 'user',
+        at REAL NOT NULL,
+        PRIMARY KEY (hash, path)
+    );
+    INSERT OR REPLACE INTO corrections_by_content (hash, path, action, at)
+        SELECT p.hash, c.path, c.action, c.at FROM corrections c JOIN photos p ON p.id = c.photo_id
+        ORDER BY c.at;
+    DROP TABLE corrections;
+    ALTER TABLE corrections_by_content RENAME TO corrections;
+    """,
+    """
+    -- People: groups of faces of one person. name NULL: not named yet; ignored: strangers
+    -- the user does not want listed or tagged. Named people are never regrouped.
+    CREATE TABLE people (
+        id INTEGER PRIMARY KEY,
+        name TEXT,
+        ignored INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX people_name ON people(name COLLATE NOCASE) WHERE name IS NOT NULL;
+    -- Faces found in photos. Box corners and landmarks are fractions of the photo's width and
+    -- height in its displayed (EXIF-oriented) orientation. descriptor: the face descriptor,
+    -- float16 little-endian, unit length; NULL for faces too small to recognise. assigned: how
+    -- the face got its person: 'auto' (grouping), 'user' (named, merged or moved by hand),
+    -- 'region' (a name from another program's MWG face region).
+    CREATE TABLE faces (
+        id INTEGER PRIMARY KEY,
+        photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+        score REAL NOT NULL,
+        quality REAL NOT NULL,
+        landmarks BLOB,
+        descriptor BLOB,
+        person_id INTEGER REFERENCES people(id) ON DELETE SET NULL,
+        assigned TEXT NOT NULL DEFAULT 'auto',
+        region_name TEXT
+    );
+    CREATE INDEX faces_photo ON faces(photo_id);
+    CREATE INDEX faces_person ON faces(person_id);
+    """,
+    """
     -- What a rescan asks of every photo ("has this backbone's embedding, as of this
     -- fingerprint?"), answered from this index instead of the table's 2.5 KB rows.
     CREATE INDEX embeddings_fingerprint ON embeddings(backbone, fingerprint);

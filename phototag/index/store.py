@@ -21,6 +21,7 @@ from .records import (
     PhotoTags,
     PhotoView,
     PhotoWithTags,
+    StoredCorrection,
     TagCount,
     TargetRecord,
 )
@@ -29,7 +30,7 @@ from .schema import ensure_schema
 # The records are re-exported: callers import them from here as well as from .records.
 __all__ = [
     "AlbumRecord", "Candidate", "Index", "KnownFailure", "KnownFile", "PhotoRecord", "PhotoTags",
-    "PhotoView", "PhotoWithTags", "TagCount", "TargetRecord", "decode_path", "encode_path",
+    "PhotoView", "PhotoWithTags", "StoredCorrection", "TagCount", "TargetRecord", "decode_path", "encode_path",
     "is_under", "under_clause",
 ]  # fmt: skip
 
@@ -184,9 +185,35 @@ class Index:
         """encoded path -> what the index knows of it, for the photos under ``roots`` (all if none)."""
         where, args = under_clause(roots)
         rows = self.conn.execute(
-            f"SELECT path, id, size, mtime_ns, hash, complete_for FROM photos WHERE {where}", args
+            f"SELECT path, id, size, mtime_ns, hash, complete_for, offline_since IS NOT NULL"
+            f" FROM photos WHERE {where}",
+            args,
         )
-        return {r[0]: KnownFile._make(r[1:]) for r in rows}
+        return {r[0]: KnownFile(r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows}
+
+    def mark_offline(self, paths: Iterable[bytes]) -> list[bytes]:
+        """Photos whose folder was missing or empty: kept, marked (the first time) as offline.
+
+        Returns the paths that are photos in the index (not those that moved meanwhile)."""
+        marked = []
+        now = time.time()
+        for raw in paths:
+            if self.conn.execute(
+                "UPDATE photos SET offline_since = coalesce(offline_since, ?) WHERE path = ?",
+                (now, raw),
+            ).rowcount:
+                marked.append(raw)
+        return marked
+
+    def mark_online(self, paths: Iterable[bytes]) -> None:
+        for raw in paths:
+            self.conn.execute("UPDATE photos SET offline_since = NULL WHERE path = ?", (raw,))
+
+    def offline_ids(self) -> set[int]:
+        return {
+            int(r[0])
+            for r in self.conn.execute("SELECT id FROM photos WHERE offline_since IS NOT NULL")
+        }
 
     def known_failures(self, roots: Sequence[Path] = ()) -> dict[bytes, KnownFailure]:
         where, args = under_clause(roots)
@@ -273,6 +300,9 @@ class Index:
         if old is not None and old[1] != p.hash:
             for table in ("tags", "results", "embeddings", "detections"):
                 self.conn.execute(f"DELETE FROM {table} WHERE photo_id = ?", (old[0],))
+            # The same photo edited in place (another program wrote its metadata): its
+            # corrections and what phototag owns in it stay with it.
+            self.rekey_content(old[1], p.hash)
         self.conn.execute(
             """INSERT INTO photos (path, size, mtime_ns, hash, width, height, taken_at, scanned_at,
                                    kind, duration)
@@ -296,7 +326,47 @@ class Index:
         )
         self.conn.execute("DELETE FROM failures WHERE path = ?", (raw,))
         row = self.conn.execute("SELECT id FROM photos WHERE path = ?", (raw,)).fetchone()
-        return int(row[0])
+        pid = int(row[0])
+        self.conn.execute("UPDATE photos SET offline_since = NULL WHERE id = ?", (pid,))
+        if old is None:
+            self._adopt_targets(pid, p.path, p.hash)
+        return pid
+
+    def rekey_content(self, old_hash: str, new_hash: str) -> None:
+        """A photo's bytes changed but it is the same photo: corrections and targets follow.
+
+        Copies stay with every other photo that still has ``old_hash``.
+        """
+        if old_hash == new_hash:
+            return
+        shared = self.conn.execute(
+            "SELECT COUNT(*) FROM photos WHERE hash = ?", (old_hash,)
+        ).fetchone()[0]
+        self.conn.execute(
+            """INSERT OR IGNORE INTO corrections (hash, path, action, source, at)
+               SELECT ?, path, action, source, at FROM corrections WHERE hash = ?""",
+            (new_hash, old_hash),
+        )
+        if shared <= 1:
+            self.conn.execute("DELETE FROM corrections WHERE hash = ?", (old_hash,))
+
+    def _adopt_targets(self, photo_id: int, path: Path, content_hash: str) -> None:
+        """A photo new to the index whose content phototag wrote into before (its row was
+        dropped, then it came back elsewhere): the embedded target whose owner is gone
+        becomes this file, so ``clean`` can still take back what phototag wrote."""
+        row = self.conn.execute(
+            "SELECT target FROM targets WHERE hash = ? AND mode = 'embed' AND photo_id IS NULL",
+            (content_hash,),
+        ).fetchone()
+        rec = None if row is None else self.target(decode_path(row[0]))
+        if rec is not None:
+            self._retarget(rec, path, photo_id)
+        self.conn.execute(
+            "UPDATE targets SET photo_id = ? WHERE hash = ? AND photo_id IS NULL AND mode = 'sidecar'"
+            " AND target IN (?, ?)",
+            (photo_id, content_hash, encode_path(str(path) + ".xmp"),
+             encode_path(path.with_suffix(".xmp"))),
+        )  # fmt: skip
 
     def set_results(
         self, photo_id: int, recognizer: str, fingerprint: str, candidates: Sequence[Candidate]
@@ -429,15 +499,46 @@ class Index:
         )
 
     def move_photo(self, photo_id: int, p: PhotoRecord) -> None:
-        """A file moved or renamed: keep its row and results under the new path."""
+        """A file moved or renamed: keep its row and results under the new path.
+
+        What phototag wrote moves with it: the embedded target becomes the new path, and a
+        sidecar target follows when a sidecar of the same naming is beside the new path
+        (the user moved both); one left behind at the old place stays owned there.
+        """
+        old = self.path_of(photo_id)
         self.conn.execute(
             "DELETE FROM photos WHERE path = ? AND id != ?", (encode_path(p.path), photo_id)
         )
         self.conn.execute(
-            "UPDATE photos SET path = ?, size = ?, mtime_ns = ? WHERE id = ?",
+            "UPDATE photos SET path = ?, size = ?, mtime_ns = ?, offline_since = NULL WHERE id = ?",
             (encode_path(p.path), p.size, p.mtime_ns, photo_id),
         )
         self.conn.execute("DELETE FROM failures WHERE path = ?", (encode_path(p.path),))
+        if old is None or old == p.path:
+            return
+        for target in self.targets_of(photo_id):
+            rec = self.target(target)
+            if rec is None:
+                continue
+            if rec.mode == "embed":
+                new = p.path
+            elif target == old.with_name(old.name + ".xmp"):
+                new = p.path.with_name(p.path.name + ".xmp")
+            elif target == old.with_suffix(".xmp"):
+                new = p.path.with_suffix(".xmp")
+            else:
+                continue
+            if rec.mode == "sidecar" and (os.path.lexists(target) or not os.path.lexists(new)):
+                continue
+            self._retarget(rec, new, photo_id)
+
+    def _retarget(self, rec: TargetRecord, new: Path, photo_id: int) -> None:
+        """The record of what phototag wrote into ``rec.target`` now describes ``new``."""
+        self.forget_target(rec.target)
+        self.record_target(
+            new, photo_id=photo_id, mode=rec.mode, created=rec.created, size=rec.size,
+            mtime_ns=rec.mtime_ns, wanted=rec.wanted or "", ours=rec.ours,
+        )  # fmt: skip
 
     def set_companions(self, photo_id: int, companions: Sequence[tuple[Path, str]]) -> None:
         """Replace the companions (path, role) of a photo; a path belongs to one photo."""
@@ -494,9 +595,15 @@ class Index:
 
     def update_file_state(self, photo_id: int, size: int, mtime_ns: int, content_hash: str) -> None:
         """After phototag itself changed a photo (embedded keywords): same photo, new bytes."""
+        old = self.hash_of(photo_id)
         self.conn.execute(
             "UPDATE photos SET size = ?, mtime_ns = ?, hash = ? WHERE id = ?",
             (size, mtime_ns, content_hash, photo_id),
+        )
+        if old is not None:
+            self.rekey_content(old, content_hash)
+        self.conn.execute(
+            "UPDATE targets SET hash = ? WHERE photo_id = ?", (content_hash, photo_id)
         )
 
     # -- what phototag wrote where -----------------------------------------------------
@@ -504,7 +611,8 @@ class Index:
     def target(self, target: Path) -> TargetRecord | None:
         raw = encode_path(target)
         row = self.conn.execute(
-            "SELECT photo_id, mode, created, size, mtime_ns, wanted FROM targets WHERE target = ?",
+            "SELECT photo_id, mode, created, size, mtime_ns, wanted, hash, written_at FROM targets"
+            " WHERE target = ?",
             (raw,),
         ).fetchone()
         if row is None:
@@ -514,7 +622,18 @@ class Index:
             "SELECT field, value FROM written WHERE target = ? ORDER BY rowid", (raw,)
         ):
             ours.setdefault(name, []).append(value)
-        return TargetRecord(target, row[0], row[1], bool(row[2]), row[3], row[4], row[5], ours)
+        return TargetRecord(
+            target, row[0], row[1], bool(row[2]), row[3], row[4], row[5], ours, row[6], row[7]
+        )
+
+    def last_write_mode(self, photo_id: int) -> str | None:
+        """The mode ('sidecar' or 'embed') a photo was last written with, if ever."""
+        row = self.conn.execute(
+            "SELECT mode FROM targets WHERE photo_id = ? ORDER BY coalesce(written_at, 0) DESC,"
+            " rowid DESC LIMIT 1",
+            (photo_id,),
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def targets_of(self, photo_id: int) -> list[Path]:
         rows = self.conn.execute("SELECT target FROM targets WHERE photo_id = ?", (photo_id,))
@@ -533,13 +652,15 @@ class Index:
         ours: Mapping[str, Sequence[str]],
     ) -> None:
         raw = encode_path(target)
+        content = None if photo_id is None else self.hash_of(photo_id)
         self.conn.execute(
-            """INSERT INTO targets (target, photo_id, mode, created, size, mtime_ns, wanted)
-               VALUES (?, ?, ?, ?, ?, ?, ?)
+            """INSERT INTO targets (target, photo_id, mode, created, size, mtime_ns, wanted, hash,
+                 written_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(target) DO UPDATE SET photo_id = excluded.photo_id, mode = excluded.mode,
                  created = excluded.created, size = excluded.size, mtime_ns = excluded.mtime_ns,
-                 wanted = excluded.wanted""",
-            (raw, photo_id, mode, int(created), size, mtime_ns, wanted),
+                 wanted = excluded.wanted, hash = excluded.hash, written_at = excluded.written_at""",
+            (raw, photo_id, mode, int(created), size, mtime_ns, wanted, content, time.time()),
         )
         self.conn.execute("DELETE FROM written WHERE target = ?", (raw,))
         self.conn.executemany(
@@ -550,24 +671,45 @@ class Index:
     def forget_target(self, target: Path) -> None:
         self.conn.execute("DELETE FROM targets WHERE target = ?", (encode_path(target),))
 
-    # -- corrections -----------------------------------------------------------------------
+    # -- corrections (storage only: how they apply is phototag/corrections.py) --------------
 
-    def correct(self, photo_id: int, path: str, action: str) -> None:
+    def correct(self, content_hash: str, path: str, action: str, source: str = "user") -> None:
+        """Record a correction of the photo with this content (replacing one of the same path)."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO corrections (photo_id, path, action, at) VALUES (?, ?, ?, ?)",
-            (photo_id, path, action, time.time()),
+            "INSERT OR REPLACE INTO corrections (hash, path, action, source, at) VALUES (?, ?, ?, ?, ?)",
+            (content_hash, path, action, source, time.time()),
         )
+
+    def uncorrect(self, content_hash: str, path: str) -> None:
+        self.conn.execute(
+            "DELETE FROM corrections WHERE hash = ? AND path = ?", (content_hash, path)
+        )
+
+    def stored_corrections(
+        self, content_hash: str | None = None
+    ) -> dict[str, list[StoredCorrection]]:
+        """content hash -> its corrections, oldest first."""
+        sql = "SELECT hash, path, action, source, at FROM corrections"
+        args: tuple[str, ...] = ()
+        if content_hash is not None:
+            sql += " WHERE hash = ?"
+            args = (content_hash,)
+        out: dict[str, list[StoredCorrection]] = {}
+        for row in self.conn.execute(sql + " ORDER BY at, path", args):
+            out.setdefault(row[0], []).append(StoredCorrection(*row))
+        return out
 
     def corrections(
         self, photo_id: int | None = None, action: str | None = None
     ) -> dict[int, list[str]]:
         """photo id -> corrected tag paths (of one action, or as 'add:'/'remove:' prefixed)."""
-        sql, args = "SELECT photo_id, path, action FROM corrections", []
+        sql = "SELECT p.id, c.path, c.action FROM corrections c JOIN photos p ON p.hash = c.hash"
+        args: list[object] = []
         if photo_id is not None:
-            sql += " WHERE photo_id = ?"
+            sql += " WHERE p.id = ?"
             args.append(photo_id)
         out: dict[int, list[str]] = {}
-        for pid, path, act in self.conn.execute(sql + " ORDER BY photo_id, path", args):
+        for pid, path, act in self.conn.execute(sql + " ORDER BY p.id, c.path", args):
             if action is None:
                 out.setdefault(pid, []).append(f"{act}:{path}")
             elif act == action:
@@ -576,31 +718,34 @@ class Index:
 
     def photos_by_id(self, ids: Sequence[int]) -> list[PhotoTags]:
         """Like :meth:`photos_under`, for these photos (in path order)."""
-        rows: list[tuple[int, bytes]] = []
+        rows: list[tuple[int, bytes, str]] = []
         for part in _chunks(sorted({int(i) for i in ids})):
             marks = ",".join("?" * len(part))
-            rows += self.conn.execute(f"SELECT id, path FROM photos WHERE id IN ({marks})", part)
+            rows += self.conn.execute(
+                f"SELECT id, path, hash FROM photos WHERE id IN ({marks})", part
+            )
         rows.sort(key=lambda r: r[1])
         return self._photo_tags(rows, None)
 
     def photos_under(
         self, roots: Sequence[Path], recognizers: Sequence[str] | None = None
     ) -> list[PhotoTags]:
-        """Photos at or under ``roots`` with the hierarchy paths of their tags, by path.
+        """Photos at or under ``roots`` with the hierarchy paths of the models' tags, by path.
 
-        A user's corrections win: tags they removed are left out, tags they added are in.
-        The folder filter runs in SQL (:func:`under_clause`), before anything is read.
+        These are the stored tags only; :mod:`phototag.corrections` applies the user's
+        corrections on top (``corrected_photo_tags``). The folder filter runs in SQL
+        (:func:`under_clause`), before anything is read.
         """
         where, args = under_clause(roots)
-        rows = self.conn.execute(f"SELECT id, path FROM photos WHERE {where} ORDER BY path", args)
+        rows = self.conn.execute(
+            f"SELECT id, path, hash FROM photos WHERE {where} ORDER BY path", args
+        )
         return self._photo_tags(rows.fetchall(), recognizers)
 
     def _photo_tags(
-        self, rows: Sequence[tuple[int, bytes]], recognizers: Sequence[str] | None
+        self, rows: Sequence[tuple[int, bytes, str]], recognizers: Sequence[str] | None
     ) -> list[PhotoTags]:
-        from ..query import term_matches
-
-        out = {pid: PhotoTags(pid, decode_path(raw), []) for pid, raw in rows}
+        out = {pid: PhotoTags(pid, decode_path(raw), [], content) for pid, raw, content in rows}
         ids = list(out)
         for part in _chunks(ids):
             marks = ",".join("?" * len(part))
@@ -611,16 +756,6 @@ class Index:
             ):
                 if not recognizers or rec in recognizers:
                     out[pid].tag_paths.append(tpath)
-            for pid, tag, action in self.conn.execute(
-                f"SELECT photo_id, path, action FROM corrections WHERE photo_id IN ({marks})"
-                " ORDER BY photo_id, path",
-                part,
-            ):
-                paths = out[pid].tag_paths
-                if action == "remove":
-                    paths[:] = [p for p in paths if not term_matches(tag, p)]
-                elif tag not in paths:
-                    paths.append(tag)
         return list(out.values())
 
     def photos_with_tags(
@@ -645,7 +780,7 @@ class Index:
             last = b""
             while True:
                 rows = self.conn.execute(
-                    f"SELECT id, path, mtime_ns, taken_at FROM photos WHERE path > ? AND {where}"
+                    f"SELECT id, path, mtime_ns, taken_at, hash FROM photos WHERE path > ? AND {where}"
                     " ORDER BY path LIMIT ?",
                     [last, *args, chunk],
                 ).fetchall()
@@ -657,7 +792,7 @@ class Index:
             for part in _chunks(sorted({int(i) for i in ids}), chunk):
                 marks = ",".join("?" * len(part))
                 rows = self.conn.execute(
-                    f"SELECT id, path, mtime_ns, taken_at FROM photos WHERE id IN ({marks})"
+                    f"SELECT id, path, mtime_ns, taken_at, hash FROM photos WHERE id IN ({marks})"
                     f" AND {where} ORDER BY id",
                     [*part, *args],
                 ).fetchall()
@@ -665,7 +800,7 @@ class Index:
 
     def _with_tags(
         self,
-        rows: Sequence[tuple[int, bytes, int, str | None]],
+        rows: Sequence[tuple[int, bytes, int, str | None, str]],
         recognizer: str | None,
         only: Collection[str] | None = None,
     ) -> Iterator[PhotoWithTags]:
@@ -687,8 +822,8 @@ class Index:
             if keep is None or tpath in keep:
                 tags.setdefault(pid, []).append((rec, tpath, score))
         paths = PathDecoder()
-        for pid, raw, mtime, taken in rows:
-            yield PhotoWithTags(pid, paths(raw), mtime, taken, tags.get(pid, []))
+        for pid, raw, mtime, taken, content in rows:
+            yield PhotoWithTags(pid, paths(raw), mtime, taken, tags.get(pid, []), content)
 
     def tag_paths(self) -> list[str]:
         """Every distinct tag path in the index, sorted.
@@ -833,6 +968,21 @@ class Index:
             ):
                 out[pid] = decode_path(raw)
         return out
+
+    def ids_with_hash(self, content_hash: str) -> list[int]:
+        rows = self.conn.execute("SELECT id FROM photos WHERE hash = ?", (content_hash,))
+        return [int(r[0]) for r in rows]
+
+    def tag_rows(
+        self, photo_id: int, recognizer: str | None = None
+    ) -> list[tuple[str, str, float]]:
+        """A photo's (recognizer, tag path, score), best first."""
+        sql = "SELECT recognizer, path, score FROM tags WHERE photo_id = ?"
+        args: tuple[object, ...] = (photo_id,)
+        if recognizer:
+            sql += " AND recognizer = ?"
+            args = (photo_id, recognizer)
+        return [(r, p, s) for r, p, s in self.conn.execute(sql + " ORDER BY score DESC", args)]
 
     def tags_of(self, photo_id: int, recognizer: str | None = None) -> dict[str, float]:
         sql = "SELECT path, score FROM tags WHERE photo_id = ?"

@@ -53,7 +53,13 @@ def restore_interrupted(photo: Path) -> bool:
 
 
 def embed_file(
-    exiftool: ExifTool, photo: Path, values: Mapping[Field, Sequence[str]], *, backup: bool
+    exiftool: ExifTool,
+    photo: Path,
+    values: Mapping[Field, Sequence[str]],
+    *,
+    backup: bool,
+    iptc_to_utf8: bool = False,
+    dims: tuple[int, int] | None = None,
 ) -> list[str]:
     """Write keyword fields into ``photo`` (a real path, not a symlink); exiftool's warnings.
 
@@ -64,7 +70,7 @@ def embed_file(
     and since a kill during exiftool's copy-back would leave it half old, half new, phototag
     first keeps a fsynced undo copy beside it (``.NAME.phototag-undo``), which
     :func:`restore_interrupted` copies back if the write did not finish. The modification
-    time is kept to the nanosecond.
+    time is kept to the nanosecond. ``iptc_to_utf8``: see :meth:`ExifTool.write`.
     """
     restore_interrupted(photo)
     before = os.stat(photo)
@@ -74,7 +80,9 @@ def embed_file(
         if backup and not os.path.exists(f"{photo}_original"):
             shutil.copy2(photo, f"{photo}_original")  # what exiftool's own backup would be
         write_atomic(undo, photo.read_bytes())
-    warnings = exiftool.write(photo, values, backup=backup, in_place=in_place)
+    warnings = exiftool.write(
+        photo, values, backup=backup, in_place=in_place, iptc_to_utf8=iptc_to_utf8, dims=dims
+    )
     # exiftool's -P keeps the modification time to the second only: put back the
     # nanoseconds too, so the file looks exactly as old as it was.
     os.utime(photo, ns=(before.st_atime_ns, before.st_mtime_ns))

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import MetadataError
 from ..fsutil import TMP_SUFFIX, atomic_write, temp_prefix
+from . import regions
 from .keywords import XMP_FIELDS, Field
 
 NS = {
@@ -36,6 +37,7 @@ NS = {
     "dc": "http://purl.org/dc/elements/1.1/",
     "lr": "http://ns.adobe.com/lightroom/1.0/",
     "digiKam": "http://www.digikam.org/ns/1.0/",
+    "Iptc4xmpExt": "http://iptc.org/std/Iptc4xmpExt/2008-02-29/",
 }
 RDF = NS["rdf"]
 # (namespace, local name, container): dc:subject and lr:hierarchicalSubject are bags,
@@ -44,8 +46,14 @@ PROPERTIES: dict[Field, tuple[str, str, str]] = {
     Field.SUBJECT: (NS["dc"], "subject", "Bag"),
     Field.HIERARCHICAL: (NS["lr"], "hierarchicalSubject", "Bag"),
     Field.TAGSLIST: (NS["digiKam"], "TagsList", "Seq"),
+    Field.PERSON: (NS["Iptc4xmpExt"], "PersonInImage", "Bag"),
 }
-PREFIX = {NS["dc"]: "dc", NS["lr"]: "lr", NS["digiKam"]: "digiKam"}
+PREFIX = {
+    NS["dc"]: "dc",
+    NS["lr"]: "lr",
+    NS["digiKam"]: "digiKam",
+    NS["Iptc4xmpExt"]: "Iptc4xmpExt",
+}
 
 #: A sidecar larger than this is not parsed (keyword sidecars are kilobytes; darktable's
 #: with a long history a few hundred).
@@ -76,6 +84,11 @@ class Sidecar:
         self.root = root
         self.original = original  # the bytes it was parsed from; None for a new one
         self.edited: set[Field] = set()  # the properties set_fields changed
+        # The photo's displayed size in pixels, for the AppliedToDimensions of new face regions.
+        self.dims: tuple[int, int] | None = None
+        # Face regions are structures, not lists: a document whose regions changed is written
+        # by re-serialising its root element, not by splicing (phototag.metadata.rewrite).
+        self.regions_edited = False
 
     @classmethod
     def new(cls) -> Sidecar:
@@ -105,7 +118,12 @@ class Sidecar:
 
     def fields(self) -> dict[Field, list[str]]:
         out: dict[Field, list[str]] = {}
+        faces = regions.read(self.root)
+        if faces:
+            out[Field.REGIONS] = [r.encode() for r in faces]
         for f in XMP_FIELDS:
+            if f not in PROPERTIES:
+                continue
             ns, name, _ = PROPERTIES[f]
             values: list[str] = []
             found = False
@@ -132,6 +150,8 @@ class Sidecar:
                 raise MetadataError("the sidecar has no rdf:RDF element")
             descs = [etree.SubElement(rdf, f"{{{RDF}}}Description", {f"{{{RDF}}}about": ""})]
         for f, vals in values.items():
+            if f is Field.REGIONS:
+                self.regions_edited |= regions.apply(self.root, descs[0], vals, self.dims)
             if f not in PROPERTIES:
                 continue
             self.edited.add(f)
@@ -163,13 +183,13 @@ class Sidecar:
         if self.original is None:
             body: bytes = etree.tostring(self.root.getroottree(), encoding="utf-8")
             return body + b"\n"
-        if not self.edited:
+        if not self.edited and not self.regions_edited:
             return self.original
         from .rewrite import decode, locate, splice
 
         text, codec, bom = decode(self.original)
         layout = locate(text)
-        spliced = splice(text, layout, self)
+        spliced = None if self.regions_edited else splice(text, layout, self)
         if spliced is None:  # no way to edit in place: re-serialise the root element only
             root = etree.tostring(self.root, encoding="unicode", with_tail=False)
             spliced = text[: layout.root_start] + root + text[layout.root_end :]
@@ -186,6 +206,12 @@ class Sidecar:
             if attrs or len(desc):
                 return False
         return True
+
+
+def parse(data: bytes, where: str) -> Any:
+    """An XMP document (a sidecar or a packet cut from a photo), checked as sidecars are;
+    raises MetadataError."""
+    return _parse(data, where)
 
 
 def _parse(data: bytes, where: str, *, checked: bool = False) -> Any:

@@ -55,13 +55,18 @@ class TextEncoderSpec:
 #: OpenCLIP's text cleanings (open_clip/tokenizer.py ``get_clean_fn``).
 TEXT_CLEANING = ("lower", "whitespace", "canonicalize")
 
+
 class BackboneKind(StrEnum):
     """A classifier (logits + embedding), a detector (boxes), or a zero-shot image encoder
-    with its text encoder (embeddings that text can be compared with)."""
+    with its text encoder (embeddings that text can be compared with); and the three face
+    models every scan runs (phototag.faces.analyzer): detector, check, descriptor."""
 
     CLASSIFIER = "classifier"
     DETECTOR = "detector"
     ZERO_SHOT = "zero-shot"
+    FACE_DETECTOR = "face-detector"
+    FACE_CHECK = "face-check"
+    FACE_DESCRIPTOR = "face-descriptor"
 
 
 BACKBONE_KINDS = tuple(k.value for k in BackboneKind)

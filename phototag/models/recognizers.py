@@ -29,10 +29,13 @@ import numpy as np
 
 from ..errors import ModelError
 from ..index.records import Candidate as Candidate  # re-exported: made here, stored there
+from ..tagpath import leaf as leaf_of
+from ..tagpath import parent_paths, split
 from .manifest import field, read_toml, sha256_file
 
 if TYPE_CHECKING:
     from .backbones import BackboneOutput
+
 
 class RecognizerKind(StrEnum):
     """The ``kind`` of a recognizer file (see the module docstring)."""
@@ -51,7 +54,7 @@ def rank(
     scores: np.ndarray, paths: Sequence[str], *, threshold: float = 0.0, top_k: int | None = None
 ) -> list[list[Candidate]]:
     """Per row of (N, tags) scores: the candidates at or above ``threshold``, best first."""
-    tags = [p.rsplit("/", 1)[-1] for p in paths]
+    tags = [leaf_of(p) for p in paths]
     out = []
     for row in scores:
         order = np.argsort(-row, kind="stable")
@@ -125,7 +128,7 @@ class MappedRecognizer:
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return tuple(p.rsplit("/", 1)[-1] for p in self.paths)
+        return tuple(leaf_of(p) for p in self.paths)
 
     def score(self, probs: np.ndarray) -> np.ndarray:
         """(N, classes) probabilities -> (N, tags) scores in [0, 1]: per tag, the sum over its
@@ -313,7 +316,7 @@ PEOPLE_TAGS = ("portrait", "person", "couple", "group", "crowd")
 
 
 def check_path(path: str, where: Path) -> str:
-    parts = path.split("/")
+    parts = split(path)  # a level may hold an escaped '/' (a keyword kept verbatim)
     if len(parts) < 2 or any(not p.strip() or p != p.strip() or "|" in p for p in parts):
         raise ModelError(
             f"{where}: tag path {path!r} must be 'root/.../tag' with non-empty parts and no '|'"
@@ -442,9 +445,8 @@ def load_recognizer(path: Path, labels: Sequence[str] | None) -> Recognizer:
                 members.setdefault(tag_path, set()).update(classes)
         if field(data, "rollup", bool, path, False):
             for leaf, classes in list(members.items()):
-                parts = leaf.split("/")
-                for depth in range(2, len(parts)):
-                    members.setdefault("/".join(parts[:depth]), set()).update(classes)
+                for parent in parent_paths(leaf):
+                    members.setdefault(parent, set()).update(classes)
         if field(data, "root_tag", bool, path, False):
             members[root] = set().union(*members.values())
     if not members:

@@ -27,6 +27,7 @@ import numpy as np
 from ..config import Device, cache_dir
 from ..errors import ModelError
 from ..fsutil import atomic_writer
+from ..tagpath import join, parent_paths, split
 from .manifest import BackboneManifest, field, read_toml, sha256_file, verify_files
 from .recognizers import Candidate, MappedRecognizer, check_path, rank
 
@@ -146,9 +147,8 @@ class Vocabulary:
         out: dict[str, set[int]] = {leaf: {i} for i, leaf in enumerate(self.leaves)}
         if self.rollup:
             for i, leaf in enumerate(self.leaves):
-                parts = leaf.split("/")
-                for depth in range(2, len(parts)):
-                    out.setdefault("/".join(parts[:depth]), set()).add(i)
+                for parent in parent_paths(leaf):
+                    out.setdefault(parent, set()).add(i)
         return out
 
 
@@ -200,9 +200,7 @@ def load_vocabulary(path: Path) -> Vocabulary:
             leaves[leaf] = tuple(t.format(n) for n in names for t in group_templates)
     if not leaves:
         raise ModelError(f"{path}: the vocabulary has no tags")
-    inner = {
-        "/".join(leaf.split("/")[:d]) for leaf in leaves for d in range(1, leaf.count("/") + 1)
-    }
+    inner = {join(split(leaf)[:d]) for leaf in leaves for d in range(1, len(split(leaf)))}
     if both := inner & set(leaves):
         raise ModelError(f"{path}: {sorted(both)[0]!r} is both a tag and a group of tags")
     temperature = field(data, "temperature", float, path, None)
