@@ -12,9 +12,10 @@ missing=()
 command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
 command -v exiv2 >/dev/null || missing+=(exiv2)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null; then
-    echo "scripts/test.sh: please install ${missing[*]} (exiftool, exiv2, chromium) with your package manager" >&2
+    echo "scripts/test.sh: please install ${missing[*]} (exiftool, exiv2, chromium, chromium-driver) with your package manager" >&2
     exit 1
   fi
   sudo=""

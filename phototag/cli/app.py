@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .album import album_command
+from .catalog import app as catalog_app
 from .check import check_command
 from .classify import classify_command
 from .doctor import doctor_command
@@ -15,6 +16,7 @@ from .people import app as people_app
 from .recognizers import app as recognizers_app
 from .scan import scan_command
 from .search import search_command
+from .serve import serve_command
 from .show import forget_command, show_command, tags_command
 from .similar import duplicates_command, similar_command
 from .train import retag_command, tag_command, train_command
@@ -44,9 +46,11 @@ app.command("forget")(forget_command)
 app.command("doctor")(doctor_command)
 app.command("failures")(failures_command)
 app.command("check")(check_command)
+app.command("serve")(serve_command)
 app.add_typer(models_app, name="models")
 app.add_typer(people_app, name="people")
 app.add_typer(recognizers_app, name="recognizers")
+app.add_typer(catalog_app, name="catalog")
 use_everywhere(app)  # --help shows defaults, extras and names as written (issue 14)
 
 
