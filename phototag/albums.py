@@ -260,7 +260,7 @@ def build_album(
         and any(folder.iterdir())
         and not (folder / ALBUM_MARKER).exists()
     ):
-        raise ConfigError(f"{folder} exists and is not a phototag album: choose another --out")
+        raise ConfigError(f"{folder} exists and is not a phototag album: choose another folder")
     matches = query.matches(index)
     report = AlbumReport(name, folder, query.describe(), matches=len(matches))
     linked = with_companions(index, matches)
@@ -331,7 +331,7 @@ def build_album(
         except OSError as e:
             why = e.strerror or str(e)
             if mode is LinkMode.HARDLINK and e.errno == 18:  # EXDEV
-                why = "cannot hard-link across file systems; use --link symlink or copy"
+                why = "cannot hard-link across file systems; make the album with symbolic links or copies"
             report.failed.append((entry, why))
             if not dry_run:
                 with index.transaction():

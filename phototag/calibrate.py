@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import numpy as np
 
 from .config import user_weights_dir
 from .errors import ConfigError
+from .fsutil import atomic_writer
 from .models.backbones import Backbone, softmax
 from .models.catalog import Catalog
 from .models.zeroshot import ZeroShotRecognizer, load_vocabulary, normalize
@@ -184,15 +183,9 @@ def save_temperature(source: Path, name: str, temperature: float, out_dir: Path 
         head = head.rstrip("\n") + "\n" + line + "\n"
     target = (out_dir or user_weights_dir()) / "vocabularies" / f"{name}.toml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".toml", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(head + sep + tables)
-        if load_vocabulary(Path(tmp)).temperature is None:  # the copy must load as meant
+    with atomic_writer(target) as f:
+        f.write((head + sep + tables).encode("utf-8"))
+        f.flush()
+        if load_vocabulary(Path(f.name)).temperature is None:  # the copy must load as meant
             raise ConfigError(f"could not set the temperature in a copy of {source}")
-        os.replace(tmp, target)
-        tmp = ""
-    finally:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
     return target

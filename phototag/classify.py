@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,12 +10,12 @@ import numpy as np
 
 from . import config
 from .media import kinds
-from .media.video import aggregate, stack_inputs
-from .models.backbones import Backbone, BackboneOutput
+from .models.backbones import Backbone
 from .models.catalog import Catalog
 from .models.recognizers import Candidate, Recognizer
 from .pipeline import Loaded, LoadFailed, batched, default_workers, make_loader, ordered_map
 from .scan import Failed
+from .tagger import Tagger
 from .walk import FileEntry
 
 
@@ -54,17 +54,15 @@ def boxes(
 
 def detected(
     recs: Sequence[Recognizer],
-    outs: dict[str, BackboneOutput],
-    backbones: dict[str, Backbone],
-    i: int,
+    detections: Mapping[str, np.ndarray],
+    backbones: Mapping[str, Backbone],
 ) -> dict[str, list[dict[str, object]]]:
-    """Photo ``i``'s boxes for each recognizer that stands on a detector."""
-    out = {}
-    for r in recs:
-        det = outs[r.backbone].detections if r.backbone in outs else None
-        if det is not None:
-            out[r.name] = boxes(det[i], backbones[r.backbone].labels)
-    return out
+    """One photo's boxes (backbone -> (K, 6)) as JSON, for each recognizer on a detector."""
+    return {
+        r.name: boxes(detections[r.backbone], backbones[r.backbone].labels)
+        for r in recs
+        if r.backbone in detections
+    }
 
 
 def classify(
@@ -83,16 +81,16 @@ def classify(
     ``backbone`` picks the zero-shot backbone for vocabularies (or, naming a classifier,
     turns them off); by default the first installed zero-shot backbone is used.
     """
-    catalog = catalog or Catalog.discover()
-    if backbone is not None:
-        catalog.preferred = backbone
-    recs = catalog.resolve(list(recognizers) if recognizers else None)
-    backbones = {
-        name: Backbone(catalog.backbone(name), device=device)
-        for name in dict.fromkeys(r.backbone for r in recs)
-    }
-    for b in backbones.values():
-        b.load()  # a model problem is reported before any image is read
+    tagger = Tagger.resolve(
+        recognizers,
+        catalog=catalog,
+        zero_shot=backbone,
+        threshold=threshold,
+        top_k=top_k,
+        device=device,
+    )
+    tagger.load()  # a model problem is reported before any image is read
+    backbones = tagger.backbones
     load = make_loader(
         {n: b.manifest.preprocess for n, b in backbones.items()}, (), config.DEFAULT_MAX_PIXELS
     )
@@ -101,27 +99,21 @@ def classify(
     stream = ordered_map(load, entries, workers=workers, window=2 * batch_size + workers)
     for batch in batched(stream, batch_size):
         ok = [x for x in batch if isinstance(x, Loaded) and x.inputs is not None]
-        per_model: dict[str, list[list[Candidate]]] = {}
-        outs = {}
-        if ok:
-            for n, b in backbones.items():
-                stacked, counts = stack_inputs([x.inputs[n] for x in ok if x.inputs is not None])
-                outs[n] = aggregate(b.predict(stacked), counts)  # a video: its frames
-            for r in recs:
-                per_model[r.name] = r.candidates(outs[r.backbone], threshold=threshold, top_k=top_k)
+        results = tagger.run([x.inputs for x in ok if x.inputs is not None])
         i = 0
         for x in batch:
             if isinstance(x, LoadFailed):
                 yield Failed(x.entry.path, x.reason)
                 continue
             assert isinstance(x, Loaded)
+            result = results[i]
             yield Classification(
                 x.entry.path,
-                {name: c[i] for name, c in per_model.items()},
+                result.tags,
                 x.width,
                 x.height,
-                {name: out.embeddings[i] for name, out in outs.items()},
-                detected(recs, outs, backbones, i),
+                result.embeddings,
+                detected(tagger.recognizers, result.detections, backbones),
             )
             i += 1
 

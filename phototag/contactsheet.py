@@ -19,6 +19,7 @@ from pathlib import Path
 from .albums import printable
 from .config import DEFAULT_MAX_PIXELS
 from .errors import ImageError
+from .fsutil import atomic_write, atomic_writer
 from .imaging import decode
 from .query import Match
 from .tagpath import leaf
@@ -85,9 +86,8 @@ def make_thumbnail(source: Path, dest: Path, faces: Sequence[FaceBox] = ()) -> N
             draw.rectangle(rect, outline=FACE_COLOUR, width=2)
             if name:
                 draw.text((rect[0] + 2, rect[3] + 2), name, fill=FACE_COLOUR)
-    tmp = dest.with_name(dest.name + ".tmp")
-    im.save(tmp, "JPEG", quality=85)
-    os.replace(tmp, dest)
+    with atomic_writer(dest) as f:
+        im.save(f, "JPEG", quality=85)
 
 
 def _thumb_name(entry: str, faces: Sequence[FaceBox]) -> str:
@@ -144,7 +144,5 @@ def write_contact_sheet(
     if progress is not None:
         progress(len(entries), len(entries))
     out = folder / "index.html"
-    tmp = folder / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write(out, page.encode("utf-8"))
     return out

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
-from .media.video import aggregate, stack_inputs
 from .models.backbones import Backbone, BackboneOutput
 from .pipeline import Loaded, LoadFailed, make_loader
+from .tagger import run_backbones
 from .walk import FileEntry
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ConfigError("--engine ray needs Ray: pip install 'phototag[ray]'") from None
+        raise ConfigError("the Ray engine needs Ray: pip install 'phototag[ray]'") from None
     return ray
 
 
@@ -58,12 +58,10 @@ class Inferer:
     def infer(
         self, block: list[Loaded | LoadFailed]
     ) -> tuple[list[Loaded | LoadFailed], dict[str, BackboneOutput]]:
-        decoded = [x for x in block if isinstance(x, Loaded) and x.inputs is not None]
-        outputs = {}
-        if decoded:
-            for name, b in self.backbones.items():
-                stacked, counts = stack_inputs([x.inputs[name] for x in decoded if x.inputs])
-                outputs[name] = aggregate(b.predict(stacked), counts)  # a video: its frames
+        decoded = [x.inputs for x in block if isinstance(x, Loaded) and x.inputs is not None]
+        # The backbones' half of the tagging path; the driver's Tagger does the rest
+        # (Tagger.from_outputs), so results are the same as a local scan's.
+        outputs = run_backbones(self.backbones, decoded)
         # The inputs stay here: only the results travel back to the driver.
         slim = [Loaded(x.entry, x.size, x.mtime_ns, x.hash, {} if x.inputs is not None else None,
                        x.width, x.height, x.taken_at, x.kind, x.duration)

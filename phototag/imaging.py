@@ -13,6 +13,7 @@ import io
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,6 +43,33 @@ class DecodedPhoto:
     taken_at: str | None  # EXIF capture time, ISO 8601, no time zone
 
 
+class ResizeMode(StrEnum):
+    """How a photo becomes the model's square input."""
+
+    CROP = "crop"  # short side to ``resize``, centre crop of ``crop``
+    STRETCH = "stretch"  # straight to crop x crop, aspect ratio not kept
+
+
+class Layout(StrEnum):
+    NCHW = "nchw"
+    NHWC = "nhwc"  # channels last, as TF.js models want
+
+
+class SizeConvention(StrEnum):
+    """How sizes are rounded: phototag's way, or torchvision's (long side truncated, crop
+    offset rounded half to even) -- what OpenCLIP's transform does, pixel for pixel."""
+
+    PHOTOTAG = "phototag"
+    TORCHVISION = "torchvision"
+
+
+class Resample(StrEnum):
+    BICUBIC = "bicubic"
+    BILINEAR = "bilinear"
+    LANCZOS = "lanczos"
+    NEAREST = "nearest"
+
+
 @dataclass(frozen=True, slots=True)
 class Preprocess:
     """How a backbone wants its input, as its manifest says."""
@@ -50,12 +78,10 @@ class Preprocess:
     crop: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    resample: str = "bicubic"
-    mode: str = "crop"  # "crop": short side to resize, centre crop; "stretch": to crop x crop
-    layout: str = "nchw"  # or "nhwc" (channels last, as TF.js models want)
-    # Sizes as "phototag" rounds them, or as torchvision does (long side truncated, crop
-    # offset rounded half to even) -- what OpenCLIP's transform does, pixel for pixel.
-    convention: str = "phototag"
+    resample: Resample = Resample.BICUBIC
+    mode: ResizeMode = ResizeMode.CROP
+    layout: Layout = Layout.NCHW
+    convention: SizeConvention = SizeConvention.PHOTOTAG
 
 
 _registered_heif = False
@@ -113,11 +139,10 @@ def decode(
             orientation = _orientation(opened)
             taken_at = _capture_time(opened)
             opened.load()
-            im = _to_rgb(opened)
+            upright = _upright(opened) if orientation != 1 else opened
+            im = _to_rgb(upright)
             if orientation in (5, 6, 7, 8):
                 width, height = height, width
-            if orientation != 1:
-                im = _apply_orientation(im, orientation)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -145,22 +170,33 @@ def _orientation(im: Image.Image) -> int:
         return 1
 
 
+def _upright(im: Image.Image) -> Image.Image:
+    """The photo turned as its EXIF orientation says (Pillow's ``ImageOps.exif_transpose``,
+    the reference the tests compare pixels with); a broken EXIF block leaves it as it is."""
+    from PIL import ImageOps
+
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block must not cost us the photo
+        return im
+
+
 def _apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
+    """``im`` turned as an EXIF orientation value (1-8) given apart from the image: a RAW's
+    flip, which LibRaw reports and the preview lacks. Photos with their own EXIF go through
+    :func:`_upright` (Pillow's ``exif_transpose``); this is the same table Pillow uses."""
     from PIL import Image
 
-    T = Image.Transpose
-    ops = {
-        2: [T.FLIP_LEFT_RIGHT],
-        3: [T.ROTATE_180],
-        4: [T.FLIP_TOP_BOTTOM],
-        5: [T.TRANSPOSE],
-        6: [T.ROTATE_270],
-        7: [T.TRANSVERSE],
-        8: [T.ROTATE_90],
-    }[orientation]
-    for op in ops:
-        im = im.transpose(op)
-    return im
+    method = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }.get(orientation)
+    return im if method is None else im.transpose(method)
 
 
 def _capture_time(im: Image.Image) -> str | None:

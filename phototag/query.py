@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .index.store import Index, encode_path
+from .index.store import Index
 from .tagpath import leaf
 from .tagpath import term_matches as term_matches  # re-exported: where callers found it
 
@@ -117,10 +117,25 @@ def _parse_when(text: str, end: bool = False) -> datetime:
 
 
 def run_query(index: Index, q: TagQuery) -> list[Match]:
-    """Photos matching ``q``, ordered by capture time (then path)."""
+    """Photos matching ``q``, ordered by capture time (then path).
+
+    Filters first, ranks never: the tag paths that match a term are found among the
+    index's distinct paths, the photos holding them (at ``min_score``, under the query's
+    folders) are selected in SQL, and only those photos are read; a match is never lost
+    to a cut made before a filter.
+    """
     since = _parse_when(q.since) if q.since else None
     until = _parse_when(q.until, end=True) if q.until else None
-    roots = [encode_path(os.path.abspath(u)) for u in q.under]
+    roots = [Path(os.path.abspath(u)) for u in q.under]
+    # Terms are matched against the few thousand distinct tag paths once, not against every
+    # tag of every photo: below, a photo's tags are only looked up in these sets.
+    paths = index.tag_paths()
+    # tag path -> the indices of the query's terms it matches, for the paths matching any
+    terms_of = {p: {i for i, t in enumerate(q.tags) if term_matches(t, p)} for p in paths}
+    terms_of = {p: ts for p, ts in terms_of.items() if ts}
+    wanted = list(terms_of)
+    excluded = {p for p in paths if any(term_matches(t, p) for t in q.exclude)}
+    candidates = index.photo_ids_tagged(wanted, q.model, q.min_score) if wanted else set()
     # Counts come from the detector's stored boxes: a term's last part names the object
     # ("person", "object/vehicle/car" -> "car"), boxes must score at least min_score (>= 0.3).
     counts = index.detection_counts(max(0.3, q.min_score)) if q.min_count else {}
@@ -130,12 +145,29 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
 
         with_people = set(photos_of(index, q.people, every=not q.any))
     out = []
-    from .corrections import corrected_photos
+    from .corrections import USER_RECOGNIZER, apply
 
-    for photo in corrected_photos(index, q.model):
-        raw = encode_path(photo.path)
-        if roots and not any(raw == r or raw.startswith(r.rstrip(b"/") + b"/") for r in roots):
-            continue
+    # The user's corrections apply above storage (phototag/corrections.py): a tag added by
+    # hand is a tag, a removed one is not. Photos whose corrections add a matching tag are
+    # candidates too; removes are applied to the tags read below.
+    every = index.stored_corrections()
+    if q.model in (None, USER_RECOGNIZER):
+        for content, cs in every.items():
+            adds = [c.path for c in cs if c.action == "add"]
+            if any(term_matches(t, p) for t in q.tags for p in adds):
+                candidates.update(index.ids_with_hash(content))
+            excluded.update(p for p in adds if any(term_matches(t, p) for t in q.exclude))
+    if with_people is not None:
+        if not q.tags:
+            candidates = set(with_people)
+        elif q.any:
+            candidates |= with_people
+        else:
+            candidates &= with_people
+    needed = set(wanted) | excluded  # only these tags of a photo are read
+    for stored in index.photos_with_tags(q.model, under=roots, ids=candidates, only=needed):
+        fixes = every.get(stored.hash)
+        photo = replace(stored, tags=apply(stored.tags, fixes, q.model)) if fixes else stored
         if q.exclude and any(term_matches(t, p) for t in q.exclude for _, p, _ in photo.tags):
             continue
         good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score]

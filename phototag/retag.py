@@ -16,10 +16,8 @@ import numpy as np
 
 from . import config
 from .index.store import Index
-from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
-from .models.recognizers import Recognizer
-from .scan import fingerprint
+from .tagger import Tagger
 
 
 @dataclass
@@ -43,32 +41,22 @@ def retag(
 ) -> RetagReport:
     """Score every stored embedding with ``recognizers`` (default: a plain scan's)."""
     started = time.perf_counter()
-    catalog = catalog or Catalog.discover()
-    if backbone is not None:
-        catalog.preferred = backbone
     # What a plain scan runs (catalog.resolve): a retag must not add tags no scan would give.
-    recs = catalog.resolve(list(recognizers) if recognizers else None)
-    report = RetagReport(recognizers=[r.name for r in recs])
-    by_backbone: dict[str, list[Recognizer]] = {}
-    for r in recs:
-        by_backbone.setdefault(r.backbone, []).append(r)
+    # verify=False: no session is opened, so the model files need not be hashed.
+    tagger = Tagger.resolve(recognizers, catalog=catalog, zero_shot=backbone,
+                            threshold=threshold, top_k=top_k, verify=False,
+                            every_installed=False)  # fmt: skip
+    report = RetagReport(recognizers=[r.name for r in tagger.recognizers])
+    fps = tagger.fingerprints
     changed: set[int] = set()
-    for name, group in by_backbone.items():
-        model = Backbone(catalog.backbone(name), verify=False)  # no session is opened
-        fps = {r.name: fingerprint(r, model.manifest.fingerprint, threshold, top_k) for r in group}
+    for name, model in tagger.backbones.items():
+        group = [r for r in tagger.recognizers if r.backbone == name]
+        detector = bool(model.manifest.detections_output)
         for ids, vecs in index.embedding_chunks(name, chunk):
-            if model.manifest.detections_output:
-                # A detector's recognizers work from the boxes stored in the index; the
-                # (empty) embedding rows say which photos the detector has seen.
-                boxes = index.stored_detections(ids.tolist(), name, model.labels)
-                output = BackboneOutput(
-                    probs=None, embeddings=vecs.astype(np.float32), detections=boxes
-                )
-            else:
-                output = model.from_embeddings(vecs)
-            results = {
-                r.name: r.candidates(output, threshold=threshold, top_k=top_k) for r in group
-            }
+            # A detector's recognizers work from the boxes stored in the index; the
+            # (empty) embedding rows say which photos the detector has seen.
+            boxes = index.stored_detections(ids.tolist(), name, model.labels) if detector else None
+            results = tagger.rescore(name, vecs.astype(np.float32), boxes)
             with index.transaction():
                 for row, pid in enumerate(ids.tolist()):
                     for r in group:

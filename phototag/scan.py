@@ -22,7 +22,6 @@ from .index.faces import copy_faces
 from .index.store import Index, PhotoRecord, decode_path, encode_path
 from .media.kinds import FileKind, extension
 from .media.pairs import Companion, pair
-from .media.video import aggregate, stack_inputs
 from .models.backbones import Backbone, BackboneOutput
 from .models.catalog import Catalog
 from .models.recognizers import Candidate, Recognizer
@@ -35,7 +34,11 @@ from .pipeline import (
     ordered_map,
     read_ahead,
 )
+from .tagger import Tagger, completeness_digest, fingerprint, run_backbones
 from .walk import FileEntry, OtherFile, WalkProblem, walk
+
+__all__ = ["Failed", "Finished", "Planned", "ScanEvent", "ScanOptions", "ScanReport", "Tagged",
+           "fingerprint", "scan"]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +199,6 @@ class Finished:
 ScanEvent = Planned | Read | Tagged | Failed | Finished
 
 
-def fingerprint(recognizer: Recognizer, backbone_fp: str, threshold: float, top_k: int) -> str:
-    """What a stored result depends on; a change in any part means tag again."""
-    return f"{backbone_fp}:{recognizer.fingerprint}:t{threshold:g}:k{top_k}"
-
-
 def scan(
     roots: Sequence[Path],
     index: Index,
@@ -209,19 +207,18 @@ def scan(
 ) -> Iterator[ScanEvent]:
     """Tag every photo under ``roots`` that the index does not already hold as asked."""
     started = time.perf_counter()
-    catalog = catalog or Catalog.discover()
-    if options.backbone is not None:
-        catalog.preferred = options.backbone
-    recognizers = catalog.resolve(list(options.recognizers) if options.recognizers else None)
-    backbones = {
-        name: Backbone(catalog.backbone(name), device=options.device)
-        for name in dict.fromkeys(r.backbone for r in recognizers)
-    }
-    backbone_fps = {name: b.manifest.fingerprint for name, b in backbones.items()}
-    fps = {
-        r.name: fingerprint(r, backbone_fps[r.backbone], options.threshold, options.top_k)
-        for r in recognizers
-    }
+    # The one tagging path (tagger.py): resolved once, from a copy of the catalog.
+    catalog = catalog or Catalog.discover()  # the face step finds its models here too
+    tagger = Tagger.resolve(
+        options.recognizers,
+        catalog=catalog,
+        zero_shot=options.backbone,
+        threshold=options.threshold,
+        top_k=options.top_k,
+        device=options.device,
+    )
+    recognizers, backbones = tagger.recognizers, tagger.backbones
+    backbone_fps, fps = tagger.backbone_fingerprints, tagger.fingerprints
     report = ScanReport()
     face_step = _face_step(index, options, catalog, report)
     if face_step is not None:
@@ -231,12 +228,12 @@ def scan(
     roots = [Path(os.path.abspath(r)) for r in roots]
     known = index.known_files()
     known_failures = index.known_failures()
-    complete = index.complete_ids(fps, backbone_fps)
-    # Photos whose stored embeddings are current: a new threshold, top-k or recognizer is
-    # applied to them as retag does, without decoding (issue 14).
+    # A photo marked complete for these models and the face step (complete_for, kept honest
+    # by triggers) is settled by its own row; only the others are looked up, after the walk
+    # (issue 15).
+    digest = completeness_digest(fps, backbone_fps)
     # Faces cannot be found in embeddings: a photo without its current face result is decoded.
     face_fp = {face_step.name: face_step.fingerprint} if face_step is not None else {}
-    embedded = index.complete_ids(face_fp, backbone_fps)
     rescore: list[tuple[int, Path]] = []
     excludes = Excludes(roots, options.exclude)
     todo: list[FileEntry] = []
@@ -292,6 +289,18 @@ def scan(
         if encode_path(p) in known or encode_path(p) in known_failures
     ]
     seen.update(encode_path(p) for p in companion_paths)
+    check_ids = []
+    for item in entries:
+        k = known.get(encode_path(item.path))
+        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.complete_for != digest:
+            check_ids.append(k.id)
+    complete = index.complete_ids(fps, backbone_fps, ids=check_ids) if check_ids else set()
+    # Photos whose stored embeddings are current: a new threshold, top-k or recognizer is
+    # applied to them as retag does, without decoding (issue 14).
+    embedded = index.complete_ids(face_fp, backbone_fps, ids=check_ids) if check_ids else set()
+    if complete:
+        with index.transaction():
+            index.mark_complete(complete, digest)
     for item in entries:
         if item.path in companion_paths:
             continue
@@ -304,7 +313,11 @@ def scan(
         k = known.get(raw)
         if k and k.offline:
             back_online.append(raw)
-        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in complete:
+        if (
+            k
+            and (k.size, k.mtime_ns) == (item.size, item.mtime_ns)
+            and (k.complete_for == digest or k.id in complete)
+        ):
             report.unchanged += 1
             continue
         if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in embedded:
@@ -322,11 +335,13 @@ def scan(
             for problem, st in walk_failures:
                 index.record_failure(problem.path, st.st_size, st.st_mtime_ns, problem.reason)
     if rescore:
-        yield from _rescore(index, rescore, backbones, recognizers, fps, options, report)
+        yield from _rescore(index, rescore, backbones, recognizers, fps, options, report, digest)
     yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
 
     # 2. Read what is new or changed; decode only content the index has never seen.
-    reusable = index.hashes_of(complete)  # content hash -> a photo id with complete results
+    # content hash -> a photo id with complete results, anywhere in the index (a photo copied
+    # in from another folder keeps its results); only looked up when there is something to do.
+    reusable = index.hashes_of(index.complete_ids(fps, backbone_fps)) if todo else {}
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
     keep = face_step is not None
     side = face_step.decode_side if face_step is not None else 1
@@ -382,6 +397,7 @@ def scan(
             report,
             outputs,
             face_step,
+            digest,
         )
 
     if options.engine is config.Engine.RAY and todo:
@@ -513,6 +529,7 @@ def _rescore(
     fps: dict[str, str],
     options: ScanOptions,
     report: ScanReport,
+    digest: str,
     chunk: int = 1024,
 ) -> Iterator[ScanEvent]:
     """Apply the recognizers to the stored embeddings of ``photos`` (unchanged files whose
@@ -521,26 +538,23 @@ def _rescore(
     for start in range(0, len(photos), chunk):
         part = photos[start : start + chunk]
         ids = [pid for pid, _ in part]
-        outputs: dict[str, BackboneOutput] = {}
+        tagger = Tagger(recognizers, backbones, options.threshold, options.top_k)
+        per_recognizer: dict[str, list[list[Candidate]]] = {}
         for name, backbone in backbones.items():
             vecs = index.vectors_of(ids, name)
-            if backbone.manifest.detections_output:
-                boxes = index.stored_detections(ids, name, backbone.labels)
-                outputs[name] = BackboneOutput(probs=None, embeddings=vecs, detections=boxes)
-            else:
-                outputs[name] = backbone.from_embeddings(vecs)
-        per_recognizer = {
-            r.name: r.candidates(
-                outputs[r.backbone], threshold=options.threshold, top_k=options.top_k
+            boxes = (
+                index.stored_detections(ids, name, backbone.labels)
+                if backbone.manifest.detections_output
+                else None
             )
-            for r in recognizers
-        }
+            per_recognizer.update(tagger.rescore(name, vecs, boxes))
         events: list[ScanEvent] = []
         with index.transaction():
             for row, (pid, path) in enumerate(part):
                 tags = {r.name: per_recognizer[r.name][row] for r in recognizers}
                 for r in recognizers:
                     index.set_results(pid, r.name, fps[r.name], tags[r.name])
+                index.mark_complete([pid], digest)  # after the writes that cleared it
                 events.append(Tagged(path, tags, reused=True))
         report.rescored += len(part)
         yield from events
@@ -627,26 +641,19 @@ def _process_batch(
     report: ScanReport,
     outputs: dict[str, BackboneOutput] | None = None,
     face_step: FaceStep | None = None,
+    digest: str = "",
 ) -> Iterator[ScanEvent]:
     """Record a batch: run the backbones on what was decoded (unless ``outputs`` were computed
     elsewhere, as by the Ray engine: rows in the order of the decoded items), then write."""
     to_infer = [x for x in batch if isinstance(x, Loaded) and x.inputs is not None]
+    # The one tagging path: the backbones once over the batch (a video's frames aggregated),
+    # then every recognizer on its backbone's output (tagger.py).
+    tagger = Tagger(recognizers, backbones, options.threshold, options.top_k)
     if outputs is None:
-        outputs = {}
-        if to_infer:
-            for name, backbone in backbones.items():
-                # A video brings several frames: one batch of every row, one result per item.
-                stacked, counts = stack_inputs([x.inputs[name] for x in to_infer if x.inputs])
-                outputs[name] = aggregate(backbone.predict(stacked), counts)
+        outputs = run_backbones(backbones, [x.inputs for x in to_infer if x.inputs is not None])
     report.decoded += len(to_infer)
-    per_photo: dict[int, dict[str, list[Candidate]]] = {}
-    for r in recognizers:
-        if not to_infer:
-            continue
-        for i, cands in enumerate(
-            r.candidates(outputs[r.backbone], threshold=options.threshold, top_k=options.top_k)
-        ):
-            per_photo.setdefault(i, {})[r.name] = cands
+    per_photo = {i: r.tags for i, r in enumerate(tagger.from_outputs(outputs, len(to_infer)))}
+    # Faces from the decoded pixels (main's Loaded.image), beside the one tagging path.
     faces = face_step.analyze([x.image for x in to_infer]) if face_step and to_infer else []
     for i, found in enumerate(faces):
         per_photo.setdefault(i, {})[face_step.name] = face_step.tags(found)  # type: ignore[union-attr]
@@ -681,6 +688,7 @@ def _process_batch(
                     report.found -= 1
                     continue
                 pid = _reuse(index, source, record)
+                index.mark_complete([pid], digest)  # same content as a complete photo
                 view = index.photo(item.entry.path)
                 report.reused += 1
                 events.append(Tagged(item.entry.path, view.tags if view else {}, reused=True))
@@ -699,6 +707,7 @@ def _process_batch(
             if face_step is not None:
                 face_step.store(index, pid, faces[infer_pos], item.entry.path)
                 report.faces += len(faces[infer_pos])
+            index.mark_complete([pid], digest)  # after the writes, whose triggers clear it
             infer_pos += 1
             reusable[item.hash] = pid
             report.tagged += 1

@@ -1,8 +1,9 @@
 """Similar photos and near-duplicates, from the embeddings and tags in the index.
 
 Embedding search is exact: cosine similarity of the query against every stored float16
-embedding, read from SQLite in chunks with a running top-n, so memory stays bounded by
-the chunk size whatever the index holds (bench/similar_speed.py measures 100,000 photos).
+embedding, from a memory-mapped copy of them (phototag/index/vectors.py; the page cache
+holds it, not the process), with folder filters applied in SQL before ranking
+(bench/million.py measures 1,000,000 photos).
 Near-duplicate detection cannot compare all pairs at that size, so it buckets embeddings
 by random-hyperplane hashes (locality-sensitive hashing) and compares only within buckets.
 """
@@ -12,14 +13,16 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import SimilarBy
-from .index.store import Index, encode_path
+from .errors import ConfigError
+from .index.store import Index
+from .index.vectors import top_n, vector_table
 
 if TYPE_CHECKING:
     from .models.catalog import Catalog
@@ -45,13 +48,6 @@ class Similar:
         return {"path": os.fsdecode(self.path), "score": round(self.score, 4)}
 
 
-def _under(path: Path, roots: Sequence[Path]) -> bool:
-    raw = encode_path(path)
-    return not roots or any(
-        raw == encode_path(r) or raw.startswith(encode_path(r).rstrip(b"/") + b"/") for r in roots
-    )
-
-
 def normalize(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, dtype=np.float32)
     n = np.linalg.norm(v, axis=-1, keepdims=True)
@@ -70,37 +66,63 @@ def by_embedding(
     exclude: int | None = None,
     chunk: int = 8192,
 ) -> list[Similar]:
-    """The ``n`` indexed photos whose embeddings are most cosine-similar to ``query``."""
-    q = normalize(query.reshape(-1))
-    best_ids = np.empty(0, dtype=np.int64)
-    best_scores = np.empty(0, dtype=np.float32)
-    # With --under, keep more candidates per chunk: some will be filtered out by path.
-    keep = n if not under else max(n * 20, 1000)
-    for ids, vecs in index.embedding_chunks(backbone, chunk):
-        v = vecs.astype(np.float32)
-        scores = (v @ q) / np.maximum(np.linalg.norm(v, axis=1), 1e-12)
-        if exclude is not None:
-            scores[ids == exclude] = -np.inf
-        ids_all = np.concatenate([best_ids, ids])
-        sc_all = np.concatenate([best_scores, scores])
-        if len(sc_all) > keep:
-            top = np.argpartition(-sc_all, keep - 1)[:keep]
-            ids_all, sc_all = ids_all[top], sc_all[top]
-        best_ids, best_scores = ids_all, sc_all
-    order = np.argsort(-best_scores, kind="stable")
-    paths = index.paths_of(best_ids[order].tolist())
+    """The ``n`` indexed photos whose embeddings are most cosine-similar to ``query`` (dim,).
+
+    Exact search. ``under`` limits it to photos at or under those folders *before* ranking
+    (the folder is a range of the path index, see :func:`~phototag.index.store.under_clause`),
+    so a small folder in a large library gets its ``n`` best, never fewer because the
+    library's best lay elsewhere. ``exclude``: a photo id left out (the query photo itself).
+    Works from the memory-mapped copy of the embeddings (:mod:`phototag.index.vectors`),
+    or, when it cannot be made, from SQLite in chunks of ``chunk`` rows.
+    Raises :class:`ConfigError` when ``query``'s size is not the backbone's.
+    """
+    want = n + (1 if exclude is not None else 0)
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    table = vector_table(index, backbone)
+    if table is not None:
+        if table.unit.shape[1] != q.size:
+            raise ConfigError(
+                f"a {q.size}-value query cannot be compared with {backbone}'s "
+                f"{table.unit.shape[1]}-value embeddings"
+            )
+        rows = table.rows_of(index.ids_under(under)) if under else None
+        ids, scores = top_n(table, q, want, rows)
+    else:
+        ids, scores = _top_n_chunks(index, q, backbone, want, under, chunk)
+    paths = index.paths_of(ids.tolist())
     out = []
-    for i in order:
-        score = float(best_scores[i])
-        if score < min_score or not np.isfinite(score):
+    for pid, score in zip(ids.tolist(), scores.tolist(), strict=True):
+        if pid == exclude or score < min_score or not np.isfinite(score) or pid not in paths:
             continue
-        path = paths.get(int(best_ids[i]))
-        if path is None or not _under(path, under):
-            continue
-        out.append(Similar(path, score))
+        out.append(Similar(paths[pid], float(score)))
         if len(out) == n:
             break
     return out
+
+
+def _top_n_chunks(
+    index: Index, q: np.ndarray, backbone: str, n: int, under: Sequence[Path], chunk: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`by_embedding`'s ranking read from SQLite, with a running top ``n``."""
+    q = normalize(q)
+    best_ids = np.empty(0, dtype=np.int64)
+    best_scores = np.empty(0, dtype=np.float32)
+    for ids, vecs in index.embedding_chunks(backbone, chunk, under=under):
+        if vecs.shape[1] != q.size:
+            raise ConfigError(
+                f"a {q.size}-value query cannot be compared with {backbone}'s "
+                f"{vecs.shape[1]}-value embeddings"
+            )
+        v = vecs.astype(np.float32)
+        scores = (v @ q) / np.maximum(np.linalg.norm(v, axis=1), 1e-12)
+        ids_all = np.concatenate([best_ids, ids])
+        sc_all = np.concatenate([best_scores, scores])
+        if len(sc_all) > n:
+            top = np.argpartition(-sc_all, n - 1)[:n]
+            ids_all, sc_all = ids_all[top], sc_all[top]
+        best_ids, best_scores = ids_all, sc_all
+    order = np.lexsort((best_ids, -best_scores))
+    return best_ids[order], best_scores[order]
 
 
 def tag_similarity(a: Mapping[str, float], b: Mapping[str, float]) -> float:
@@ -127,12 +149,24 @@ def by_tags(
     exclude: int | None = None,
 ) -> list[Similar]:
     """Photos ranked by :func:`tag_similarity` to ``query_tags`` (tag path -> score)."""
-    from .corrections import corrected_photos
+    from .corrections import USER_RECOGNIZER, apply
 
+    # Only photos sharing a tag with the query can score above 0: select those in SQL
+    # (with the folder filter) before ranking, instead of reading every photo. The user's
+    # corrections apply above storage: photos whose corrections add one of the query's tags
+    # are candidates too, and every candidate's tags are read corrected.
+    every = index.stored_corrections()
+    candidates = index.photo_ids_tagged(list(query_tags), model)
+    if model in (None, USER_RECOGNIZER):
+        for content, cs in every.items():
+            if any(c.action == "add" and c.path in query_tags for c in cs):
+                candidates.update(index.ids_with_hash(content))
+    candidates.discard(exclude if exclude is not None else -1)
     scored = []
-    for photo in corrected_photos(index, model):
-        if photo.id == exclude or not _under(photo.path, under):
-            continue
+    for photo in index.photos_with_tags(model, under=under, ids=candidates):
+        fixes = every.get(photo.hash)
+        if fixes:
+            photo = replace(photo, tags=apply(photo.tags, fixes, model))
         s = tag_similarity(query_tags, {p: sc for _, p, sc in photo.tags})
         if s > 0 and s >= min_score:
             scored.append(Similar(photo.path, s))
@@ -159,7 +193,7 @@ def duplicate_groups(
     third copy found with either member joins); an unrelated pair (c ~ 0.3) is even looked
     at with probability 0.03. Measured on real photos: a copy at half size re-saved at JPEG
     quality 70 scored 0.93 and 0.99, a 3-degree rotation 0.99, a crop 0.98; distinct photos
-    at most 0.49 (docs/search.md).
+    at most 0.49 (when the threshold was chosen; tests/test_search.py plants such copies).
     Memory: one pass computes the hashes chunk by chunk (8 integers per photo); only the
     members of shared buckets are then read back and compared.
     """
@@ -296,7 +330,6 @@ def similar_to(
 
     By embedding: ``backbone``'s, else the one :func:`default_backbone` picks.
     """
-    from .errors import ConfigError
 
     embeddings, tags, pid = query_of(index, photo, model)
     under = [Path(os.path.abspath(u)) for u in under]
@@ -339,7 +372,6 @@ def by_text(
     ``backbone``: which zero-shot backbone's embeddings; by default the one the index holds
     the most embeddings of.
     """
-    from .errors import ConfigError
     from .models.catalog import Catalog
 
     if not text.strip():

@@ -23,7 +23,7 @@ import os
 import re
 import zipfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -511,7 +511,7 @@ def train_from_folder(
     labels = [labels[i] for i in keep]
     if not options.multi_label and any(len(ls) > 1 for ls in labels):
         raise TrainingError(
-            "the same photo is in two tag folders: use --multi-label, or keep one copy. Nothing was written."
+            "the same photo is in two tag folders: train with several labels per photo (multi-label), or keep one copy. Nothing was written."
         )
     unreadable = (
         f" ({len(paths) - len(keep)} files could not be read)" if len(keep) < len(paths) else ""
@@ -626,11 +626,11 @@ def train_from_keywords(
     if len(tags) < 1:
         raise TrainingError(
             f"no keyword is on {min_examples} or more photos (found {len(counts)} keywords in "
-            f"{len(per_photo)} photos); --min-examples lower, or tag more photos. Nothing was written."
+            f"{len(per_photo)} photos); lower the minimum number of examples, or tag more photos. Nothing was written."
         )
     ids, vecs = _embeddings(index, options.backbone)
     labels = [per_photo.get(int(i), set()) & set(tags) for i in ids]
-    opts = TrainOptions(**{**options.__dict__, "multi_label": True, "augment": False})
+    opts = replace(options, multi_label=True, augment=False)
     report = _train_and_report(name, tags, vecs, [[] for _ in ids], labels, opts, options.backbone)
     # Suggestions: photos without a keyword that the new recognizer gives it.
     from .models.recognizers import LinearRecognizer, load_recognizer
@@ -666,9 +666,9 @@ def train_from_corrections(index: Index, options: TrainOptions) -> TrainReport:
         )
     labels = [labels[k] for k in keep]
     tags, _ = _check_tags(labels, "the corrections")
-    opts = TrainOptions(**{**options.__dict__, "augment": False})
+    opts = replace(options, augment=False)
     if not opts.multi_label and any(len(ls) > 1 for ls in labels):
-        opts = TrainOptions(**{**opts.__dict__, "multi_label": True})
+        opts = replace(opts, multi_label=True)
     return _train_and_report(
         name, tags, vecs[keep], [[] for _ in keep], labels, opts, options.backbone
     )

@@ -13,6 +13,7 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from .media.kinds import MEDIA_KINDS, FileKind, classify
 
@@ -147,9 +148,10 @@ def _walk_dir(
         yield WalkProblem(folder, _reason(e, folder))
         return
     here = (*ancestors, key)
+    child = _child_maker(folder)
     for entry in entries:
         name = entry.name
-        path = Path(entry.path)
+        path = child(name)
         if name.startswith("."):
             if others and not _is_dir(entry):
                 yield OtherFile(path, FileKind.IGNORED)
@@ -195,6 +197,20 @@ def _walk_dir(
             )
         elif not stat.S_ISDIR(st.st_mode):
             yield WalkProblem(path, "not a regular file")
+
+
+def _child_maker(folder: Path) -> Callable[[str], Path]:
+    """``folder / name`` for names read from the folder itself, without parsing them again.
+
+    pathlib's own shortcut for this (``_make_child_relpath``, what ``Path.glob`` uses on
+    scandir names) is 5-9x faster than ``Path(entry.path)``: a nightly rescan of 100,000
+    unchanged photos spent 40 % of its walk building paths (bench/million.py). Where a
+    Python lacks it, the public operator.
+    """
+    fast = getattr(folder, "_make_child_relpath", None)
+    if callable(fast):
+        return cast(Callable[[str], Path], fast)
+    return folder.joinpath
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

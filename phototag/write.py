@@ -556,7 +556,7 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
         return Unchanged(photo.path, target)
     if target.suffix.lower() not in WRITABLE:
         raise MetadataError(
-            f"embedding keywords into {target.suffix or 'this'} files is not supported; use --write sidecar"
+            f"embedding keywords into {target.suffix or 'this'} files is not supported; write a sidecar for them instead"
         )
     if not os.access(target, os.W_OK) and not writer.dry_run:
         raise MetadataError("the file is read-only")

@@ -201,3 +201,143 @@ def invoke(*args: str | Path) -> tuple[int, str, str]:
 
 def ndjson(text: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# -- a fake at the onnxruntime boundary ----------------------------------------------------
+
+
+class FakeInferenceSession:
+    """Stands in for ``onnxruntime.InferenceSession`` (rclip's FakeInferenceSession): no
+    model is run, so fast tests need no inference time.
+
+    It reads the names the backbone's manifest gives (``backbone.toml`` beside the model)
+    and answers deterministically from the pixels: the embedding is a fixed random
+    projection of the input averaged over 8 x 8 blocks (so similar photos get similar
+    embeddings), the logits the shipped classifier head applied to it (as retag does), a
+    detector's rows one box per photo. ``runs`` counts the calls, for tests that must see none.
+    """
+
+    runs = 0
+
+    def __init__(self, path: str, sess_options: object = None, providers: object = None,
+                 provider_options: object = None) -> None:  # fmt: skip
+        import tomllib
+
+        folder = Path(path).parent
+        while not (folder / "backbone.toml").is_file() and folder != folder.parent:
+            folder = folder.parent
+        manifest = tomllib.loads((folder / "backbone.toml").read_text(encoding="utf-8"))
+        out = manifest.get("outputs", {})
+        self.input = str(out.get("input", "image"))
+        self.embedding = out.get("embedding")
+        self.logits = out.get("logits")
+        self.detections = out.get("detections")
+        self.dim = int(manifest.get("embedding_dim", 0) or 64)
+        # The face models (phototag.faces.analyzer): the detector finds no face (its four
+        # BlazeFace outputs, every score logit far below any threshold), so the face check
+        # and descriptor are never asked; a fast scan's face step runs and records "no faces".
+        self.kind = str(manifest.get("kind", ""))
+        if self.kind == "face-check":
+            self.dim = 1
+        labels = folder / str(out.get("labels", "labels.txt"))
+        self.classes = len(labels.read_text().splitlines()) if labels.is_file() else 10
+        self._proj: np.ndarray | None = None
+        head = folder / str(out.get("head", ""))
+        if out.get("head") and head.is_file():  # the shipped last layer: retag agrees with scan
+            with np.load(head) as npz:
+                self._head = np.asarray(npz["weight"], np.float32).T
+                self._bias = np.asarray(npz["bias"], np.float32)
+        else:
+            rng = np.random.default_rng(0)
+            self._head = rng.standard_normal((self.dim, self.classes)).astype(np.float32)
+            self._bias = np.zeros(self.classes, np.float32)
+
+    def get_providers(self) -> list[str]:
+        return ["CPUExecutionProvider"]
+
+    def get_inputs(self) -> list[object]:
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(name=self.input)]
+
+    def get_outputs(self) -> list[object]:
+        from types import SimpleNamespace
+
+        if self.kind == "face-detector":
+            return [SimpleNamespace(name=n) for n in self._face_outputs()]
+        names = [n for n in (self.embedding, self.logits, self.detections) if n]
+        return [SimpleNamespace(name=n) for n in names]
+
+    @staticmethod
+    def _face_outputs() -> dict[str, tuple[int, int]]:
+        return {"Identity:0": (512, 1), "Identity_1:0": (512, 16), "Identity_2:0": (384, 1),
+                "Identity_3:0": (384, 16)}  # fmt: skip
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        type(self).runs += 1
+        x = np.asarray(feeds[self.input], np.float32)
+        n = len(x)
+        if self.kind == "face-detector":
+            shapes = self._face_outputs()
+            return [np.full((n, *shapes[name]), -100.0 if shapes[name][1] == 1 else 0.0,
+                            np.float32) for name in outputs]  # fmt: skip
+        if x.ndim == 4 and x.shape[-1] == 3:  # NHWC
+            x = x.transpose(0, 3, 1, 2)
+        c, h, w = x.shape[1:]
+        pooled = (
+            x[:, :, : h // 8 * 8, : w // 8 * 8].reshape(n, c, h // 8, 8, w // 8, 8).mean((3, 5))
+        )
+        flat = pooled.reshape(n, -1)
+        if self._proj is None or self._proj.shape[0] != flat.shape[1]:
+            self._proj = (
+                np.random.default_rng(1)
+                .standard_normal((flat.shape[1], self.dim))
+                .astype(np.float32)
+            )
+        emb = flat @ self._proj / np.sqrt(flat.shape[1])
+        values = {}
+        if self.embedding:
+            values[self.embedding] = emb
+        if self.logits:
+            # What retag computes from the stored float16 embedding, so both agree.
+            values[self.logits] = (
+                emb.astype(np.float16).astype(np.float32) @ self._head + self._bias
+            )
+        if self.detections:
+            det = np.zeros((n, 100, 6), np.float32)
+            det[:, 0] = [64, 64, 448, 448, 0.9, 0]  # one person in 512-pixel units
+            values[self.detections] = det
+        return [values[name] for name in outputs]
+
+
+@pytest.fixture
+def fake_onnx(monkeypatch: pytest.MonkeyPatch) -> type[FakeInferenceSession]:
+    """onnxruntime replaced by :class:`FakeInferenceSession` for this test."""
+    import onnxruntime
+
+    FakeInferenceSession.runs = 0
+    monkeypatch.setattr(onnxruntime, "InferenceSession", FakeInferenceSession)
+    return FakeInferenceSession
+
+
+class RealModelInFastTest(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _real_models_only_in_the_slow_tier(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast tier never runs a real model in this process: a test that opens a real
+    onnxruntime session must be marked ``slow`` (the end-to-end tier) or use ``fake_onnx``.
+    What runs in subprocesses is marked by hand (whole modules, see their ``pytestmark``)."""
+    if "slow" in request.keywords or "fake_onnx" in request.fixturenames:
+        return
+    import onnxruntime
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RealModelInFastTest(
+            f"{request.node.nodeid} opens a real model: mark it @pytest.mark.slow or use fake_onnx"
+        )
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)

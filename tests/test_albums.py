@@ -54,6 +54,7 @@ def test_terms_match_case_insensitively_and_by_hierarchy() -> None:
     assert not term_matches("dog/animal", "animal/dog")
 
 
+@pytest.mark.slow  # tags from the real models
 def test_each_filter(idx: Index, lib: Path) -> None:
     q = lambda **kw: names(run_query(idx, TagQuery(**kw)))  # noqa: E731
     assert q(tags=("cat",)) == ["2024/cat.jpg", "trip/cat2.jpg"]  # ordered by capture time
@@ -80,6 +81,7 @@ def test_each_filter(idx: Index, lib: Path) -> None:
 
 
 @pytest.mark.parametrize("link", list(LinkMode))
+@pytest.mark.slow  # tags from the real models
 def test_albums_in_each_link_mode(idx: Index, tmp_path: Path, link: LinkMode) -> None:
     folder = tmp_path / "albums" / "coffee"
     report = build_album(idx, "coffee", folder, TagQuery(tags=("espresso",)), link)
@@ -100,6 +102,7 @@ def test_albums_in_each_link_mode(idx: Index, tmp_path: Path, link: LinkMode) ->
             assert p.stat().st_mtime_ns == source.stat().st_mtime_ns and not p.is_symlink()
 
 
+@pytest.mark.slow  # tags from the real models
 def test_colliding_names_get_a_hash_and_both_arrive(
     idx: Index, tmp_path: Path, lib: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -114,6 +117,7 @@ def test_colliding_names_get_a_hash_and_both_arrive(
     assert sum(e.startswith("20230501-080000_IMG_0001") for e in entries) == 2
 
 
+@pytest.mark.slow  # tags from the real models
 def test_a_rerun_adds_and_removes_exactly_and_never_touches_foreign_files(
     idx: Index, tmp_path: Path, lib: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -149,6 +153,7 @@ def test_a_rerun_adds_and_removes_exactly_and_never_touches_foreign_files(
     )
 
 
+@pytest.mark.slow  # tags from the real models
 def test_a_folder_that_is_not_an_album_is_refused(idx: Index, tmp_path: Path) -> None:
     folder = tmp_path / "Documents"
     folder.mkdir()
@@ -167,12 +172,14 @@ def test_tags_cannot_put_an_album_outside_the_albums_folder(tmp_path: Path, tag:
     assert "/" not in folder.name and folder.name not in ("", ".", "..")
 
 
+@pytest.mark.slow  # tags from the real models
 def test_dry_run_changes_nothing(idx: Index, tmp_path: Path) -> None:
     folder = tmp_path / "albums" / "cats"
     report = build_album(idx, "cats", folder, TagQuery(tags=("cat",)), dry_run=True)
     assert len(report.added) == 2 and not folder.exists() and idx.albums() == []
 
 
+@pytest.mark.slow  # tags from the real models
 def test_refresh_all_and_album_folders_are_never_scanned(
     idx: Index, tmp_path: Path, lib: Path
 ) -> None:
@@ -186,6 +193,7 @@ def test_refresh_all_and_album_folders_are_never_scanned(
     assert len(report.removed) == 1
 
 
+@pytest.mark.slow  # tags from the real models
 def test_the_contact_sheet_loads_its_thumbnails_in_a_real_browser(
     idx: Index, tmp_path: Path
 ) -> None:
@@ -211,6 +219,7 @@ def test_the_contact_sheet_loads_its_thumbnails_in_a_real_browser(
     assert "espresso" in dom and "cat" in dom
 
 
+@pytest.mark.slow  # tags from the real models
 def test_the_album_cli_json_list_and_refresh(
     idx: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import conftest
+import pytest
 
 from phototag.cli.console import ExitCode
 from phototag.models.availability import inactive_vocabularies, needed_for_tag
@@ -36,6 +37,7 @@ def test_with_a_zero_shot_backbone_nothing_is_missing(with_tiny_clip: Path) -> N
     assert needed_for_tag(catalog, "wedding ceremony") is None
 
 
+@pytest.mark.slow  # the real models
 def test_album_doctor_and_scan_say_what_to_install(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:

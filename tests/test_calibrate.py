@@ -32,6 +32,7 @@ def test_the_fit_recovers_the_temperature_that_made_the_labels(true_t: float) ->
     assert ece(softmax(t * cos), labels) < 0.03
 
 
+@pytest.mark.slow
 def test_calibrate_fits_saves_a_user_copy_and_retag_uses_it(
     tiny_clip: Path,
     make_photo: Callable[..., Path],

@@ -18,6 +18,7 @@ def index(tmp_path: Path) -> Path:
     return tmp_path / "idx.sqlite"
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_scan_of_a_clean_folder_exits_0_and_fills_the_index(library: Path, index: Path) -> None:
     code, _, err = invoke("scan", library / "2024", "--index", index, "--device", "cpu")
     assert code == ExitCode.OK, err
@@ -26,6 +27,7 @@ def test_scan_of_a_clean_folder_exits_0_and_fills_the_index(library: Path, index
         assert idx.count_photos() == 4
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_scan_with_bad_files_exits_1_names_each_and_still_tags_the_rest(
     library: Path, index: Path
 ) -> None:
@@ -38,6 +40,7 @@ def test_scan_with_bad_files_exits_1_names_each_and_still_tags_the_rest(
         assert idx.count_photos() == 6  # ...and it is in the index
 
 
+@pytest.mark.slow
 def test_scan_json_is_one_record_per_photo_and_per_failure(library: Path, index: Path) -> None:
     code, out, _ = invoke(
         "scan", library, "--index", index, "--json", "--device", "cpu", "-m", "food", "-m", "animal"
@@ -54,6 +57,7 @@ def test_scan_json_is_one_record_per_photo_and_per_failure(library: Path, index:
     assert [c["score"] for c in food] == sorted((c["score"] for c in food), reverse=True)
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_quiet_prints_nothing_on_success(library: Path, index: Path) -> None:
     code, out, err = invoke(
         "scan", library / "2024", "--index", index, "--quiet", "--device", "cpu"
@@ -78,6 +82,7 @@ def test_an_index_that_is_not_a_database_exits_3_and_is_left_alone(tmp_path: Pat
     assert bad.read_text() == "not a database"
 
 
+@pytest.mark.slow
 def test_classify_json_has_the_classic_shape(library: Path) -> None:
     code, out, _ = invoke(
         "classify", library / "2024" / "coffee.jpg", "--json", "-m", "imagenet", "--device", "cpu"
@@ -90,6 +95,7 @@ def test_classify_json_has_the_classic_shape(library: Path) -> None:
     assert 0.5 < doc["candidates"][0]["score"] <= 1  # type: ignore[index]
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_classify_table_and_a_bad_file(library: Path) -> None:
     code, out, err = invoke(
         "classify", library / "2024" / "cat.png", library / "bad" / "text.jpg", "--device", "cpu"
@@ -99,6 +105,7 @@ def test_classify_table_and_a_bad_file(library: Path) -> None:
     assert "text.jpg" in err
 
 
+@pytest.mark.slow
 def test_show_and_tags_read_the_index(library: Path, index: Path) -> None:
     invoke("scan", library / "2024", "--index", index, "--device", "cpu")
     code, out, _ = invoke("show", library / "2024" / "coffee.jpg", "--index", index, "--json")
@@ -119,6 +126,7 @@ def test_show_and_tags_read_the_index(library: Path, index: Path) -> None:
     assert not any(model == "imagenet" for model, _ in counts)
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_forget_drops_photos_under_a_folder(library: Path, index: Path) -> None:
     invoke("scan", library, "--index", index, "--device", "cpu")
     code, _, err = invoke("forget", library / "2024", "--index", index)
@@ -127,6 +135,7 @@ def test_forget_drops_photos_under_a_folder(library: Path, index: Path) -> None:
         assert idx.count_photos() == 2
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_doctor_reports_providers_models_and_the_index(library: Path, index: Path) -> None:
     invoke("scan", library / "2024", "--index", index, "--device", "cpu")
     code, out, _ = invoke("doctor", "--index", index, "--json")

@@ -53,6 +53,7 @@ def test_the_committed_detector_matches_its_manifest() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
+@pytest.mark.slow
 def test_onnx_reproduces_tensorflows_detections(detector: Backbone, name: str) -> None:
     """Reference: the TF.js graph run in TensorFlow itself (scripts/export_centernet.py)."""
     img = np.asarray(
@@ -82,6 +83,7 @@ def pasted_people(n: int, background: str, seed: int) -> Image.Image:
 
 
 @pytest.mark.parametrize("background", ["grass", "brick", "gravel"])
+@pytest.mark.slow
 def test_people_are_counted(detector: Backbone, background: str) -> None:
     counts = {n: pasted_people(n, background, n) for n in (0, 1, 2, 5)}
     dets = detect(detector, list(counts.values()))
@@ -124,6 +126,7 @@ def test_people_tags_follow_from_counts_and_sizes() -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_nothing_is_detected_on_blank_or_noise(detector: Backbone) -> None:
     rng = np.random.default_rng(0)
     images = [
@@ -134,6 +137,7 @@ def test_nothing_is_detected_on_blank_or_noise(detector: Backbone) -> None:
         assert (det[:, 4] < 0.3).all()
 
 
+@pytest.mark.slow
 def test_a_scan_with_both_backbones_decodes_each_photo_once(
     tmp_path: Path, make_photo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,6 +177,7 @@ def test_a_scan_with_both_backbones_decodes_each_photo_once(
         assert again[-1].report.unchanged == 3 and len(decodes) == 3  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 def test_classify_json_and_show_include_the_boxes(tmp_path: Path) -> None:
     pasted_people(2, "gravel", 3).save(tmp_path / "two.jpg", quality=90)
     runner = CliRunner()
@@ -194,6 +199,7 @@ def test_classify_json_and_show_include_the_boxes(tmp_path: Path) -> None:
     assert len(r.stdout.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_retag_rederives_people_tags_from_stored_boxes_without_decoding(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -242,6 +242,7 @@ def test_bad_region_values_are_not_faces(value: str) -> None:
     assert FaceRegion.decode(value) is None
 
 
+@pytest.mark.slow  # opens the real face models in-process (fast-tier guard)
 def test_a_damaged_face_model_is_refused_before_any_photo(tmp_path: Path) -> None:
     import shutil
 

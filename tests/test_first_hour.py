@@ -44,6 +44,7 @@ def test_scikit_learn_is_a_default_dependency() -> None:
 
 
 @pytest.mark.parametrize("how", ["name", "dot"])
+@pytest.mark.slow  # the real models
 def test_train_with_a_relative_folder(
     train_dir: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
@@ -60,6 +61,7 @@ def test_train_with_a_relative_folder(
     assert (user_weights_dir() / "recognizers" / "mine.npz").is_file()
 
 
+@pytest.mark.slow  # the real models
 def test_train_refuses_to_shadow_a_shipped_or_existing_recognizer_without_force(
     train_dir: Path,
 ) -> None:
@@ -85,6 +87,7 @@ def test_train_refuses_to_shadow_a_shipped_or_existing_recognizer_without_force(
     assert (folder / "animal.toml").is_file()
 
 
+@pytest.mark.slow  # the real models
 def test_recognizers_list_and_remove(train_dir: Path) -> None:
     assert invoke("train", train_dir, "--name", "pets", "--no-augment")[0] == 0
     code, out, _ = invoke("recognizers", "list", "--json")
@@ -104,6 +107,7 @@ def test_recognizers_list_and_remove(train_dir: Path) -> None:
     assert "pets" not in rows and "animal" in rows
 
 
+@pytest.mark.slow  # the real models
 def test_training_reports_progress_per_photo(train_dir: Path, tmp_path: Path) -> None:
     from phototag.config import Device
     from phototag.train import TrainOptions, train_from_folder
@@ -144,6 +148,7 @@ def albums_dir() -> Path:
     return default_albums_dir()
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_an_album_of_a_zero_shot_tag_says_it_needs_a_zero_shot_backbone(
     scanned: Path, index: Path
 ) -> None:
@@ -154,6 +159,7 @@ def test_an_album_of_a_zero_shot_tag_says_it_needs_a_zero_shot_backbone(
     assert albums(index) == [] and not albums_dir().exists()
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_a_misspelt_tag_gets_the_closest_tags_and_no_album(scanned: Path, index: Path) -> None:
     code, _, err = invoke("album", "--tag", "weding", "--index", index)
     assert code == 2 and "'wedding'" in err
@@ -166,6 +172,7 @@ def test_a_misspelt_tag_gets_the_closest_tags_and_no_album(scanned: Path, index:
     assert albums(index) == []
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_a_known_tag_no_photo_has_makes_no_album_unless_allowed(scanned: Path, index: Path) -> None:
     code, _, err = invoke("album", "--tag", "dog", "--index", index)
     assert code == 2 and "--allow-empty" in err
@@ -175,6 +182,7 @@ def test_a_known_tag_no_photo_has_makes_no_album_unless_allowed(scanned: Path, i
     assert albums(index) == ["dog"] and (albums_dir() / "dog").is_dir()
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_album_remove_takes_back_what_phototag_made_and_keeps_the_users_files(
     scanned: Path, index: Path
 ) -> None:
@@ -198,6 +206,7 @@ def test_album_remove_takes_back_what_phototag_made_and_keeps_the_users_files(
     assert not (albums_dir() / "espresso or cat").exists()
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_album_list_has_a_header_and_counts(scanned: Path, index: Path) -> None:
     assert invoke("album", "--tag", "cat", "--index", index)[0] == 0
     assert invoke("album", "--tag", "animal", "--since", "2023", "--out", albums_dir() / "pets",
@@ -225,6 +234,7 @@ def test_album_list_has_a_header_and_counts(scanned: Path, index: Path) -> None:
         ("similar", "PHOTO", "--under", "/no/such/Picturse"),
     ],
 )
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_unknown_names_and_missing_folders_are_usage_errors(
     scanned: Path, index: Path, args: tuple[str, ...]
 ) -> None:
@@ -236,6 +246,7 @@ def test_unknown_names_and_missing_folders_are_usage_errors(
     assert albums(index) == []
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_since_takes_a_year_or_a_month(scanned: Path, index: Path) -> None:
     def found(*args: str) -> list[str]:
         code, out, err = invoke("album", "--tag", "animal", "--tag", "food", "--any", "--json",
@@ -252,6 +263,7 @@ def test_since_takes_a_year_or_a_month(scanned: Path, index: Path) -> None:
     assert code == 2 and "YYYY-MM" in err
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_tag_remove_of_a_tag_the_photo_never_had_says_so(scanned: Path, index: Path) -> None:
     from phototag.index import Index
 
@@ -263,6 +275,7 @@ def test_tag_remove_of_a_tag_the_photo_never_had_says_so(scanned: Path, index: P
         assert list(idx.corrections(action="remove").values()) == [["cat"]]
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_show_and_tag_on_a_missing_file_and_on_an_album_entry(
     scanned: Path, index: Path, tmp_path: Path
 ) -> None:
@@ -286,6 +299,7 @@ def test_show_and_tag_on_a_missing_file_and_on_an_album_entry(
         assert idx.corrections(action="add") == {pid: ["user/Mittens"]}
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_classify_of_a_folder_suggests_scan(scanned: Path) -> None:
     code, out, err = invoke("classify", scanned)
     assert code == 2
@@ -362,6 +376,7 @@ def test_help_shows_defaults_extras_and_no_python_types(
 # -- output adds up; cron stays quiet -----------------------------------------------------------
 
 
+@pytest.mark.slow  # the real models
 def test_the_scan_summary_adds_up_and_is_a_json_line_with_json(library: Path, index: Path) -> None:
     code, out, err = invoke("scan", library, "--index", index, "--json", "--write", "none")
     assert code == 1
@@ -382,6 +397,7 @@ def test_the_scan_summary_adds_up_and_is_a_json_line_with_json(library: Path, in
     assert found == tagged + reused + unchanged + failed_n == 6
 
 
+@pytest.mark.slow  # the real models
 def test_known_failures_are_counted_not_repeated_and_listed_by_failures(
     library: Path, index: Path
 ) -> None:
@@ -405,6 +421,7 @@ def test_known_failures_are_counted_not_repeated_and_listed_by_failures(
     assert code == 1 and "new.jpg" in err and err.count("error:") == 1
 
 
+@pytest.mark.slow  # the real models
 def test_progress_moves_as_files_are_read_before_their_batch_is_tagged(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -441,6 +458,7 @@ def test_the_rate_is_not_absurd_at_the_first_update() -> None:
     assert column.render(bar.tasks[0]).plain == "16.0 images/s"  # 32 in 2.0002 s
 
 
+@pytest.mark.slow  # the real models
 def test_duplicates_show_what_to_choose_a_keeper_by(
     tmp_path: Path, make_photo: Callable[..., Path], index: Path
 ) -> None:
@@ -491,6 +509,7 @@ def test_duplicates_show_what_to_choose_a_keeper_by(
     assert "groups of near-identical photos" in err
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_show_json_gives_every_time_in_iso_8601(scanned: Path, index: Path) -> None:
     from datetime import datetime
 
@@ -526,6 +545,7 @@ def _results(index: Path) -> dict[str, dict[str, str]]:
     return out
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_scan_threshold_rescores_stored_embeddings_without_decoding(
     scanned: Path, index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -548,6 +568,7 @@ def test_scan_threshold_rescores_stored_embeddings_without_decoding(
     assert all(fp.endswith(":t0.25:k5") for r in _results(index).values() for fp in r.values())
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_the_config_scan_table_is_what_a_plain_scan_runs(
     scanned: Path, index: Path, tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -588,6 +609,7 @@ def test_the_config_scan_table_is_what_a_plain_scan_runs(
     assert code == 2 and "unknown setting scan.recognisers" in err
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_phototagignore_and_exclude_leave_paths_out_and_keep_what_the_index_had(
     scanned: Path, index: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -696,6 +718,7 @@ def _variants(command: Any, places: dict[str, Path]) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("argv", [c for c, _ in _every_command()], ids=" ".join)
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_no_command_ends_in_a_traceback_on_bad_input(
     argv: list[str], bad_places: dict[str, Path]
 ) -> None:
@@ -720,6 +743,7 @@ def test_no_command_ends_in_a_traceback_on_bad_input(
             assert r.stderr.strip(), where  # a failure always says why
 
 
+@pytest.mark.slow  # the real models (its fixture scans)
 def test_an_unforeseen_exception_is_one_line_and_exit_3(
     bad_places: dict[str, Path],
     monkeypatch: pytest.MonkeyPatch,

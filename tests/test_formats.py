@@ -164,6 +164,7 @@ def test_broken_raw_files_fail_with_one_line(tmp_path: Path) -> None:
         assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow  # the real models
 def test_a_raw_gets_the_tags_of_the_jpeg_of_the_same_scene(tmp_path: Path, idx: Index) -> None:
     for name in ("coffee", "chelsea"):
         a = sample(name)
@@ -189,6 +190,7 @@ def test_a_raw_gets_the_tags_of_the_jpeg_of_the_same_scene(tmp_path: Path, idx: 
 @pytest.mark.parametrize(
     ("naming", "sidecar"), [("full", "IMG_0001.NEF.xmp"), ("basename", "IMG_0001.xmp")]
 )
+@pytest.mark.slow  # the real models
 def test_raw_files_get_sidecars_and_keep_every_byte_even_with_write_embed(
     tmp_path: Path, naming: str, sidecar: str
 ) -> None:
@@ -213,6 +215,7 @@ def test_raw_files_get_sidecars_and_keep_every_byte_even_with_write_embed(
 # -- RAW+JPEG pairs and Live Photos ---------------------------------------------------------
 
 
+@pytest.mark.slow  # the real models
 def test_a_raw_jpeg_pair_is_one_photo_with_shared_tags(tmp_path: Path, idx: Index) -> None:
     lib = tmp_path / "lib"
     cat = sample("chelsea")
@@ -273,6 +276,7 @@ def test_a_raw_jpeg_pair_is_one_photo_with_shared_tags(tmp_path: Path, idx: Inde
     assert sha(raw) == raw_hash
 
 
+@pytest.mark.slow  # the real models
 def test_a_raw_tagged_alone_joins_its_jpeg_when_that_appears(tmp_path: Path, idx: Index) -> None:
     lib = tmp_path / "lib"
     raw = make_dng(lib / "IMG_0001.DNG", sample("chelsea"))
@@ -286,6 +290,7 @@ def test_a_raw_tagged_alone_joins_its_jpeg_when_that_appears(tmp_path: Path, idx
     assert idx.count_photos() == 1
 
 
+@pytest.mark.slow  # the real models
 def test_a_live_photo_is_one_item_and_its_video_follows_it_into_albums(
     tmp_path: Path, idx: Index
 ) -> None:
@@ -388,6 +393,7 @@ def test_clip_scores_are_frame_means_and_photos_are_untouched() -> None:
     assert stacked.shape == (7, 3, 4, 4) and counts == [1, 5, 1]
 
 
+@pytest.mark.slow  # the real models
 def test_videos_are_tagged_from_their_frames_and_get_a_sidecar(tmp_path: Path, idx: Index) -> None:
     lib = tmp_path / "lib"
     clips = {
@@ -427,6 +433,7 @@ def test_videos_are_tagged_from_their_frames_and_get_a_sidecar(tmp_path: Path, i
     assert {n: sha(p) for n, p in clips.items()} == before  # never written into
 
 
+@pytest.mark.slow  # the real models
 def test_broken_videos_fail_with_one_line_and_the_scan_goes_on(tmp_path: Path, idx: Index) -> None:
     lib = tmp_path / "lib"
     good = make_video(lib / "good.mp4", pan_frames(sample("coffee"), 10, (320, 240)))
@@ -449,6 +456,7 @@ def test_broken_videos_fail_with_one_line_and_the_scan_goes_on(tmp_path: Path, i
 # -- nothing skipped in silence -------------------------------------------------------------
 
 
+@pytest.mark.slow  # the real models
 def test_the_scan_summary_adds_up_on_a_folder_with_every_kind_of_file(tmp_path: Path) -> None:
     lib = tmp_path / "Pictures"
     coffee, cat = sample("coffee"), sample("chelsea")
@@ -492,6 +500,7 @@ def test_the_scan_summary_adds_up_on_a_folder_with_every_kind_of_file(tmp_path: 
     assert json.loads(json.dumps(files)) == files  # plain JSON
 
 
+@pytest.mark.slow  # the real models
 def test_a_photo_under_a_raw_name_is_still_read(tmp_path: Path, idx: Index) -> None:
     # LibRaw refuses it; Pillow reads it: a JPEG renamed .NEF loses nothing.
     jpeg(tmp_path / "renamed.NEF", sample("chelsea"))
@@ -500,6 +509,7 @@ def test_a_photo_under_a_raw_name_is_still_read(tmp_path: Path, idx: Index) -> N
     assert "cat" in tags(idx, tmp_path / "renamed.NEF", "animal")
 
 
+@pytest.mark.slow  # the real models
 def test_avif_is_a_photo(tmp_path: Path, idx: Index) -> None:
     Image.fromarray(sample("coffee")).save(tmp_path / "coffee.avif", "AVIF", quality=80)
     jpeg(tmp_path / "coffee.jpg", sample("coffee"))

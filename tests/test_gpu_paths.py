@@ -47,6 +47,7 @@ def test_provider_settings(cache: Path) -> None:
     assert provider_settings(CPU) == {}
 
 
+@pytest.mark.slow
 def test_io_binding_gives_the_same_outputs(manifest) -> None:  # type: ignore[no-untyped-def]
     s = open_session(manifest.model_path, Device.CPU)
     x = photos(manifest)
@@ -56,6 +57,7 @@ def test_io_binding_gives_the_same_outputs(manifest) -> None:  # type: ignore[no
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_the_float16_variant_is_made_once_checked_and_cached(manifest, cache: Path) -> None:  # type: ignore[no-untyped-def]
     path = fp16_variant(manifest)
     assert (
@@ -79,6 +81,7 @@ def test_the_float16_variant_is_made_once_checked_and_cached(manifest, cache: Pa
     assert compare(manifest, manifest.model_path, path)["max_embedding_rel_diff"] < 0.02
 
 
+@pytest.mark.slow
 def test_a_float16_variant_out_of_tolerance_is_refused(
     manifest, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
@@ -91,6 +94,7 @@ def test_a_float16_variant_out_of_tolerance_is_refused(
     assert not list((cache / "fp16").glob("*.onnx"))
 
 
+@pytest.mark.slow
 def test_when_a_gpu_provider_is_chosen_the_float16_variant_is_loaded_and_the_fallback_reported(
     manifest,
     cache: Path,
@@ -105,6 +109,7 @@ def test_when_a_gpu_provider_is_chosen_the_float16_variant_is_loaded_and_the_fal
     assert out.probs is not None and out.probs.argmax(1)[0] == 967  # espresso, in float16
 
 
+@pytest.mark.slow
 def test_smaller_batches_are_padded_to_a_fixed_shape_without_changing_results(manifest) -> None:  # type: ignore[no-untyped-def]
     x = photos(manifest)
     plain = Backbone(manifest, device=Device.CPU).predict(x)

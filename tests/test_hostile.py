@@ -139,6 +139,7 @@ def corpus() -> dict[str, bytes | Callable[[Path], None]]:
     }
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_the_hostile_corpus(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()

@@ -130,6 +130,7 @@ def _no_leftovers(dest: Path) -> None:
 # -- install ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the real models
 def test_install_scan_search_in_japanese_and_album_end_to_end(
     hub: FakeHub, tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -161,6 +162,7 @@ def test_install_scan_search_in_japanese_and_album_end_to_end(
     assert code == ExitCode.OK and "海辺" in out, out + err
 
 
+@pytest.mark.slow  # the real models
 def test_the_japanese_query_reaches_the_model_after_its_language_code(hub_repos: dict[str, Any],
                                                                       hub: FakeHub, tmp_path: Path) -> None:  # fmt: skip
     from phototag.models.zeroshot import TextEncoder
@@ -202,6 +204,7 @@ def test_the_japanese_query_reaches_the_model_after_its_language_code(hub_repos:
     assert scores.shape == (1, len(recognizer.paths)) and np.isfinite(scores).all()
 
 
+@pytest.mark.slow  # the real models
 def test_an_interrupted_download_resumes(
     hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -221,6 +224,7 @@ def test_an_interrupted_download_resumes(
     verify_files(load_backbone_manifest(done.folder))
 
 
+@pytest.mark.slow  # the real models
 def test_a_file_with_a_wrong_checksum_is_refused_and_nothing_is_left(
     hub: FakeHub, tmp_path: Path
 ) -> None:
@@ -250,6 +254,7 @@ def test_an_unreachable_hub_fails_in_seconds_with_the_reason(
     assert TINY not in Catalog.discover().backbones
 
 
+@pytest.mark.slow  # the real models
 def test_offline_with_a_cached_model_installs_from_the_cache(
     hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -291,6 +296,7 @@ def test_list_available_shows_the_immich_family() -> None:
 
 
 @pytest.mark.parametrize("photo", ["coffee", "chelsea", "astronaut", "rocket"])
+@pytest.mark.slow  # the real models
 def test_onnx_equals_pytorch_on_real_photos(
     hub_repos: dict[str, Any], hub: FakeHub, tmp_path: Path, photo: str
 ) -> None:
@@ -525,6 +531,7 @@ def test_a_repository_with_damaged_files_is_refused_and_nothing_is_left(
     assert code == ExitCode.ERROR and "lacks textual/tokenizer.json" in err
 
 
+@pytest.mark.slow  # the real models
 def test_a_kill_at_any_moment_of_a_hub_install_leaves_nothing_or_the_whole_backbone(
     hub: FakeHub, tmp_path: Path
 ) -> None:

@@ -105,3 +105,40 @@ def test_a_failed_batch_is_rolled_back(tmp_path: Path) -> None:
             idx.upsert_photo(record("/p/a.jpg"))
             raise RuntimeError("killed mid-batch")
         assert idx.count_photos() == 0
+
+
+def test_an_index_of_mains_schema_gains_the_scale_tables_after_faces_and_ownership(
+    tmp_path: Path,
+) -> None:
+    """The merged order: main's migrations (formats, ownership, faces) first, then issue
+    15's (embedding versions, complete_for, tag_counts). An index written at main's last
+    schema (faces: 8) keeps its tags, corrections and faces and gets tag_counts counted."""
+    conn = sqlite3.connect(tmp_path / "i.sqlite", isolation_level=None)
+    assert ensure_schema(conn, MIGRATIONS[:8]) == 8
+    conn.execute("INSERT INTO photos (id, path, size, mtime_ns, hash, scanned_at)"
+                 " VALUES (1, X'2F612E6A7067', 1, 1, 'h', 0)")  # fmt: skip
+    conn.execute("INSERT INTO tags VALUES (1, 'r', 'animal/dog', 'dog', 0.9)")
+    conn.execute("INSERT INTO tags VALUES (1, 'people', 'people/face', 'face', 1.0)")
+    conn.execute(
+        "INSERT INTO corrections (hash, path, action, at) VALUES ('h', 'user/Bob', 'add', 0)"
+    )
+    conn.execute(
+        "INSERT INTO faces (photo_id, x1, y1, x2, y2, score, quality) VALUES (1, 0, 0, 1, 1, 1, 1)"
+    )
+    assert ensure_schema(conn, MIGRATIONS) == LATEST
+    counted = conn.execute(
+        "SELECT recognizer, path, photos FROM tag_counts ORDER BY path"
+    ).fetchall()
+    assert counted == [("r", "animal/dog", 1), ("people", "people/face", 1)]
+    assert conn.execute("SELECT COUNT(*) FROM corrections").fetchone() == (1,)
+    assert conn.execute("SELECT COUNT(*) FROM faces").fetchone() == (1,)
+    conn.close()
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        from phototag.corrections import corrected_counts
+
+        counts = {(c.recognizer, c.path): c.photos for c in corrected_counts(idx)}
+        assert counts == {
+            ("r", "animal/dog"): 1,
+            ("people", "people/face"): 1,
+            ("user", "user/Bob"): 1,
+        }

@@ -27,6 +27,9 @@ from phototag.scan import Finished, ScanOptions, ScanReport, scan
 from phototag.search import duplicate_groups
 from phototag.write import Unchanged, WriteFailed, Wrote, write_tags
 
+# End to end: the real models tag the photos whose links are written.
+pytestmark = pytest.mark.slow
+
 EMBED = WriteSettings(mode=WriteMode.EMBED)
 
 

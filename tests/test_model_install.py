@@ -232,6 +232,7 @@ def test_cli_install_remove_verify(source: Path, tmp_path: Path) -> None:
         remove("../escape")
 
 
+@pytest.mark.slow
 def test_a_kill_at_any_moment_of_an_install_leaves_the_old_or_the_new(
     source: Path, tmp_path: Path
 ) -> None:
@@ -266,6 +267,7 @@ def test_a_kill_at_any_moment_of_an_install_leaves_the_old_or_the_new(
     assert_only_installed(dest, "clip-tiny")
 
 
+@pytest.mark.slow  # over 10 s
 def test_installing_a_known_model_offline_says_why_and_installs_nothing(tmp_path: Path) -> None:
     """The real path of 'models install clip-vit-b-32-openai' with the Hub unreachable
     (HF_HUB_OFFLINE: the Hugging Face client's own switch, so no network is tried)."""

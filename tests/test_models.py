@@ -45,6 +45,7 @@ def test_labels_are_1000_unique_names_usable_as_tags() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE))
+@pytest.mark.slow
 def test_onnx_and_preprocessing_reproduce_pytorch(backbone: Backbone, name: str) -> None:
     """Numbers stored by scripts/export_efficientnet.py from the PyTorch model itself."""
     ref = REFERENCE[name]
@@ -58,6 +59,7 @@ def test_onnx_and_preprocessing_reproduce_pytorch(backbone: Backbone, name: str)
     assert float(np.linalg.norm(embedding[0])) == pytest.approx(ref["embedding_norm"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_a_batch_gives_the_same_answers_as_single_images(backbone: Backbone) -> None:
     xs = np.stack(
         [
@@ -205,10 +207,12 @@ def test_provider_choice_falls_back_to_the_cpu_and_says_why_for_cuda(
     assert choose_providers(Device.AUTO, every) == [TENSORRT, CUDA, CPU]
 
 
+@pytest.mark.slow
 def test_the_session_reports_the_provider_it_really_got(backbone: Backbone) -> None:
     assert backbone.providers == [CPU]
 
 
+@pytest.mark.slow
 def test_a_model_with_unexpected_inputs_is_refused_before_any_photo_is_read(
     tmp_path: Path, library: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,6 +253,7 @@ def test_a_model_with_unexpected_inputs_is_refused_before_any_photo_is_read(
     assert reads == []
 
 
+@pytest.mark.slow
 def test_the_shipped_head_scores_stored_embeddings_like_the_model(backbone: Backbone) -> None:
     x = np.stack(
         [

@@ -85,6 +85,7 @@ def test_names_files_are_checked_and_unknown_languages_refused(tmp_path: Path) -
     assert tag_names("en").path("food/japanese") == "food/japanese"
 
 
+@pytest.mark.slow  # the real models
 def test_lang_ja_writes_japanese_keywords_albums_and_listings(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -133,6 +134,7 @@ def test_an_unknown_language_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "no tag names for language 'xx'" in err and "Traceback" not in err
 
 
+@pytest.mark.slow  # the real models
 def test_japanese_keywords_embedded_in_iptc_are_utf8_and_read_back_by_both_tools(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:

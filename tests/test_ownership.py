@@ -109,6 +109,7 @@ def test_other_programs_bookkeeping_is_not_a_subject() -> None:
     assert keyword_tags([("dc:subject", "AC/DC")], "mine") == {"mine/AC\\/DC"}
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_train_from_keywords_keeps_ac_dc_and_never_learns_darktable_bookkeeping(
     tmp_path: Path, make_photo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,6 +163,7 @@ def test_train_from_keywords_keeps_ac_dc_and_never_learns_darktable_bookkeeping(
 # -- item 2: what phototag stored is what it owns ----------------------------------------
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_a_long_keyword_is_shortened_by_phototag_stored_once_and_cleaned(
     tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:
@@ -185,6 +187,7 @@ def test_a_long_keyword_is_shortened_by_phototag_stored_once_and_cleaned(
     assert not [v for vs in fields.values() for v in vs if JAPANESE[:3] in v]
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_cut_copies_left_by_an_older_phototag_are_recognised_and_taken_back(
     tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:
@@ -223,6 +226,7 @@ def offline_library(tmp_path: Path, make_photo: Callable[..., Path]) -> Path:
     return tmp_path / "lib"
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_a_share_offline_for_a_night_keeps_its_photos_albums_and_ownership(
     tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:
@@ -268,6 +272,7 @@ def test_a_share_offline_for_a_night_keeps_its_photos_albums_and_ownership(
     assert report.removed == 1 and report.offline == 0
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 @pytest.mark.parametrize("mode", ["embed", "sidecar"])
 def test_ownership_follows_the_photo_when_its_folder_moves(
     mode: str, tmp_path: Path, make_photo: Callable[..., Path], ix: Path
@@ -295,6 +300,7 @@ def test_ownership_follows_the_photo_when_its_folder_moves(
 # -- item 4: a legacy IPTC charset keeps its meaning -------------------------------------
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_latin1_iptc_keeps_its_meaning_through_write_and_clean(
     tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:
@@ -330,6 +336,7 @@ def corrected(tmp_path: Path, make_photo: Callable[..., Path], ix: Path) -> Iter
     yield lib
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_a_correction_is_written_at_once_and_seen_by_every_query(
     corrected: Path, ix: Path, tmp_path: Path
 ) -> None:
@@ -363,6 +370,7 @@ def test_a_correction_is_written_at_once_and_seen_by_every_query(
     assert "corrections: + user/Grandma; - espresso" in text
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_corrections_survive_moves_and_reindexing(corrected: Path, ix: Path) -> None:
     shutil.move(corrected / "a", corrected / "b")
     rescan(ix, corrected)
@@ -380,6 +388,7 @@ def test_corrections_survive_moves_and_reindexing(corrected: Path, ix: Path) -> 
     assert "Grandma" in subject and "espresso" not in subject
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_removing_a_tag_the_photo_never_had_says_so(corrected: Path, ix: Path) -> None:
     cup = corrected / "a" / "cup.jpg"
     before = sqlite3.connect(ix).execute("SELECT COUNT(*) FROM corrections").fetchone()
@@ -396,6 +405,7 @@ def test_removing_a_tag_the_photo_never_had_says_so(corrected: Path, ix: Path) -
     assert "espresso" in both(Path(f"{cup}.xmp"))["dc:subject"]
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 @pytest.mark.parametrize("mode", ["sidecar", "embed"])
 def test_a_keyword_the_user_deleted_elsewhere_is_not_written_back(
     mode: str, tmp_path: Path, make_photo: Callable[..., Path], ix: Path
@@ -426,6 +436,7 @@ def test_a_keyword_the_user_deleted_elsewhere_is_not_written_back(
         assert all(isinstance(e, Unchanged) for e in events)
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_a_deleted_keyword_in_the_users_language_is_recorded_in_english(
     tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:
@@ -446,6 +457,7 @@ def test_a_deleted_keyword_in_the_users_language_is_recorded_in_english(
         assert cup not in [m.path for m in TagQuery(tags=("espresso",)).matches(idx)]
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_a_field_dropped_as_a_whole_is_not_taken_for_deleted_tags(
     tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:
@@ -462,6 +474,7 @@ def test_a_field_dropped_as_a_whole_is_not_taken_for_deleted_tags(
         assert idx.stored_corrections() == {}
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_retag_keeps_each_photos_write_mode(
     tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:
@@ -476,6 +489,7 @@ def test_retag_keeps_each_photos_write_mode(
     assert set(before) < set(after)  # the new tags went into the file itself
 
 
+@pytest.mark.slow  # scans with the real models in-process (fast-tier guard)
 def test_a_tag_correction_on_an_embedded_photo_is_embedded(
     tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:

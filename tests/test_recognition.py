@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from phototag.classify import Classification, classify
 from phototag.config import Device
+
+# What the real models say about real photos.
+pytestmark = pytest.mark.slow
 
 
 def tags_of(path: Path, **kw: object) -> dict[str, list[str]]:

@@ -32,6 +32,9 @@ from phototag.query import TagQuery
 from phototag.scan import Finished, ScanOptions, scan
 from phototag.write import WriteFailed, Wrote, write_tags
 
+# End to end: real models in subprocesses, killed and rerun.
+pytestmark = pytest.mark.slow
+
 PY = [sys.executable, "-m", "phototag"]
 
 
@@ -69,6 +72,25 @@ def tagged_so_far(index: Path) -> int:
         return len(final_state(index)) if index.exists() else 0
     except sqlite3.OperationalError:  # the index is being created
         return 0
+
+
+def rows_so_far(index: Path, sql: str) -> int:
+    """For polling a running command: a count it has committed to the index (0 while it starts)."""
+    try:
+        conn = sqlite3.connect(index, timeout=5)
+        try:
+            return int(conn.execute(sql).fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:  # the index or the table is being created
+        return 0
+
+
+def wait_for(proc: subprocess.Popen[bytes], done: Callable[[], bool], timeout: float = 60) -> None:
+    """Poll until ``done()`` or the process ends: waits on observable progress, never a fixed time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None and not done():
+        time.sleep(0.01)
 
 
 def integrity(index: Path) -> str:
@@ -170,9 +192,12 @@ def test_album_refresh_killed_at_random_moments_finishes_on_the_next_run(
         "-q",
     ]
     rng = np.random.default_rng(3)
+    entries_sql = "SELECT COUNT(*) FROM album_entries"
     for _ in range(5):
+        # Kill when a random number of entries more than before is recorded.
+        target = rows_so_far(index, entries_sql) + int(rng.integers(1, 25))
         proc = subprocess.Popen(album, env=env)
-        time.sleep(float(rng.uniform(0.4, 1.5)))
+        wait_for(proc, lambda t=target: rows_so_far(index, entries_sql) >= t)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert integrity(index) == "ok"
@@ -488,12 +513,20 @@ def test_embedded_writes_killed_at_random_moments_leave_every_photo_whole(
     write = [*PY, "write", str(lib), "--write", "embed", "-q"]
     from PIL import Image
 
-    for delay in (0.6, 0.9, 1.2, 1.5, 1.8):
+    written_sql = "SELECT COUNT(*) FROM targets WHERE mode = 'embed'"
+    for step in (1, 4, 7, 10, 13):
+        # Kill once a few more photos are recorded as written (exiftool is mid-way through
+        # the next one or between two), as observed in the index, not after a fixed time.
+        target = rows_so_far(index, written_sql) + step % 5 + 1
         proc = subprocess.Popen(write, env=env)
-        time.sleep(delay)
+        wait_for(proc, lambda t=target: rows_so_far(index, written_sql) >= t)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        time.sleep(0.2)  # let an orphaned exiftool finish or die
+        # An orphaned exiftool finishes the file it was on, then exits on its closed stdin:
+        # wait until no temporary file of its is left (or give up after 10 s).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any("exiftool_tmp" in p.name for p in lib.iterdir()):
+            time.sleep(0.01)
         for p in lib.glob("*.jpg"):
             with Image.open(p) as im:  # every photo decodes, to the same pixels
                 assert np.asarray(im.convert("RGB")).tobytes() == pixels_before[p.name], p

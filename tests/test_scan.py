@@ -46,6 +46,7 @@ def tags(idx: Index, path: Path, model: str) -> list[str]:
     return [c.tag for c in view.tags[model]]
 
 
+@pytest.mark.slow
 def test_a_mixed_library_is_tagged_and_every_bad_file_is_reported(
     library: Path, tmp_path: Path
 ) -> None:
@@ -75,6 +76,7 @@ def test_a_mixed_library_is_tagged_and_every_bad_file_is_reported(
         assert (view.width, view.height) == (600, 400) and len(view.hash) == 32
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_a_rescan_of_an_unchanged_library_decodes_nothing(
     library: Path, tmp_path: Path, decodes: list[int]
 ) -> None:
@@ -97,6 +99,7 @@ def test_a_rescan_of_an_unchanged_library_decodes_nothing(
     }
 
 
+@pytest.mark.slow
 def test_changed_new_moved_copied_and_vanished_files(
     library: Path, tmp_path: Path, make_photo: Callable[..., Path], decodes: list[int]
 ) -> None:
@@ -129,6 +132,7 @@ def test_changed_new_moved_copied_and_vanished_files(
         assert "espresso" in tags(idx, lib / "new.jpg", "food")
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_an_empty_root_never_drops_its_photos(library: Path, tmp_path: Path) -> None:
     """An unmounted disk looks like a library whose photos all vanished: keep them."""
     with Index.open(tmp_path / "i.sqlite") as idx:
@@ -141,6 +145,7 @@ def test_an_empty_root_never_drops_its_photos(library: Path, tmp_path: Path) -> 
         assert idx.count_photos() == 4
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_scanning_one_folder_leaves_the_others_alone(library: Path, tmp_path: Path) -> None:
     with Index.open(tmp_path / "i.sqlite") as idx:
         run([library], idx)
@@ -148,6 +153,7 @@ def test_scanning_one_folder_leaves_the_others_alone(library: Path, tmp_path: Pa
         assert report.removed == 0 and idx.count_photos() == 6
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_a_scan_stopped_midway_keeps_the_batches_it_committed(
     library: Path, tmp_path: Path, decodes: list[int]
 ) -> None:
@@ -166,6 +172,7 @@ def test_a_scan_stopped_midway_keeps_the_batches_it_committed(
         assert report.tagged == 4 and report.unchanged == 2
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_other_settings_tag_again_without_losing_other_recognizers(
     library: Path, tmp_path: Path
 ) -> None:
@@ -195,6 +202,7 @@ def test_other_settings_tag_again_without_losing_other_recognizers(
         assert report.tagged == 0 and report.unchanged == 4
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_unreadable_and_vanishing_files_are_reported(
     library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -214,6 +222,7 @@ def test_unreadable_and_vanishing_files_are_reported(
     assert sum(isinstance(e, Failed) for e in events) == 1 and report.tagged == 3
 
 
+@pytest.mark.slow
 def test_a_copy_whose_original_changes_in_the_same_scan_still_gets_its_own_tags(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:

@@ -35,6 +35,7 @@ def scanned(tmp_path: Path, lib: Path) -> Index:
     return idx
 
 
+@pytest.mark.slow
 def test_a_resized_recompressed_copy_ranks_first_and_an_unrelated_photo_last(
     tmp_path: Path, photos: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -76,6 +77,7 @@ def test_by_tags_ranks_as_computed_by_hand(tmp_path: Path) -> None:
         assert tag_similarity(query, query) == 1.0 and tag_similarity(query, {}) == 0.0
 
 
+@pytest.mark.slow
 def test_duplicates_finds_planted_copies_and_no_false_groups(tmp_path: Path, photos: Path) -> None:
     with scanned(tmp_path, photos) as idx:
         assert duplicate_groups(idx, "efficientnet-lite0") == []  # 16 distinct photos

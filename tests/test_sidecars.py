@@ -312,6 +312,7 @@ def test_check_lists_conflicts_and_orphans_with_json_and_exit_code(
     assert code == 2 and "Traceback" not in out + err
 
 
+@pytest.mark.slow  # the real models, through the CLI
 def test_the_issues_example_through_the_command_line(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:

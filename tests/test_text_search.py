@@ -30,6 +30,7 @@ def lib(make_photo: Callable[..., Path], tmp_path: Path) -> Path:
     return tmp_path / "lib"
 
 
+@pytest.mark.slow
 def test_export_install_scan_search_album_end_to_end_with_vit_b_32(lib: Path) -> None:
     code, out, err = invoke(
         "models", "export", "clip", "--arch", "ViT-B-32", "--pretrained", "none"
@@ -98,6 +99,7 @@ def test_export_install_scan_search_album_end_to_end_with_vit_b_32(lib: Path) ->
     assert any(p.name.endswith("coffee.jpg") for p in (albums / "by-tag").iterdir())
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_search_says_what_is_missing(
     lib: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,6 +118,7 @@ def test_search_says_what_is_missing(
     assert code == ExitCode.USAGE and "not an installed zero-shot backbone" in " ".join(err.split())
 
 
+@pytest.mark.slow
 def test_retag_rescores_zero_shot_tags_from_stored_embeddings_without_decoding(
     lib: Path, tiny_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -153,6 +156,7 @@ def test_retag_rescores_zero_shot_tags_from_stored_embeddings_without_decoding(
         assert "teal" in {c.tag for c in view.tags["fashion-color"]}
 
 
+@pytest.mark.slow
 def test_scan_backbone_option_switches_between_zero_shot_and_imagenet_scene(
     lib: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -182,6 +186,7 @@ def test_scan_backbone_option_switches_between_zero_shot_and_imagenet_scene(
             assert paths and paths <= vocab[backbone] and paths - vocab[other]
 
 
+@pytest.mark.slow
 def test_similar_and_duplicates_compare_the_classifiers_embeddings_unless_told(
     lib: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -210,6 +215,7 @@ def test_similar_and_duplicates_compare_the_classifiers_embeddings_unless_told(
             assert [[f["path"], f["score"]] for f in ndjson(out)] == want, backbone
 
 
+@pytest.mark.slow
 def test_scanning_and_searching_never_import_torch(
     lib: Path, tiny_clip: Path, tmp_path: Path
 ) -> None:
@@ -232,6 +238,7 @@ def test_scanning_and_searching_never_import_torch(
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow
 def test_zero_shot_tags_reach_the_sidecars_with_their_flag_in_the_hierarchy(
     lib: Path, tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -249,6 +256,7 @@ def test_zero_shot_tags_reach_the_sidecars_with_their_flag_in_the_hierarchy(
     assert hierarchical and all(k.split("|")[2] in groups for k in hierarchical)
 
 
+@pytest.mark.slow
 def test_doctor_checks_zero_shot_models_without_encoding_vocabularies(
     tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

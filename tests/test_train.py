@@ -85,6 +85,7 @@ def catalog_with(weights: Path) -> Catalog:
     return Catalog.discover([weights, Path(__file__).resolve().parents[1] / "weights"])
 
 
+@pytest.mark.slow
 def test_a_trained_recognizer_is_accurate_on_scenes_it_never_saw(
     tmp_path: Path, scene_sets: tuple[Path, Path]
 ) -> None:
@@ -105,6 +106,8 @@ def test_a_trained_recognizer_is_accurate_on_scenes_it_never_saw(
     assert len(hits) == 24 and sum(hits) / len(hits) >= 0.85  # stated: 85 % on unseen backgrounds
 
 
+@pytest.mark.usefixtures("fake_onnx")
+@pytest.mark.slow  # over 10 s
 def test_the_same_examples_give_the_same_recognizer(
     tmp_path: Path, scene_sets: tuple[Path, Path]
 ) -> None:
@@ -123,6 +126,7 @@ def test_the_same_examples_give_the_same_recognizer(
     )
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_kfold_multi_label_and_hierarchical_folders(
     tmp_path: Path, scene_sets: tuple[Path, Path]
 ) -> None:
@@ -142,7 +146,7 @@ def test_kfold_multi_label_and_hierarchical_folders(
         "home/kitchen/cup": 12,
     }
     rec = catalog_with(tmp_path / "w").recognizer("home")
-    with pytest.raises(TrainingError, match="--multi-label"):
+    with pytest.raises(TrainingError, match="multi-label"):
         train_from_folder(
             data, TrainOptions(name="home2", out_dir=tmp_path / "w", device=Device.CPU)
         )
@@ -165,6 +169,7 @@ def test_kfold_multi_label_and_hierarchical_folders(
         ({"a.jpg": "photo"}, "holds no photos"),
     ],
 )
+@pytest.mark.usefixtures("fake_onnx")
 def test_bad_training_folders_are_refused_and_nothing_is_written(
     tmp_path: Path, layout: dict[str, str], message: str
 ) -> None:
@@ -187,6 +192,7 @@ def test_bad_training_folders_are_refused_and_nothing_is_written(
         )
 
 
+@pytest.mark.slow
 def test_retag_applies_a_new_recognizer_to_stored_embeddings_without_decoding(
     tmp_path: Path, scene_sets: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -220,6 +226,7 @@ def test_retag_applies_a_new_recognizer_to_stored_embeddings_without_decoding(
         assert again.changed == 0
 
 
+@pytest.mark.usefixtures("fake_onnx")
 def test_learning_the_users_own_keywords_and_suggesting_them(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -260,6 +267,7 @@ def Sidecar_write(path: Path, fields: dict[Field, list[str]]) -> None:
     write_atomic(path, s.to_bytes())
 
 
+@pytest.mark.slow  # needs the real models' tags
 def test_corrections_win_when_writing_and_can_be_learned(
     tmp_path: Path, make_photo: Callable[..., Path]
 ) -> None:
@@ -296,6 +304,7 @@ def test_corrections_win_when_writing_and_can_be_learned(
     assert [m.path for m in report.tags] == ["fixes/Morning", "fixes/Whiskers"]
 
 
+@pytest.mark.slow
 def test_the_train_and_retag_commands(
     tmp_path: Path, scene_sets: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -321,6 +330,7 @@ def test_the_train_and_retag_commands(
     assert r.exit_code == 2 and "either a FOLDER" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_training_run_killed_at_random_moments_leaves_no_half_recognizer(
     tmp_path: Path, scene_sets: tuple[Path, Path]
 ) -> None:
@@ -349,5 +359,6 @@ def test_a_training_run_killed_at_random_moments_leaves_no_half_recognizer(
             assert catalog_with(folder.parent).recognizer("objects").paths
         if folder.exists():
             assert not list(folder.glob(".*.tmp"))
-    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    # --force: a killed run may have finished first (then a plain rerun refuses to replace it).
+    assert subprocess.run([*cmd, "--force"], env=env, capture_output=True).returncode == 0
     assert catalog_with(folder.parent).recognizer("objects").paths

@@ -12,10 +12,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from phototag.cli.app import app
 from phototag.lock import IndexLock
+
+# End to end: the CLI as cron runs it, real models in subprocesses.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 CRON = (ROOT / "docs" / "cron.md").read_text()

@@ -85,6 +85,7 @@ def strings(n: int, seed: int = 0) -> list[str]:
     return out
 
 
+@pytest.mark.slow  # over 10 s
 def test_tokenizer_gives_openclips_ids_on_thousands_of_strings() -> None:
     from open_clip.tokenizer import default_bpe
 
@@ -131,6 +132,7 @@ def test_preprocessing_matches_openclips_transform_pixel_for_pixel(
         np.testing.assert_allclose(full, transform(theirs_im).numpy(), atol=2e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_onnx_embeddings_match_pytorch_on_real_photos(with_tiny_clip: Path) -> None:
     model, transform, tokenizer = reference()
     manifest = load_backbone_manifest(with_tiny_clip)
@@ -150,6 +152,7 @@ def test_onnx_embeddings_match_pytorch_on_real_photos(with_tiny_clip: Path) -> N
     assert np.abs(TextEncoder(manifest).encode(texts[:2]) - want_t[:2]).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_zero_shot_scores_equal_a_hand_computation(with_tiny_clip: Path, tmp_path: Path) -> None:
     """softmax(logit_scale * cos) over the tags' averaged prompt embeddings and the default
     background prompts, computed from the TOML and PyTorch alone."""
@@ -235,6 +238,7 @@ def test_bad_vocabularies_are_refused_with_the_reason(
         load_vocabulary(f)
 
 
+@pytest.mark.slow
 def test_the_same_names_use_the_richer_vocabulary_when_a_zero_shot_backbone_is_there(
     tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -261,6 +265,7 @@ def test_the_same_names_use_the_richer_vocabulary_when_a_zero_shot_backbone_is_t
         typo.recognizer("scene")
 
 
+@pytest.mark.slow
 def test_text_embeddings_are_computed_once_per_backbone_and_vocabulary(
     with_tiny_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -301,6 +306,7 @@ def test_a_zero_shot_backbone_without_its_text_encoder_is_refused(
         load_backbone_manifest(bad)
 
 
+@pytest.mark.slow
 def test_each_encoder_checks_its_own_files(with_tiny_clip: Path, tmp_path: Path) -> None:
     """A damaged text model stops text encoding, not image encoding, and the other way round
     (so a search does not hash the image model, nor a scan the text model)."""

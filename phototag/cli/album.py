@@ -125,6 +125,7 @@ def album_command(
     """
     from ..albums import album_folder, album_name, build_album, refresh_all, remove_album
     from ..config import default_albums_dir, default_index_path
+    from ..errors import ConfigError
     from ..index import Index
     from ..query import TagQuery
 
@@ -154,6 +155,8 @@ def album_command(
             for report in refresh_all(idx, dry_run=dry_run):
                 failed |= _report(out, report, dry_run)
             raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
+        if not tag and not person:
+            raise ConfigError("an album needs at least one --tag or --person")
         from dataclasses import replace
 
         from ..names import tag_names

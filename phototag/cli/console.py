@@ -203,29 +203,14 @@ def index_lock(output: Output, index_path: Path, command: str, wait: bool) -> It
     from ..lock import IndexLock
 
     lock = IndexLock(index_path, command)
-    if wait and _locked(lock):
+    if wait and lock.held_by_another():
         output.info(f"waiting for {escape(lock.holder())} to finish with the index")
-    with lock.acquire(wait=wait):
+    try:
+        lock.acquire(wait=wait)
+    except LockedError as e:
+        raise LockedError(f"{e} (--wait waits for it)") from None
+    with lock:
         yield
-
-
-def _locked(lock: object) -> bool:
-    import fcntl
-
-    from ..lock import IndexLock
-
-    assert isinstance(lock, IndexLock)
-    try:
-        fd = os.open(lock.path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def install_signal_handlers() -> None:

@@ -214,6 +214,85 @@ MIGRATIONS: list[str] = [
     CREATE INDEX faces_photo ON faces(photo_id);
     CREATE INDEX faces_person ON faces(person_id);
     """,
+    """
+    -- What a rescan asks of every photo ("has this backbone's embedding, as of this
+    -- fingerprint?"), answered from this index instead of the table's 2.5 KB rows.
+    CREATE INDEX embeddings_fingerprint ON embeddings(backbone, fingerprint);
+
+    -- A counter per backbone that every change to its embeddings bumps (kept by triggers,
+    -- so no writer can forget it): the memory-mapped copy of the embeddings that search
+    -- uses (phototag/index/vectors.py) is valid while the counter matches the one it was
+    -- built at. Foreign-key cascades fire these triggers too.
+    CREATE TABLE embedding_versions (
+        backbone TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+    CREATE TRIGGER embeddings_inserted AFTER INSERT ON embeddings BEGIN
+        INSERT INTO embedding_versions (backbone, version) VALUES (NEW.backbone, 1)
+            ON CONFLICT (backbone) DO UPDATE SET version = version + 1;
+    END;
+    CREATE TRIGGER embeddings_deleted AFTER DELETE ON embeddings BEGIN
+        INSERT INTO embedding_versions (backbone, version) VALUES (OLD.backbone, 1)
+            ON CONFLICT (backbone) DO UPDATE SET version = version + 1;
+    END;
+    CREATE TRIGGER embeddings_updated AFTER UPDATE ON embeddings BEGIN
+        INSERT INTO embedding_versions (backbone, version) VALUES (NEW.backbone, 1)
+            ON CONFLICT (backbone) DO UPDATE SET version = version + 1;
+        INSERT INTO embedding_versions (backbone, version) VALUES (OLD.backbone, 1)
+            ON CONFLICT (backbone) DO UPDATE SET version = version + 1;
+    END;
+    """,
+    """
+    -- complete_for: the digest of the recognizer and backbone fingerprints a scan last found
+    -- (or made) complete for this photo, so a nightly rescan answers "anything to do?" from
+    -- the photo's own row instead of one lookup per recognizer. Any change to the photo's
+    -- results or embeddings clears it (these triggers, so no writer can forget), and a scan
+    -- sets it again only after checking or writing all of them.
+    ALTER TABLE photos ADD COLUMN complete_for TEXT;
+    CREATE TRIGGER results_inserted_clear AFTER INSERT ON results BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id = NEW.photo_id AND complete_for IS NOT NULL;
+    END;
+    CREATE TRIGGER results_updated_clear AFTER UPDATE ON results BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id IN (OLD.photo_id, NEW.photo_id) AND complete_for IS NOT NULL;
+    END;
+    CREATE TRIGGER results_deleted_clear AFTER DELETE ON results BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id = OLD.photo_id AND complete_for IS NOT NULL;
+    END;
+    CREATE TRIGGER embeddings_inserted_clear AFTER INSERT ON embeddings BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id = NEW.photo_id AND complete_for IS NOT NULL;
+    END;
+    CREATE TRIGGER embeddings_updated_clear AFTER UPDATE ON embeddings BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id IN (OLD.photo_id, NEW.photo_id) AND complete_for IS NOT NULL;
+    END;
+    CREATE TRIGGER embeddings_deleted_clear AFTER DELETE ON embeddings BEGIN
+        UPDATE photos SET complete_for = NULL WHERE id = OLD.photo_id AND complete_for IS NOT NULL;
+    END;
+    """,
+    """
+    -- How many photos carry each tag, kept by triggers: 'phototag tags' reads a few
+    -- thousand rows instead of counting millions of tag rows (seconds at a million photos).
+    CREATE TABLE tag_counts (
+        recognizer TEXT NOT NULL,
+        path TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        photos INTEGER NOT NULL,
+        PRIMARY KEY (recognizer, path)
+    ) WITHOUT ROWID;
+    INSERT INTO tag_counts (recognizer, path, tag, photos)
+        SELECT recognizer, path, MIN(tag), COUNT(*) FROM tags GROUP BY recognizer, path;
+    CREATE TRIGGER tags_counted AFTER INSERT ON tags BEGIN
+        INSERT INTO tag_counts (recognizer, path, tag, photos) VALUES (NEW.recognizer, NEW.path, NEW.tag, 1)
+            ON CONFLICT (recognizer, path) DO UPDATE SET photos = photos + 1;
+    END;
+    CREATE TRIGGER tags_uncounted AFTER DELETE ON tags BEGIN
+        UPDATE tag_counts SET photos = photos - 1 WHERE recognizer = OLD.recognizer AND path = OLD.path;
+    END;
+    CREATE TRIGGER tags_recounted AFTER UPDATE OF recognizer, path ON tags BEGIN
+        UPDATE tag_counts SET photos = photos - 1 WHERE recognizer = OLD.recognizer AND path = OLD.path;
+        INSERT INTO tag_counts (recognizer, path, tag, photos) VALUES (NEW.recognizer, NEW.path, NEW.tag, 1)
+            ON CONFLICT (recognizer, path) DO UPDATE SET photos = photos + 1;
+    END;
+    """,
 ]
 
 LATEST = len(MIGRATIONS)

@@ -65,7 +65,7 @@ def _arg(path: Path) -> str | bytes:
     if b"\n" in raw or b"\r" in raw:
         raise MetadataError(
             "the file name contains a line break, which exiftool's argument protocol cannot "
-            "carry safely; use --write sidecar for this file"
+            "carry safely; write a sidecar for this file instead"
         )
     try:
         return raw.decode("utf-8")
@@ -91,21 +91,6 @@ def held_open(path: Path) -> bool:
         except OSError:
             continue
     return False
-
-
-def clear_stale_temporary(path: Path) -> None:
-    """Remove ``IMG.jpg_exiftool_tmp`` left by an exiftool killed mid-write.
-
-    exiftool writes the new file beside the old one and renames it; killed in between, it
-    leaves that file and then refuses to touch the photo again ("Temporary file already
-    exists"). The photo itself is still the old, whole one. The leftover is removed only
-    when no process has it open (phototag holds the index lock, so no other phototag run is
-    writing it).
-    """
-    tmp = Path(str(path) + "_exiftool_tmp")
-    if tmp.exists() and not held_open(tmp):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
 
 
 class ExifTool:

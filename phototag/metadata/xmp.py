@@ -21,14 +21,13 @@ is parsed again and checked before it is returned.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
 from ..errors import MetadataError
+from ..fsutil import TMP_SUFFIX, atomic_write, temp_prefix
 from . import regions
 from .keywords import XMP_FIELDS, Field
 
@@ -295,47 +294,14 @@ def _remove_keeping_tail(el: Any) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new, never half.
-
-    A temporary file in the same folder, fsynced, then renamed over the target; the folder
-    is fsynced too so the rename itself survives a power cut. Keeps the old file's mode.
+    """Write ``data`` to ``path`` so that a crash leaves the old file or the new, never half
+    (:func:`phototag.fsutil.atomic_write`: keeps the old file's mode). Raises MetadataError.
     """
-    folder = path.parent
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o644
-    except OSError as e:
-        raise MetadataError(f"cannot write {path}: {e.strerror}") from None
-    # The temporary name starts with (at most 40 characters of) the target's, so that a long
-    # file name cannot push it past the file system's 255-byte limit.
-    stem = path.name[:40]
-    for stale in folder.glob(f".{glob_escape(stem)}.*.tmp"):
+    for stale in path.parent.glob(glob_escape(temp_prefix(path)) + "*" + TMP_SUFFIX):
         # Left by a run killed between creating its temporary file and the rename.
         with contextlib.suppress(OSError):
             stale.unlink()
-    fd = -1
-    tmp = ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            fd = -1
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-        tmp = ""
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(path, data)
     except OSError as e:
         raise MetadataError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if tmp:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import weights_dirs
@@ -91,6 +91,14 @@ class Catalog:
                 )
             self._manifests[name] = load_backbone_manifest(self.backbones[name])
         return self._manifests[name]
+
+    def choosing(self, zero_shot: str | None) -> Catalog:
+        """This catalog with ``zero_shot`` as the backbone vocabularies bind to (see
+        :attr:`preferred`): a copy, so that a caller's catalog is never changed under it.
+        The copy shares the manifests and text encoders, not the bound recognizers."""
+        if zero_shot is None or zero_shot == self.preferred:
+            return self
+        return replace(self, preferred=zero_shot, _loaded={})
 
     def zero_shot_backbone(self) -> str | None:
         """The zero-shot backbone vocabularies run on, or None if there is none (or the

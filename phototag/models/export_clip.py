@@ -98,7 +98,7 @@ def export_clip(
     torch, open_clip = _imports()
     from PIL import Image
 
-    from ..imaging import Preprocess, preprocess
+    from ..imaging import Preprocess, Resample, SizeConvention, preprocess
     from .tokenizer import Tokenizer
 
     if config is not None:
@@ -220,7 +220,8 @@ def export_clip(
         std = [round(float(v) * 255.0, 6) for v in pre["std"]]
         settings = Preprocess(
             resize=size, crop=size, mean=(mean[0], mean[1], mean[2]),
-            std=(std[0], std[1], std[2]), resample=interpolation, convention="torchvision",
+            std=(std[0], std[1], std[2]), resample=Resample(interpolation),
+            convention=SizeConvention.TORCHVISION,
         )  # fmt: skip
 
         # The proof: ONNX on phototag's inputs against PyTorch on OpenCLIP's.

@@ -12,8 +12,6 @@ next to it (``<sha>.json``) and shown by ``phototag doctor``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import numpy as np
 
 from ..config import cache_dir
 from ..errors import ModelError
+from ..fsutil import atomic_write, atomic_writer
 from .manifest import BackboneManifest
 
 #: What the float16 variant may differ by from float32 on the check inputs. Measured on
@@ -91,19 +90,13 @@ def fp16_variant(m: BackboneManifest) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "the float32 number ... will be truncated": expected
         model16 = convert_float_to_float16(onnx.load(str(m.model_path)), keep_io_types=True)
-    fd, tmp = tempfile.mkstemp(prefix=".fp16-", suffix=".onnx", dir=folder)
-    os.close(fd)
-    try:
-        onnx.save(model16, tmp)
-        measured = compare(m, m.model_path, Path(tmp))
+    with atomic_writer(target) as f:
+        f.write(model16.SerializeToString())
+        f.flush()
+        measured = compare(m, m.model_path, Path(f.name))
         if not within_tolerance(measured):
             raise ModelError(
                 f"the float16 variant of {m.name} differs too much from float32: {measured}"
             )
-        os.replace(tmp, target)
-        tmp = ""
-        report.write_text(json.dumps(measured, indent=1) + "\n")
-    finally:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
+    atomic_write(report, (json.dumps(measured, indent=1) + "\n").encode())
     return target

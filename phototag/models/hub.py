@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..imaging import Preprocess
+from ..imaging import Preprocess, Resample, ResizeMode, SizeConvention
 from .install import Installed, install_folder
 from .manifest import read_toml, sha256_file
 
@@ -341,8 +341,9 @@ def preprocess_from_cfg(pre: dict[str, Any], repo: str) -> Preprocess:
         raise ModelError(f"{repo}: interpolation {interpolation!r} is not supported")
     return Preprocess(
         resize=size, crop=size, mean=(mean[0], mean[1], mean[2]), std=(std[0], std[1], std[2]),
-        resample=interpolation, mode="stretch" if resize_mode == "squash" else "crop",
-        convention="torchvision",
+        resample=Resample(interpolation),
+        mode=ResizeMode.STRETCH if resize_mode == "squash" else ResizeMode.CROP,
+        convention=SizeConvention.TORCHVISION,
     )  # fmt: skip
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..imaging import Preprocess
+from ..imaging import Layout, Preprocess, Resample, ResizeMode, SizeConvention
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +55,21 @@ class TextEncoderSpec:
 #: OpenCLIP's text cleanings (open_clip/tokenizer.py ``get_clean_fn``).
 TEXT_CLEANING = ("lower", "whitespace", "canonicalize")
 
-#: Backbone kinds: a classifier (logits + embedding), a detector (boxes), or a zero-shot
-#: image encoder with its text encoder (embeddings that text can be compared with); and the
-#: three face models every scan runs (phototag.faces.analyzer): detector, check, descriptor.
-BACKBONE_KINDS = (
-    "classifier",
-    "detector",
-    "zero-shot",
-    "face-detector",
-    "face-check",
-    "face-descriptor",
-)
+
+class BackboneKind(StrEnum):
+    """A classifier (logits + embedding), a detector (boxes), or a zero-shot image encoder
+    with its text encoder (embeddings that text can be compared with); and the three face
+    models every scan runs (phototag.faces.analyzer): detector, check, descriptor."""
+
+    CLASSIFIER = "classifier"
+    DETECTOR = "detector"
+    ZERO_SHOT = "zero-shot"
+    FACE_DETECTOR = "face-detector"
+    FACE_CHECK = "face-check"
+    FACE_DESCRIPTOR = "face-descriptor"
+
+
+BACKBONE_KINDS = tuple(k.value for k in BackboneKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +77,7 @@ class BackboneManifest:
     """A backbone: an ONNX image encoder with its preprocessing and outputs."""
 
     name: str
-    kind: str
+    kind: BackboneKind
     description: str
     license: str
     folder: Path
@@ -170,20 +175,20 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
     if not (16 <= crop <= resize <= 4096):
         raise ModelError(f"{path}: preprocess needs 16 <= crop <= resize <= 4096")
     resample = field(pre, "resample", str, path, "bicubic")
-    if resample not in ("bicubic", "bilinear", "lanczos", "nearest"):
+    if resample not in Resample.__members__.values():
         raise ModelError(f"{path}: unknown resample {resample!r}")
     mode = field(pre, "mode", str, path, "crop")
     layout = field(pre, "layout", str, path, "nchw")
-    if mode not in ("crop", "stretch") or layout not in ("nchw", "nhwc"):
+    if mode not in ResizeMode.__members__.values() or layout not in Layout.__members__.values():
         raise ModelError(f"{path}: preprocess mode is crop or stretch, layout nchw or nhwc")
     convention = field(pre, "convention", str, path, "phototag")
-    if convention not in ("phototag", "torchvision"):
+    if convention not in SizeConvention.__members__.values():
         raise ModelError(f"{path}: preprocess convention is phototag or torchvision")
     kind = field(data, "kind", str, path)
     if kind not in BACKBONE_KINDS:
         raise ModelError(f"{path}: kind must be one of {', '.join(BACKBONE_KINDS)}")
     text = None
-    if kind == "zero-shot":
+    if kind == BackboneKind.ZERO_SHOT:
         t = field(data, "text", dict, path)
         text = TextEncoderSpec(
             model=field(t, "model", str, path),
@@ -219,7 +224,7 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
     source = field(data, "source", dict, path, {})
     return BackboneManifest(
         name=field(data, "name", str, path),
-        kind=kind,
+        kind=BackboneKind(kind),
         description=field(data, "description", str, path, ""),
         license=field(data, "license", str, path),
         folder=folder,
@@ -229,10 +234,10 @@ def load_backbone_manifest(folder: Path) -> BackboneManifest:
             crop=crop,
             mean=_floats3(pre, "mean", path),
             std=_floats3(pre, "std", path),
-            resample=resample,
-            mode=mode,
-            layout=layout,
-            convention=convention,
+            resample=Resample(resample),
+            mode=ResizeMode(mode),
+            layout=Layout(layout),
+            convention=SizeConvention(convention),
         ),
         input_name=field(out, "input", str, path, "image"),
         logits_output=field(out, "logits", str, path, None),

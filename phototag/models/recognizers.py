@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from ..errors import ModelError
+from ..index.records import Candidate as Candidate  # re-exported: made here, stored there
 from ..tagpath import leaf as leaf_of
 from ..tagpath import parent_paths, split
 from .manifest import field, read_toml, sha256_file
@@ -34,19 +36,18 @@ from .manifest import field, read_toml, sha256_file
 if TYPE_CHECKING:
     from .backbones import BackboneOutput
 
-KINDS = ("labels", "classes", "linear", "detections", "people")
+
+class RecognizerKind(StrEnum):
+    """The ``kind`` of a recognizer file (see the module docstring)."""
+
+    LABELS = "labels"
+    CLASSES = "classes"
+    LINEAR = "linear"
+    DETECTIONS = "detections"
+    PEOPLE = "people"
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One tag a recognizer proposes for a photo, with its score in [0, 1]."""
-
-    tag: str
-    score: float
-    path: str  # hierarchy, '/'-separated, starting with the recognizer's root
-
-    def as_json(self) -> dict[str, object]:
-        return {"tag": self.tag, "score": round(self.score, 4), "path": self.path}
+KINDS = tuple(k.value for k in RecognizerKind)
 
 
 def rank(
@@ -272,7 +273,7 @@ class DetectionRecognizer:
     fingerprint: str
     paths: tuple[str, ...]
     members: tuple[frozenset[int], ...]  # per path: the detector classes it stands for
-    kind: str
+    kind: RecognizerKind
     min_score: float = 0.3
     portrait_area: float = 0.2
     crowd: int = 10
@@ -282,7 +283,7 @@ class DetectionRecognizer:
         out = np.zeros((len(detections), len(self.paths)), dtype=np.float32)
         for i, det in enumerate(detections):
             det = det[det[:, 4] >= self.min_score]
-            if self.kind == "people":
+            if self.kind is RecognizerKind.PEOPLE:
                 persons = det[det[:, 5] == 0]
                 n = len(persons)
                 if n == 0:
@@ -416,7 +417,7 @@ def load_recognizer(path: Path, labels: Sequence[str] | None) -> Recognizer:
             name=name, backbone=field(data, "backbone", str, path),
             description=field(data, "description", str, path, ""),
             fingerprint=hashlib.sha256(path.read_bytes()).hexdigest()[:16],
-            paths=tuple(f"{root}/{t}" for t in PEOPLE_TAGS), members=(), kind="people",
+            paths=tuple(f"{root}/{t}" for t in PEOPLE_TAGS), members=(), kind=RecognizerKind.PEOPLE,
             min_score=field(data, "min_score", float, path, 0.3),
             portrait_area=field(data, "portrait_area", float, path, 0.2),
             crowd=field(data, "crowd", int, path, 10),
@@ -461,7 +462,7 @@ def load_recognizer(path: Path, labels: Sequence[str] | None) -> Recognizer:
             name=name, backbone=field(data, "backbone", str, path),
             description=field(data, "description", str, path, ""),
             fingerprint=hashlib.sha256(raw).hexdigest()[:16], paths=ordered,
-            members=tuple(frozenset(members[p]) for p in ordered), kind="detections",
+            members=tuple(frozenset(members[p]) for p in ordered), kind=RecognizerKind.DETECTIONS,
             min_score=field(data, "min_score", float, path, 0.3),
         )  # fmt: skip
     return MappedRecognizer(

@@ -82,7 +82,7 @@ def choose_providers(device: Device, available: list[str]) -> list[str]:
         problem = nvidia_driver_problem()
     if problem:
         if device is Device.CUDA:
-            raise DeviceError(f"--device cuda: {problem}")
+            raise DeviceError(f"CUDA was asked for and cannot be used: {problem}")
         return [CPU]
     # TensorRT only when its libraries load; it needs far more setup than CUDA.
     return [*gpu, CPU] if TENSORRT in gpu and _tensorrt_loads() else [CUDA, CPU]
@@ -214,6 +214,6 @@ def open_session(
     got = list(sess.get_providers())
     if device is Device.CUDA and CUDA not in got and TENSORRT not in got:
         raise DeviceError(
-            "--device cuda: onnxruntime could not start CUDA (check CUDA 12/13 and cuDNN 9)"
+            "CUDA was asked for and onnxruntime could not start it (check CUDA 12/13 and cuDNN 9)"
         )
     return Session(path=path, providers=got, _session=sess)

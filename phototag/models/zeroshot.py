@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,6 +26,7 @@ import numpy as np
 
 from ..config import Device, cache_dir
 from ..errors import ModelError
+from ..fsutil import atomic_writer
 from ..tagpath import join, parent_paths, split
 from .manifest import BackboneManifest, field, read_toml, sha256_file, verify_files
 from .recognizers import Candidate, MappedRecognizer, check_path, rank
@@ -256,10 +255,8 @@ def class_embeddings(
     out = normalize(out)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".text-", suffix=".npy", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_writer(path) as f:
             np.save(f, out, allow_pickle=False)
-        os.replace(tmp, path)
     except OSError:
         pass  # a read-only cache costs time, not correctness
     return out

@@ -1,0 +1,183 @@
+"""The one tagging path: recognizers and the backbones they stand on, resolved once.
+
+``scan``, ``classify``, ``retag`` and the Ray engine all go through a :class:`Tagger`:
+it resolves the recognizers (and, for zero-shot vocabularies, the backbone they bind to)
+from a catalog without changing it, opens each backbone lazily (immich ML's
+``InferenceModel``: ``load()`` is idempotent, ``predict()`` loads on first use), runs a
+batch through every backbone once and every recognizer on its backbone's output, and
+returns per photo its tags, embeddings and boxes (:class:`PhotoResult`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import config
+from .models.backbones import Backbone, BackboneOutput
+from .models.catalog import Catalog
+from .models.recognizers import Candidate, Recognizer
+from .models.session import Device
+
+
+def fingerprint(recognizer: Recognizer, backbone_fp: str, threshold: float, top_k: int) -> str:
+    """What a stored result depends on; a change in any part means tag again."""
+    return f"{backbone_fp}:{recognizer.fingerprint}:t{threshold:g}:k{top_k}"
+
+
+def completeness_digest(fingerprints: Mapping[str, str], backbones: Mapping[str, str]) -> str:
+    """One string for "every one of these results and embeddings": what
+    :meth:`~phototag.index.store.Index.mark_complete` records on a photo."""
+    h = hashlib.sha256()
+    for kind, items in (("r", fingerprints), ("b", backbones)):
+        for name, fp in sorted(items.items()):
+            h.update(f"{kind}\0{name}\0{fp}\n".encode())
+    return h.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoResult:
+    """What the models say about one photo.
+
+    tags: recognizer name -> candidates, best first. embeddings: backbone name -> (dim,)
+    float32 ((0,) for a detector: the row only says it ran). detections: backbone name ->
+    (K, 6) float32 boxes (x1, y1, x2, y2 as fractions of the photo, score, class), only
+    for detectors.
+    """
+
+    tags: dict[str, list[Candidate]]
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    detections: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def run_backbones(
+    backbones: Mapping[str, Backbone], inputs: Sequence[Mapping[str, np.ndarray]]
+) -> dict[str, BackboneOutput]:
+    """Each backbone once over the batch: ``inputs[i][name]`` is item i's preprocessed input
+    for backbone ``name`` (a photo: CHW or HWC float32, as the manifest says; a video: its
+    frames, (F, ...)); one output row per item (a video's frames aggregated, see
+    :func:`phototag.media.video.aggregate`)."""
+    from .media.video import aggregate, stack_inputs
+
+    if not inputs:
+        return {}
+    outputs = {}
+    for name, b in backbones.items():
+        stacked, counts = stack_inputs([x[name] for x in inputs])
+        outputs[name] = aggregate(b.predict(stacked), counts)  # a video: its frames
+    return outputs
+
+
+@dataclass
+class Tagger:
+    """Recognizers with their backbones and thresholds, resolved once per run."""
+
+    recognizers: list[Recognizer]
+    backbones: dict[str, Backbone]
+    threshold: float = config.DEFAULT_THRESHOLD
+    top_k: int = config.DEFAULT_TOP_K
+
+    @classmethod
+    def resolve(
+        cls,
+        names: Sequence[str] | None = None,
+        *,
+        catalog: Catalog | None = None,
+        zero_shot: str | None = None,
+        threshold: float = config.DEFAULT_THRESHOLD,
+        top_k: int = config.DEFAULT_TOP_K,
+        device: Device = Device.AUTO,
+        verify: bool = True,
+        every_installed: bool = False,
+    ) -> Tagger:
+        """The recognizers ``names`` (default: the default set; with ``every_installed``,
+        every recognizer that can run) and their backbones, unopened.
+
+        ``zero_shot`` picks the backbone vocabularies bind to (naming a classifier turns
+        them off); the catalog passed in is left as it was. Raises
+        :class:`~phototag.errors.UnknownModelError` for names that are not installed.
+        """
+        catalog = (catalog or Catalog.discover()).choosing(zero_shot)
+        if names:
+            recognizers = catalog.resolve(list(names))
+        elif every_installed:
+            can_bind = catalog.zero_shot_backbone() is not None
+            recognizers = [
+                catalog.recognizer(n)
+                for n in catalog.names()
+                if n in catalog.recognizers or can_bind
+            ]
+        else:
+            recognizers = catalog.resolve(None)
+        backbones = {
+            name: Backbone(catalog.backbone(name), device=device, verify=verify)
+            for name in dict.fromkeys(r.backbone for r in recognizers)
+        }
+        return cls(recognizers, backbones, threshold, top_k)
+
+    @property
+    def backbone_fingerprints(self) -> dict[str, str]:
+        return {name: b.manifest.fingerprint for name, b in self.backbones.items()}
+
+    @property
+    def fingerprints(self) -> dict[str, str]:
+        """recognizer name -> the fingerprint its stored results carry."""
+        bfps = self.backbone_fingerprints
+        return {
+            r.name: fingerprint(r, bfps[r.backbone], self.threshold, self.top_k)
+            for r in self.recognizers
+        }
+
+    @property
+    def digest(self) -> str:
+        return completeness_digest(self.fingerprints, self.backbone_fingerprints)
+
+    def load(self) -> None:
+        """Open every backbone's session now (a damaged model is refused before any photo
+        is read). Idempotent."""
+        for b in self.backbones.values():
+            b.load()
+
+    def run(self, inputs: Sequence[Mapping[str, np.ndarray]]) -> list[PhotoResult]:
+        """Tag a batch of preprocessed photos (see :func:`run_backbones`)."""
+        return self.from_outputs(run_backbones(self.backbones, inputs), len(inputs))
+
+    def from_outputs(self, outputs: Mapping[str, BackboneOutput], n: int) -> list[PhotoResult]:
+        """Tag ``n`` photos from backbone outputs computed elsewhere (a Ray actor)."""
+        if n == 0:
+            return []
+        per_recognizer = {
+            r.name: r.candidates(outputs[r.backbone], threshold=self.threshold, top_k=self.top_k)
+            for r in self.recognizers
+        }
+        detectors = {name: out.detections for name, out in outputs.items()}
+        return [
+            PhotoResult(
+                {name: cands[i] for name, cands in per_recognizer.items()},
+                {name: out.embeddings[i] for name, out in outputs.items()},
+                {name: boxes[i] for name, boxes in detectors.items() if boxes is not None},
+            )
+            for i in range(n)
+        ]
+
+    def rescore(
+        self, backbone: str, embeddings: np.ndarray, boxes: np.ndarray | None = None
+    ) -> dict[str, list[list[Candidate]]]:
+        """The candidates of ``backbone``'s recognizers from stored (N, dim) embeddings (or,
+        for a detector, stored (N, K, 6) ``boxes``): no image, no session.
+        recognizer name -> per photo, best first."""
+        model = self.backbones[backbone]
+        if model.manifest.detections_output:
+            output = BackboneOutput(
+                probs=None, embeddings=np.asarray(embeddings, np.float32), detections=boxes
+            )
+        else:
+            output = model.from_embeddings(embeddings)
+        return {
+            r.name: r.candidates(output, threshold=self.threshold, top_k=self.top_k)
+            for r in self.recognizers
+            if r.backbone == backbone
+        }
