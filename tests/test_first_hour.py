@@ -774,6 +774,7 @@ def test_an_unforeseen_exception_is_one_line_and_exit_3(
 # -- the fresh tester's report ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # runs the real models
 def test_forget_a_path_that_is_nowhere_is_a_usage_error(scanned: Path, index: Path) -> None:
     code, _, err = invoke("forget", scanned.parent / "nonexist", "--index", index)
     assert code == 2 and "no such file or folder" in err and "nonexist" in err
@@ -787,6 +788,7 @@ def test_forget_a_path_that_is_nowhere_is_a_usage_error(scanned: Path, index: Pa
         assert idx.count_photos() == 1
 
 
+@pytest.mark.slow  # runs the real models
 def test_similar_to_a_folder_or_a_file_that_is_no_image(scanned: Path, index: Path) -> None:
     code, _, err = invoke("similar", scanned, "--index", index)
     assert code == 2 and "is a folder" in err and "duplicates" in err
@@ -796,6 +798,7 @@ def test_similar_to_a_folder_or_a_file_that_is_no_image(scanned: Path, index: Pa
     assert "Traceback" not in err
 
 
+@pytest.mark.slow  # runs the real models
 def test_train_on_two_photos_a_tag(
     tmp_path: Path, make_photo: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -812,6 +815,7 @@ def test_train_on_two_photos_a_tag(
     assert "kitty" in manifest and "cup" in manifest
 
 
+@pytest.mark.slow  # runs the real models
 def test_embed_with_nothing_to_write_fails_nothing(
     tmp_path: Path, make_photo: Callable[..., Path], index: Path
 ) -> None:
@@ -826,6 +830,7 @@ def test_embed_with_nothing_to_write_fails_nothing(
     assert odd.is_file()
 
 
+@pytest.mark.slow  # runs the real models
 def test_a_copy_found_by_content_has_its_originals_size_and_date(
     scanned: Path, index: Path
 ) -> None:
@@ -848,6 +853,7 @@ def test_a_copy_found_by_content_has_its_originals_size_and_date(
     assert code == 0 and "?x?" not in out
 
 
+@pytest.mark.slow  # runs the real models
 def test_show_and_tag_a_hard_link_or_a_file_that_failed(scanned: Path, index: Path) -> None:
     (scanned / "other").mkdir()
     link = scanned / "other" / "coffee_link.jpg"
@@ -868,6 +874,7 @@ def test_show_and_tag_a_hard_link_or_a_file_that_failed(scanned: Path, index: Pa
     assert code == 2 and "could not read" in err and "scan it first" not in err
 
 
+@pytest.mark.slow  # runs the real models
 def test_a_plain_retag_runs_what_a_plain_scan_runs_and_writes_no_new_files(
     scanned: Path, index: Path
 ) -> None:
@@ -881,6 +888,7 @@ def test_a_plain_retag_runs_what_a_plain_scan_runs_and_writes_no_new_files(
     }  # fmt: skip
 
 
+@pytest.mark.slow  # runs the real models
 def test_excluding_indexed_photos_reports_them_as_excluded_not_offline(
     tmp_path: Path, index: Path, make_photo: Callable[..., Path]
 ) -> None:

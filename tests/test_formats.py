@@ -556,6 +556,7 @@ def test_large_videos_are_hashed_from_samples_small_ones_whole(tmp_path: Path) -
     assert len({first, hash_file(FileEntry(big, 0, 0, kind=FileKind.VIDEO))[0]}) == 2
 
 
+@pytest.mark.slow  # runs the real models
 def test_duplicates_compare_like_with_like_and_never_offer_a_pairs_own_half(tmp_path: Path) -> None:
     """Tester report item 2: a clip made from a photo's frames was grouped with the photo
     ('keeping the first frees ...'), and the JPEG half of a RAW+JPEG pair was offered for
@@ -579,6 +580,7 @@ def test_duplicates_compare_like_with_like_and_never_offer_a_pairs_own_half(tmp_
     assert groups == [["IMG_0001.JPG", "IMG_0001 copy.jpg"]], groups
 
 
+@pytest.mark.slow  # runs the real models
 def test_the_contact_sheet_has_thumbnails_of_videos_and_raws(tmp_path: Path) -> None:
     """Tester report item 1: index.html pointed to .thumbs/..._clip.mp4.jpg, never made."""
     import re

@@ -571,6 +571,7 @@ def test_a_hand_added_tag_replaces_phototags_own_keyword_in_another_case() -> No
     assert users.values[Field.SUBJECT] == ["espresso"] and Field.SUBJECT not in users.ours
 
 
+@pytest.mark.slow  # runs the real models
 def test_switching_the_write_mode_moves_phototags_values(
     tmp_path: Path, make_photo: Callable[..., Path], ix: Path
 ) -> None:
