@@ -53,6 +53,12 @@ def serve_command(
     out = Output()
     with guarded(out):
         write = o.write_settings(config)
+        import socket
+
+        try:  # an address that cannot be listened on is a usage error, before any token
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as e:
+            raise ConfigError(f"cannot listen on {host!r}: {e}") from None
         if not is_loopback(host) and not token:
             token = new_token()
             out.info(f"token (send as 'Authorization: Bearer TOKEN'): [num]{escape(token)}[/]")
@@ -75,6 +81,6 @@ def serve_command(
                         timeout_graceful_shutdown=30)  # fmt: skip
         except Interrupted:
             pass  # uvicorn finished the requests in flight, then re-raised the signal
-        except OSError as e:
-            raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+        except (OSError, UnicodeError) as e:
+            raise ConfigError(f"cannot listen on {host}:{port}: {e}") from None
     raise typer.Exit(ExitCode.OK)

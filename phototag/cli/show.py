@@ -216,7 +216,10 @@ def tags_command(
     from ..models.catalog import Catalog
 
     with guarded(out):  # once, after the list: the tags no installed model can make
-        if missing := inactive_vocabularies(Catalog.discover(), names.language):
+        missing = inactive_vocabularies(Catalog.discover(), names.language)
+        if model is not None:  # with -m, only what concerns that recognizer
+            missing = [m for m in missing if m.vocabulary == model]
+        if missing:
             n = sum(m.tags for m in missing)
             out.info(f"{n} more tags ({', '.join(m.vocabulary for m in missing)}) need an "
                      f"open-vocabulary model: {escape(missing[0].command)} "
