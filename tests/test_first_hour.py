@@ -720,11 +720,16 @@ def _variants(command: Any, places: dict[str, Path]) -> list[list[str]]:
 @pytest.mark.parametrize("argv", [c for c, _ in _every_command()], ids=" ".join)
 @pytest.mark.slow  # the real models (its fixture scans)
 def test_no_command_ends_in_a_traceback_on_bad_input(
-    argv: list[str], bad_places: dict[str, Path]
+    argv: list[str], bad_places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every command (enumerated from the app) with missing paths, folders where files are
     expected, a corrupt index, bad numbers and bad names: one line and an exit code."""
+    import uvicorn
     from typer.testing import CliRunner
+
+    # serve: everything up to listening runs (options, token, the app); a variant that gets
+    # that far must not then serve forever. tests/test_serve.py runs the real server.
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
 
     from phototag.cli.app import app
 

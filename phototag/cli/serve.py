@@ -28,7 +28,8 @@ def serve_command(
     model: o.Models = None,
     device: o.Device = Device.AUTO,
     max_upload_mb: Annotated[
-        float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload, in MiB.")
+        float,
+        typer.Option("--max-upload-mb", min=0.001, max=4096.0, help="Largest upload, in MiB."),
     ] = 50.0,
     batch_wait_ms: Annotated[
         float,
@@ -52,6 +53,10 @@ def serve_command(
 
     out = Output()
     with guarded(out):
+        import math
+
+        if not (math.isfinite(max_upload_mb) and math.isfinite(batch_wait_ms)):
+            raise ConfigError("--max-upload-mb and --batch-wait-ms take finite numbers")
         write = o.write_settings(config)
         import socket
 
