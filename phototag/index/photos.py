@@ -1,0 +1,229 @@
+"""Photos and scan bookkeeping: which files the index knows, their state, failures, companions and completeness.
+
+A mixin of :class:`~phototag.index.store.Index`: methods over its connection."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .paths import chunks, decode_path, encode_path, under_clause
+from .records import (
+    KnownFailure,
+    KnownFile,
+)
+from .tables import Tables
+
+
+class PhotoTables(Tables):
+    def known_files(self, roots: Sequence[Path] = ()) -> dict[bytes, KnownFile]:
+        """encoded path -> what the index knows of it, for the photos under ``roots`` (all if none)."""
+        where, args = under_clause(roots)
+        rows = self.conn.execute(
+            f"SELECT path, id, size, mtime_ns, hash, complete_for, offline_since IS NOT NULL"
+            f" FROM photos WHERE {where}",
+            args,
+        )
+        return {r[0]: KnownFile(r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows}
+
+    def mark_offline(self, paths: Iterable[bytes]) -> list[bytes]:
+        """Photos whose folder was missing or empty: kept, marked (the first time) as offline.
+
+        Returns the paths that are photos in the index (not those that moved meanwhile)."""
+        marked = []
+        now = time.time()
+        for raw in paths:
+            if self.conn.execute(
+                "UPDATE photos SET offline_since = coalesce(offline_since, ?) WHERE path = ?",
+                (now, raw),
+            ).rowcount:
+                marked.append(raw)
+        return marked
+
+    def mark_online(self, paths: Iterable[bytes]) -> None:
+        for raw in paths:
+            self.conn.execute("UPDATE photos SET offline_since = NULL WHERE path = ?", (raw,))
+
+    def offline_ids(self) -> set[int]:
+        return {
+            int(r[0])
+            for r in self.conn.execute("SELECT id FROM photos WHERE offline_since IS NOT NULL")
+        }
+
+    def known_failures(self, roots: Sequence[Path] = ()) -> dict[bytes, KnownFailure]:
+        where, args = under_clause(roots)
+        rows = self.conn.execute(
+            f"SELECT path, size, mtime_ns, reason FROM failures WHERE {where}", args
+        )
+        return {r[0]: KnownFailure._make(r[1:]) for r in rows}
+
+    def record_failure(self, path: Path, size: int, mtime_ns: int, reason: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO failures (path, size, mtime_ns, reason, seen_at) VALUES (?, ?, ?, ?, ?)",
+            (encode_path(path), size, mtime_ns, reason, time.time()),
+        )
+
+    def mark_complete(self, ids: Iterable[int], digest: str) -> None:
+        """Record that these photos hold every result and embedding of ``digest`` (see
+        :func:`~phototag.tagger.completeness_digest`). Triggers clear the mark as soon as
+        any of their results or embeddings changes."""
+        self.conn.executemany(
+            "UPDATE photos SET complete_for = ? WHERE id = ?", [(digest, int(i)) for i in ids]
+        )
+
+    def complete_ids(
+        self,
+        fingerprints: Mapping[str, str],
+        backbones: Mapping[str, str],
+        roots: Sequence[Path] = (),
+        ids: Sequence[int] | None = None,
+    ) -> set[int]:
+        """Photos (under ``roots``, all if none; only ``ids`` if given) holding every
+        recognizer's result and every backbone's embedding as asked. The embeddings are
+        checked in the covering index ``embeddings_fingerprint``, never in the table's
+        rows (2.5 KB each)."""
+        if ids is not None:
+            out: set[int] = set()
+            for part in chunks(list(ids)):
+                out |= self._complete(fingerprints, backbones, roots, part)
+            return out
+        return self._complete(fingerprints, backbones, roots, None)
+
+    def _complete(
+        self,
+        fingerprints: Mapping[str, str],
+        backbones: Mapping[str, str],
+        roots: Sequence[Path],
+        ids: Sequence[int] | None,
+    ) -> set[int]:
+        # Driven from the photos (a range of the path index when roots are given), each
+        # condition a primary-key or covering-index lookup: never a pass over every result.
+        where, roots_args = under_clause(roots, "p.path")
+        args: list[object] = list(roots_args)
+        if ids is not None:
+            where += f" AND p.id IN ({','.join('?' * len(ids))})"
+            args += [int(i) for i in ids]
+        conditions: list[str] = []
+        for name, fp in fingerprints.items():
+            conditions.append(
+                "EXISTS (SELECT 1 FROM results r WHERE r.photo_id = p.id"
+                " AND r.recognizer = ? AND r.fingerprint = ?)"
+            )
+            args += [name, fp]
+        for name, fp in backbones.items():
+            conditions.append(
+                "EXISTS (SELECT 1 FROM embeddings e INDEXED BY embeddings_fingerprint"
+                " WHERE e.backbone = ? AND e.fingerprint = ? AND e.photo_id = p.id)"
+            )
+            args += [name, fp]
+        sql = f"SELECT p.id FROM photos p WHERE {where}"
+        if conditions:
+            sql += " AND " + " AND ".join(conditions)
+        return {r[0] for r in self.conn.execute(sql, args)}
+
+    def hashes_of(self, ids: Iterable[int]) -> dict[str, int]:
+        """content hash -> the lowest of these photo ids holding it (one pass over photos)."""
+        wanted = set(ids)
+        out: dict[str, int] = {}
+        if not wanted:
+            return out
+        for pid, h in self.conn.execute("SELECT id, hash FROM photos ORDER BY id"):
+            if pid in wanted:
+                out.setdefault(h, pid)
+        return out
+
+    def remove(self, paths: Iterable[bytes]) -> int:
+        n = 0
+        for raw in paths:
+            n += self.conn.execute("DELETE FROM photos WHERE path = ?", (raw,)).rowcount
+            self.conn.execute("DELETE FROM failures WHERE path = ?", (raw,))
+        return n
+
+    def forget(self, roots: Iterable[Path]) -> int:
+        """Drop every photo at or under ``roots``."""
+        where, args = under_clause(list(roots))
+        gone = [r[0] for r in self.conn.execute(f"SELECT path FROM photos WHERE {where}", args)]
+        with self.transaction():
+            return self.remove(gone)
+
+    def set_companions(self, photo_id: int, companions: Sequence[tuple[Path, str]]) -> None:
+        """Replace the companions (path, role) of a photo; a path belongs to one photo."""
+        self.conn.execute("DELETE FROM companions WHERE photo_id = ?", (photo_id,))
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO companions (path, photo_id, role) VALUES (?, ?, ?)",
+            [(encode_path(p), photo_id, role) for p, role in companions],
+        )
+
+    def companions_by_photo(self) -> dict[int, list[tuple[Path, str]]]:
+        """Every photo's companions: photo id -> [(path, role)], by path."""
+        out: dict[int, list[tuple[Path, str]]] = {}
+        for pid, raw, role in self.conn.execute(
+            "SELECT photo_id, path, role FROM companions ORDER BY path"
+        ):
+            out.setdefault(int(pid), []).append((decode_path(raw), str(role)))
+        return out
+
+    def companion_owner(self, path: Path) -> Path | None:
+        """The photo a companion file (a pair's RAW, a Live Photo's MOV) belongs to."""
+        row = self.conn.execute(
+            "SELECT p.path FROM companions c JOIN photos p ON p.id = c.photo_id WHERE c.path = ?",
+            (encode_path(path),),
+        ).fetchone()
+        return None if row is None else decode_path(row[0])
+
+    def companions_of(self, photo_id: int) -> list[tuple[Path, str]]:
+        return [
+            (decode_path(raw), str(role))
+            for raw, role in self.conn.execute(
+                "SELECT path, role FROM companions WHERE photo_id = ? ORDER BY path", (photo_id,)
+            )
+        ]
+
+    def photo_brief(self, path: Path) -> tuple[int, int, str | None] | None:
+        """(id, mtime_ns, taken_at) of a photo, or None."""
+        row = self.conn.execute(
+            "SELECT id, mtime_ns, taken_at FROM photos WHERE path = ?", (encode_path(path),)
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]), row[2])
+
+    def photo_id(self, path: Path) -> int | None:
+        row = self.conn.execute(
+            "SELECT id FROM photos WHERE path = ?", (encode_path(path),)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def paths_of(self, ids: Iterable[int]) -> dict[int, Path]:
+        """photo id -> path, for those of ``ids`` that are indexed."""
+        out: dict[int, Path] = {}
+        for part in chunks(list(dict.fromkeys(int(i) for i in ids))):
+            marks = ",".join("?" * len(part))
+            for pid, raw in self.conn.execute(
+                f"SELECT id, path FROM photos WHERE id IN ({marks})", part
+            ):
+                out[pid] = decode_path(raw)
+        return out
+
+    def ids_with_hash(self, content_hash: str) -> list[int]:
+        rows = self.conn.execute("SELECT id FROM photos WHERE hash = ?", (content_hash,))
+        return [int(r[0]) for r in rows]
+
+    def hash_groups(self) -> list[list[int]]:
+        """Photos sharing a content hash (exact copies), two or more per group."""
+        rows = self.conn.execute(
+            "SELECT hash, group_concat(id) FROM photos GROUP BY hash HAVING COUNT(*) > 1 ORDER BY hash"
+        )
+        return [[int(x) for x in ids.split(",")] for _, ids in rows]
+
+    def ids_under(self, roots: Sequence[Path]) -> np.ndarray:
+        """The ids of the photos at or under ``roots``, sorted (int64)."""
+        where, args = under_clause(roots)
+        rows = self.conn.execute(f"SELECT id FROM photos WHERE {where}", args)
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
+        ids.sort()
+        return ids
+
+    def count_photos(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
