@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from phototag.corrections import corrected_counts  # noqa: E402
 from phototag.index import Index  # noqa: E402
-from phototag.query import TagQuery, run_query  # noqa: E402
+from phototag.library.corrections import corrected_counts  # noqa: E402
+from phototag.library.query import TagQuery, run_query  # noqa: E402
 
 PATHS = [f"group{g}/tag{t}" for g in range(10) for t in range(20)]
 

@@ -38,11 +38,11 @@ from PIL import Image  # noqa: E402
 
 from phototag.config import DEFAULT_MAX_PIXELS, Device  # noqa: E402
 from phototag.faces.step import FaceStep  # noqa: E402
-from phototag.imaging import decode, preprocess  # noqa: E402
 from phototag.index import Index  # noqa: E402
+from phototag.media.imaging import decode, preprocess  # noqa: E402
 from phototag.models.backbones import Backbone  # noqa: E402
 from phototag.models.catalog import Catalog  # noqa: E402
-from phototag.scan import Finished, ScanOptions, scan  # noqa: E402
+from phototag.tagging.scan import Finished, ScanOptions, scan  # noqa: E402
 
 SIZE = (4000, 3000)
 

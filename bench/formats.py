@@ -46,9 +46,9 @@ from phototag.config import DEFAULT_MAX_PIXELS, Device  # noqa: E402
 from phototag.index import Index  # noqa: E402
 from phototag.media.kinds import FileKind, classify  # noqa: E402
 from phototag.models.catalog import Catalog  # noqa: E402
-from phototag.pipeline import make_loader  # noqa: E402
-from phototag.scan import Finished, ScanOptions, scan  # noqa: E402
-from phototag.walk import FileEntry  # noqa: E402
+from phototag.tagging.loader import make_loader  # noqa: E402
+from phototag.tagging.scan import Finished, ScanOptions, scan  # noqa: E402
+from phototag.tagging.walk import FileEntry  # noqa: E402
 
 SAMPLES = ("coffee", "chelsea", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field")
 SIZE = (4032, 3024)  # 12 MP, 4:3 as a phone's
@@ -179,7 +179,7 @@ def main() -> None:
     )  # fmt: skip
     # -- video ---------------------------------------------------------------------------
     from phototag.media.video import decode_video
-    from phototag.pipeline import hash_file
+    from phototag.tagging.loader import hash_file
 
     rows.update(
         compare({

@@ -36,18 +36,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from phototag.albums import build_album  # noqa: E402
 from phototag.config import LinkMode  # noqa: E402
 from phototag.index import Index  # noqa: E402
 from phototag.index.store import PhotoRecord  # noqa: E402
 from phototag.index.vectors import folder as vectors_folder  # noqa: E402
 from phototag.index.vectors import vector_table  # noqa: E402
+from phototag.library.albums import build_album  # noqa: E402
+from phototag.library.query import TagQuery  # noqa: E402
+from phototag.library.search import by_embedding, similar_to  # noqa: E402
 from phototag.models.recognizers import Candidate  # noqa: E402
-from phototag.pipeline import content_hash  # noqa: E402
-from phototag.query import TagQuery  # noqa: E402
-from phototag.scan import Finished, ScanOptions, scan  # noqa: E402
-from phototag.search import by_embedding, similar_to  # noqa: E402
-from phototag.tagger import Tagger  # noqa: E402
+from phototag.tagging.loader import content_hash  # noqa: E402
+from phototag.tagging.scan import Finished, ScanOptions, scan  # noqa: E402
+from phototag.tagging.tagger import Tagger  # noqa: E402
 
 CLASSIFIER, CLIP = "efficientnet-lite0", "clip-vit-b-32"
 BATCH = 5000

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from phototag import config  # noqa: E402
-from phototag.imaging import decode, preprocess  # noqa: E402
+from phototag.media.imaging import decode, preprocess  # noqa: E402
 from phototag.models.backbones import Backbone  # noqa: E402
 from phototag.models.catalog import Catalog  # noqa: E402
 from phototag.models.recognizers import NO_EVIDENCE, Evidence, MappedRecognizer  # noqa: E402

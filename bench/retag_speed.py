@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from similar_speed import build  # noqa: E402
 
 from phototag.index import Index  # noqa: E402
-from phototag.retag import retag  # noqa: E402
+from phototag.tagging.retag import retag  # noqa: E402
 
 
 def main() -> None:

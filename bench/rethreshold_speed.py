@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from phototag.config import Device  # noqa: E402
 from phototag.index import Index  # noqa: E402
-from phototag.scan import ScanOptions, ScanReport, scan  # noqa: E402
+from phototag.tagging.scan import ScanOptions, ScanReport, scan  # noqa: E402
 
 
 def make_photos(folder: Path, n: int, side: int) -> None:

@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT))
 from PIL import Image  # noqa: E402
 
 from phototag.config import DEFAULT_MAX_PIXELS, Device  # noqa: E402
-from phototag.imaging import preprocess  # noqa: E402
 from phototag.index import Index  # noqa: E402
+from phototag.media.imaging import preprocess  # noqa: E402
 from phototag.models.backbones import Backbone  # noqa: E402
 from phototag.models.catalog import Catalog  # noqa: E402
-from phototag.pipeline import batched, default_workers, make_loader, ordered_map  # noqa: E402
-from phototag.scan import Finished, ScanOptions, scan  # noqa: E402
-from phototag.walk import FileEntry, walk  # noqa: E402
+from phototag.tagging.loader import batched, default_workers, make_loader, ordered_map  # noqa: E402
+from phototag.tagging.scan import Finished, ScanOptions, scan  # noqa: E402
+from phototag.tagging.walk import FileEntry, walk  # noqa: E402
 
 SAMPLES = ("coffee", "chelsea", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry")
 SIZE = (4000, 3000)  # 12 MP

@@ -104,8 +104,8 @@ def main() -> None:
         code = server.stop()
 
     # The CLI's in-process path over the same image, for the ratio.
-    from phototag.classify import classify
     from phototag.config import Device
+    from phototag.tagging.classify import classify
 
     files = []
     for i in range(256):

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from phototag.index import Index  # noqa: E402
-from phototag.search import by_embedding, duplicate_groups  # noqa: E402
+from phototag.library.search import by_embedding, duplicate_groups  # noqa: E402
 
 BACKBONE = "efficientnet-lite0"
 

@@ -29,8 +29,8 @@ from scan_speed import build_library  # noqa: E402
 from phototag.config import WriteMode, WriteSettings  # noqa: E402
 from phototag.index import Index  # noqa: E402
 from phototag.index.store import PhotoRecord  # noqa: E402
+from phototag.metadata.write import Wrote, write_tags  # noqa: E402
 from phototag.models.recognizers import Candidate  # noqa: E402
-from phototag.write import Wrote, write_tags  # noqa: E402
 
 TAGS = [Candidate("seashore", 0.9, "scene/nature/seashore"), Candidate("food", 0.8, "food"),
         Candidate("espresso", 0.7, "food/drink/espresso")]  # fmt: skip

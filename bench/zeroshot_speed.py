@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from phototag.imaging import decode, preprocess  # noqa: E402
+from phototag.media.imaging import decode, preprocess  # noqa: E402
 from phototag.models.backbones import Backbone  # noqa: E402
 from phototag.models.catalog import Catalog  # noqa: E402
 from phototag.models.export_clip import export_clip  # noqa: E402
@@ -100,7 +100,7 @@ def main() -> None:
         index_path.parent.mkdir(exist_ok=True)
         similar_speed.build(index_path, args.n, clip_m.embedding_dim)
         from phototag.index import Index
-        from phototag.search import by_text
+        from phototag.library.search import by_text
 
         catalog = Catalog.discover([Path(tmp) / "w"])
         with Index.open(index_path) as idx:

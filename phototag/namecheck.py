@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from .errors import ConfigError, ModelError, UnknownModelError
 from .index.store import Index
+from .library.query import term_matches
 from .models.catalog import Catalog
-from .query import term_matches
 from .tagpath import split
 
 
@@ -118,13 +118,13 @@ def check_tags(
     """Refuse tag terms that select nothing, with what to do instead.
 
     A term is fine when some photo in the index carries a tag it matches (see
-    :func:`phototag.query.term_matches`). Otherwise :class:`ConfigError` says, in order: the
+    :func:`phototag.library.query.term_matches`). Otherwise :class:`ConfigError` says, in order: the
     term is in a vocabulary that needs a zero-shot backbone (and how to get one); an
     installed recognizer can give it but no photo has it (only when ``expect_matches``:
     ``--allow-empty`` asks for the album anyway); or no recognizer knows it, with the
     closest tags that exist.
     """
-    from .corrections import corrected_counts
+    from .library.corrections import corrected_counts
 
     # The tags as every query sees them: a tag added with 'phototag tag add' is a tag.
     in_index = [c.path for c in corrected_counts(index, model)]

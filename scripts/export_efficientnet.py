@@ -144,7 +144,7 @@ SAMPLES = ("coffee", "chelsea", "astronaut", "rocket")
 
 
 def reference_preprocess(image):  # type: ignore[no-untyped-def]
-    """The reference pipeline, written independently of phototag.imaging on purpose."""
+    """The reference pipeline, written independently of phototag.media.imaging on purpose."""
     import numpy as np
     from PIL import Image
 

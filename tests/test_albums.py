@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from phototag.albums import album_folder, build_album, refresh_all
 from phototag.cli.app import app
 from phototag.config import Device, LinkMode
 from phototag.errors import ConfigError
 from phototag.index import Index
-from phototag.query import TagQuery, run_query, term_matches
-from phototag.scan import ScanOptions, scan
-from phototag.walk import FileEntry, walk
+from phototag.library.albums import album_folder, build_album, refresh_all
+from phototag.library.query import TagQuery, run_query, term_matches
+from phototag.tagging.scan import ScanOptions, scan
+from phototag.tagging.walk import FileEntry, walk
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from phototag.calibrate import ece, fit_temperature, nll
 from phototag.cli.app import app
 from phototag.cli.console import ExitCode
 from phototag.models.backbones import softmax
 from phototag.models.catalog import Catalog
 from phototag.models.zeroshot import ZeroShotRecognizer, load_vocabulary
+from phototag.training.calibrate import ece, fit_temperature, nll
 
 
 @pytest.mark.parametrize("true_t", [20.0, 100.0, 300.0])

@@ -14,15 +14,15 @@ from conftest import sample
 from PIL import Image
 from typer.testing import CliRunner
 
-from phototag import pipeline
 from phototag.cli.app import app
 from phototag.config import Device
 from phototag.index import Index
+from phototag.library.query import TagQuery, run_query
 from phototag.models.backbones import Backbone, BackboneOutput
 from phototag.models.catalog import Catalog
 from phototag.models.manifest import load_backbone_manifest, verify_files
-from phototag.query import TagQuery, run_query
-from phototag.scan import Finished, ScanOptions, scan
+from phototag.tagging import loader
+from phototag.tagging.scan import Finished, ScanOptions, scan
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = json.loads((Path(__file__).parent / "data" / "centernet_reference.json").read_text())
@@ -145,8 +145,8 @@ def test_a_scan_with_both_backbones_decodes_each_photo_once(
     pasted_people(2, "grass", 2).save(tmp_path / "lib" / "two.jpg", quality=90)
     pasted_people(1, "brick", 1).save(tmp_path / "lib" / "one.jpg", quality=90)
     decodes: list[int] = []
-    real = pipeline.decode
-    monkeypatch.setattr(pipeline, "decode", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    real = loader.decode
+    monkeypatch.setattr(loader, "decode", lambda *a, **k: decodes.append(1) or real(*a, **k))
     with Index.open(tmp_path / "i.sqlite") as idx:
         events = list(
             scan(
@@ -203,8 +203,8 @@ def test_classify_json_and_show_include_the_boxes(tmp_path: Path) -> None:
 def test_retag_rederives_people_tags_from_stored_boxes_without_decoding(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from phototag import imaging
-    from phototag.retag import retag
+    from phototag.media import imaging
+    from phototag.tagging.retag import retag
 
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -215,7 +215,7 @@ def test_retag_rederives_people_tags_from_stored_boxes_without_decoding(
         first = idx.photo(lib / "portrait.jpg")
         assert first is not None and [c.tag for c in first.tags["people"]] == ["portrait"]
         decodes: list[int] = []
-        for module in (imaging, pipeline):
+        for module in (imaging, loader):
             real = module.decode
             monkeypatch.setattr(
                 module, "decode", lambda *a, _r=real, **k: decodes.append(1) or _r(*a, **k)

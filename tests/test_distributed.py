@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import ray
 
-from phototag import distributed
 from phototag.config import Device, Engine
 from phototag.index import Index
-from phototag.pipeline import make_loader
-from phototag.scan import Finished, ScanOptions, ScanReport, scan
+from phototag.tagging import distributed
+from phototag.tagging.loader import make_loader
+from phototag.tagging.scan import Finished, ScanOptions, ScanReport, scan
 
 # Starts a local Ray instance and runs the real models on it.
 pytestmark = pytest.mark.slow

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phototag import search
 from phototag.index import Index
 from phototag.index.store import PhotoRecord, under_clause
 from phototag.index.vectors import folder, vector_table
+from phototag.library import search
+from phototag.library.query import TagQuery, run_query
+from phototag.library.search import by_embedding, by_tags
 from phototag.models.recognizers import Candidate
-from phototag.query import TagQuery, run_query
-from phototag.search import by_embedding, by_tags
 
 DIM = 32
 OUTSIDE = 2500  # more than the old cut of max(20 * n, 1000), all scoring above the folder

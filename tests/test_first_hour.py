@@ -110,7 +110,7 @@ def test_recognizers_list_and_remove(train_dir: Path) -> None:
 @pytest.mark.slow  # the real models
 def test_training_reports_progress_per_photo(train_dir: Path, tmp_path: Path) -> None:
     from phototag.config import Device
-    from phototag.train import TrainOptions, train_from_folder
+    from phototag.training.train import TrainOptions, train_from_folder
 
     seen: list[tuple[int, int]] = []
     train_from_folder(
@@ -427,7 +427,7 @@ def test_progress_moves_as_files_are_read_before_their_batch_is_tagged(
 ) -> None:
     from phototag.config import Device
     from phototag.index import Index
-    from phototag.scan import Planned, Read, ScanOptions, Tagged, scan
+    from phototag.tagging.scan import Planned, Read, ScanOptions, Tagged, scan
 
     for i in range(5):
         make_photo(f"lib/{i}.jpg", "coffee", size=(120 + i, 120))
@@ -549,11 +549,11 @@ def _results(index: Path) -> dict[str, dict[str, str]]:
 def test_scan_threshold_rescores_stored_embeddings_without_decoding(
     scanned: Path, index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from phototag import pipeline
+    from phototag.tagging import loader
 
     decodes: list[int] = []
-    real = pipeline.decode
-    monkeypatch.setattr(pipeline, "decode", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    real = loader.decode
+    monkeypatch.setattr(loader, "decode", lambda *a, **k: decodes.append(1) or real(*a, **k))
     code, out, err = invoke("scan", scanned, "--index", index, "--write", "none",
                             "--threshold", "0.6", "--json")  # fmt: skip
     assert code == 0, err

@@ -17,16 +17,16 @@ from PIL import Image
 
 from phototag.config import DEFAULT_THRESHOLD, DEFAULT_TOP_K, Device
 from phototag.errors import ImageError
-from phototag.imaging import decode, preprocess
 from phototag.index import Index
+from phototag.media.imaging import decode, preprocess
 from phototag.media.kinds import FileKind, classify
 from phototag.media.pairs import Companion, CompanionRole, pair
 from phototag.media.raw import decode_raw
 from phototag.media.video import aggregate, choose_frames, decode_video, stack_inputs
 from phototag.models.backbones import Backbone, BackboneOutput
 from phototag.models.catalog import Catalog
-from phototag.scan import Failed, Finished, ScanOptions, ScanReport, scan
-from phototag.walk import FileEntry, OtherFile, walk
+from phototag.tagging.scan import Failed, Finished, ScanOptions, ScanReport, scan
+from phototag.tagging.walk import FileEntry, OtherFile, walk
 
 CPU = ScanOptions(device=Device.CPU, batch_size=4, workers=2)
 
@@ -231,7 +231,7 @@ def test_a_raw_jpeg_pair_is_one_photo_with_shared_tags(tmp_path: Path, idx: Inde
     code, out, err = invoke("show", raw, "--index", tmp_path / "i.sqlite")  # the pair's item
     assert code == 0 and str(jpg) in out and "goes with" in err
 
-    from phototag.search import duplicate_groups
+    from phototag.library.search import duplicate_groups
 
     assert (
         duplicate_groups(idx, "efficientnet-lite0", threshold=0.9) == []
@@ -422,7 +422,7 @@ def test_videos_are_tagged_from_their_frames_and_get_a_sidecar(tmp_path: Path, i
         assert "espresso" in tags(idx, clips[n], "food")
 
     # Search and similar include videos: the clip of the cat is the cat photo's nearest.
-    from phototag.search import SimilarBy, similar_to
+    from phototag.library.search import SimilarBy, similar_to
 
     found = similar_to(idx, cat_jpg, SimilarBy.EMBEDDING, n=1)
     assert [s.path for s in found] == [clips["cat.mp4"]]
@@ -536,7 +536,7 @@ def test_a_portrait_phone_video_is_turned_upright(tmp_path: Path) -> None:
 
 
 def test_large_videos_are_hashed_from_samples_small_ones_whole(tmp_path: Path) -> None:
-    from phototag.pipeline import FULL_HASH_BYTES, content_hash, hash_file
+    from phototag.tagging.loader import FULL_HASH_BYTES, content_hash, hash_file
 
     small = make_video(tmp_path / "small.mp4", pan_frames(sample("coffee"), 10, (320, 240)))
     h, size, _ = hash_file(FileEntry(small, 0, 0, kind=FileKind.VIDEO))

@@ -156,7 +156,7 @@ def test_training_folder_layouts_are_collected_or_refused(tmp_path_factory, layo
 
     from PIL import Image
 
-    from phototag.train import TrainingError, collect_folder
+    from phototag.training.train import TrainingError, collect_folder
 
     root = tmp_path_factory.mktemp("layout")
     png = io.BytesIO()

@@ -13,7 +13,7 @@ from conftest import sample
 from PIL import Image
 
 from phototag.config import Device
-from phototag.imaging import preprocess
+from phototag.media.imaging import preprocess
 from phototag.models import session as session_module
 from phototag.models.backbones import Backbone
 from phototag.models.catalog import Catalog

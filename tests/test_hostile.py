@@ -19,8 +19,8 @@ from PIL import Image
 
 from phototag.config import Device, WriteSettings
 from phototag.index import Index
-from phototag.scan import Failed, Finished, ScanOptions, Tagged, scan
-from phototag.write import WriteFailed, write_tags
+from phototag.metadata.write import WriteFailed, write_tags
+from phototag.tagging.scan import Failed, Finished, ScanOptions, Tagged, scan
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -213,8 +213,8 @@ def test_the_hostile_corpus(tmp_path: Path) -> None:
     assert (lib / "07 jpeg named.png.xmp").read_text().startswith("<!DOCTYPE")  # left as it was
     assert grew_mib < 800, grew_mib  # the bombs were refused before decoding
     # Every odd name also makes it into an album, and nothing lands outside the album folder.
-    from phototag.albums import build_album
-    from phototag.query import TagQuery
+    from phototag.library.albums import build_album
+    from phototag.library.query import TagQuery
 
     with Index.open(tmp_path / "i.sqlite") as idx:
         album = tmp_path / "albums" / "all"
@@ -227,7 +227,7 @@ def test_the_hostile_corpus(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("orientation", [0, 9, 99, 65535])
 def test_absurd_orientations_are_ignored(orientation: object) -> None:
-    from phototag.imaging import decode
+    from phototag.media.imaging import decode
 
     photo = decode(exif_jpeg(orientation), min_side=64, max_pixels=10**8)
     assert photo.image.size == (120, 80)

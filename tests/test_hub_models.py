@@ -305,7 +305,7 @@ def test_onnx_equals_pytorch_on_real_photos(
     import open_clip
     import torch
 
-    from phototag.imaging import preprocess
+    from phototag.media.imaging import preprocess
     from phototag.models.backbones import Backbone
     from phototag.models.zeroshot import TextEncoder
 
@@ -335,7 +335,7 @@ def test_squash_resize_is_openclips_pixel_for_pixel() -> None:
     """SigLIP's resize_mode 'squash' (the whole photo to size x size), as OpenCLIP does it."""
     import open_clip
 
-    from phototag.imaging import preprocess
+    from phototag.media.imaging import preprocess
     from phototag.models.hub import preprocess_from_cfg
 
     cfg = {"size": [256, 256], "mode": "RGB", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5],
@@ -457,7 +457,7 @@ def test_vit_b_32_exported_as_immich_installs_and_matches_pytorch(
     import open_clip
     import torch
 
-    from phototag.imaging import preprocess
+    from phototag.media.imaging import preprocess
     from phototag.models.backbones import Backbone
     from phototag.models.hftokenizer import clip_bpe_tokenizer
     from phototag.models.zeroshot import TextEncoder

@@ -10,7 +10,7 @@ from conftest import jpeg_bytes, sample
 from PIL import Image
 
 from phototag.errors import ImageError
-from phototag.imaging import (
+from phototag.media.imaging import (
     Preprocess,
     center_crop,
     decode,

@@ -134,7 +134,7 @@ def test_an_index_of_mains_schema_gains_the_scale_tables_after_faces_and_ownersh
     assert conn.execute("SELECT COUNT(*) FROM faces").fetchone() == (1,)
     conn.close()
     with Index.open(tmp_path / "i.sqlite") as idx:
-        from phototag.corrections import corrected_counts
+        from phototag.library.corrections import corrected_counts
 
         counts = {(c.recognizer, c.path): c.photos for c in corrected_counts(idx)}
         assert counts == {

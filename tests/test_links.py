@@ -16,16 +16,16 @@ import pytest
 from metadata_readers import both
 from PIL import Image
 
-from phototag.albums import build_album
 from phototag.config import Device, LinkMode, WriteMode, WriteSettings
 from phototag.index import Index
+from phototag.library.albums import build_album
+from phototag.library.query import TagQuery
+from phototag.library.search import duplicate_groups
 from phototag.metadata.embed import embed_file, restore_interrupted, undo_path
 from phototag.metadata.exiftool import ExifTool
 from phototag.metadata.keywords import Field
-from phototag.query import TagQuery
-from phototag.scan import Finished, ScanOptions, ScanReport, scan
-from phototag.search import duplicate_groups
-from phototag.write import Unchanged, WriteFailed, Wrote, write_tags
+from phototag.metadata.write import Unchanged, WriteFailed, Wrote, write_tags
+from phototag.tagging.scan import Finished, ScanOptions, ScanReport, scan
 
 # End to end: the real models tag the photos whose links are written.
 pytestmark = pytest.mark.slow

@@ -21,10 +21,10 @@ from phototag.errors import MetadataError
 from phototag.index import Index
 from phototag.index.store import PhotoRecord
 from phototag.metadata.keywords import Field, KeywordStyle, desired, merge
+from phototag.metadata.write import Unchanged, WriteFailed, Wrote, clean, write_tags
 from phototag.metadata.xmp import Sidecar
 from phototag.models.recognizers import Candidate
-from phototag.scan import ScanOptions, scan
-from phototag.write import Unchanged, WriteFailed, Wrote, clean, write_tags
+from phototag.tagging.scan import ScanOptions, scan
 
 SIDECAR = WriteSettings()
 EMBED = WriteSettings(mode=WriteMode.EMBED)
@@ -411,7 +411,7 @@ def test_a_crash_between_the_file_write_and_the_index_record_loses_no_ownership(
     library: Path, idx: Index, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sidecar is renamed into place, then phototag dies before recording what it wrote."""
-    from phototag import write as write_module
+    from phototag.metadata import write as write_module
 
     scanned(idx, library / "2024")
     real_record = write_module.Writer.record

@@ -12,7 +12,7 @@ from conftest import sample
 from PIL import Image
 
 from phototag.errors import DeviceError, ModelError, UnknownModelError
-from phototag.imaging import preprocess
+from phototag.media.imaging import preprocess
 from phototag.models.backbones import Backbone, BackboneOutput
 from phototag.models.catalog import DEFAULT_RECOGNIZERS, Catalog
 from phototag.models.manifest import load_backbone_manifest, verify_files
@@ -220,9 +220,9 @@ def test_a_model_with_unexpected_inputs_is_refused_before_any_photo_is_read(
 
     import onnx
 
-    from phototag import pipeline
     from phototag.index import Index
-    from phototag.scan import ScanOptions, scan
+    from phototag.tagging import loader
+    from phototag.tagging.scan import ScanOptions, scan
 
     weights = tmp_path / "weights"
     shutil.copytree(LITE0, weights / "efficientnet-lite0")
@@ -243,8 +243,8 @@ def test_a_model_with_unexpected_inputs_is_refused_before_any_photo_is_read(
     manifest.write_text(text)  # a consistent manifest: the file is what it claims, the graph is not
     monkeypatch.setenv("PHOTOTAG_WEIGHTS", str(weights))
     reads: list[object] = []
-    real_read = pipeline.read_file
-    monkeypatch.setattr(pipeline, "read_file", lambda *a: reads.append(a) or real_read(*a))
+    real_read = loader.read_file
+    monkeypatch.setattr(loader, "read_file", lambda *a: reads.append(a) or real_read(*a))
     with (
         Index.open(tmp_path / "i.sqlite") as idx,
         pytest.raises(ModelError, match="lacks the inputs/outputs its manifest names: image"),

@@ -15,21 +15,21 @@ import pytest
 from conftest import invoke, ndjson
 from metadata_readers import both, by_exiftool
 
-from phototag.albums import build_album
 from phototag.cli.console import ExitCode
 from phototag.config import Device, WriteMode, WriteSettings, default_albums_dir
-from phototag.corrections import corrected_photos
 from phototag.index import Index
 from phototag.index.schema import MIGRATIONS, ensure_schema
+from phototag.library.albums import build_album
+from phototag.library.corrections import corrected_photos
+from phototag.library.query import TagQuery
+from phototag.library.search import by_tags
 from phototag.metadata.bookkeeping import is_bookkeeping
 from phototag.metadata.keywords import Field, KeywordStyle, desired, fit_iptc
+from phototag.metadata.write import Unchanged, WriteFailed, Wrote, clean, write_tags
 from phototag.metadata.xmp import Sidecar, write_atomic
-from phototag.query import TagQuery
-from phototag.scan import Finished, ScanOptions, ScanReport, scan
-from phototag.search import by_tags
+from phototag.tagging.scan import Finished, ScanOptions, ScanReport, scan
 from phototag.tagpath import join, leaf, split, term_matches
-from phototag.train import TrainOptions, keyword_tags, train_from_keywords
-from phototag.write import Unchanged, WriteFailed, Wrote, clean, write_tags
+from phototag.training.train import TrainOptions, keyword_tags, train_from_keywords
 
 EMBED = WriteSettings(mode=WriteMode.EMBED)
 #: 30 characters, 90 bytes of UTF-8: longer than IPTC's 64-byte keyword limit.
@@ -138,7 +138,7 @@ def test_train_from_keywords_keeps_ac_dc_and_never_learns_darktable_bookkeeping(
             idx, TrainOptions(name="mine", out_dir=tmp_path / "w"), min_examples=5
         )
         assert sorted(m.path for m in report.tags) == ["mine/Breakfast", "mine/Music/AC\\/DC"]
-        from phototag.retag import retag
+        from phototag.tagging.retag import retag
 
         retag(idx, ["mine"], threshold=0.5)
         found = {m.path.name for m in TagQuery(tags=("AC/DC",)).matches(idx)}
@@ -204,7 +204,7 @@ def test_cut_copies_left_by_an_older_phototag_are_recognised_and_taken_back(
     assert len(cut) == 3 and all(c != JAPANESE for c in cut)
     rescan(ix, tmp_path / "lib")
     with Index.open(ix) as idx:
-        from phototag.corrections import add
+        from phototag.library.corrections import add
 
         add(idx, photo, JAPANESE)
         pid = idx.photo_id(photo)
@@ -507,8 +507,8 @@ def test_tag_counts_after_corrections_equal_counting_every_photo(tmp_path: Path)
     """``tags`` counts only the corrected photos again; it must agree with counting all."""
     import random
 
-    from phototag.corrections import corrected_counts
     from phototag.index.store import PhotoRecord
+    from phototag.library.corrections import corrected_counts
     from phototag.models.recognizers import Candidate
 
     rng = random.Random(0)

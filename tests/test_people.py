@@ -16,9 +16,9 @@ from PIL import Image
 from phototag.config import Device, WriteSettings
 from phototag.index import Index
 from phototag.index import faces as db
+from phototag.metadata.write import clean, write_tags
 from phototag.metadata.xmp import Sidecar
-from phototag.scan import ScanOptions, scan
-from phototag.write import clean, write_tags
+from phototag.tagging.scan import ScanOptions, scan
 
 pytestmark = pytest.mark.slow  # real models over generated libraries
 
@@ -121,7 +121,7 @@ def test_scan_groups_faces_into_people_and_tags_photos(lib: Path, tmp_path: Path
         assert not any(t.startswith("people/") for t in tags["coffee.jpg"] + tags["cat.jpg"])
         assert db.count_faces(idx) == 4
         # One face finds the other photo of her first, then (further than grouping's 0.30) him.
-        from phototag.people import similar_faces
+        from phototag.library.people import similar_faces
 
         (hers,) = [f for p in db.people(idx) for f in db.faces_of_person(idx, p.id)
                    if db.path_of_face(idx, f.id).name == "astronaut.jpg"]  # type: ignore[union-attr]  # fmt: skip
@@ -271,7 +271,7 @@ def test_a_named_person_survives_an_incremental_scan_and_gains_new_faces(
     with Index.open(tmp_path / "i.sqlite") as idx:
         scanned(idx, lib)
         (eileen,) = [p for p, names in people_of(idx).items() if "astronaut.jpg" in names]
-        from phototag.people import name
+        from phototag.library.people import name
 
         name(idx, str(eileen), "Eileen")
         before = people_of(idx)
@@ -345,7 +345,7 @@ def test_writing_keeps_the_users_regions_and_clean_takes_back_only_phototags(
     with Index.open(tmp_path / "i.sqlite") as idx:
         scanned(idx, lib)
         (eileen,) = [p for p, names in people_of(idx).items() if "astronaut.jpg" in names]
-        from phototag.people import name
+        from phototag.library.people import name
 
         name(idx, str(eileen), "Eileen")
         list(write_tags(idx, [lib], WriteSettings()))
@@ -503,7 +503,7 @@ def test_a_real_digikam_style_sidecar_keeps_its_region_and_gains_ours(tmp_path: 
         scanned(idx, root)
         (person,) = db.people(idx)
         assert person.name is None  # Carl's region is not over her face
-        from phototag.people import name
+        from phototag.library.people import name
 
         name(idx, str(person.id), "Eileen")
         events = list(write_tags(idx, [root], WriteSettings()))

@@ -190,8 +190,8 @@ def old_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], No
 
 
 def _animal_tags(path: Path) -> list[str]:
-    from phototag.classify import Classification, classify
     from phototag.config import Device
+    from phototag.tagging.classify import Classification, classify
 
     (res,) = list(classify([path], device=Device.CPU, recognizers=["animal"]))
     assert isinstance(res, Classification)
@@ -240,8 +240,8 @@ def test_the_cat_is_still_an_animal_and_a_cat_and_the_coffee_still_food(
     got = _animal_tags(make_photo("cat.jpg", "chelsea"))
     assert got[:2] == ["animal", "animal/cat"]
     assert "animal/cat/tiger cat" in got
-    from phototag.classify import Classification, classify
     from phototag.config import Device
+    from phototag.tagging.classify import Classification, classify
 
     (res,) = list(classify([make_photo("coffee.jpg", "coffee")], device=Device.CPU))
     assert isinstance(res, Classification)

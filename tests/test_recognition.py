@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from phototag.classify import Classification, classify
 from phototag.config import Device
+from phototag.tagging.classify import Classification, classify
 
 # What the real models say about real photos.
 pytestmark = pytest.mark.slow

@@ -19,18 +19,18 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from phototag import pipeline
-from phototag.albums import build_album
 from phototag.cli.app import app
 from phototag.cli.console import ExitCode
 from phototag.config import Device, LinkMode, WriteSettings
 from phototag.errors import IndexFileError
 from phototag.index import Index
+from phototag.library.albums import build_album
+from phototag.library.query import TagQuery
 from phototag.lock import IndexLock
+from phototag.metadata.write import WriteFailed, Wrote, write_tags
 from phototag.metadata.xmp import Sidecar
-from phototag.query import TagQuery
-from phototag.scan import Finished, ScanOptions, scan
-from phototag.write import WriteFailed, Wrote, write_tags
+from phototag.tagging import loader
+from phototag.tagging.scan import Finished, ScanOptions, scan
 
 # End to end: real models in subprocesses, killed and rerun.
 pytestmark = pytest.mark.slow
@@ -330,7 +330,7 @@ def test_a_full_disk_while_writing_sidecars_keeps_the_old_sidecar(
                 from phototag.metadata.sidecars import Convention, Resolution
 
                 monkeypatch.setattr(
-                    "phototag.write.SidecarResolver.resolve",
+                    "phototag.metadata.write.SidecarResolver.resolve",
                     lambda self, photo, naming: Resolution(
                         photo, small_lib / (photo.name + ".xmp"), Convention.FULL, True
                     ),
@@ -413,15 +413,15 @@ def test_a_stalled_read_is_skipped_after_the_timeout_and_the_run_finishes(
     library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    real_read = pipeline.read_file
+    real_read = loader.read_file
     victim = library / "2024" / "cat.png"
 
-    def stalling(entry: pipeline.FileEntry, *a: object) -> tuple[bytes, int, int]:
+    def stalling(entry: loader.FileEntry, *a: object) -> tuple[bytes, int, int]:
         if entry.path == victim:
             release.wait(60)  # a read on a dead network mount
         return real_read(entry)
 
-    monkeypatch.setattr(pipeline, "read_file", stalling)
+    monkeypatch.setattr(loader, "read_file", stalling)
     try:
         with Index.open(tmp_path / "i.sqlite") as idx:
             t = time.monotonic()
@@ -458,7 +458,7 @@ def test_a_file_that_changes_while_read_is_reported_and_retried_next_run(
                                        st.st_size + 10, st.st_atime, st.st_mtime, st.st_ctime))  # fmt: skip
         return st
 
-    monkeypatch.setattr(pipeline.os, "fstat", changing)
+    monkeypatch.setattr(loader.os, "fstat", changing)
     with Index.open(tmp_path / "i.sqlite") as idx:
         report = next(
             e.report

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from phototag import pipeline
 from phototag.config import Device
 from phototag.index import Index
-from phototag.scan import Failed, Finished, ScanOptions, ScanReport, Tagged, scan
+from phototag.tagging import loader
+from phototag.tagging.scan import Failed, Finished, ScanOptions, ScanReport, Tagged, scan
 
 CPU = ScanOptions(device=Device.CPU, batch_size=4, workers=2)
 
@@ -30,13 +30,13 @@ def run(
 def decodes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts every image decode the pipeline does."""
     calls: list[int] = []
-    real = pipeline.decode
+    real = loader.decode
 
     def counting(*a: object, **kw: object) -> object:
         calls.append(1)
         return real(*a, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "decode", counting)
+    monkeypatch.setattr(loader, "decode", counting)
     return calls
 
 
@@ -215,7 +215,7 @@ def test_unreadable_and_vanishing_files_are_reported(
             raise PermissionError(13, "Permission denied")
         return real_open(path, flags, *a)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline.os, "open", guarded_open)
+    monkeypatch.setattr(loader.os, "open", guarded_open)
     with Index.open(tmp_path / "i.sqlite") as idx:
         report, events = run([library / "2024"], idx)
     assert {f.path.name: f.reason for f in report.failures} == {"cat.png": "permission denied"}

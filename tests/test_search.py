@@ -13,9 +13,15 @@ from PIL import Image
 from phototag.config import Device, SimilarBy
 from phototag.index import Index
 from phototag.index.store import PhotoRecord
+from phototag.library.search import (
+    by_embedding,
+    by_tags,
+    duplicate_groups,
+    similar_to,
+    tag_similarity,
+)
 from phototag.models.recognizers import Candidate
-from phototag.scan import ScanOptions, scan
-from phototag.search import by_embedding, by_tags, duplicate_groups, similar_to, tag_similarity
+from phototag.tagging.scan import ScanOptions, scan
 
 DISTINCT = ["coffee", "chelsea", "astronaut", "rocket", "camera", "brick", "grass", "coins", "moon", "page",
             "hubble_deep_field", "immunohistochemistry", "retina", "logo", "horse", "clock"]  # fmt: skip

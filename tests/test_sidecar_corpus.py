@@ -22,9 +22,9 @@ from phototag.config import WriteSettings
 from phototag.index import Index
 from phototag.index.store import PhotoRecord
 from phototag.metadata.keywords import Field
+from phototag.metadata.write import Unchanged, WriteFailed, Wrote, clean, write_tags
 from phototag.metadata.xmp import Sidecar, _parse
 from phototag.models.recognizers import Candidate
-from phototag.write import Unchanged, WriteFailed, Wrote, clean, write_tags
 
 CORPUS = Path(__file__).parent / "data" / "sidecars"
 FILES = sorted(CORPUS.glob("*.xmp"))

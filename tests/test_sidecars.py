@@ -19,8 +19,8 @@ from phototag.index import Index
 from phototag.index.store import PhotoRecord
 from phototag.metadata.read import keywords_in_files, user_keywords
 from phototag.metadata.sidecars import ProblemKind, SidecarResolver, check_sidecars
+from phototag.metadata.write import Unchanged, WriteFailed, Wrote, clean, write_tags
 from phototag.models.recognizers import Candidate
-from phototag.write import Unchanged, WriteFailed, Wrote, clean, write_tags
 
 BASENAME = WriteSettings(sidecar_name=SidecarNaming.BASENAME)
 FULL = WriteSettings()

@@ -1,4 +1,4 @@
-"""The one tagging path (phototag/tagger.py) and the rescan's completeness mark, with a fake
+"""The one tagging path (phototag/tagging/tagger.py) and the rescan's completeness mark, with a fake
 at the onnxruntime boundary (tests/conftest.py: FakeInferenceSession): fast, no model run."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from phototag.classify import Classification, classify
 from phototag.config import Device
 from phototag.index import Index
 from phototag.models.catalog import Catalog
-from phototag.retag import retag
-from phototag.scan import Finished, ScanOptions, ScanReport, scan
-from phototag.tagger import Tagger
+from phototag.tagging.classify import Classification, classify
+from phototag.tagging.retag import retag
+from phototag.tagging.scan import Finished, ScanOptions, ScanReport, scan
+from phototag.tagging.tagger import Tagger
 
 NAMES = ["coffee", "chelsea", "astronaut", "rocket", "camera", "coins"]
 

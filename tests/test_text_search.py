@@ -144,8 +144,8 @@ def test_retag_rescores_zero_shot_tags_from_stored_embeddings_without_decoding(
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("retag decoded a photo")
 
-    monkeypatch.setattr("phototag.imaging.decode", no_decoding)
-    monkeypatch.setattr("phototag.pipeline.decode", no_decoding)
+    monkeypatch.setattr("phototag.media.imaging.decode", no_decoding)
+    monkeypatch.setattr("phototag.tagging.loader.decode", no_decoding)
     code, _, err = invoke("retag", "-m", "fashion-color", "--threshold", "0", "--top-k", "100",
                           "--write", "none")  # fmt: skip
     assert code == ExitCode.OK, err
@@ -192,7 +192,7 @@ def test_similar_and_duplicates_compare_the_classifiers_embeddings_unless_told(
 ) -> None:
     """With CLIP installed a scan stores two embeddings per photo; the duplicate threshold
     was measured on EfficientNet-Lite0's, so that is what similar/duplicates use by default."""
-    from phototag.search import by_embedding
+    from phototag.library.search import by_embedding
 
     monkeypatch.setenv("PHOTOTAG_WEIGHTS", str(tiny_clip))
     code, _, err = invoke("scan", lib, "--write", "none")
@@ -226,7 +226,7 @@ def test_scanning_and_searching_never_import_torch(
 
     code = (
         "import sys; from pathlib import Path; from phototag.index import Index;"
-        "from phototag.scan import scan, ScanOptions; from phototag.search import by_text\n"
+        "from phototag.tagging.scan import scan, ScanOptions; from phototag.library.search import by_text\n"
         f"idx = Index.open(Path({str(tmp_path / 'i.sqlite')!r}))\n"
         f"list(scan([Path({str(lib)!r})], idx, ScanOptions(recognizers=['scene', 'mushroom'])))\n"
         "assert by_text(idx, 'a cat on a sofa', n=2)\n"

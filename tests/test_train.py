@@ -17,24 +17,25 @@ from conftest import sample
 from PIL import Image
 from typer.testing import CliRunner
 
-from phototag import imaging, pipeline
-from phototag.classify import Classification, classify
 from phototag.cli.app import app
 from phototag.config import Device, WriteSettings
 from phototag.index import Index
+from phototag.media import imaging
 from phototag.metadata.keywords import Field
+from phototag.metadata.write import write_tags
 from phototag.metadata.xmp import Sidecar
 from phototag.models.catalog import Catalog
-from phototag.retag import retag
-from phototag.scan import ScanOptions, scan
-from phototag.train import (
+from phototag.tagging import loader
+from phototag.tagging.classify import Classification, classify
+from phototag.tagging.retag import retag
+from phototag.tagging.scan import ScanOptions, scan
+from phototag.training.train import (
     TrainingError,
     TrainOptions,
     train_from_corrections,
     train_from_folder,
     train_from_keywords,
 )
-from phototag.write import write_tags
 
 OBJECTS = {"cup": ("coffee", (60, 10, 470, 390)), "cat": ("chelsea", (90, 0, 380, 290)),
            "astronaut": ("astronaut", (130, 0, 380, 260))}  # fmt: skip
@@ -205,7 +206,7 @@ def test_retag_applies_a_new_recognizer_to_stored_embeddings_without_decoding(
         list(scan([test], idx, ScanOptions(device=Device.CPU, recognizers=["imagenet"])))
         list(write_tags(idx, [test], WriteSettings()))
         decodes: list[int] = []
-        for module in (imaging, pipeline):
+        for module in (imaging, loader):
             real = module.decode
             monkeypatch.setattr(
                 module, "decode", lambda *a, _r=real, **k: decodes.append(1) or _r(*a, **k)

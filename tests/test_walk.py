@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from phototag.walk import FileEntry, WalkProblem, walk
+from phototag.tagging.walk import FileEntry, WalkProblem, walk
 
 
 def touch(p: Path, data: bytes = b"x") -> Path:

@@ -23,7 +23,7 @@ from conftest import TINY_CLIP_CONFIG, jpeg_bytes, sample
 from PIL import Image, ImageOps
 
 from phototag.errors import ModelError, UnknownModelError
-from phototag.imaging import center_crop, decode, preprocess, resize_short_side
+from phototag.media.imaging import center_crop, decode, preprocess, resize_short_side
 from phototag.models.backbones import Backbone
 from phototag.models.catalog import Catalog
 from phototag.models.manifest import load_backbone_manifest
@@ -156,7 +156,7 @@ def test_onnx_embeddings_match_pytorch_on_real_photos(with_tiny_clip: Path) -> N
 def test_zero_shot_scores_equal_a_hand_computation(with_tiny_clip: Path, tmp_path: Path) -> None:
     """softmax(logit_scale * cos) over the tags' averaged prompt embeddings and the default
     background prompts, computed from the TOML and PyTorch alone."""
-    from phototag.classify import classify
+    from phototag.tagging.classify import classify
 
     model, transform, tokenizer = reference()
     spec = tomllib.loads((VOCABULARIES / "fashion-color.toml").read_text())

@@ -15,9 +15,9 @@ from . import options as o
 from .console import ExitCode, Output, counting_bar, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
-    from ..albums import AlbumReport
     from ..index import Index
-    from ..query import TagQuery
+    from ..library.albums import AlbumReport
+    from ..library.query import TagQuery
 
 
 def album_command(
@@ -123,11 +123,11 @@ def album_command(
     Running the same command again adds new matches and removes entries that no longer
     match; nothing in the folder that phototag did not create is ever touched.
     """
-    from ..albums import album_folder, album_name, build_album, refresh_all, remove_album
     from ..config import default_albums_dir, default_index_path
     from ..errors import ConfigError
     from ..index import Index
-    from ..query import TagQuery
+    from ..library.albums import album_folder, album_name, build_album, refresh_all, remove_album
+    from ..library.query import TagQuery
 
     out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
     failed = False
@@ -223,7 +223,7 @@ def _check_names(idx: Index, query: TagQuery, *, expect_matches: bool) -> None:
 def _list_albums(out: Output, idx: Index) -> None:
     from rich.table import Table
 
-    from ..albums import query_from_json
+    from ..library.albums import query_from_json
 
     albums = idx.albums()
     table = Table(box=None)

@@ -37,7 +37,7 @@ def add_command(
     json_out: o.Json = False,
 ) -> None:
     """Register images as items (re-adding an image's file name replaces the item)."""
-    from ..catalogs import ItemCatalog, NotRegistered, read_fields, register
+    from ..library.catalogs import ItemCatalog, NotRegistered, read_fields, register
 
     out = Output(json_mode=json_out)
     failed = added = replaced = 0
@@ -79,7 +79,7 @@ def similar_command(
     """The items most like PHOTO, with their fields."""
     from rich.table import Table
 
-    from ..catalogs import ItemCatalog, similar_items
+    from ..library.catalogs import ItemCatalog, similar_items
 
     out = Output(json_mode=json_out)
     with guarded(out):
@@ -105,7 +105,7 @@ def similar_command(
 @app.command("list")
 def list_command(json_out: o.Json = False) -> None:
     """The catalogues and how many items each holds."""
-    from ..catalogs import ItemCatalog, list_catalogs
+    from ..library.catalogs import ItemCatalog, list_catalogs
 
     out = Output(json_mode=json_out)
     with guarded(out):
@@ -122,7 +122,7 @@ def list_command(json_out: o.Json = False) -> None:
 @app.command("remove")
 def remove_command(name: Name) -> None:
     """Delete a catalogue (its items; the images themselves are not touched)."""
-    from ..catalogs import ItemCatalog
+    from ..library.catalogs import ItemCatalog
 
     out = Output()
     with guarded(out):

@@ -29,8 +29,8 @@ def classify_command(
     """
     from rich.table import Table
 
-    from ..classify import Classification, classify
-    from ..scan import Failed
+    from ..tagging.classify import Classification, classify
+    from ..tagging.scan import Failed
 
     out = Output(json_mode=json_out)
     failed = 0

@@ -410,7 +410,7 @@ def calibrate_command(
 ) -> None:
     """Fit a zero-shot vocabulary's temperature on labelled photos (temperature scaling), so
     its scores are honest probabilities and --threshold means the same as for the others."""
-    from ..calibrate import calibrate
+    from ..training.calibrate import calibrate
 
     out = Output(json_mode=json_out)
     with guarded(out):

@@ -57,7 +57,7 @@ def people_command(
         return
     from ..config import default_index_path
     from ..index import Index
-    from ..people import list_people
+    from ..library.people import list_people
 
     out = Output(json_mode=json_out)
     path = index or default_index_path()
@@ -101,7 +101,7 @@ def name_command(
     """Name a person (all their faces, and new faces that match them later). Giving the name
     another person already has merges the two. 'phototag write' then writes face regions
     and person keywords."""
-    from ..people import name as do
+    from ..library.people import name as do
 
     _change(index, json_out, "people name", lambda idx: do(idx, person, name))
 
@@ -109,7 +109,7 @@ def name_command(
 @app.command("unname")
 def unname_command(person: PersonRef, index: o.IndexPath = None, json_out: o.Json = False) -> None:
     """Take a person's name away (their faces stay grouped)."""
-    from ..people import unname as do
+    from ..library.people import unname as do
 
     _change(index, json_out, "people unname", lambda idx: do(idx, person))
 
@@ -122,7 +122,7 @@ def merge_command(
     json_out: o.Json = False,
 ) -> None:
     """Merge people who are one person: their faces all go to --into."""
-    from ..people import merge as do
+    from ..library.people import merge as do
 
     _change(index, json_out, "people merge", lambda idx: do(idx, people, into))
 
@@ -140,7 +140,7 @@ def remove_face_command(
     json_out: o.Json = False,
 ) -> None:
     """Take a wrongly grouped face out of its person (split): into --to, or a person of its own."""
-    from ..people import remove_face as do
+    from ..library.people import remove_face as do
 
     _change(index, json_out, "people remove-face", lambda idx: do(idx, face, to))
 
@@ -153,7 +153,7 @@ def ignore_command(
     json_out: o.Json = False,
 ) -> None:
     """Ignore a person (a stranger in the background): not listed, never written into files."""
-    from ..people import ignore as do
+    from ..library.people import ignore as do
 
     _change(index, json_out, "people ignore", lambda idx: do(idx, person, not undo))
 
@@ -168,7 +168,7 @@ def show_person_command(
     from ..config import default_index_path
     from ..index import Index
     from ..index import faces as db
-    from ..people import resolve
+    from ..library.people import resolve
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
@@ -204,7 +204,7 @@ def similar_command(
     from ..config import default_index_path
     from ..index import Index
     from ..index import faces as db
-    from ..people import similar_faces
+    from ..library.people import similar_faces
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
@@ -230,7 +230,7 @@ def forget_command(
     written into files are taken back by 'phototag clean' (or the next 'phototag write')."""
     from ..config import default_index_path
     from ..index import Index
-    from ..people import forget
+    from ..library.people import forget
 
     out = Output(json_mode=json_out)
     if not yes:

@@ -33,7 +33,7 @@ def list_command(json_out: o.Json = False) -> None:
     the backbone it runs on, its number of tags and its manifest."""
     from rich.table import Table
 
-    from ..recognizer_list import list_recognizers
+    from ..models.recognizer_list import list_recognizers
 
     out = Output(json_mode=json_out)
     with guarded(out):
@@ -63,7 +63,7 @@ def remove_command(
     Its tags stay in the index and in sidecars until a scan or retag without it replaces
     them; 'phototag clean' takes back what phototag wrote.
     """
-    from ..train import remove_recognizer
+    from ..training.train import remove_recognizer
 
     out = Output()
     with guarded(out):

@@ -17,7 +17,7 @@ from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn, TaskID
 
-    from ..scan import FileCounts, ScanOptions, ScanReport
+    from ..tagging.scan import FileCounts, ScanOptions, ScanReport
 
 T = TypeVar("T")
 
@@ -89,7 +89,7 @@ def scan_command(
     from ..config import default_index_path
     from ..index import Index
     from ..models.catalog import Catalog
-    from ..scan import Failed, Finished, Planned, Read, ScanOptions, Tagged, scan
+    from ..tagging.scan import Failed, Finished, Planned, Read, ScanOptions, Tagged, scan
 
     out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
     for p in paths:
@@ -157,7 +157,7 @@ def scan_command(
         if json_out:
             out.json({"summary": report.as_json()})
         if settings.mode is not WriteMode.NONE:
-            from ..write import write_tags
+            from ..metadata.write import write_tags
             from .write import report_writes, written_what
 
             rec = list(opts.recognizers) if opts.recognizers else None

@@ -38,10 +38,10 @@ def search_command(
     json_out: o.Json = False,
 ) -> None:
     """List the indexed photos that best fit TEXT, best first (needs a zero-shot backbone)."""
-    from ..albums import TextQuery
     from ..config import default_index_path
     from ..index import Index
-    from ..search import by_text
+    from ..library.albums import TextQuery
+    from ..library.search import by_text
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:

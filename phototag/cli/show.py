@@ -31,10 +31,10 @@ def show_command(
     from rich.table import Table
 
     from ..config import default_index_path
-    from ..corrections import correct_view
     from ..errors import ConfigError
     from ..index import Index
-    from ..lookup import indexed_path
+    from ..library.corrections import correct_view
+    from ..library.lookup import indexed_path
     from ..metadata.read import keywords_in_files
 
     out = Output(json_mode=json_out)
@@ -178,8 +178,8 @@ def tags_command(
     from rich.table import Table
 
     from ..config import default_index_path
-    from ..corrections import corrected_counts
     from ..index import Index
+    from ..library.corrections import corrected_counts
     from ..names import tag_names
 
     out = Output(json_mode=json_out)

@@ -13,9 +13,9 @@ from . import options as o
 from .console import ExitCode, Output, escape, guarded, safe_path
 
 if TYPE_CHECKING:
-    from ..albums import AlbumQuery
     from ..index import Index
-    from ..search import Similar
+    from ..library.albums import AlbumQuery
+    from ..library.search import Similar
 
 
 def similar_command(
@@ -48,11 +48,11 @@ def similar_command(
     json_out: o.Json = False,
 ) -> None:
     """List the indexed photos most similar to PHOTO, best first, with a similarity score."""
-    from ..albums import SimilarQuery
     from ..config import default_index_path
     from ..errors import ImageError
     from ..index import Index
-    from ..search import similar_to
+    from ..library.albums import SimilarQuery
+    from ..library.search import similar_to
 
     out = Output(json_mode=json_out)
     if not photo.exists():
@@ -96,8 +96,8 @@ def report_ranked(
     out: Output, idx: Index, found: list[Similar], album: str | None, query: AlbumQuery
 ) -> None:
     """Print ranked photos (``score  path``, or JSON lines) and, asked for, make the album."""
-    from ..albums import album_folder, build_album
     from ..config import default_albums_dir
+    from ..library.albums import album_folder, build_album
 
     for s in found:
         if out.json_mode:
@@ -137,10 +137,10 @@ def duplicates_command(
     come first.
     """
     from ..config import default_index_path
-    from ..duplicates import rank_duplicates
     from ..index import Index
+    from ..library.duplicates import rank_duplicates
+    from ..library.search import default_backbone, duplicate_groups
     from ..models.catalog import Catalog
-    from ..search import default_backbone, duplicate_groups
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:

@@ -13,7 +13,7 @@ from . import options as o
 from .console import ExitCode, Output, counting_bar, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
-    from ..train import TrainReport
+    from ..training.train import TrainReport
 
 
 def train_command(
@@ -90,7 +90,7 @@ def train_command(
     """
     from ..config import default_index_path
     from ..index import Index
-    from ..train import (
+    from ..training.train import (
         TrainingError,
         TrainOptions,
         train_from_corrections,
@@ -187,8 +187,8 @@ def retag_command(
     """
     from ..config import default_index_path
     from ..index import Index
-    from ..retag import retag
-    from ..write import write_tags
+    from ..metadata.write import write_tags
+    from ..tagging.retag import retag
     from .write import report_writes, written_what
 
     out = Output(quiet=quiet, log_file=log_file)
@@ -256,11 +256,11 @@ def tag_command(
     train --from-corrections' learns from them. The files are written the way the photo was
     written before (sidecar or embedded), else as the configuration says.
     """
-    from .. import corrections
     from ..config import default_index_path
     from ..errors import ConfigError
     from ..index import Index
-    from ..write import write_tags
+    from ..library import corrections
+    from ..metadata.write import write_tags
     from .write import report_writes, written_what
 
     out = Output()
@@ -274,7 +274,7 @@ def tag_command(
             index_lock(out, index_path, "tag", wait),
             Index.open(index_path, create=False) as idx,
         ):
-            from ..lookup import indexed_path
+            from ..library.lookup import indexed_path
 
             # An album entry stands for its photo (docs/albums.md).
             which = indexed_path(idx, photo)

@@ -14,7 +14,7 @@ from . import options as o
 from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
-    from ..write import WriteEvent
+    from ..metadata.write import WriteEvent
 
 Paths = Annotated[
     list[Path], typer.Argument(help="Photos or folders (as scanned).", show_default=False)
@@ -43,7 +43,7 @@ def write_command(
     """
     from ..config import default_index_path
     from ..index import Index
-    from ..write import write_tags
+    from ..metadata.write import write_tags
 
     out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
     index_path = index or default_index_path()
@@ -77,7 +77,7 @@ def clean_command(
     """
     from ..config import default_index_path
     from ..index import Index
-    from ..write import clean
+    from ..metadata.write import clean
 
     out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
     index_path = index or default_index_path()
@@ -94,7 +94,7 @@ def report_writes(
     out: Output, events: Iterable[WriteEvent], dry_run: bool, what: str = "files"
 ) -> int:
     """Print (or stream as JSON) write events; returns how many failed. ``what``: 'sidecars', ..."""
-    from ..write import Unchanged, WriteFailed, Wrote
+    from ..metadata.write import Unchanged, WriteFailed, Wrote
 
     changed = unchanged = failed = 0
     verb = "would change" if dry_run else "written"

@@ -1,4 +1,4 @@
-"""The user's corrections, stored by content hash (storage only: how they apply is phototag/corrections.py).
+"""The user's corrections, stored by content hash (storage only: how they apply is phototag/library/corrections.py).
 
 A mixin of :class:`~phototag.index.store.Index`: methods over its connection."""
 

@@ -68,7 +68,7 @@ class PhotoTables(Tables):
 
     def mark_complete(self, ids: Iterable[int], digest: str) -> None:
         """Record that these photos hold every result and embedding of ``digest`` (see
-        :func:`~phototag.tagger.completeness_digest`). Triggers clear the mark as soon as
+        :func:`~phototag.tagging.tagger.completeness_digest`). Triggers clear the mark as soon as
         any of their results or embeddings changes."""
         self.conn.executemany(
             "UPDATE photos SET complete_for = ? WHERE id = ?", [(digest, int(i)) for i in ids]

@@ -4,7 +4,7 @@
 concern, one module each (photos, targets, corrections, albums, tags, embeddings; faces
 are functions in faces.py); what is here spans several groups of tables at once: a
 photo's row with everything that hangs off it (insert, move, copy, edit in place, view).
-Storage only: no policy (how corrections apply is phototag/corrections.py).
+Storage only: no policy (how corrections apply is phototag/library/corrections.py).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ class TagTables(Tables):
     ) -> list[PhotoTags]:
         """Photos at or under ``roots`` with the hierarchy paths of the models' tags, by path.
 
-        These are the stored tags only; :mod:`phototag.corrections` applies the user's
+        These are the stored tags only; :mod:`phototag.library.corrections` applies the user's
         corrections on top (``corrected_photo_tags``). The folder filter runs in SQL
         (:func:`under_clause`), before anything is read.
         """

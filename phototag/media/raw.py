@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ImageError
 
 if TYPE_CHECKING:
-    from ..imaging import DecodedPhoto
+    from .imaging import DecodedPhoto
 
 #: LibRaw's ``sizes.flip`` -> EXIF orientation (LibRaw: 3 = 180 degrees, 5 = 90 degrees
 #: counter-clockwise, 6 = 90 degrees clockwise).
@@ -44,7 +44,7 @@ def decode_raw(
     """
     import rawpy
 
-    from ..imaging import DecodedPhoto
+    from .imaging import DecodedPhoto
 
     if not data:
         raise ImageError("empty file (0 bytes)")
@@ -83,7 +83,7 @@ def decode_raw(
 def _exif_time(data: bytes) -> str | None:
     from PIL import Image
 
-    from ..imaging import _capture_time
+    from .imaging import _capture_time
 
     try:
         with Image.open(io.BytesIO(data)) as im:  # reads the header and IFDs, no pixels
@@ -100,7 +100,7 @@ def _preview(
     import rawpy
     from PIL import Image
 
-    from ..imaging import _apply_orientation, _capture_time, _to_rgb
+    from .imaging import _apply_orientation, _capture_time, _to_rgb
 
     try:
         thumb = raw.extract_thumb()  # LibRaw picks the largest of the previews

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ..config import SidecarNaming
 from ..errors import ConfigError
-from ..imaging import IMAGE_EXTENSIONS
+from ..media.imaging import IMAGE_EXTENSIONS
 
 #: Camera RAW formats (lower case): in a RAW+JPEG pair the RAW owns the basename sidecar.
 RAW_EXTENSIONS = frozenset({
@@ -274,7 +274,7 @@ class SidecarProblem:
 
 
 def _folders(roots: Iterable[Path]) -> Iterator[Path]:
-    from ..walk import ALBUM_MARKER, SKIPPED_DIRS
+    from ..tagging.walk import ALBUM_MARKER, SKIPPED_DIRS
 
     for root in roots:
         root = Path(os.path.abspath(root))

@@ -98,7 +98,7 @@ def export_clip(
     torch, open_clip = _imports()
     from PIL import Image
 
-    from ..imaging import Preprocess, Resample, SizeConvention, preprocess
+    from ..media.imaging import Preprocess, Resample, SizeConvention, preprocess
     from .tokenizer import Tokenizer
 
     if config is not None:

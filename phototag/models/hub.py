@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..imaging import Preprocess, Resample, ResizeMode, SizeConvention
+from ..media.imaging import Preprocess, Resample, ResizeMode, SizeConvention
 from .install import Installed, install_folder
 from .manifest import read_toml, sha256_file
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelError
-from ..imaging import Layout, Preprocess, Resample, ResizeMode, SizeConvention
+from ..media.imaging import Layout, Preprocess, Resample, ResizeMode, SizeConvention
 
 
 @dataclass(frozen=True, slots=True)

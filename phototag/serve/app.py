@@ -298,7 +298,7 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
         min_score: float = 0.0,
     ) -> dict[str, Any]:
         """Indexed photos most similar to the uploaded photo, by embedding or by tags."""
-        from ..search import by_embedding, by_tags, default_backbone
+        from ..library.search import by_embedding, by_tags, default_backbone
 
         names = list(settings.recognizers) or list(engine.default_names())
         backbone = default_backbone({r.backbone for r in engine.recognizers(names)}, engine.catalog)
@@ -318,7 +318,7 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
         q: str = Query(min_length=1, max_length=1000), n: int = Query(default=20, ge=1, le=1000)
     ) -> dict[str, Any]:
         """Photos found by a description (needs an open-vocabulary model)."""
-        from ..search import by_text
+        from ..library.search import by_text
 
         with index() as idx:
             found = by_text(idx, q, catalog=engine.catalog, n=n)
@@ -338,7 +338,7 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
     ) -> dict[str, Any]:
         """Photos carrying every tag and showing every person (or ``any`` of them), newest
         first, with the user's corrections applied."""
-        from ..query import TagQuery
+        from ..library.query import TagQuery
 
         if not tag and not person:
             raise ApiError(400, "give at least one tag or person: /v1/photos?tag=beach")
@@ -355,7 +355,7 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
     @app.get("/v1/people", tags=["library"])
     def people() -> dict[str, Any]:
         """The people faces were grouped into, with counts and a representative face."""
-        from ..people import list_people
+        from ..library.people import list_people
 
         with index() as idx:
             return {"results": [{"id": p.id, "name": p.name, "label": p.label, "faces": p.faces,
@@ -425,7 +425,7 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
     @app.get("/v1/tags", tags=["library"])
     def tags(model: str | None = None) -> dict[str, Any]:
         """Every tag in the index with how many photos carry it."""
-        from ..corrections import corrected_counts
+        from ..library.corrections import corrected_counts
 
         with index() as idx:
             return {"results": [{"model": t.recognizer, "tag": t.tag, "path": t.path, "count": t.photos}
@@ -442,7 +442,7 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
     @app.get("/v1/duplicates", tags=["search"])
     def duplicates(threshold: float = Query(default=0.9, ge=0.5, le=1.0)) -> dict[str, Any]:
         """Groups of exact and near-identical copies (as ``phototag duplicates``)."""
-        from ..search import default_backbone, duplicate_groups
+        from ..library.search import default_backbone, duplicate_groups
 
         with index() as idx:
             names = [r[0] for r in idx.conn.execute("SELECT DISTINCT backbone FROM embeddings")]
@@ -457,7 +457,7 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
 
     @app.get("/v1/catalogs", tags=["catalogues"])
     def catalogs() -> dict[str, Any]:
-        from ..catalogs import list_catalogs
+        from ..library.catalogs import list_catalogs
 
         return {"results": list_catalogs(settings.catalogs_dir)}
 
@@ -468,7 +468,7 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
     ) -> dict[str, Any]:  # fmt: skip
         """The catalogue's items most like the uploaded photo, with their fields (ranked by
         ``weight`` x embedding cosine + (1 - weight) x shared tags)."""
-        from ..catalogs import ItemCatalog
+        from ..library.catalogs import ItemCatalog
 
         with ItemCatalog.open(name, folder=settings.catalogs_dir) as cat:
             backbones = cat.backbones()
@@ -524,9 +524,9 @@ def _photo_ref(
 
 def _decoded(path: Path, min_side: int, max_pixels: int, what: str) -> Any:
     """The indexed file at ``path`` decoded upright (a PIL image); 404 when it cannot be."""
-    from ..imaging import decode
-    from ..pipeline import read_file
-    from ..walk import FileEntry
+    from ..media.imaging import decode
+    from ..tagging.loader import read_file
+    from ..tagging.walk import FileEntry
 
     try:
         data, _, _ = read_file(FileEntry(path, 0, 0))

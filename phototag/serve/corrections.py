@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .. import corrections
 from ..config import WriteSettings
 from ..errors import ConfigError, LockedError
 from ..index import Index
+from ..library import corrections
 from ..lock import IndexLock
-from ..write import WriteFailed, Wrote, write_tags
+from ..metadata.write import WriteFailed, Wrote, write_tags
 
 #: How long a correction waits for a nightly scan that holds the index before giving up.
 LOCK_WAIT = 10.0
@@ -20,7 +20,7 @@ def apply_correction(
     index_path: Path, photo: Path, action: str, tag: str, write: WriteSettings
 ) -> dict[str, Any]:
     """Add or remove ``tag`` on the indexed ``photo`` and rewrite its files, in the mode the
-    photo was written with (else ``write``'s), by :mod:`phototag.corrections`' rules.
+    photo was written with (else ``write``'s), by :mod:`phototag.library.corrections`' rules.
 
     Returns ``{"action", "path", "changed", "written"}``. Raises ConfigError for a bad
     action or tag (``NothingToRemove`` for a tag the photo lacks), LockedError when a scan

@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from ..config import DEFAULT_MAX_PIXELS, Device
-from ..imaging import decode
+from ..media.imaging import decode
 from ..models.backbones import Backbone, BackboneOutput
 from ..models.catalog import Catalog
 from ..models.recognizers import Candidate, Recognizer
@@ -115,7 +115,7 @@ class Recognition:
         """Decode ``data`` (any format ``scan`` reads) and preprocess it for every backbone
         the recognizers and ``embed`` need. Raises ``ImageError`` (not an image, too many
         pixels, corrupt) or ``UnknownModelError``."""
-        from ..imaging import preprocess
+        from ..media.imaging import preprocess
 
         recs = self.recognizers(recognizers)
         names = list(dict.fromkeys([r.backbone for r in recs] + list(embed)))

@@ -28,17 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
-from .errors import ConfigError, ImageError, PhototagError
-from .imaging import decode, preprocess
-from .index.store import Index
-from .media.kinds import FileKind, classify
-from .media.raw import decode_raw
-from .models.backbones import Backbone
-from .models.catalog import Catalog
-from .models.recognizers import head_scores
-from .tagpath import join as join_path
-from .walk import FileEntry, OtherFile, walk
+from .. import config
+from ..errors import ConfigError, ImageError, PhototagError
+from ..index.store import Index
+from ..media.imaging import decode, preprocess
+from ..media.kinds import FileKind, classify
+from ..media.raw import decode_raw
+from ..models.backbones import Backbone
+from ..models.catalog import Catalog
+from ..models.recognizers import head_scores
+from ..tagging.walk import FileEntry, OtherFile, walk
+from ..tagpath import join as join_path
 
 #: Below this many photos a tag is refused (nothing to hold out); below RECOMMENDED, warned.
 MIN_EXAMPLES = 2
@@ -453,7 +453,7 @@ def save_recognizer(
         lines.append(
             f"{q(m.path)} = {{ examples = {m.examples}, precision = {m.precision:.4f}, recall = {m.recall:.4f} }}"
         )
-    from .metadata.xmp import write_atomic
+    from ..metadata.xmp import write_atomic
 
     write_atomic(folder / f"{name}.npz", head)
     write_atomic(folder / f"{name}.toml", ("\n".join(lines) + "\n").encode("utf-8"))
@@ -555,8 +555,8 @@ def keyword_tag(value: str, field_name: str, root: str) -> str | None:
     """A keyword as a tag path under ``root``: 'People|Anna' -> 'mine/People/Anna', the
     flat keyword 'AC/DC' -> 'mine/AC\\/DC' (the text kept verbatim, :mod:`phototag.tagpath`).
     None for an empty keyword or another program's bookkeeping (``darktable|format|jpg``)."""
-    from .metadata.bookkeeping import is_bookkeeping
-    from .tagpath import join
+    from ..metadata.bookkeeping import is_bookkeeping
+    from ..tagpath import join
 
     levels = keyword_levels(value, field_name)
     if not levels or is_bookkeeping(levels):
@@ -572,8 +572,8 @@ def keyword_tags(pairs: Sequence[tuple[str, str]], root: str) -> set[str]:
     cannot tell ``Music/AC/DC`` from ``Music|AC/DC``). A flat value that is the last level of
     another program's bookkeeping keyword in the same photo (darktable's ``jpg``) is left out.
     """
-    from .metadata.bookkeeping import is_bookkeeping
-    from .tagpath import leaf
+    from ..metadata.bookkeeping import is_bookkeeping
+    from ..tagpath import leaf
 
     order = {"lr:hierarchicalSubject": 0, "digiKam:TagsList": 1}
     best: dict[str, str] = {}
@@ -609,7 +609,7 @@ def train_from_keywords(
     """Learn the user's own keywords (dc:subject, lr:hierarchicalSubject, IPTC Keywords,
     digiKam:TagsList in sidecars and files) from the stored embeddings, then suggest them for
     the photos that lack them. phototag's own keywords are left out."""
-    from .metadata.read import user_keywords
+    from ..metadata.read import user_keywords
 
     name = check_free(options, Catalog.discover())
     found = (read_keywords or user_keywords)(index)
@@ -633,7 +633,7 @@ def train_from_keywords(
     opts = replace(options, multi_label=True, augment=False)
     report = _train_and_report(name, tags, vecs, [[] for _ in ids], labels, opts, options.backbone)
     # Suggestions: photos without a keyword that the new recognizer gives it.
-    from .models.recognizers import LinearRecognizer, load_recognizer
+    from ..models.recognizers import LinearRecognizer, load_recognizer
 
     rec = load_recognizer(report.manifest, None)
     assert isinstance(rec, LinearRecognizer)

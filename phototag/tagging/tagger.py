@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import config
-from .models.backbones import Backbone, BackboneOutput
-from .models.catalog import Catalog
-from .models.recognizers import Candidate, Recognizer
-from .models.session import Device
+from .. import config
+from ..models.backbones import Backbone, BackboneOutput
+from ..models.catalog import Catalog
+from ..models.recognizers import Candidate, Recognizer
+from ..models.session import Device
 
 
 def fingerprint(recognizer: Recognizer, backbone_fp: str, threshold: float, top_k: int) -> str:
@@ -60,7 +60,7 @@ def run_backbones(
     for backbone ``name`` (a photo: CHW or HWC float32, as the manifest says; a video: its
     frames, (F, ...)); one output row per item (a video's frames aggregated, see
     :func:`phototag.media.video.aggregate`)."""
-    from .media.video import aggregate, stack_inputs
+    from ..media.video import aggregate, stack_inputs
 
     if not inputs:
         return {}

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ConfigError
-from .index.store import Index, decode_path, encode_path
+from ..errors import ConfigError
+from ..index.store import Index, decode_path, encode_path
 
 #: Symlinks followed at most (album entries are one hop; a loop must end).
 MAX_HOPS = 8

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PersonError
-from .faces.analyzer import RECOGNIZER
-from .faces.grouping import group
-from .faces.step import set_faces_off
-from .index import faces as db
-from .index.store import Index
-from .metadata.keywords import Field
-from .metadata.regions import FaceRegion
+from ..errors import PersonError
+from ..faces.analyzer import RECOGNIZER
+from ..faces.grouping import group
+from ..faces.step import set_faces_off
+from ..index import faces as db
+from ..index.store import Index
+from ..metadata.keywords import Field
+from ..metadata.regions import FaceRegion
 
 Person = db.Person
 #: The top of the people keyword hierarchy (digiKam's and Lightroom's convention).

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, IndexFileError
+from ..errors import ConfigError, IndexFileError
 
 SCHEMA_VERSION = 1
 DEFAULT_WEIGHT = 0.7
@@ -263,7 +263,7 @@ def register(
     """Tag and embed ``images`` and register each as an item keyed by its file name, with
     its row of ``fields`` (keyed by file name, as :func:`read_fields` gives). A catalogue
     keeps the recognizers it was first filled with, so every item is comparable."""
-    from .classify import Classification, classify
+    from ..tagging.classify import Classification, classify
     from .search import default_backbone
 
     fields = fields or {}
@@ -293,8 +293,8 @@ def similar_items(
 ) -> list[CatalogMatch]:
     """The catalogue's items most like the photo ``image`` (run through the catalogue's
     recognizers now). Raises ImageError when the photo cannot be read."""
-    from .classify import Classification, classify
-    from .errors import ImageError
+    from ..errors import ImageError
+    from ..tagging.classify import Classification, classify
 
     backbones = catalog.backbones()
     if not backbones:

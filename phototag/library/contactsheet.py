@@ -16,13 +16,13 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from ..config import DEFAULT_MAX_PIXELS
+from ..errors import ImageError
+from ..fsutil import atomic_write, atomic_writer
+from ..media.imaging import decode
+from ..tagpath import leaf
 from .albums import printable
-from .config import DEFAULT_MAX_PIXELS
-from .errors import ImageError
-from .fsutil import atomic_write, atomic_writer
-from .imaging import decode
 from .query import Match
-from .tagpath import leaf
 
 THUMBS = ".thumbs"
 THUMB_SIZE = 320
@@ -59,16 +59,16 @@ def make_thumbnail(source: Path, dest: Path, faces: Sequence[FaceBox] = ()) -> N
     """A JPEG thumbnail of ``source``, upright, long side THUMB_SIZE, with ``faces`` drawn as
     boxes (named ones labelled). A video's thumbnail is one of the frames chosen to tag it, a
     RAW's its embedded preview (or the sensor data). Raises OSError/ImageError."""
-    from .media.kinds import FileKind, classify
+    from ..media.kinds import FileKind, classify
 
     kind = classify(source.name)
     if kind is FileKind.VIDEO:
-        from .media.video import decode_video
+        from ..media.video import decode_video
 
         clip = decode_video(source, min_side=THUMB_SIZE, max_pixels=DEFAULT_MAX_PIXELS)
         im = clip.frames[0].convert("RGB")
     elif kind is FileKind.RAW:
-        from .media.raw import decode_raw
+        from ..media.raw import decode_raw
 
         raw = decode_raw(source.read_bytes(), min_side=THUMB_SIZE, max_pixels=DEFAULT_MAX_PIXELS)
         im = raw.image.copy()

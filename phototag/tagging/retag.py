@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import config
-from .index.store import Index
-from .models.catalog import Catalog
+from .. import config
+from ..index.store import Index
+from ..models.catalog import Catalog
 from .tagger import Tagger
 
 

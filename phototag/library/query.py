@@ -4,7 +4,7 @@ A query term matches a tag when it names a run of consecutive levels of the tag'
 hierarchy path, ignoring case (:func:`phototag.tagpath.term_matches`): ``animal`` matches
 ``animal/dog/Golden Retriever``, ``dog`` matches it too, ``wedding`` matches
 ``scene/event/wedding``, and ``AC/DC`` matches the keyword ``AC/DC`` kept verbatim. The
-tags are the models' with the user's corrections applied (:mod:`phototag.corrections`).
+tags are the models' with the user's corrections applied (:mod:`phototag.library.corrections`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .index.store import Index
-from .tagpath import leaf
-from .tagpath import term_matches as term_matches  # re-exported: where callers found it
+from ..errors import ConfigError
+from ..index.store import Index
+from ..tagpath import leaf
+from ..tagpath import term_matches as term_matches  # re-exported: where callers found it
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
     out = []
     from .corrections import USER_RECOGNIZER, apply
 
-    # The user's corrections apply above storage (phototag/corrections.py): a tag added by
+    # The user's corrections apply above storage (phototag/library/corrections.py): a tag added by
     # hand is a tag, a removed one is not. Photos whose corrections add a matching tag are
     # candidates too; removes are applied to the tags read below.
     every = index.stored_corrections()

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 #: The file, at the top of a scanned folder, whose patterns that folder's scan leaves out.
 IGNORE_FILE = ".phototagignore"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from . import config
-from .models.catalog import Catalog
+from .. import config
+from .catalog import Catalog
 
 
 class Origin(StrEnum):
@@ -43,7 +43,7 @@ def list_recognizers(catalog: Catalog | None = None) -> list[RecognizerInfo]:
     for name in catalog.names():
         entry = catalog.recognizers.get(name)
         if entry is None or (name in catalog.vocabularies and zero_shot):
-            from .models.zeroshot import load_vocabulary
+            from .zeroshot import load_vocabulary
 
             path = catalog.vocabularies[name]
             out.append(RecognizerInfo(name, Origin.ZERO_SHOT, zero_shot or "(needs a zero-shot backbone)",

@@ -16,15 +16,19 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .config import IptcPolicy, WriteMode, WriteSettings
-from .corrections import corrected_photo_tags, record_deletion
-from .errors import MetadataError
-from .index.store import Index, PhotoTags, TargetRecord
-from .media.kinds import FileKind, classify
-from .media.pairs import CompanionRole
-from .metadata.embed import embed_file, restore_interrupted
-from .metadata.exiftool import WRITABLE, ExifTool
-from .metadata.keywords import (
+from ..config import IptcPolicy, WriteMode, WriteSettings
+from ..errors import MetadataError
+from ..index.store import Index, PhotoTags, TargetRecord
+from ..library.corrections import corrected_photo_tags, record_deletion
+from ..library.people import photo_dims, with_people
+from ..media.kinds import FileKind, classify
+from ..media.pairs import CompanionRole
+from ..names import tag_names
+from ..tagging.loader import content_hash
+from ..tagpath import leaf
+from .embed import embed_file, restore_interrupted
+from .exiftool import WRITABLE, ExifTool
+from .keywords import (
     IPTC_MAX_BYTES,
     XMP_FIELDS,
     Change,
@@ -35,13 +39,9 @@ from .metadata.keywords import (
     merge,
     remove_ours,
 )
-from .metadata.regions import yield_to_others
-from .metadata.sidecars import SidecarResolver
-from .metadata.xmp import Sidecar, write_atomic
-from .names import tag_names
-from .people import photo_dims, with_people
-from .pipeline import content_hash
-from .tagpath import leaf
+from .regions import yield_to_others
+from .sidecars import SidecarResolver
+from .xmp import Sidecar, write_atomic
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +341,7 @@ def write_tags(
     """Write what the index holds for photos under ``roots`` (or these ``photo_ids``) into their files.
 
     The tags are the models' with the user's corrections applied
-    (:mod:`phototag.corrections`). ``keep_modes``: each photo is written the way it was
+    (:mod:`phototag.library.corrections`). ``keep_modes``: each photo is written the way it was
     written last (sidecar or embedded; ``retag`` and ``tag`` use this), ``settings.mode``
     only for photos never written. Photos whose folder is offline are skipped.
     """
@@ -475,7 +475,7 @@ def _settle_old_sidecars(
 def _with_people(
     wanted: dict[Field, list[str]], index: Index, photo: PhotoTags, style: KeywordStyle, iptc: bool
 ) -> dict[Field, list[str]]:
-    """The named people's keywords and face regions too (phototag.people.keyword_values)."""
+    """The named people's keywords and face regions too (phototag.library.people.keyword_values)."""
     return with_people(
         wanted, index, photo.id, flat=style.flat, hierarchical=style.hierarchical, iptc=iptc
     )

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError
-from .models.backbones import Backbone, BackboneOutput
-from .pipeline import Loaded, LoadFailed, make_loader
+from ..errors import ConfigError
+from ..models.backbones import Backbone, BackboneOutput
+from .loader import Loaded, LoadFailed, make_loader
 from .tagger import run_backbones
 from .walk import FileEntry
 
@@ -49,7 +49,7 @@ class Inferer:
     """A Ray actor holding the backbones' sessions; one per GPU (or CPU slot)."""
 
     def __init__(self, manifests: dict[str, Any], device: str) -> None:
-        from .config import Device
+        from ..config import Device
 
         self.backbones = {name: Backbone(m, device=Device(device)) for name, m in manifests.items()}
         for b in self.backbones.values():

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ImageError
-from .media.kinds import PHOTO_EXTENSIONS
+from ..errors import ImageError
+from .kinds import PHOTO_EXTENSIONS
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import SimilarBy
-from .errors import ConfigError
-from .index.store import Index
-from .index.vectors import top_n, vector_table
+from ..config import SimilarBy
+from ..errors import ConfigError
+from ..index.store import Index
+from ..index.vectors import top_n, vector_table
 
 if TYPE_CHECKING:
-    from .models.catalog import Catalog
+    from ..models.catalog import Catalog
 
 __all__ = [
     "Similar",
@@ -305,8 +305,8 @@ def query_of(
         from .corrections import corrected_tags_of
 
         return embeddings, corrected_tags_of(index, pid, model), pid
-    from .classify import Classification, classify
-    from .errors import ImageError
+    from ..errors import ImageError
+    from ..tagging.classify import Classification, classify
 
     (result,) = list(classify([photo], recognizers=[model] if model else None))
     if not isinstance(result, Classification):
@@ -348,7 +348,7 @@ def similar_to(
 def default_backbone(names: Iterable[str], catalog: Catalog | None = None) -> str:
     """Whose embeddings similarity and duplicates use by default: a classifier's (the
     duplicate threshold was measured on EfficientNet-Lite0's), else the first by name."""
-    from .models.catalog import Catalog
+    from ..models.catalog import Catalog
 
     ordered = sorted(names)
     if not ordered:
@@ -372,7 +372,7 @@ def by_text(
     ``backbone``: which zero-shot backbone's embeddings; by default the one the index holds
     the most embeddings of.
     """
-    from .models.catalog import Catalog
+    from ..models.catalog import Catalog
 
     if not text.strip():
         raise ConfigError("nothing to search for: the text is empty")

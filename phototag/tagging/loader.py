@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from .errors import ImageError
-from .imaging import DecodedPhoto, Preprocess, decode, preprocess
-from .media.kinds import FileKind
+from ..errors import ImageError
+from ..media.imaging import DecodedPhoto, Preprocess, decode, preprocess
+from ..media.kinds import FileKind
 from .walk import FileEntry
 
 T = TypeVar("T")
@@ -210,7 +210,7 @@ def _decode_raw_or_image(
 ) -> DecodedPhoto:
     """A RAW by LibRaw; if LibRaw cannot read it, by Pillow (a JPEG or TIFF under a RAW's
     name is still a photo); if neither can, LibRaw's reason."""
-    from .media.raw import decode_raw
+    from ..media.raw import decode_raw
 
     try:
         return decode_raw(data, min_side=min_side, max_pixels=max_pixels)
@@ -228,7 +228,7 @@ def _load_video(
     min_side: int,
     max_pixels: int,
 ) -> Loaded | LoadFailed:
-    from .media.video import decode_video
+    from ..media.video import decode_video
 
     try:
         h, size, mtime_ns = hash_file(entry)

@@ -28,10 +28,10 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from .errors import ConfigError
-from .index.store import Index, PhotoTags, PhotoView, PhotoWithTags, StoredCorrection, TagCount
-from .models.recognizers import Candidate
-from .tagpath import leaf, split, term_matches
+from ..errors import ConfigError
+from ..index.store import Index, PhotoTags, PhotoView, PhotoWithTags, StoredCorrection, TagCount
+from ..models.recognizers import Candidate
+from ..tagpath import leaf, split, term_matches
 
 #: The pseudo-recognizer of the tags a user added by hand.
 USER_RECOGNIZER = "user"

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import user_weights_dir
-from .errors import ConfigError
-from .fsutil import atomic_writer
-from .models.backbones import Backbone, softmax
-from .models.catalog import Catalog
-from .models.zeroshot import ZeroShotRecognizer, load_vocabulary, normalize
-from .tagpath import leaf as leaf_of
+from ..config import user_weights_dir
+from ..errors import ConfigError
+from ..fsutil import atomic_writer
+from ..models.backbones import Backbone, softmax
+from ..models.catalog import Catalog
+from ..models.zeroshot import ZeroShotRecognizer, load_vocabulary, normalize
+from ..tagpath import leaf as leaf_of
 from .train import collect_folder, embed_photos
 
 #: Fewer labelled photos than this and the fitted temperature means little; we refuse.

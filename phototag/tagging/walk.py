@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-from .media.kinds import MEDIA_KINDS, FileKind, classify
+from ..media.kinds import MEDIA_KINDS, FileKind, classify
 
 #: Folders that hold caches and thumbnails rather than photos (NAS and OS litter).
 SKIPPED_DIRS = frozenset({"@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "lost+found"})
@@ -83,7 +83,7 @@ def walk(
     lead to somewhere inside the roots; symlinks leading outside only when
     ``follow_symlinks``. A folder reached twice is scanned once, and a symlink that leads
     back into its own ancestors is reported as a loop. Paths ``exclude`` names are
-    skipped without a look inside (see :mod:`phototag.ignore`).
+    skipped without a look inside (see :mod:`phototag.tagging.ignore`).
     """
     roots = [Path(os.path.abspath(r)) for r in roots]
     inside = [os.path.realpath(r) for r in roots]

@@ -15,18 +15,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import config
-from .faces.step import FaceStep, faces_off, set_faces_off
+from .. import config
+from ..faces.step import FaceStep, faces_off, set_faces_off
+from ..index.faces import copy_faces
+from ..index.store import Index, PhotoRecord, decode_path, encode_path
+from ..media.kinds import FileKind, extension
+from ..media.pairs import Companion, pair
+from ..models.backbones import Backbone, BackboneOutput
+from ..models.catalog import Catalog
+from ..models.recognizers import Candidate, Recognizer
+from ..models.session import Device
 from .ignore import Excludes
-from .index.faces import copy_faces
-from .index.store import Index, PhotoRecord, decode_path, encode_path
-from .media.kinds import FileKind, extension
-from .media.pairs import Companion, pair
-from .models.backbones import Backbone, BackboneOutput
-from .models.catalog import Catalog
-from .models.recognizers import Candidate, Recognizer
-from .models.session import Device
-from .pipeline import (
+from .loader import (
     Loaded,
     LoadFailed,
     default_workers,
@@ -534,7 +534,7 @@ def _rescore(
 ) -> Iterator[ScanEvent]:
     """Apply the recognizers to the stored embeddings of ``photos`` (unchanged files whose
     results were made with another threshold, top-k or recognizer): no decoding, one
-    transaction per chunk, as :func:`phototag.retag.retag` does for the whole index."""
+    transaction per chunk, as :func:`phototag.tagging.retag.retag` does for the whole index."""
     for start in range(0, len(photos), chunk):
         part = photos[start : start + chunk]
         ids = [pid for pid, _ in part]

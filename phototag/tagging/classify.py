@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import config
-from .media import kinds
-from .models.backbones import Backbone
-from .models.catalog import Catalog
-from .models.recognizers import Candidate, Recognizer
-from .pipeline import Loaded, LoadFailed, batched, default_workers, make_loader, ordered_map
+from .. import config
+from ..media import kinds
+from ..models.backbones import Backbone
+from ..models.catalog import Catalog
+from ..models.recognizers import Candidate, Recognizer
+from .loader import Loaded, LoadFailed, batched, default_workers, make_loader, ordered_map
 from .scan import Failed
 from .tagger import Tagger
 from .walk import FileEntry

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .config import LinkMode
-from .errors import ConfigError, PhototagError
-from .index.store import Index
+from ..config import LinkMode
+from ..errors import ConfigError, PhototagError
+from ..index.store import Index
+from ..tagging.walk import ALBUM_MARKER
 from .query import Match, TagQuery, fields_from_json, photo_when
-from .walk import ALBUM_MARKER
 
 if TYPE_CHECKING:
     from .search import Similar
@@ -344,8 +344,8 @@ def build_album(
         with index.transaction():
             index.save_album(name, folder, query.to_json(), mode.value, html)
         if html:
+            from ..index.faces import face_boxes
             from .contactsheet import write_contact_sheet
-            from .index.faces import face_boxes
 
             shown = [(by_source[m.path], m) for m in matches if m.path in by_source]
             try:

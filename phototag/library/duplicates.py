@@ -1,6 +1,6 @@
 """What a user needs to choose which copy of a duplicate to keep (issue 14).
 
-:func:`phototag.search.duplicate_groups` finds the groups; :func:`rank_duplicates` puts
+:func:`phototag.library.search.duplicate_groups` finds the groups; :func:`rank_duplicates` puts
 into each member what the index knows (bytes, pixels, capture date, content hash), orders
 the members so the suggested keeper comes first, and orders the groups so the one that
 frees the most space comes first. The keeper is a photo with companions (the JPEG of a
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .index.store import Index
-from .media.kinds import FileKind, classify
+from ..index.store import Index
+from ..media.kinds import FileKind, classify
 
 
 @dataclass(frozen=True, slots=True)
