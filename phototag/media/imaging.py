@@ -183,20 +183,12 @@ def _upright(im: Image.Image) -> Image.Image:
 
 def _apply_orientation(im: Image.Image, orientation: int) -> Image.Image:
     """``im`` turned as an EXIF orientation value (1-8) given apart from the image: a RAW's
-    flip, which LibRaw reports and the preview lacks. Photos with their own EXIF go through
-    :func:`_upright` (Pillow's ``exif_transpose``); this is the same table Pillow uses."""
-    from PIL import Image
-
-    method = {
-        2: Image.Transpose.FLIP_LEFT_RIGHT,
-        3: Image.Transpose.ROTATE_180,
-        4: Image.Transpose.FLIP_TOP_BOTTOM,
-        5: Image.Transpose.TRANSPOSE,
-        6: Image.Transpose.ROTATE_270,
-        7: Image.Transpose.TRANSVERSE,
-        8: Image.Transpose.ROTATE_90,
-    }.get(orientation)
-    return im if method is None else im.transpose(method)
+    flip, which LibRaw reports and the preview lacks. The value is set on the image's EXIF
+    and Pillow's ``ImageOps.exif_transpose`` turns it, the same path as :func:`_upright`."""
+    if not 2 <= orientation <= 8:
+        return im
+    im.getexif()[0x0112] = orientation
+    return _upright(im)
 
 
 def _capture_time(im: Image.Image) -> str | None:
