@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class PhototagError(Exception):
-    """Base class: something the user can act on, with a message that says what."""
+    """Base class: something the user can act on, with a message that says what.
+
+    The library's messages never name a command-line flag (the library has other clients,
+    such as ``serve``); a client that knows its own options adds them with :meth:`with_hint`.
+    """
+
+    hint: str | None = None
+
+    def with_hint(self, hint: str) -> Self:
+        """This error, with what to do about it in the client's own words (its flags)."""
+        self.hint = hint
+        return self
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}: {self.hint}" if self.hint else text
 
 
 class ConfigError(PhototagError):

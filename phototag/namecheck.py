@@ -25,8 +25,7 @@ def zero_shot_hint(language: str = "en") -> str:
 
     model = recommended(language)
     return (f"install one with 'phototag models install {model.name}' "
-            f"(~{model.download_bytes / 1e9:.1f} GB download; 'phototag models list --available' "
-            "shows the others), then scan again")  # fmt: skip
+            f"(~{model.download_bytes / 1e9:.1f} GB download), then scan again")  # fmt: skip
 
 
 def closest(word: str, candidates: Iterable[str], n: int = 5) -> list[str]:
@@ -58,6 +57,11 @@ def check_recognizer(name: str, catalog: Catalog, index: Index | None = None) ->
         f"no recognizer named {name!r}{_did_you_mean(name, known)} "
         f"(known: {', '.join(sorted(known)) or 'none'}; 'phototag recognizers list')"
     )
+
+
+class EmptyAlbumError(ConfigError):
+    """A term no photo in the index has (its recognizer did not run yet), so an album made
+    from the query would be empty. A client may allow empty albums on purpose."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +154,10 @@ def check_tags(
         if can:
             if expect_matches:
                 recognizers = sorted({p.recognizer for p in can})
-                raise ConfigError(
+                raise EmptyAlbumError(
                     f"no photo in the index has the tag {term!r} (it comes from "
-                    f"{', '.join(recognizers)}; scan with -m {recognizers[0]} if it did not run), "
-                    "so the album would be empty: --allow-empty makes it anyway"
+                    f"{', '.join(recognizers)}: scan with the recognizer {recognizers[0]} if it "
+                    "did not run), so the album would be empty"
                 )
             continue
         near = _did_you_mean(term, _words(in_index) | _words(p.path for p in made))

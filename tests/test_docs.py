@@ -63,3 +63,40 @@ def test_the_readme_map_names_every_module_and_folder() -> None:
         and not re.search(rf"(?<![\w.]){re.escape(p.stem if p.is_file() else p.name)}(\.py|/)", layout)
     ]  # fmt: skip
     assert not unnamed, f"the README's Layout does not name: {unnamed}"
+
+
+def _library_strings() -> list[tuple[str, int, str]]:
+    """Every string literal of the library outside cli/ that is not a docstring."""
+    import ast
+
+    out = []
+    for path in sorted((ROOT / "phototag").rglob("*.py")):
+        if "cli" in path.relative_to(ROOT / "phototag").parts:
+            continue
+        tree = ast.parse(path.read_text())
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }  # fmt: skip
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str)
+                    and id(node) not in docstrings):  # fmt: skip
+                out.append((str(path.relative_to(ROOT)), node.lineno, node.value))
+    return out
+
+
+def test_library_messages_name_no_command_line_flag() -> None:
+    """The library has clients besides the CLI (serve): a remedy that is a flag is added by
+    the CLI (PhototagError.with_hint), never written into the library's message."""
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]+|(?<![\w-])-m [a-z]")
+    found = [
+        f"{path}:{line}: {text!r:.80}"
+        for path, line, text in _library_strings()
+        if flag.search(text)
+        and not path.endswith("exiftool.py")  # exiftool's own arguments
+        and "pip install" not in text
+    ]
+    assert not found, "library strings naming CLI flags:\n" + "\n".join(found)

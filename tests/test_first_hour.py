@@ -74,7 +74,7 @@ def test_train_refuses_to_shadow_a_shipped_or_existing_recognizer_without_force(
     assert invoke("train", train_dir, "--name", "pets", "--no-augment")[0] == 0
     before = (folder / "pets.toml").read_bytes()
     code, _, err = invoke("train", train_dir, "--name", "pets", "--no-augment", "--seed", "3")
-    assert code == 2 and "already have" in err
+    assert code == 2 and "already have" in err and "--force" in err and "--name" in err
     assert (folder / "pets.toml").read_bytes() == before
     code, _, err = invoke(
         "train", train_dir, "--name", "pets", "--no-augment", "--seed", "3", "--force"

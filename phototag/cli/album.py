@@ -211,12 +211,15 @@ def album_command(
 def _check_names(idx: Index, query: TagQuery, *, expect_matches: bool) -> None:
     """Unknown recognizers and tags are usage errors, with the closest names (issue 14)."""
     from ..models.catalog import Catalog
-    from ..namecheck import check_recognizer, check_tags
+    from ..namecheck import EmptyAlbumError, check_recognizer, check_tags
 
     catalog = Catalog.discover()
     if query.model is not None:
         check_recognizer(query.model, catalog, idx)
-    check_tags(query.tags, idx, catalog, model=query.model, expect_matches=expect_matches)
+    try:
+        check_tags(query.tags, idx, catalog, model=query.model, expect_matches=expect_matches)
+    except EmptyAlbumError as e:
+        raise e.with_hint("--allow-empty makes it anyway (scan -m RECOGNIZER runs one)") from None
     check_tags(query.exclude, idx, catalog, model=query.model, expect_matches=False)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -99,7 +101,7 @@ def train_command(
     )
 
     out = Output(json_mode=json_out)
-    with guarded(out):
+    with guarded(out), _naming_hints():
         if not name:
             raise TrainingError("--name is required: what to call the new recognizer")
         if sum(map(bool, (folder, from_keywords, from_corrections))) != 1:
@@ -121,6 +123,20 @@ def train_command(
                 else:
                     report = train_from_corrections(idx, opts)
     _print_report(out, report)
+
+
+@contextlib.contextmanager
+def _naming_hints() -> Iterator[None]:
+    """A taken name, with the two ways on in this command's own options."""
+    from ..training.train import RecognizerExistsError
+
+    try:
+        yield
+    except RecognizerExistsError as e:
+        raise e.with_hint(
+            "--force replaces it, or choose another --name ('phototag recognizers list' shows them)"
+            if e.existing is not None else "choose another --name, or --force to replace it on purpose"
+        ) from None
 
 
 def _print_report(out: Output, r: TrainReport) -> None:

@@ -253,7 +253,7 @@ def build_album(
     if other is not None and other.name != name:
         raise ConfigError(f"{folder} already holds the album {other.name!r}")
     if os.path.lexists(folder) and not folder.is_dir():
-        raise ConfigError(f"{folder} is not a folder: choose another --out")
+        raise ConfigError(f"{folder} is not a folder: choose another place for the album")
     if (
         existing_album is None
         and folder.exists()
@@ -405,7 +405,7 @@ def remove_album(index: Index, name: str, *, dry_run: bool = False) -> AlbumRepo
         near = difflib.get_close_matches(name, names, n=3)
         hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise ConfigError(
-            f"no album named {name!r}{hint} ('phototag album --list' shows them: "
+            f"no album named {name!r}{hint} (the albums: "
             f"{', '.join(repr(n) for n in names) or 'none'})"
         )
     fs: AlbumFiles = DryRunFiles() if dry_run else AlbumFiles()

@@ -37,7 +37,7 @@ class TagQuery:
 
     def __post_init__(self) -> None:
         if not self.tags and not self.people:
-            raise ConfigError("an album needs at least one --tag or --person")
+            raise ConfigError("an album needs at least one tag or person")
         for bound in (self.since, self.until):
             if bound is not None:
                 _parse_when(bound)

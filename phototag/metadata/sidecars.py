@@ -343,7 +343,7 @@ def check_sidecars(roots: Iterable[Path]) -> list[SidecarProblem]:
                     problems.append(SidecarProblem(
                         ProblemKind.TWO_CONVENTIONS, (folder / full, folder / s), (folder / owner,),
                         f"{owner} has two sidecars, {full} and {s}: phototag uses the one of "
-                        "the configured --sidecar-name; merge them into one",
+                        "the configured sidecar naming; merge them into one",
                     ))  # fmt: skip
             elif not anything:
                 problems.append(SidecarProblem(

@@ -755,6 +755,6 @@ def _face_step(
         with index.transaction():
             set_faces_off(index, False)
     if options.engine is not config.Engine.LOCAL:
-        report.warnings.append("faces are found by the local engine only; not with --engine ray")
+        report.warnings.append("faces are found by the local engine only, not by the Ray engine")
         return None
     return FaceStep(catalog, options.device)

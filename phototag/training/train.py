@@ -50,6 +50,20 @@ class TrainingError(ConfigError):
     """The examples cannot make a recognizer (empty, one tag, no images): nothing was written."""
 
 
+class RecognizerExistsError(TrainingError):
+    """The name is taken: by a recognizer the user trained before (``existing``, its file),
+    or, when ``existing`` is None, by one shipped with phototag. Replacing it must be asked
+    for (``TrainOptions.force``)."""
+
+    def __init__(self, name: str, existing: Path | None) -> None:
+        self.name, self.existing = name, existing
+        super().__init__(
+            f"you already have a recognizer named {name!r} ({existing})" if existing is not None
+            else f"{name!r} is a recognizer shipped with phototag: a trained one would replace it"
+            " on every scan"
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     name: str
@@ -117,15 +131,9 @@ def check_free(options: TrainOptions, catalog: Catalog) -> str:
         own if os.path.lexists(own) else entry.path if entry and _is_trained(entry.path) else None
     )
     if existing is not None:
-        raise TrainingError(
-            f"you already have a recognizer named {name!r} ({existing}): --force replaces it, "
-            "or choose another --name ('phototag recognizers list' shows them)"
-        )
+        raise RecognizerExistsError(name, existing)
     if name in catalog.names():
-        raise TrainingError(
-            f"{name!r} is a recognizer shipped with phototag: a trained one would replace it on "
-            "every scan. Choose another --name, or --force to replace it on purpose"
-        )
+        raise RecognizerExistsError(name, None)
     return name
 
 
@@ -699,7 +707,7 @@ def remove_recognizer(name: str, out_dir: Path | None = None) -> Path:
         if name in catalog.names():
             raise ConfigError(
                 f"{name!r} is shipped with phototag, not trained by you: it cannot be removed "
-                "(run scans with -m to choose recognizers, or [scan] recognizers in the config file)"
+                "(choose the recognizers a scan runs instead: [scan] recognizers in the config file)"
             )
         import difflib
 
