@@ -255,13 +255,6 @@ def set_ignored(index: Index, person_id: int, ignored: bool) -> None:
     index.conn.execute("UPDATE people SET ignored = ? WHERE id = ?", (int(ignored), person_id))
 
 
-def delete_person(index: Index, person_id: int) -> None:
-    index.conn.execute(
-        "UPDATE faces SET person_id = NULL, assigned = 'auto' WHERE person_id = ?", (person_id,)
-    )
-    index.conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
-
-
 def drop_empty_people(index: Index) -> int:
     """Unnamed people without faces are gone (named ones stay: new photos may match them)."""
     return index.conn.execute(
@@ -323,14 +316,6 @@ def face_boxes(
                 (name, (float(x1), float(y1), float(x2), float(y2)))
             )
     return out
-
-
-def photos_with_named_people(index: Index) -> list[int]:
-    rows = index.conn.execute(
-        """SELECT DISTINCT f.photo_id FROM faces f JOIN people p ON p.id = f.person_id
-           WHERE p.name IS NOT NULL AND p.ignored = 0"""
-    )
-    return [int(r[0]) for r in rows]
 
 
 def path_of_face(index: Index, face_id: int) -> Path | None:

@@ -133,12 +133,6 @@ def corrected_counts(index: Index, recognizer: str | None = None) -> list[TagCou
     return rows
 
 
-def corrected_view(index: Index, path: Path) -> PhotoView | None:
-    """:meth:`Index.photo` with the corrections applied (added tags under ``user``)."""
-    view = index.photo(path)
-    return None if view is None else correct_view(index, view)
-
-
 def correct_view(index: Index, view: PhotoView) -> PhotoView:
     """A photo's view with its corrections applied."""
     cs = index.stored_corrections(view.hash).get(view.hash)

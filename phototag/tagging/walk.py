@@ -55,11 +55,6 @@ class WalkProblem:
     reason: str
 
 
-def is_photo_name(name: str) -> bool:
-    """True for names of photos, RAW files and videos that are not hidden files."""
-    return classify(name) in MEDIA_KINDS
-
-
 #: ``exclude(path, is_dir)``: True leaves the path (and, for a folder, all below it) out.
 Exclude = Callable[[Path, bool], bool]
 
