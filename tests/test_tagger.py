@@ -1,20 +1,26 @@
-"""The one tagging path (phototag/tagging/tagger.py) and the rescan's completeness mark, with a fake
+"""The one tagging path (phototag/tagger.py) and the rescan's completeness mark, with a fake
 at the onnxruntime boundary (tests/conftest.py: FakeInferenceSession): fast, no model run."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from conftest import sample
 
 from phototag.config import Device
+from phototag.errors import UnknownModelError
 from phototag.index import Index
+from phototag.media.imaging import preprocess
+from phototag.models.backbones import Backbone, BackboneOutput
 from phototag.models.catalog import Catalog
 from phototag.tagging.classify import Classification, classify
 from phototag.tagging.retag import retag
 from phototag.tagging.scan import Finished, ScanOptions, ScanReport, scan
-from phototag.tagging.tagger import Tagger
+from phototag.tagging.tagger import PhotoResult, Tagger, tag_each
 
 NAMES = ["coffee", "chelsea", "astronaut", "rocket", "camera", "coins"]
 
@@ -122,3 +128,99 @@ def test_resolving_a_zero_shot_choice_leaves_the_callers_catalog_alone() -> None
     assert catalog.preferred == before
     assert [r.name for r in tagger.recognizers] == ["imagenet"]
     assert list(tagger.backbones) == ["efficientnet-lite0"]
+
+
+# -- a server's batch: each photo with its own recognizers and settings (tag_each) ----------
+
+
+def _inputs(backbones: dict[str, Backbone], names: list[str]) -> list[dict[str, np.ndarray]]:
+    """Per sample photo: its preprocessed input for each of ``backbones``."""
+    from PIL import Image
+
+    return [
+        {n: preprocess(Image.fromarray(sample(name)), b.manifest.preprocess) for n, b in backbones.items()}
+        for name in names
+    ]  # fmt: skip
+
+
+def assert_same(got: PhotoResult, want: PhotoResult) -> None:
+    """The same tags in the same order, the same embeddings and boxes, up to the float
+    rounding of a batch against a photo alone."""
+    assert {r: [c.path for c in cs] for r, cs in got.tags.items()} == {
+        r: [c.path for c in cs] for r, cs in want.tags.items()
+    }
+    for r, cs in want.tags.items():
+        np.testing.assert_allclose([c.score for c in got.tags[r]], [c.score for c in cs], atol=1e-5)
+    for parts, wanted in ((got.embeddings, want.embeddings), (got.detections, want.detections)):
+        assert list(parts) == list(wanted)
+        for name, a in wanted.items():
+            np.testing.assert_allclose(parts[name], a, atol=1e-5)
+
+
+def counting_predicts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """(backbone, batch size) of every ``Backbone.predict`` from now on."""
+    calls: list[tuple[str, int]] = []
+    real = Backbone.predict
+
+    def predict(self: Backbone, batch: np.ndarray) -> BackboneOutput:
+        calls.append((self.name, len(batch)))
+        return real(self, batch)
+
+    monkeypatch.setattr(Backbone, "predict", predict)
+    return calls
+
+
+def test_a_batch_of_requests_is_tagged_as_each_own_tagger_would_with_each_backbone_run_once(
+    fake_onnx: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog.discover()  # a server's: its recognizers are resolved once
+
+    def resolve(names: list[str], **kw: Any) -> Tagger:
+        return Tagger.resolve(names, catalog=catalog, reuse=shared, **kw)
+
+    shared = Tagger.resolve(["scene", "object"], catalog=catalog).backbones  # classifier, detector
+    a = resolve(["food", "scene"], threshold=0.0, top_k=5)
+    b = resolve(["people"], threshold=0.2, top_k=1, embed=["efficientnet-lite0"])
+    c = resolve(["scene", "object"], threshold=0.0, top_k=3)
+    d = resolve(["food", "scene"], threshold=0.05, top_k=2)  # a's recognizers, stricter
+    assert d.recognizers[0] is a.recognizers[0]
+    lite = shared["efficientnet-lite0"]
+    assert a.backbones["efficientnet-lite0"] is b.backbones["efficientnet-lite0"] is lite
+    assert list(a.backbones) == ["efficientnet-lite0"]
+    assert list(b.backbones) == ["centernet", "efficientnet-lite0"]  # the embedding asked for
+    taggers = [a, b, c, d, b, a]
+    inputs = _inputs(shared, ["coffee", "chelsea", "astronaut", "rocket", "camera", "coins"])
+    calls = counting_predicts(monkeypatch)
+    results = tag_each(list(zip(taggers, inputs, strict=True)))
+    # Each backbone once, over the photos that need it (b's for the embedding alone).
+    assert sorted(calls) == [("centernet", 3), ("efficientnet-lite0", 6)]
+    calls.clear()
+    for tagger, x, result in zip(taggers, inputs, results, strict=True):
+        (alone,) = tagger.run([x])
+        assert list(result.tags) == [r.name for r in tagger.recognizers]  # in the order asked
+        assert list(result.embeddings) == list(tagger.backbones)
+        assert_same(result, alone)
+    assert len(calls) == 9  # the comparison ran the models, photo by photo
+    # Settings are per photo: a's top 5 at threshold 0, d's top 2, b's one people tag.
+    assert [len(results[i].tags["food"]) for i in (0, 5)] == [5, 5]
+    assert len(results[3].tags["food"]) <= 2
+    assert all(c.score >= 0.05 for c in results[3].tags["food"])
+    assert all(len(results[i].tags["people"]) <= 1 for i in (1, 4))
+    assert tag_each([]) == []
+
+
+def test_a_batch_refuses_two_backbones_of_one_name() -> None:
+    a = Tagger.resolve(["scene"], verify=False)
+    b = Tagger.resolve(["food"], verify=False)  # its own Backbone: it would run twice
+    x = {"efficientnet-lite0": np.zeros((3, 224, 224), np.float32)}
+    with pytest.raises(ValueError, match="two backbones named 'efficientnet-lite0'"):
+        tag_each([(a, x), (b, x)])
+
+
+def test_resolve_reuses_backbones_by_name_and_refuses_an_unknown_embedding() -> None:
+    first = Tagger.resolve(["scene"], verify=False)
+    again = Tagger.resolve(["animal", "object"], reuse=first.backbones, verify=False)
+    assert again.backbones["efficientnet-lite0"] is first.backbones["efficientnet-lite0"]
+    assert list(again.backbones) == ["efficientnet-lite0", "centernet"]
+    with pytest.raises(UnknownModelError, match="no backbone named 'nosuch'"):
+        Tagger.resolve(["scene"], embed=["nosuch"], verify=False)

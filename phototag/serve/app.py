@@ -301,7 +301,9 @@ def create_app(settings: ServeSettings, recognition: Recognition | None = None) 
         from ..library.search import by_embedding, by_tags, default_backbone
 
         names = list(settings.recognizers) or list(engine.default_names())
-        backbone = default_backbone({r.backbone for r in engine.recognizers(names)}, engine.catalog)
+        backbone = default_backbone(
+            {r.backbone for r in engine.tagger(names).recognizers}, engine.catalog
+        )
         res = await recognize_upload(request, names, DEFAULT_THRESHOLD, DEFAULT_TOP_K, (backbone,))
         with index() as idx:
             if by is SimilarBy.TAGS:

@@ -2,8 +2,11 @@
 
 An HTTP request decodes and preprocesses its image on a worker thread, then hands the
 model inputs to a :class:`Batcher`, which waits up to ``max_wait`` seconds for more requests
-(at most ``max_batch``) and runs every backbone once over all of them: the same batched
-``Backbone.predict`` a scan uses, so throughput under load approaches the scan rate.
+(at most ``max_batch``) and tags them together. The tagging is the library's one path
+(:mod:`phototag.tagging.tagger`): each request's :class:`~phototag.tagging.tagger.Tagger` is resolved from
+the server's catalog with its recognizers, threshold and top-k, on backbones shared by every
+request, and :func:`~phototag.tagging.tagger.tag_each` runs every backbone once over the batch, as
+a scan does, so throughput under load approaches the scan rate and the tags are a scan's.
 This is the dynamic batching of inference servers (Triton's ``max_queue_delay``).
 """
 
@@ -18,11 +21,12 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from ..config import DEFAULT_MAX_PIXELS, Device
+from ..config import DEFAULT_MAX_PIXELS, DEFAULT_THRESHOLD, DEFAULT_TOP_K, Device
 from ..media.imaging import decode
-from ..models.backbones import Backbone, BackboneOutput
+from ..models.backbones import Backbone
 from ..models.catalog import Catalog
-from ..models.recognizers import Candidate, Recognizer
+from ..models.recognizers import Candidate
+from ..tagging.tagger import Tagger, tag_each
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -33,9 +37,7 @@ class Job:
     """One image's model inputs and what to compute from them."""
 
     inputs: dict[str, np.ndarray]  # backbone name -> CHW float32, as ``imaging.preprocess``
-    recognizers: tuple[str, ...]
-    threshold: float
-    top_k: int
+    tagger: Tagger  # the request's recognizers (in the order asked), threshold and top-k
     embed: tuple[str, ...] = ()  # backbones whose embedding the caller wants back
 
 
@@ -47,20 +49,13 @@ class Recognized:
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _row(out: BackboneOutput, i: int) -> BackboneOutput:
-    return BackboneOutput(
-        None if out.probs is None else out.probs[i : i + 1],
-        out.embeddings[i : i + 1],
-        None if out.detections is None else out.detections[i : i + 1],
-    )
-
-
 class Recognition:
-    """Installed models, loaded once and shared by every request.
+    """Installed models, resolved and loaded once and shared by every request.
 
-    ``recognizers`` resolves and caches names (raises ``UnknownModelError``); ``prepare``
-    turns image bytes into a :class:`Job` (raises ``ImageError``); ``run`` answers a batch
-    of jobs with one ``predict`` per backbone. ``run`` is called from one thread at a time.
+    ``tagger`` resolves a request's recognizers into a :class:`~phototag.tagging.tagger.Tagger`
+    (raises ``UnknownModelError``); ``prepare`` turns image bytes into a :class:`Job`
+    (raises ``ImageError``); ``run`` answers a batch of jobs with one ``predict`` per
+    backbone (:func:`~phototag.tagging.tagger.tag_each`). ``run`` is called from one thread at a time.
     """
 
     def __init__(
@@ -73,35 +68,39 @@ class Recognition:
         self.catalog = catalog or Catalog.discover()
         self.device = device
         self.max_pixels = max_pixels
-        self._lock = threading.Lock()  # the catalog and the backbone dict are built lazily
-        self._recognizers: dict[str, Recognizer] = {}
-        self._backbones: dict[str, Backbone] = {}
-        self._defaults: tuple[str, ...] | None = None
+        # The catalog (it binds vocabularies on first use) and the backbones are shared by
+        # requests on several threads: one at a time resolves, and opens a session.
+        self._lock = threading.Lock()
+        self._backbones: dict[str, Backbone] = {}  # every backbone asked for so far
+
+    def tagger(
+        self,
+        names: Sequence[str] | None = None,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        top_k: int = DEFAULT_TOP_K,
+        embed: Sequence[str] = (),
+    ) -> Tagger:
+        """The recognizers ``names`` (default: a scan's) and the backbones they and
+        ``embed`` need, the server's own (unopened the first time). Raises
+        ``UnknownModelError``."""
+        with self._lock:
+            tagger = Tagger.resolve(
+                list(names) if names else None,
+                catalog=self.catalog,
+                threshold=threshold,
+                top_k=top_k,
+                device=self.device,
+                embed=embed,
+                reuse=self._backbones,
+            )
+            for name, b in tagger.backbones.items():
+                self._backbones.setdefault(name, b)
+            return tagger
 
     def default_names(self) -> tuple[str, ...]:
-        with self._lock:
-            if self._defaults is None:
-                recs = self.catalog.resolve(None)
-                for r in recs:
-                    self._recognizers.setdefault(r.name, r)
-                self._defaults = tuple(r.name for r in recs)
-            return self._defaults
-
-    def recognizers(self, names: Sequence[str]) -> list[Recognizer]:
-        with self._lock:
-            for n in names:
-                if n not in self._recognizers:
-                    self._recognizers[n] = self.catalog.recognizer(n)
-            return [self._recognizers[n] for n in names]
-
-    def backbone(self, name: str) -> Backbone:
-        with self._lock:
-            b = self._backbones.get(name)
-            if b is None:
-                b = Backbone(self.catalog.backbone(name), device=self.device)
-                b.load()
-                self._backbones[name] = b
-            return b
+        """The recognizers a plain scan runs."""
+        return tuple(r.name for r in self.tagger().recognizers)
 
     def prepare(
         self,
@@ -114,38 +113,25 @@ class Recognition:
     ) -> Job:
         """Decode ``data`` (any format ``scan`` reads) and preprocess it for every backbone
         the recognizers and ``embed`` need. Raises ``ImageError`` (not an image, too many
-        pixels, corrupt) or ``UnknownModelError``."""
+        pixels, corrupt), ``UnknownModelError`` or ``ModelError`` (a damaged model)."""
         from ..media.imaging import preprocess
 
-        recs = self.recognizers(recognizers)
-        names = list(dict.fromkeys([r.backbone for r in recs] + list(embed)))
-        backbones = [self.backbone(n) for n in names]
+        tagger = self.tagger(recognizers, threshold=threshold, top_k=top_k, embed=embed)
+        with self._lock:
+            tagger.load()  # once per backbone in the server's life
+        backbones = list(tagger.backbones.values())
         min_side = max(b.manifest.preprocess.resize for b in backbones)
         photo = decode(data, min_side=min_side, max_pixels=self.max_pixels)
         inputs = {b.name: preprocess(photo.image, b.manifest.preprocess) for b in backbones}
-        return Job(inputs, tuple(recognizers), threshold, top_k, tuple(embed))
+        return Job(inputs, tagger, tuple(embed))
 
     def run(self, jobs: Sequence[Job]) -> list[Recognized]:
         """One ``predict`` per backbone over every job that needs it; candidates per job."""
-        outs: dict[str, tuple[list[int], BackboneOutput]] = {}
-        for name in dict.fromkeys(n for j in jobs for n in j.inputs):
-            rows = [i for i, j in enumerate(jobs) if name in j.inputs]
-            batch = np.stack([jobs[i].inputs[name] for i in rows])
-            outs[name] = (rows, self.backbone(name).predict(batch))
-        answers = []
-        for i, job in enumerate(jobs):
-            cands: dict[str, list[Candidate]] = {}
-            for r in self.recognizers(job.recognizers):
-                rows, out = outs[r.backbone]
-                cands[r.name] = r.candidates(
-                    _row(out, rows.index(i)), threshold=job.threshold, top_k=job.top_k
-                )[0]
-            embeddings = {}
-            for name in job.embed:
-                rows, out = outs[name]
-                embeddings[name] = out.embeddings[rows.index(i)]
-            answers.append(Recognized(cands, embeddings))
-        return answers
+        results = tag_each([(job.tagger, job.inputs) for job in jobs])
+        return [
+            Recognized(result.tags, {name: result.embeddings[name] for name in job.embed})
+            for job, result in zip(jobs, results, strict=True)
+        ]
 
 
 class Batcher(Generic[J, R]):

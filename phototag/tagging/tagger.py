@@ -1,11 +1,13 @@
 """The one tagging path: recognizers and the backbones they stand on, resolved once.
 
-``scan``, ``classify``, ``retag`` and the Ray engine all go through a :class:`Tagger`:
-it resolves the recognizers (and, for zero-shot vocabularies, the backbone they bind to)
+``scan``, ``classify``, ``retag``, the Ray engine and the HTTP server all go through a
+:class:`Tagger`: it resolves the recognizers (and, for zero-shot vocabularies, the backbone they bind to)
 from a catalog without changing it, opens each backbone lazily (immich ML's
 ``InferenceModel``: ``load()`` is idempotent, ``predict()`` loads on first use), runs a
 batch through every backbone once and every recognizer on its backbone's output, and
-returns per photo its tags, embeddings and boxes (:class:`PhotoResult`).
+returns per photo its tags, embeddings and boxes (:class:`PhotoResult`). A server's batch,
+whose requests each ask for their own recognizers, threshold and top-k, goes through
+:func:`tag_each`: the same backbones once, the same :meth:`Tagger.from_outputs`.
 """
 
 from __future__ import annotations
@@ -92,12 +94,18 @@ class Tagger:
         device: Device = Device.AUTO,
         verify: bool = True,
         every_installed: bool = False,
+        embed: Sequence[str] = (),
+        reuse: Mapping[str, Backbone] | None = None,
     ) -> Tagger:
         """The recognizers ``names`` (default: the default set; with ``every_installed``,
         every recognizer that can run) and their backbones, unopened.
 
         ``zero_shot`` picks the backbone vocabularies bind to (naming a classifier turns
-        them off); the catalog passed in is left as it was. Raises
+        them off); the catalog passed in is left as it was. ``embed`` adds backbones no
+        chosen recognizer stands on, for their embeddings alone (a server's similarity
+        search). ``reuse`` maps names to backbones to take instead of new ones (a server's,
+        shared by all its requests, so that each session is opened once; ``device`` and
+        ``verify`` do not apply to them). Raises
         :class:`~phototag.errors.UnknownModelError` for names that are not installed.
         """
         catalog = (catalog or Catalog.discover()).choosing(zero_shot)
@@ -112,9 +120,12 @@ class Tagger:
             ]
         else:
             recognizers = catalog.resolve(None)
+        reuse = reuse or {}
         backbones = {
-            name: Backbone(catalog.backbone(name), device=device, verify=verify)
-            for name in dict.fromkeys(r.backbone for r in recognizers)
+            name: reuse[name]
+            if name in reuse
+            else Backbone(catalog.backbone(name), device=device, verify=verify)
+            for name in dict.fromkeys([*(r.backbone for r in recognizers), *embed])
         }
         return cls(recognizers, backbones, threshold, top_k)
 
@@ -181,3 +192,52 @@ class Tagger:
             for r in self.recognizers
             if r.backbone == backbone
         }
+
+
+def tag_each(batch: Sequence[tuple[Tagger, Mapping[str, np.ndarray]]]) -> list[PhotoResult]:
+    """Tag a batch whose photos each come with their own :class:`Tagger` (a server's
+    requests: their own recognizers, threshold, top-k and embeddings, on shared backbones).
+
+    ``batch[i]`` is photo i's tagger and its preprocessed input for each of that tagger's
+    backbones (as :func:`run_backbones`). Each backbone runs once over every photo whose
+    tagger holds it; the photos of taggers with the same recognizers and settings go
+    through :meth:`Tagger.from_outputs` together. Result i is photo i's: the tags of its
+    tagger's recognizers and the embeddings (and boxes) of its tagger's backbones only.
+    Raises ValueError when two taggers hold different :class:`Backbone` objects under one
+    name (share one: a backbone is run once per batch, by name).
+    """
+    backbones: dict[str, Backbone] = {}
+    for tagger, _ in batch:
+        for name, b in tagger.backbones.items():
+            if backbones.setdefault(name, b) is not b:
+                raise ValueError(f"the batch's taggers hold two backbones named {name!r}")
+    # backbone name -> (photo index -> its row in the output, the output)
+    outputs: dict[str, tuple[dict[int, int], BackboneOutput]] = {}
+    for name, b in backbones.items():
+        rows = [i for i, (tagger, _) in enumerate(batch) if name in tagger.backbones]
+        out = run_backbones({name: b}, [batch[i][1] for i in rows])[name]
+        outputs[name] = ({i: row for row, i in enumerate(rows)}, out)
+    # The same Recognizer objects at the same settings: one from_outputs for the group.
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for i, (t, _) in enumerate(batch):
+        key = (tuple(map(id, t.recognizers)), tuple(t.backbones), t.threshold, t.top_k)
+        groups.setdefault(key, []).append(i)
+    results: dict[int, PhotoResult] = {}
+    for members in groups.values():
+        tagger = batch[members[0]][0]
+        part = {}
+        for name in tagger.backbones:
+            where, out = outputs[name]
+            part[name] = _take(out, [where[i] for i in members])
+        results.update(zip(members, tagger.from_outputs(part, len(members)), strict=True))
+    return [results[i] for i in range(len(batch))]
+
+
+def _take(output: BackboneOutput, rows: Sequence[int]) -> BackboneOutput:
+    """The rows ``rows`` of a batch's output, in that order."""
+    at = np.asarray(rows, np.intp)
+    return BackboneOutput(
+        None if output.probs is None else output.probs[at],
+        output.embeddings[at],
+        None if output.detections is None else output.detections[at],
+    )
