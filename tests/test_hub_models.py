@@ -331,6 +331,7 @@ def test_onnx_equals_pytorch_on_real_photos(
     assert np.abs(TextEncoder(m).encode(texts) - text_ref).max() < 1e-4
 
 
+@pytest.mark.slow  # parity with OpenCLIP: imports torch (seconds), so not in the fast tier
 def test_squash_resize_is_openclips_pixel_for_pixel() -> None:
     """SigLIP's resize_mode 'squash' (the whole photo to size x size), as OpenCLIP does it."""
     import open_clip
@@ -372,6 +373,7 @@ def _strings(n: int) -> list[str]:
     return [" ".join(rng.choice(pool) for _ in range(rng.randint(1, 60))) for _ in range(n)]
 
 
+@pytest.mark.slow  # parity with OpenCLIP: imports torch (seconds), so not in the fast tier
 def test_tokenizer_json_gives_the_ids_of_the_port_and_of_openclip() -> None:
     """CLIP's BPE as tokenizer.json, run by the tokenizers library with OpenCLIP's cleaning,
     gives the ids of phototag's port and of OpenCLIP's own tokenizer on 3,000 strings;
@@ -400,6 +402,7 @@ def test_tokenizer_json_gives_the_ids_of_the_port_and_of_openclip() -> None:
     assert (ends == 76).sum() > 100  # long strings were truncated the same way too
 
 
+@pytest.mark.slow  # parity with OpenCLIP: imports torch (seconds), so not in the fast tier
 @pytest.mark.parametrize("clean", ["whitespace", "canonicalize", "lower"])
 def test_a_sentencepiece_tokenizer_json_gives_the_ids_of_openclips_hf_tokenizer(
     hub_repos: dict[str, Any], tmp_path: Path, clean: str
@@ -424,6 +427,7 @@ def test_a_sentencepiece_tokenizer_json_gives_the_ids_of_openclips_hf_tokenizer(
     assert (ours[:, -1] != 0).sum() > 100  # long strings truncated the same way
 
 
+@pytest.mark.slow  # parity with OpenCLIP: imports torch (seconds), so not in the fast tier
 def test_cleaning_is_openclips(hub_repos: dict[str, Any]) -> None:
     from open_clip.tokenizer import _clean_canonicalize, _clean_lower, _clean_whitespace
 

@@ -107,6 +107,7 @@ def oriented_jpeg(a: np.ndarray, orientation: int) -> bytes:
     return jpeg_bytes(a, exif=exif)
 
 
+@pytest.mark.slow  # parity with OpenCLIP: imports torch (seconds), so not in the fast tier
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
 def test_preprocessing_matches_openclips_transform_pixel_for_pixel(
     with_tiny_clip: Path, orientation: int
