@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import conftest
 import pytest
 from hubfake import FakeHub
-from waiting import kill, new_bytes, snapshot, wait_until
+from waiting import changed_since, kill, wait_until, written_since
 
 from phototag.cli.console import ExitCode
 from phototag.errors import ModelError
@@ -193,7 +194,7 @@ def test_a_kill_at_any_moment_of_an_install_leaves_the_old_or_the_new(
 ) -> None:
     """SIGKILL 'install URL' at points of its progress seen from outside: twice in the middle
     of the download (the hub holds the rest back; the partial file on disk has grown), then
-    with half the backbone extracted, half of it staged, and the link switched. Afterwards
+    with half the backbone extracted, half of it staged, and the backbone replaced. Afterwards
     the backbone found is always a whole one (the old or the new), the partial download
     resumes, and the next install clears what the kills left."""
     dest = tmp_path / "w"
@@ -241,19 +242,17 @@ def test_a_kill_at_any_moment_of_an_install_leaves_the_old_or_the_new(
         assert left() == "old"
         assert https.downloads(ARCHIVE)[-1] == (f"bytes={have}-" if have else None)  # resumed
     # With the archive downloaded: by the bytes written into the weights folder (extracted,
-    # then staged), then by the backbone's link.
+    # then staged), then by the backbone's entry (the link) being replaced.
+    final = dest / "clip-tiny"
     for what, reached in (("half of the backbone extracted", 0.5 * size),
                           ("half of the backbone staged", 1.5 * size),
-                          ("the backbone's link switched", math.inf)):  # fmt: skip
-        before, link = snapshot(dest), os.readlink(dest / "clip-tiny")
+                          ("the backbone replaced", math.inf)):  # fmt: skip
+        since = time.time_ns()
 
-        def progress(before: frozenset[tuple[str, int]] = before, link: str = link) -> float:
-            try:
-                if os.readlink(dest / "clip-tiny") != link:
-                    return math.inf
-            except OSError:  # gone, or no longer a link: switched too (however done)
+        def progress(since: int = since) -> float:
+            if not os.path.lexists(final) or changed_since(final, since):  # however it is done
                 return math.inf
-            return new_bytes(dest, before)
+            return written_since(dest, since)
 
         p = subprocess.Popen(cmd)
         wait_until(lambda r=reached, f=progress: f() >= r, what, p)

@@ -43,38 +43,27 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def snapshot(folder: Path) -> frozenset[tuple[str, int]]:
-    """The entries of ``folder`` as (name, inode): :func:`new_bytes` leaves these out."""
-    try:
-        return frozenset((e.name, e.inode()) for e in os.scandir(folder))
-    except FileNotFoundError:
-        return frozenset()
-
-
-def new_bytes(folder: Path, before: frozenset[tuple[str, int]]) -> int:
-    """Bytes of the regular files under the entries of ``folder`` that are not in ``before``
-    (by name and inode: a folder replaced under the same name is new). Links are not
-    followed; a file that vanishes while being counted counts 0."""
-    try:
-        top = list(os.scandir(folder))
-    except FileNotFoundError:
-        return 0
+def written_since(folder: Path, since_ns: int) -> int:
+    """Bytes of the regular files under ``folder`` written, extracted or moved there at
+    ``since_ns`` (``time.time_ns()``) or later, by their status-change time: tar and copy2 set
+    the mtime back, nothing sets the ctime. Links are not followed; a file that vanishes while
+    being counted counts 0."""
     total = 0
-    for entry in top:
-        try:
-            if (entry.name, entry.inode()) in before or entry.is_symlink():
+    for root, _dirs, files in os.walk(folder):  # a folder gone meanwhile: nothing
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:
                 continue
-            if entry.is_file(follow_symlinks=False):
-                total += entry.stat(follow_symlinks=False).st_size
-                continue
-        except FileNotFoundError:
-            continue
-        for root, _dirs, files in os.walk(entry.path):  # an entry gone meanwhile: nothing
-            for name in files:
-                try:
-                    st = os.lstat(os.path.join(root, name))
-                except FileNotFoundError:
-                    continue
-                if stat.S_ISREG(st.st_mode):
-                    total += st.st_size
+            if stat.S_ISREG(st.st_mode) and st.st_ctime_ns >= since_ns:
+                total += st.st_size
     return total
+
+
+def changed_since(path: Path, since_ns: int) -> bool:
+    """``path`` (a link itself, not what it points to) was made, replaced or changed at
+    ``since_ns`` or later; False where there is none."""
+    try:
+        return os.lstat(path).st_ctime_ns >= since_ns
+    except FileNotFoundError:
+        return False
