@@ -559,7 +559,7 @@ def test_a_kill_at_any_moment_of_a_hub_install_leaves_nothing_or_the_whole_backb
         wait_until(reached, what, p)
         kill(p)
         visible = (
-            sorted(p.name for p in dest.iterdir() if p.name[0] != ".") if dest.exists() else []
+            sorted(e.name for e in dest.iterdir() if e.name[0] != ".") if dest.exists() else []
         )
         assert visible in ([], [TINY]), visible
         if visible:  # whole, not half of a backbone

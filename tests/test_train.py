@@ -362,14 +362,16 @@ def test_a_training_run_killed_at_random_moments_leaves_no_half_recognizer(
             [p for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []
         )
 
-    for what, reached in ((f"{photos // 2} photos embedded", lambda: done() >= photos // 2),
-                          ("every photo embedded", lambda: done() >= photos),
-                          ("the recognizer's first file written", lambda: bool(written()))):  # fmt: skip
+    rounds = ((f"{photos // 2} photos embedded", lambda: done() >= photos // 2, True),
+              ("every photo embedded", lambda: done() >= photos, True),
+              ("the recognizer's first file written", lambda: bool(written()), False))  # fmt: skip
+    for what, reached, before_the_fit in rounds:
+        embedded.unlink(missing_ok=True)
         proc = subprocess.Popen(cmd, env=env)
         wait_until(reached, what, proc)
         kill(proc)
-        if what != "the recognizer's first file written":
-            assert written() == []  # nothing before the fit is done
+        if before_the_fit:
+            assert written() == []  # nothing is written before the fit is done
         found = catalog_with(folder.parent)
         if (folder / "objects.toml").exists():  # a complete recognizer, or none
             assert found.recognizer("objects").paths
