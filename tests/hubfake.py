@@ -5,7 +5,10 @@ huggingface_hub makes for a model repository: ``GET /api/models/{repo}/revision/
 (with ``blobs=true``: sizes, Git blob ids, LFS sha256), ``HEAD`` and ``GET
 /{repo}/resolve/{rev}/{path}`` with ``X-Repo-Commit``, ``ETag``, ``X-Linked-Etag``,
 ``X-Linked-Size`` and Range requests. ``cut`` stops the first full download of a file half
-way; ``lie`` makes the hub's listed sha256 of a file wrong.
+way; ``lie`` makes the hub's listed sha256 of a file wrong. ``files`` are plain files served
+at ``/NAME`` (an archive on a web server, for ``models install URL``). ``hold`` stops sending
+after a given number of bytes, so that a test can kill a client in the middle of a download
+(observed: :attr:`FakeHub.holding`), not after a guessed time.
 
 :func:`immich_export` writes an OpenCLIP model in Immich's layout as Immich's exporter does
 (immich-app/immich machine-learning/export ``openclip.py``): ``encode_image(normalize=True)``
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 LFS_SUFFIXES = (".onnx",)
+CHUNK = 1 << 16  # bytes per write of a file's contents: where a hold can stop a response
 
 
 def git_blob_id(data: bytes) -> str:
@@ -43,6 +47,12 @@ class FakeHub:
         self.cut: set[str] = set()  # paths whose next full GET stops half way
         self.lie: set[str] = set()  # paths whose listed sha256 is wrong
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range)
+        self.files: dict[str, bytes] = {}  # NAME -> contents served at /NAME
+        self.served = 0  # bytes of file contents handed to the network, all responses
+        self.holding = threading.Event()  # set once a response is held (see hold)
+        self._hold_at: int | None = None
+        self._dropped = threading.Event()
+        self._lock = threading.Lock()
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +60,8 @@ class FakeHub:
 
             def _file(self) -> tuple[str, bytes] | None:
                 path = self.path.split("?")[0]
+                if path[1:] in hub.files:
+                    return path[1:], hub.files[path[1:]]
                 for repo, folder in hub.repos.items():
                     prefix = f"/{repo}/resolve/"
                     if path.startswith(prefix):
@@ -106,6 +118,12 @@ class FakeHub:
                     return
                 rel, data = found
                 start = int(rng.split("=")[1].split("-")[0]) if rng else 0
+                if start >= len(data) > 0:  # as a real server: nothing left to send
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = data[start:]
                 self.send_response(206 if rng else 200)
                 self._headers_for(rel, data)
@@ -115,11 +133,33 @@ class FakeHub:
                 self.end_headers()
                 if rel in hub.cut and not rng:
                     hub.cut.discard(rel)
-                    self.wfile.write(body[: len(body) // 2])
+                    self._send(body[: len(body) // 2])
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                self.wfile.write(body)
+                self._send(body)
+
+            def _send(self, body: bytes) -> None:
+                """``body`` in chunks, stopping where :meth:`FakeHub.hold` says."""
+                sent = 0
+                while sent < len(body):
+                    with hub._lock:
+                        n = min(CHUNK, len(body) - sent)
+                        if hub._hold_at is not None:
+                            n = max(0, min(n, hub._hold_at - hub.served))
+                        hub.served += n
+                        if n == 0:
+                            hub.holding.set()
+                    if n == 0:  # held until dropped: then closed, nothing more sent
+                        hub._dropped.wait(timeout=300)
+                        self.close_connection = True
+                        return
+                    try:
+                        self.wfile.write(body[sent : sent + n])
+                    except (ConnectionError, ssl.SSLError):  # the client is gone
+                        self.close_connection = True
+                        return
+                    sent += n
 
             def _info(self) -> None:
                 path = self.path.split("?")[0][len("/api/models/") :]
@@ -160,7 +200,27 @@ class FakeHub:
         self.endpoint = f"https://localhost:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def url(self, name: str) -> str:
+        """The address of the plain file ``files[name]``."""
+        return f"{self.endpoint}/{name}"
+
+    def hold(self, after: int) -> None:
+        """Send ``after`` more bytes of file contents (all responses together), then hold
+        every response where it is -- its client waits in the middle of a download -- and set
+        :attr:`holding`, until :meth:`drop`."""
+        with self._lock:
+            self._hold_at = self.served + after
+            self.holding.clear()
+            self._dropped.clear()
+
+    def drop(self) -> None:
+        """End the held responses (connection closed, nothing more sent); stop holding."""
+        with self._lock:
+            self._hold_at = None
+            self._dropped.set()
+
     def close(self) -> None:
+        self.drop()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -8,6 +8,7 @@ NLLB-style multilingual model whose SentencePiece Unigram tokenizer is trained h
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 from hubfake import FakeHub, immich_export, unigram_tokenizer
 from PIL import Image
+from waiting import changed_since, kill, wait_until, written_since
 
 from phototag.cli.console import ExitCode
 from phototag.errors import ModelError
@@ -537,12 +539,14 @@ def test_a_repository_with_damaged_files_is_refused_and_nothing_is_left(
 
 @pytest.mark.slow  # the real models
 def test_a_kill_at_any_moment_of_a_hub_install_leaves_nothing_or_the_whole_backbone(
-    hub: FakeHub, tmp_path: Path
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SIGKILL 'models install' (in a process of its own, against the local hub, an empty
-    cache each time) at spread-out moments: afterwards the backbone is absent or whole, and
-    the next install clears what the kill left and installs."""
-    import signal
+    cache each time) at points of its progress seen from outside: with 10, 50 and 90 % of the
+    repository sent (the hub holds the rest back, so the kill lands mid-download), with the
+    backbone half copied into the weights folder, half staged, and in place. Afterwards the
+    backbone is absent or whole, and the next install (from a cache a kill left half-filled)
+    clears what the kills left and installs."""
     import subprocess
     import sys
 
@@ -551,23 +555,37 @@ def test_a_kill_at_any_moment_of_a_hub_install_leaves_nothing_or_the_whole_backb
         "import sys; from pathlib import Path; from phototag.models.hub import install_from_hub;"
         "install_from_hub(sys.argv[1], Path(sys.argv[2]))"
     )
-
-    def env(i: int) -> dict[str, str]:
-        return {**os.environ, "HF_HOME": str(tmp_path / f"hf{i}")}
-
     cmd = [sys.executable, "-c", code, TINY, str(dest)]
-    t0 = time.monotonic()
-    subprocess.run(cmd, env=env(99), check=True)
-    whole = time.monotonic() - t0
-    shutil.rmtree(dest)
-    for i in range(6):
-        p = subprocess.Popen(cmd, env=env(i))
-        time.sleep(whole * (0.3 + 0.7 * i / 5))
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-        found = Catalog.discover([dest]) if dest.exists() else Catalog()
-        if TINY in found.backbones:
-            verify_files(found.backbone(TINY))
+    size = sum(f.stat().st_size for f in hub.repos[f"immich-app/{TINY}"].rglob("*") if f.is_file())
+
+    def run(i: int, reached: Callable[[], bool], what: str) -> None:
+        p = subprocess.Popen(cmd, env={**os.environ, "HF_HOME": str(tmp_path / f"hf{i}")})
+        wait_until(reached, what, p)
+        kill(p)
+        visible = (
+            sorted(e.name for e in dest.iterdir() if e.name[0] != ".") if dest.exists() else []
+        )
+        assert visible in ([], [TINY]), visible
+        if visible:  # whole, not half of a backbone
+            verify_files(Catalog.discover([dest]).backbone(TINY))
+
+    for i, share in enumerate((0.1, 0.5, 0.9)):
+        hub.hold(int(share * size))
+        run(i, hub.holding.is_set, f"{share:.0%} of the repository sent")
+        hub.drop()
+        assert not dest.exists()  # nothing is installed before everything is downloaded
+    # The files downloaded: by the bytes written into the weights folder (copied from the
+    # cache, then staged), then by the backbone's entry (a link) appearing.
+    for i, (what, reached) in enumerate((("half of the backbone copied", 0.5 * size),
+                                         ("half of the backbone staged", 1.5 * size),
+                                         ("the backbone in place", math.inf)), 3):  # fmt: skip
+        since = time.time_ns()
+
+        def progress(since: int = since) -> float:
+            return math.inf if changed_since(dest / TINY, since) else written_since(dest, since)
+
+        run(i, lambda r=reached, f=progress: f() >= r, what)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf1"))  # what the kill at 50 % left
     done = install_from_hub(TINY, dest)
     verify_files(load_backbone_manifest(done.folder))
     link = dest / TINY

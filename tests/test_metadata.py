@@ -7,7 +7,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 from metadata_readers import both
 from PIL import Image
+from waiting import wait_until
 
 from phototag.config import Device, IptcPolicy, SidecarNaming, WriteMode, WriteSettings
 from phototag.errors import MetadataError
@@ -387,9 +387,7 @@ def test_a_write_killed_at_random_moments_leaves_every_sidecar_valid(
     for target in np.linspace(5, n - 10, 8).astype(int):
         # Kill once this many sidecars exist (observed on disk, never after a fixed time).
         proc = subprocess.Popen(write, env=env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None and len(list(lib.glob("*.xmp"))) < target:
-            time.sleep(0.005)
+        wait_until(lambda t=target: len(list(lib.glob("*.xmp"))) >= t, f"{target} sidecars", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         sidecars = list(lib.glob("*.xmp"))

@@ -6,22 +6,21 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import math
 import os
 import shutil
-import signal
-import ssl
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import conftest
 import pytest
+from hubfake import FakeHub
+from waiting import changed_since, kill, wait_until, written_since
 
 from phototag.cli.console import ExitCode
 from phototag.errors import ModelError
@@ -114,103 +113,60 @@ def test_hostile_archives_are_refused_without_writing_outside(tmp_path: Path) ->
         install(str(tmp_path / "missing.tar.gz"), tmp_path / "w")
 
 
-class _Server:
-    """An HTTPS server on localhost (a CA made by trustme) serving one file, with Range
-    support; ``cut`` makes the first full request stop half way through."""
-
-    def __init__(self, payload: bytes, ca_file: Path) -> None:
-        import trustme
-
-        ca = trustme.CA()
-        ca.cert_pem.write_to_path(str(ca_file))
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert("localhost").configure_cert(ctx)
-        self.payload, self.cut, self.ranges = payload, False, []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path != "/clip-tiny.tar.gz":
-                    self.send_error(404)
-                    return
-                rng = self.headers.get("Range")
-                server.ranges.append(rng)
-                start = int(rng.split("=")[1].rstrip("-")) if rng else 0
-                body = server.payload[start:]
-                if server.cut and not rng:
-                    server.cut = False
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.send_response(206 if rng else 200)
-                if rng:
-                    total = len(server.payload)
-                    self.send_header("Content-Range", f"bytes {start}-{total - 1}/{total}")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.url = f"https://localhost:{self.httpd.server_address[1]}/clip-tiny.tar.gz"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+ARCHIVE = "clip-tiny.tar.gz"
 
 
 @pytest.fixture
-def https(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
+def https(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+    """The local hub (tests/hubfake.py) serving ``source`` as the plain file ARCHIVE."""
     ca = tmp_path / "ca.pem"
-    server = _Server(tar_of(source, tmp_path / "served.tar.gz").read_bytes(), ca)
+    server = FakeHub({}, ca)
+    server.files[ARCHIVE] = tar_of(source, tmp_path / "served.tar.gz").read_bytes()
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # trust the test CA, as a company CA would be
     monkeypatch.setenv("NO_PROXY", "*")
     monkeypatch.setenv("no_proxy", "*")
     yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+    server.close()
 
 
 def test_https_download_resumes_after_an_interruption_and_installs(
-    https: _Server, tmp_path: Path
+    https: FakeHub, tmp_path: Path
 ) -> None:
-    https.cut = True
+    https.cut.add(ARCHIVE)
+    payload, url = https.files[ARCHIVE], https.url(ARCHIVE)
     seen: list[tuple[int, int | None]] = []
     with pytest.raises(ModelError, match=r"interrupted|stopped at"):
-        download(https.url, progress=lambda d, t: seen.append((d, t)))
+        download(url, progress=lambda d, t: seen.append((d, t)))
     partial = list((Path(os.environ["PHOTOTAG_CACHE"]) / "downloads").glob("*.part"))
     kept = partial[0].stat().st_size if len(partial) == 1 else -1
-    assert 0 < kept < len(https.payload)
-    sha = hashlib.sha256(https.payload).hexdigest()
-    done = install(https.url, tmp_path / "w", sha256=sha, progress=lambda d, t: seen.append((d, t)))
-    assert https.ranges == [None, f"bytes={kept}-"]  # the second request resumed
-    assert seen[-1] == (len(https.payload), len(https.payload))
+    assert 0 < kept < len(payload)
+    sha = hashlib.sha256(payload).hexdigest()
+    done = install(url, tmp_path / "w", sha256=sha, progress=lambda d, t: seen.append((d, t)))
+    assert https.downloads(ARCHIVE) == [None, f"bytes={kept}-"]  # the second request resumed
+    assert seen[-1] == (len(payload), len(payload))
     assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen) if a[1] == b[1])
     verify_files(load_backbone_manifest(done.folder))
     assert not list((Path(os.environ["PHOTOTAG_CACHE"]) / "downloads").glob("*.part"))
 
 
-def test_a_bad_download_is_not_kept_for_the_next_try(https: _Server, tmp_path: Path) -> None:
-    good = https.payload
-    https.payload = b"<html>captive portal</html>"
+def test_a_bad_download_is_not_kept_for_the_next_try(https: FakeHub, tmp_path: Path) -> None:
+    good = https.files[ARCHIVE]
+    https.files[ARCHIVE] = b"<html>captive portal</html>"
     with pytest.raises(ModelError, match="not a readable model archive"):
-        install(https.url, tmp_path / "w")
-    https.payload = good  # the next try downloads again instead of reusing the bad file
-    assert install(https.url, tmp_path / "w").name == "clip-tiny"
-    assert https.ranges == [None, None]
+        install(https.url(ARCHIVE), tmp_path / "w")
+    https.files[ARCHIVE] = good  # the next try downloads again instead of reusing the bad file
+    assert install(https.url(ARCHIVE), tmp_path / "w").name == "clip-tiny"
+    assert https.downloads(ARCHIVE) == [None, None]
 
 
-def test_download_failures_say_what_happened(https: _Server, tmp_path: Path) -> None:
+def test_download_failures_say_what_happened(https: FakeHub, tmp_path: Path) -> None:
+    url = https.url(ARCHIVE)
     with pytest.raises(ModelError, match="https only"):
-        download(https.url.replace("https://", "http://"))
+        download(url.replace("https://", "http://"))
     with pytest.raises(ModelError, match=r"cannot reach 127\.0\.0\.1 .*offline"):
         download("https://127.0.0.1:9/model.tar.gz")  # the discard port: nothing listens
     with pytest.raises(ModelError, match="HTTP 404"):
-        download(https.url.replace("clip-tiny", "missing"))
+        download(url.replace("clip-tiny", "missing"))
 
 
 def test_cli_install_remove_verify(source: Path, tmp_path: Path) -> None:
@@ -234,37 +190,80 @@ def test_cli_install_remove_verify(source: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_kill_at_any_moment_of_an_install_leaves_the_old_or_the_new(
-    source: Path, tmp_path: Path
+    https: FakeHub, source: Path, tmp_path: Path
 ) -> None:
-    """SIGKILL an install at spread-out moments: the backbone found afterwards is always a
-    whole one (the old or the new), and the next install clears what the kill left."""
+    """SIGKILL 'install URL' at points of its progress seen from outside: twice in the middle
+    of the download (the hub holds the rest back; the partial file on disk has grown), then
+    with half the backbone extracted, half of it staged, and the backbone replaced. Afterwards
+    the backbone found is always a whole one (the old or the new), the partial download
+    resumes, and the next install clears what the kills left."""
     dest = tmp_path / "w"
     old = tmp_path / "old" / "clip-tiny"
     shutil.copytree(source, old)
     toml = (old / "backbone.toml").read_text()
     (old / "backbone.toml").write_text(toml.replace("random weights,", "OLD random weights,"))
     install_folder(old, dest)
+    texts = {
+        (old / "backbone.toml").read_text(): "old",
+        (source / "backbone.toml").read_text(): "new",
+    }
+    payload = https.files[ARCHIVE]
+    size = sum(f.stat().st_size for f in source.iterdir())  # the backbone, extracted or staged
     code = (
-        "import sys; from pathlib import Path; from phototag.models.install import install_folder;"
-        "install_folder(Path(sys.argv[1]), Path(sys.argv[2]))"
+        "import sys; from pathlib import Path; from phototag.models.install import install;"
+        "install(sys.argv[1], Path(sys.argv[2]), sha256=sys.argv[3])"
     )
-    cmd = [sys.executable, "-c", code, str(source), str(dest)]
-    t0 = time.monotonic()
-    subprocess.run(cmd, check=True)
-    whole = time.monotonic() - t0
-    install_folder(old, dest)
-    texts = {(old / "backbone.toml").read_text(), (source / "backbone.toml").read_text()}
-    for i in range(12):
-        p = subprocess.Popen(cmd)
-        time.sleep(whole * (0.35 + 0.65 * i / 11))
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+    sha = hashlib.sha256(payload).hexdigest()
+    cmd = [sys.executable, "-c", code, https.url(ARCHIVE), str(dest), sha]
+    downloads = Path(os.environ["PHOTOTAG_CACHE"]) / "downloads"
+
+    def downloaded() -> int:
+        """Bytes of the partial download on disk."""
+        try:
+            return sum(p.stat().st_size for p in downloads.glob("*.part"))
+        except FileNotFoundError:
+            return 0
+
+    def left() -> str:
+        """What a kill left: the backbone found is whole; "old" or "new"."""
         found = Catalog.discover([dest])
         assert list(found.backbones) == ["clip-tiny"]
         verify_files(found.backbone("clip-tiny"))
-        assert (dest / "clip-tiny" / "backbone.toml").read_text() in texts
-    install_folder(source, dest)
+        return texts[(dest / "clip-tiny" / "backbone.toml").read_text()]
+
+    for share, held in ((0.25, 0.5), (0.6, 0.8)):
+        have = downloaded()
+        https.hold(int(held * len(payload)) - have)  # the child cannot get past this
+        p = subprocess.Popen(cmd)
+        wait_until(lambda s=share: https.holding.is_set() and downloaded() >= s * len(payload),
+                   f"{share:.0%} of the archive downloaded", p)  # fmt: skip
+        kill(p)
+        https.drop()
+        assert left() == "old"
+        assert https.downloads(ARCHIVE)[-1] == (f"bytes={have}-" if have else None)  # resumed
+    # With the archive downloaded: by the bytes written into the weights folder (extracted,
+    # then staged), then by the backbone's entry (the link) being replaced.
+    final = dest / "clip-tiny"
+    for what, reached in (("half of the backbone extracted", 0.5 * size),
+                          ("half of the backbone staged", 1.5 * size),
+                          ("the backbone replaced", math.inf)):  # fmt: skip
+        since = time.time_ns()
+
+        def progress(since: int = since) -> float:
+            if not os.path.lexists(final) or changed_since(final, since):  # however it is done
+                return math.inf
+            return written_since(dest, since)
+
+        p = subprocess.Popen(cmd)
+        wait_until(lambda r=reached, f=progress: f() >= r, what, p)
+        kill(p)
+        landed = left()  # whole: old or new (a kill can land after the switch)
+        if reached == math.inf:
+            assert landed == "new"
+    install(https.url(ARCHIVE), dest, sha256=sha)
+    assert left() == "new"
     assert_only_installed(dest, "clip-tiny")
+    assert not list(downloads.glob("*.part"))
 
 
 @pytest.mark.slow  # over 10 s

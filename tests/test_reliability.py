@@ -87,9 +87,13 @@ def rows_so_far(index: Path, sql: str) -> int:
 
 
 def wait_for(proc: subprocess.Popen[bytes], done: Callable[[], bool], timeout: float = 60) -> None:
-    """Poll until ``done()`` or the process ends: waits on observable progress, never a fixed time."""
+    """Poll until ``done()`` or the process ends: waits on observable progress, never a fixed
+    time. Fails the test if neither happens within ``timeout`` seconds (a kill then would
+    test nothing)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None and not done():
+    while proc.poll() is None and not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"no progress within {timeout:.0f} s: the command is stuck")
         time.sleep(0.01)
 
 
@@ -123,10 +127,8 @@ def test_scans_killed_at_random_moments_lose_nothing_and_finish_like_an_uninterr
     for low in (2, 20, 40, 60, 80, 100):
         target = int(rng.integers(low, low + 18))
         proc = subprocess.Popen(scan_cmd, env=env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None and tagged_so_far(index) < target:
-            time.sleep(0.01)
-        time.sleep(float(rng.uniform(0, 0.05)))
+        wait_for(proc, lambda t=target: tagged_so_far(index) >= t)
+        time.sleep(float(rng.uniform(0, 0.05)))  # jitter after the progress seen, not a wait
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert digest(many) == photos_before  # every photo byte for byte as it was
@@ -148,11 +150,7 @@ def test_sigterm_and_sigint_stop_cleanly_with_a_summary(tmp_path: Path, many: Pa
     for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         proc = subprocess.Popen([*PY, "scan", str(many), "--device", "cpu", "--batch-size", "4", "--write", "none"],
                                 env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while (
-            time.monotonic() < deadline and tagged_so_far(index) < done + 4
-        ):  # a batch of this run
-            time.sleep(0.02)
+        wait_for(proc, lambda d=done: tagged_so_far(index) >= d + 4)  # a batch of this run
         done = len(final_state(index))
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)

@@ -4,10 +4,9 @@ errors, retag without decoding, learning the user's own keywords, and correction
 from __future__ import annotations
 
 import json
-import signal
+import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from conftest import sample
 from PIL import Image
 from typer.testing import CliRunner
+from waiting import kill, wait_until
 
 from phototag.cli.app import app
 from phototag.config import Device, WriteSettings
@@ -335,31 +335,53 @@ def test_the_train_and_retag_commands(
 def test_a_training_run_killed_at_random_moments_leaves_no_half_recognizer(
     tmp_path: Path, scene_sets: tuple[Path, Path]
 ) -> None:
+    """SIGKILL a training run at points of its progress seen from outside: half of the photos
+    embedded, all of them (fitting), and the first of the recognizer's files in place. Until
+    the fit is done nothing is written; after a kill the recognizer is whole or absent; the
+    next run finishes and leaves no temporary file."""
     train, _ = scene_sets
-    env = {**__import__("os").environ, "XDG_DATA_HOME": str(tmp_path / "data")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "phototag",
-        "train",
-        str(train),
-        "--name",
-        "objects",
-        "--device",
-        "cpu",
-        "--copies",
-        "1",
-    ]
+    photos = len(list(train.rglob("*.jpg")))
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    embedded = tmp_path / "embedded"  # the child writes a line per photo embedded
+    code = (
+        "import sys; from pathlib import Path; from phototag.config import Device;"
+        "from phototag.train import TrainOptions, train_from_folder;"
+        "log = open(sys.argv[2], 'w', buffering=1);"
+        "train_from_folder(Path(sys.argv[1]), TrainOptions(name='objects', device=Device.CPU,"
+        " copies=1), progress=lambda done, total: print(done, file=log))"
+    )
+    cmd = [sys.executable, "-c", code, str(train), str(embedded)]
     folder = tmp_path / "data" / "phototag" / "weights" / "recognizers"
-    for delay in (1.0, 2.0, 3.0):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+
+    def done() -> int:
+        lines = embedded.read_text().split() if embedded.exists() else []
+        return int(lines[-1]) if lines else 0
+
+    def written() -> list[Path]:
+        """The recognizer's files in place (not the temporary files they are written to)."""
+        return (
+            [p for p in folder.iterdir() if not p.name.startswith(".")] if folder.is_dir() else []
+        )
+
+    rounds = ((f"{photos // 2} photos embedded", lambda: done() >= photos // 2, True),
+              ("every photo embedded", lambda: done() >= photos, True),
+              ("the recognizer's first file written", lambda: bool(written()), False))  # fmt: skip
+    for what, reached, before_the_fit in rounds:
+        embedded.unlink(missing_ok=True)
+        proc = subprocess.Popen(cmd, env=env)
+        wait_until(reached, what, proc)
+        kill(proc)
+        if before_the_fit:
+            assert written() == []  # nothing is written before the fit is done
+        found = catalog_with(folder.parent)
         if (folder / "objects.toml").exists():  # a complete recognizer, or none
-            assert catalog_with(folder.parent).recognizer("objects").paths
-        if folder.exists():
-            assert not list(folder.glob(".*.tmp"))
-    # --force: a killed run may have finished first (then a plain rerun refuses to replace it).
-    assert subprocess.run([*cmd, "--force"], env=env, capture_output=True).returncode == 0
+            assert found.recognizer("objects").paths
+        else:
+            assert "objects" not in found.recognizers
+    # --force: the last kill may have landed after the recognizer was complete.
+    r = subprocess.run([sys.executable, "-m", "phototag", "train", str(train), "--name", "objects",
+                        "--device", "cpu", "--copies", "1", "--force"],
+                       env=env, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
     assert catalog_with(folder.parent).recognizer("objects").paths
+    assert sorted(p.name for p in folder.iterdir()) == ["objects.npz", "objects.toml"]
