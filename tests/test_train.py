@@ -345,7 +345,7 @@ def test_a_training_run_killed_at_random_moments_leaves_no_half_recognizer(
     embedded = tmp_path / "embedded"  # the child writes a line per photo embedded
     code = (
         "import sys; from pathlib import Path; from phototag.config import Device;"
-        "from phototag.train import TrainOptions, train_from_folder;"
+        "from phototag.training.train import TrainOptions, train_from_folder;"
         "log = open(sys.argv[2], 'w', buffering=1);"
         "train_from_folder(Path(sys.argv[1]), TrainOptions(name='objects', device=Device.CPU,"
         " copies=1), progress=lambda done, total: print(done, file=log))"
