@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -30,8 +31,11 @@ from phototag.tagging.classify import Classification, classify
 from phototag.tagging.retag import retag
 from phototag.tagging.scan import ScanOptions, scan
 from phototag.training.train import (
+    TagMetrics,
     TrainingError,
     TrainOptions,
+    remove_recognizer,
+    save_recognizer,
     train_from_corrections,
     train_from_folder,
     train_from_keywords,
@@ -116,15 +120,12 @@ def test_the_same_examples_give_the_same_recognizer(
     options = dict(name="objects", device=Device.CPU, copies=2)
     a = train_from_folder(train, TrainOptions(out_dir=tmp_path / "a", **options))  # type: ignore[arg-type]
     b = train_from_folder(train, TrainOptions(out_dir=tmp_path / "b", **options))  # type: ignore[arg-type]
-    for suffix in (".npz", ".toml"):
-        assert (
-            a.manifest.with_suffix(suffix).read_bytes()
-            == b.manifest.with_suffix(suffix).read_bytes()
-        )
+    def files(folder: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+    assert files(a.manifest.parent) == files(b.manifest.parent)
     c = train_from_folder(train, TrainOptions(out_dir=tmp_path / "c", seed=1, **options))  # type: ignore[arg-type]
-    assert (
-        c.manifest.with_suffix(".npz").read_bytes() != a.manifest.with_suffix(".npz").read_bytes()
-    )
+    assert files(c.manifest.parent) != files(a.manifest.parent)
 
 
 @pytest.mark.usefixtures("fake_onnx")
@@ -384,4 +385,48 @@ def test_a_training_run_killed_at_random_moments_leaves_no_half_recognizer(
                        env=env, capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert catalog_with(folder.parent).recognizer("objects").paths
-    assert sorted(p.name for p in folder.iterdir()) == ["objects.npz", "objects.toml"]
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 2 and names[1] == "objects.toml", names  # no orphan head, no temp file
+    assert re.fullmatch(r"objects\.head-[0-9a-f]{16}\.npz", names[0]), names
+
+
+def _save(folder: Path, name: str, bias: float) -> Path:
+    tags = ["pets/cat", "pets/dog"]
+    metrics = [TagMetrics(t, 10, 1.0, 1.0, 5) for t in tags]
+    weight = np.full((2, 4), bias, np.float32)
+    return save_recognizer(name, "efficientnet-lite0", tags, weight, np.array([bias, -bias], np.float32),
+                           TrainOptions(name=name, out_dir=folder), metrics, 1.0, "held out")  # fmt: skip
+
+
+def test_replacing_a_recognizer_switches_at_the_manifests_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill between writing the new head and the new manifest leaves the old recognizer
+    whole: the head is named by its content, so it never replaced the one in use."""
+    import phototag.fsutil as fsutil
+
+    folder = tmp_path / "recognizers"
+    manifest = _save(tmp_path, "pets", 0.5)
+    (folder / "pets.v2.head-0123456789abcdef.npz").write_bytes(b"another recognizer's head")
+    old = catalog_with(tmp_path).recognizer("pets")
+    before = manifest.read_bytes()
+    real = fsutil.atomic_write
+
+    def killed_at_the_manifest(path: Path, data: bytes, **kw: object) -> None:
+        if path.suffix == ".toml":
+            raise KeyboardInterrupt  # the kill
+        real(path, data)
+
+    monkeypatch.setattr(fsutil, "atomic_write", killed_at_the_manifest)
+    with pytest.raises(KeyboardInterrupt):
+        _save(tmp_path, "pets", 2.0)
+    monkeypatch.undo()
+    assert len(list(folder.glob("pets.head-*.npz"))) == 2  # the new head, unused
+    again = catalog_with(tmp_path).recognizer("pets")  # loads: head and manifest agree
+    assert again.paths == old.paths and manifest.read_bytes() == before
+
+    _save(tmp_path, "pets", 2.0)  # the next run finishes the switch and drops the orphan
+    heads = list(folder.glob("pets.head-*.npz"))
+    assert len(heads) == 1 and heads[0].name in manifest.read_text()
+    remove_recognizer("pets", tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == ["pets.v2.head-0123456789abcdef.npz"]

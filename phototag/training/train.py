@@ -15,6 +15,7 @@ and decode nothing.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
@@ -420,9 +421,15 @@ def save_recognizer(
     name: str, backbone: str, tags: Sequence[str], weight: np.ndarray, bias: np.ndarray, options: TrainOptions,
     metrics: Sequence[TagMetrics], accuracy: float, evaluated_on: str,
 ) -> Path:  # fmt: skip
-    """Write ``<name>.npz`` (the head) and ``<name>.toml`` (its manifest), each atomically.
+    """Write the head ``<name>.head-<sha256[:16]>.npz`` and its manifest ``<name>.toml``.
 
-    Deterministic: the same examples and seed give byte-identical files.
+    The head is written under a name of its own content, so it never replaces the head a
+    manifest in use points at; the manifest's atomic rename is then the one moment the
+    recognizer changes, and a kill anywhere leaves the old recognizer or the new one whole
+    (a head and manifest renamed one after the other could pair a new head with an old
+    manifest). Older heads of the name are removed after. Deterministic: the same examples
+    and seed give byte-identical files. Raises :class:`PhototagError` if a file cannot be
+    written.
     """
     folder = (options.out_dir or config.user_weights_dir()) / "recognizers"
     folder.mkdir(parents=True, exist_ok=True)
@@ -436,6 +443,7 @@ def save_recognizer(
             )
     head = buf.getvalue()
     sha = hashlib.sha256(head).hexdigest()
+    head_name = f"{name}.head-{sha[:16]}.npz"
 
     def q(text: str) -> str:
         return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string
@@ -446,7 +454,7 @@ def save_recognizer(
         f"backbone = {q(backbone)}",
         'kind = "linear"',
         f"description = {q(f'trained on your photos: {len(tags)} tags, accuracy {accuracy:.0%} ({evaluated_on})')}",
-        f"head = {q(name + '.npz')}",
+        f"head = {q(head_name)}",
         f'sha256 = "{sha}"',
         f"multi_label = {'true' if options.multi_label else 'false'}",
         f"augment = {'true' if options.augment else 'false'}",
@@ -461,11 +469,35 @@ def save_recognizer(
         lines.append(
             f"{q(m.path)} = {{ examples = {m.examples}, precision = {m.precision:.4f}, recall = {m.recall:.4f} }}"
         )
-    from ..metadata.xmp import write_atomic
+    from ..fsutil import atomic_write
 
-    write_atomic(folder / f"{name}.npz", head)
-    write_atomic(folder / f"{name}.toml", ("\n".join(lines) + "\n").encode("utf-8"))
-    return folder / f"{name}.toml"
+    manifest = folder / f"{name}.toml"
+    try:
+        atomic_write(folder / head_name, head)
+        atomic_write(manifest, ("\n".join(lines) + "\n").encode("utf-8"))
+    except OSError as e:
+        raise PhototagError(f"cannot write the recognizer in {folder}: {e.strerror or e}") from None
+    _remove_heads(folder, name, keep=head_name)
+    return manifest
+
+
+def _heads(folder: Path, name: str) -> list[Path]:
+    """The head files of recognizer ``name`` in ``folder``: ``<name>.head-<16 hex>.npz``, and
+    ``<name>.npz`` as written before heads were named by content."""
+    pattern = re.compile(re.escape(name) + r"(\.head-[0-9a-f]{16})?\.npz")
+    return sorted(p for p in folder.glob(glob.escape(name) + "*.npz") if pattern.fullmatch(p.name))
+
+
+def _remove_heads(folder: Path, name: str, keep: str | None = None) -> None:
+    """Delete the heads of ``name`` but ``keep`` (a head nothing points at is only space)."""
+    for head in _heads(folder, name):
+        if head.name != keep:
+            try:
+                head.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise PhototagError(f"cannot remove {head}: {e.strerror}") from None
 
 
 def _check_tags(labels: list[set[str]], what: str) -> tuple[list[str], list[str]]:
@@ -693,7 +725,7 @@ def _embeddings(index: Index, backbone: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def remove_recognizer(name: str, out_dir: Path | None = None) -> Path:
-    """Delete the trained recognizer ``name`` (its ``.toml`` and ``.npz``) from ``out_dir``
+    """Delete the trained recognizer ``name`` (its ``.toml`` and ``.npz`` head) from ``out_dir``
     (default: the user's weights folder); returns the manifest's path.
 
     Raises :class:`ConfigError` if there is no trained recognizer of that name there (a
@@ -718,11 +750,11 @@ def remove_recognizer(name: str, out_dir: Path | None = None) -> Path:
             f"no trained recognizer named {name!r} in {folder} "
             f"(yours: {', '.join(trained) or 'none'}){hint}"
         )
-    for suffix in (".toml", ".npz"):  # the manifest first: without it the head is never read
-        try:
-            os.unlink(folder / f"{name}{suffix}")
-        except FileNotFoundError:
-            pass
-        except OSError as e:
-            raise PhototagError(f"cannot remove {folder / (name + suffix)}: {e.strerror}") from None
+    try:  # the manifest first: without it the head is never read
+        os.unlink(manifest)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise PhototagError(f"cannot remove {manifest}: {e.strerror}") from None
+    _remove_heads(folder, name)
     return manifest
