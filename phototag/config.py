@@ -84,12 +84,20 @@ def weights_dirs() -> list[Path]:
     """
     dirs = [Path(p) for p in os.environ.get("PHOTOTAG_WEIGHTS", "").split(os.pathsep) if p]
     dirs.append(user_weights_dir())
+    shipped = shipped_weights_dir()
+    if shipped is not None:
+        dirs.append(shipped)
+    return dirs
+
+
+def shipped_weights_dir() -> Path | None:
+    """The weights shipped with phototag: ``phototag/weights`` in an installed wheel, or
+    ``weights/`` at the top of a checkout; None if neither is there."""
     here = Path(__file__).resolve().parent
     for candidate in (here / "weights", here.parent / "weights"):
         if candidate.is_dir():
-            dirs.append(candidate)
-            break
-    return dirs
+            return candidate
+    return None
 
 
 def config_path() -> Path:

@@ -38,6 +38,8 @@ def list_recognizers(catalog: Catalog | None = None) -> list[RecognizerInfo]:
     manifest that cannot be read."""
     catalog = catalog or Catalog.discover()
     user = config.user_weights_dir().resolve()
+    shipped_dir = config.shipped_weights_dir()
+    shipped = None if shipped_dir is None else shipped_dir.resolve()
     zero_shot = catalog.zero_shot_backbone()
     out = []
     for name in catalog.names():
@@ -54,14 +56,10 @@ def list_recognizers(catalog: Catalog | None = None) -> list[RecognizerInfo]:
             Origin.TRAINED
             if folder == user
             else Origin.SHIPPED
-            if folder in {d.resolve() for d in _shipped_dirs()}
+            if folder == shipped
             else Origin.EXTRA
         )
         tags = len(catalog.recognizer(name).paths)
         out.append(RecognizerInfo(name, origin, entry.backbone, tags, entry.path))
     return out
 
-
-def _shipped_dirs() -> list[Path]:
-    here = Path(__file__).resolve().parent
-    return [d for d in (here / "weights", here.parent / "weights") if d.is_dir()]
