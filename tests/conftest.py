@@ -341,3 +341,18 @@ def _real_models_only_in_the_slow_tier(
         )
 
     monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
+
+
+def counting_predicts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """(backbone, batch size) of every ``Backbone.predict`` from now on."""
+    calls: list[tuple[str, int]] = []
+    from phototag.models.backbones import Backbone
+
+    real = Backbone.predict
+
+    def predict(self: Backbone, batch: np.ndarray) -> object:
+        calls.append((self.name, len(batch)))
+        return real(self, batch)
+
+    monkeypatch.setattr(Backbone, "predict", predict)
+    return calls

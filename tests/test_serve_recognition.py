@@ -11,10 +11,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import jpeg_bytes, sample
+from conftest import counting_predicts, jpeg_bytes, sample
 
 from phototag.media.imaging import decode, preprocess
-from phototag.models.backbones import Backbone, BackboneOutput
 from phototag.models.catalog import Catalog
 from phototag.serve.app import create_app
 from phototag.serve.recognition import Recognition
@@ -67,14 +66,7 @@ def same(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> bool:
 def test_concurrent_requests_are_tagged_in_one_batch_as_the_tagger_tags_each(
     fake_onnx: type, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[tuple[str, int]] = []
-    real = Backbone.predict
-
-    def predict(self: Backbone, batch: np.ndarray) -> BackboneOutput:
-        calls.append((self.name, len(batch)))
-        return real(self, batch)
-
-    monkeypatch.setattr(Backbone, "predict", predict)
+    calls = counting_predicts(monkeypatch)
     # A full batch goes at once; the long wait only makes sure the four requests meet.
     settings = ServeSettings(max_batch=len(REQUESTS), batch_wait=30.0)
     app = create_app(settings)

@@ -9,13 +9,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import sample
+from conftest import counting_predicts, sample
 
 from phototag.config import Device
 from phototag.errors import UnknownModelError
 from phototag.index import Index
 from phototag.media.imaging import preprocess
-from phototag.models.backbones import Backbone, BackboneOutput
+from phototag.models.backbones import Backbone
 from phototag.models.catalog import Catalog
 from phototag.tagging.classify import Classification, classify
 from phototag.tagging.retag import retag
@@ -155,19 +155,6 @@ def assert_same(got: PhotoResult, want: PhotoResult) -> None:
         assert list(parts) == list(wanted)
         for name, a in wanted.items():
             np.testing.assert_allclose(parts[name], a, atol=1e-5)
-
-
-def counting_predicts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """(backbone, batch size) of every ``Backbone.predict`` from now on."""
-    calls: list[tuple[str, int]] = []
-    real = Backbone.predict
-
-    def predict(self: Backbone, batch: np.ndarray) -> BackboneOutput:
-        calls.append((self.name, len(batch)))
-        return real(self, batch)
-
-    monkeypatch.setattr(Backbone, "predict", predict)
-    return calls
 
 
 def test_a_batch_of_requests_is_tagged_as_each_own_tagger_would_with_each_backbone_run_once(
