@@ -46,5 +46,7 @@ tier() {
     exit "$rc"
   fi
 }
-tier "not slow" "$@"
+# The fast tier on every core (pytest-xdist); the slow tier one test at a time, so that the
+# kill tests and the real models' runs do not compete for the CPU.
+tier "not slow" -n auto "$@"
 tier slow "$@"
