@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phototag.index import Index
-from phototag.index import vectors
+from phototag.index import Index, vectors
 from phototag.index.store import PhotoRecord
 from phototag.index.vectors import folder, quantise, top_n, top_n_float16, vector_table
 from phototag.search import by_embedding
@@ -124,9 +123,7 @@ def test_past_the_candidate_limit_the_search_is_float16_over_every_row(
         assert top_n_float16(table, q, 10, None)[0].tolist() == expected
 
 
-@pytest.mark.parametrize(
-    "kind", ["gaussian", "relu", "one spike", "tiny values", "zeros and nan"]
-)
+@pytest.mark.parametrize("kind", ["gaussian", "relu", "one spike", "tiny values", "zeros and nan"])
 def test_the_quantisation_error_bounds_every_int8_cosine(kind: str) -> None:
     rng = np.random.default_rng(5)
     rows = rng.standard_normal((500, 1280)).astype(np.float32)
