@@ -245,9 +245,11 @@ def build_album(
     html: bool = False,
     dry_run: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    matches: list[Match] | None = None,
 ) -> AlbumReport:
     """Create or bring up to date the album ``name`` in ``folder``; ``progress(done, total)``
-    follows the thumbnails of the contact sheet (``html``), the slow part."""
+    follows the thumbnails of the contact sheet (``html``), the slow part. ``matches``:
+    ``query.matches(index)`` when the caller has just run it (not run again)."""
     fs: AlbumFiles = DryRunFiles() if dry_run else AlbumFiles()
     existing_album = index.album(name)
     other = index.album_at(folder)
@@ -262,7 +264,8 @@ def build_album(
         and not (folder / ALBUM_MARKER).exists()
     ):
         raise ConfigError(f"{folder} exists and is not a phototag album: choose another folder")
-    matches = query.matches(index)
+    if matches is None:
+        matches = query.matches(index)
     report = AlbumReport(name, folder, query.describe(), matches=len(matches))
     linked = with_companions(index, matches)
     report.companions = len(linked) - len(matches)
