@@ -186,6 +186,14 @@ def test_an_older_copy_gains_its_int8_rows_without_reading_sqlite(
         vectors._OPENED.clear()
         again = vector_table(idx, "b")
         assert again is not None and again.quant is not None and again.token != table.token
+        # A cut int8 file (a full disk) is not mapped: its rows are made again.
+        quant = next(where.glob("*.i8.npy"))
+        with open(quant, "r+b") as f:
+            f.truncate(quant.stat().st_size // 2)
+        vectors._OPENED.clear()
+        third = vector_table(idx, "b")
+        assert third is not None and third.quant is not None and third.token != again.token
+        assert quant.stat().st_size > 300 * DIM and by_embedding(idx, query, "b", n=10) == expected
 
 
 def test_the_opened_copy_is_kept_until_it_changes_or_is_rebuilt(tmp_path: Path) -> None:
