@@ -2,6 +2,7 @@
 
     python bench/million.py                  # 1,000,000 photos, 100,000 real files
     python bench/million.py --n 50000 --files 5000   # a quick run
+    python bench/million.py --only queries --only album   # no rescan
 
 Builds once (cached under bench/out/, reused by later runs):
 - a tree of ``--files`` small real JPEGs on disk (the photos a nightly rescan walks), and
@@ -50,6 +51,7 @@ from phototag.search import by_embedding, normalize, similar_to  # noqa: E402
 from phototag.tagger import Tagger  # noqa: E402
 
 CLASSIFIER, CLIP = "efficientnet-lite0", "clip-vit-b-32"
+SECTIONS = ("rescan", "queries", "album")
 BATCH = 5000
 
 
@@ -179,10 +181,11 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--build-only", action="store_true", help="make the tree and index, measure nothing")
-    only = ap.add_mutually_exclusive_group()
-    only.add_argument("--queries-only", action="store_true", help="only similar and search (no rescan, no album)")
-    only.add_argument("--album-only", action="store_true", help="only the album, tags and show (no rescan, no search)")
+    ap.add_argument("--only", action="append", choices=SECTIONS, default=[],
+                    help="run only this section (repeatable): rescan, queries (similar, search), "
+                         "album (album, tags, show); default: all three")  # fmt: skip
     a = ap.parse_args()
+    sections = set(a.only or SECTIONS)
     tree = a.out / f"tree-{a.files}"
     index_path = a.out / f"million-{a.n}-{a.files}.sqlite"
     make_tree(tree, a.files)
@@ -205,11 +208,11 @@ def main() -> None:
     idx = Index.open(index_path)
     some = idx.path_of(a.files + (a.n - a.files) // 2)
     assert some is not None
-    if not a.album_only:
-        if not a.queries_only:
-            measure_rescan(a.files, tree, index_path)
+    if "rescan" in sections:
+        measure_rescan(a.files, tree, index_path)
+    if "queries" in sections:
         measure_queries(idx, index_path, some)
-    if not a.queries_only:
+    if "album" in sections:
         measure_album(idx, a.n, a.out, some)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     idx.close()
