@@ -42,12 +42,12 @@ from phototag.config import LinkMode  # noqa: E402
 from phototag.index import Index  # noqa: E402
 from phototag.index.store import PhotoRecord  # noqa: E402
 from phototag.index.vectors import folder as vectors_folder  # noqa: E402
-from phototag.index.vectors import top_n_float16, vector_table  # noqa: E402
+from phototag.index.vectors import vector_table  # noqa: E402
 from phototag.models.recognizers import Candidate  # noqa: E402
 from phototag.pipeline import content_hash  # noqa: E402
 from phototag.query import TagQuery  # noqa: E402
 from phototag.scan import Finished, ScanOptions, scan  # noqa: E402
-from phototag.search import by_embedding, normalize, similar_to  # noqa: E402
+from phototag.search import by_embedding, similar_to  # noqa: E402
 from phototag.tagger import Tagger  # noqa: E402
 
 CLASSIFIER, CLIP = "efficientnet-lite0", "clip-vit-b-32"
@@ -242,11 +242,11 @@ def measure_rescan(files: int, tree: Path, index_path: Path) -> None:
 def measure_queries(idx: Index, index_path: Path, some: Path) -> None:
     """2. Similar and search."""
     t = time.perf_counter()
-    tables = [vector_table(idx, b) for b in (CLASSIFIER, CLIP)]
+    tables = [vector_table(idx, b) for b in (CLASSIFIER, CLIP)]  # made, or opened and mapped
     build_s = time.perf_counter() - t
     vec_size = sum(p.stat().st_size for p in vectors_folder(index_path).iterdir())
     assert all(tb is not None for tb in tables)
-    print(f"memory-mapped float16 and int8 copies of the embeddings: ready in {build_s:.1f} s (once per "
+    print(f"memory-mapped float16 copy of the embeddings: ready in {build_s:.1f} s (made once per "
           f"change to the index), {vec_size / 2**30:.2f} GiB beside the index")  # fmt: skip
     rng = np.random.default_rng(5)
     q1280, q512 = rng.standard_normal(1280), rng.standard_normal(512)
@@ -260,14 +260,8 @@ def measure_queries(idx: Index, index_path: Path, some: Path) -> None:
         ("search --under a day folder", lambda: by_embedding(idx, q512, CLIP, n=20, under=[day])),
     ]  # fmt: skip
     t = time.perf_counter()
-    found = by_embedding(idx, q1280, CLASSIFIER, n=20)
-    first_s = time.perf_counter() - t
-    table = tables[0]
-    assert table is not None
-    exact_ids, _ = top_n_float16(table, normalize(q1280), 20, None)  # float16 over every row
-    same = [s.path for s in found] == [idx.path_of(int(i)) for i in exact_ids]
-    print(f"similar (1280-d), the first in this process (maps the copy): {first_s:.3f} s; "
-          f"the same 20 as an exact float16 search of every row: {'yes' if same else 'NO'}")  # fmt: skip
+    by_embedding(idx, q1280, CLASSIFIER, n=20)
+    print(f"similar (1280-d), the first in this process: {time.perf_counter() - t:.3f} s")
     assert len(by_embedding(idx, q1280, CLASSIFIER, n=20, under=[day])) == 20
     for label, fn in rows:
         print(f"{label}: {median(fn, 7):.3f} s median warm (goal < 0.5 s)")
