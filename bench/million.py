@@ -2,6 +2,7 @@
 
     python bench/million.py                  # 1,000,000 photos, 100,000 real files
     python bench/million.py --n 50000 --files 5000   # a quick run
+    python bench/million.py --only queries --only album   # no rescan
 
 Builds once (cached under bench/out/, reused by later runs):
 - a tree of ``--files`` small real JPEGs on disk (the photos a nightly rescan walks), and
@@ -50,6 +51,7 @@ from phototag.tagging.scan import Finished, ScanOptions, scan  # noqa: E402
 from phototag.tagging.tagger import Tagger  # noqa: E402
 
 CLASSIFIER, CLIP = "efficientnet-lite0", "clip-vit-b-32"
+SECTIONS = ("rescan", "queries", "album")
 BATCH = 5000
 
 
@@ -179,7 +181,11 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--build-only", action="store_true", help="make the tree and index, measure nothing")
+    ap.add_argument("--only", action="append", choices=SECTIONS, default=[],
+                    help="run only this section (repeatable): rescan, queries (similar, search), "
+                         "album (album, tags, show); default: all three")  # fmt: skip
     a = ap.parse_args()
+    sections = set(a.only or SECTIONS)
     tree = a.out / f"tree-{a.files}"
     index_path = a.out / f"million-{a.n}-{a.files}.sqlite"
     make_tree(tree, a.files)
@@ -188,7 +194,7 @@ def main() -> None:
         return
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()}, "
-          f"Python {platform.python_version()}")  # fmt: skip
+          f"Python {platform.python_version()}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
     print(f"index: {a.n:,} photos, of which {a.files:,} real files on disk")
 
     t = time.perf_counter()
@@ -200,37 +206,50 @@ def main() -> None:
           f"= {size / a.n / 1024:.2f} KiB per photo (SQLite, WAL checkpointed)")  # fmt: skip
 
     idx = Index.open(index_path)
-    # 1. Nightly rescan of unchanged files.
+    some = idx.path_of(a.files + (a.n - a.files) // 2)
+    assert some is not None
+    if "rescan" in sections:
+        measure_rescan(a.files, tree, index_path)
+    if "queries" in sections:
+        measure_queries(idx, index_path, some)
+    if "album" in sections:
+        measure_album(idx, a.n, a.out, some)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    idx.close()
+
+
+def measure_rescan(files: int, tree: Path, index_path: Path) -> None:
+    """1. Nightly rescan of unchanged files."""
     walk_s = median(lambda: bare_walk(tree), 3)
     opts = ScanOptions()
 
     def rescan() -> None:
         with Index.open(index_path) as i:
             report = next(e for e in scan([tree], i, opts) if isinstance(e, Finished)).report
-        assert report.unchanged == a.files and report.tagged == 0, report
+        assert report.unchanged == files and report.tagged == 0, report
 
     t = time.perf_counter()
     rescan()  # the first: checks each photo's results once and marks it complete
     first_s = time.perf_counter() - t
     scan_s = median(rescan, 3)
     walk_again = median(lambda: bare_walk(tree), 3)
-    print(f"rescan of {a.files:,} unchanged files: {scan_s:.2f} s; bare scandir+stat walk "
+    print(f"rescan of {files:,} unchanged files: {scan_s:.2f} s; bare scandir+stat walk "
           f"{walk_s:.2f} s before and {walk_again:.2f} s after; ratio "
           f"{scan_s / ((walk_s + walk_again) / 2):.2f}x (goal <= 1.5x); the first rescan after an "
           f"upgrade or a change of models (each photo's results looked up once): {first_s:.2f} s")  # fmt: skip
 
-    # 2. Similar and search.
+
+def measure_queries(idx: Index, index_path: Path, some: Path) -> None:
+    """2. Similar and search."""
     t = time.perf_counter()
-    tables = [vector_table(idx, b) for b in (CLASSIFIER, CLIP)]
+    tables = [vector_table(idx, b) for b in (CLASSIFIER, CLIP)]  # made, or opened and mapped
     build_s = time.perf_counter() - t
     vec_size = sum(p.stat().st_size for p in vectors_folder(index_path).iterdir())
     assert all(tb is not None for tb in tables)
-    print(f"memory-mapped float16 copy of the embeddings: built in {build_s:.1f} s (once per "
+    print(f"memory-mapped float16 copy of the embeddings: ready in {build_s:.1f} s (made once per "
           f"change to the index), {vec_size / 2**30:.2f} GiB beside the index")  # fmt: skip
     rng = np.random.default_rng(5)
     q1280, q512 = rng.standard_normal(1280), rng.standard_normal(512)
-    some = idx.path_of(a.files + (a.n - a.files) // 2)
-    assert some is not None
     day, year = some.parent, some.parent.parent  # ~300 and ~n/20 photos
     rows = [
         ("similar (1280-d)", lambda: by_embedding(idx, q1280, CLASSIFIER, n=20)),
@@ -240,13 +259,18 @@ def main() -> None:
         ("search (512-d)", lambda: by_embedding(idx, q512, CLIP, n=20)),
         ("search --under a day folder", lambda: by_embedding(idx, q512, CLIP, n=20, under=[day])),
     ]  # fmt: skip
+    t = time.perf_counter()
+    by_embedding(idx, q1280, CLASSIFIER, n=20)
+    print(f"similar (1280-d), the first in this process: {time.perf_counter() - t:.3f} s")
     assert len(by_embedding(idx, q1280, CLASSIFIER, n=20, under=[day])) == 20
     for label, fn in rows:
         print(f"{label}: {median(fn, 7):.3f} s median warm (goal < 0.5 s)")
     print(f"memory after searching: {memory()}")
 
-    # 3. Album refresh, tags, show.
-    albums = a.out / f"albums-{a.n}"
+
+def measure_album(idx: Index, n: int, out: Path, some: Path) -> None:
+    """3. Album refresh, tags, show."""
+    albums = out / f"albums-{n}"
     q = TagQuery(tags=("beach",))
     t = time.perf_counter()
     first = build_album(idx, "beach", albums / "beach", q, LinkMode.SYMLINK)
@@ -257,7 +281,6 @@ def main() -> None:
     print(f"tags (counts of every tag): {median(lambda: idx.tag_counts(), 3):.2f} s (goal < 1 s)")
     print(f"show PHOTO: {median(lambda: idx.photo(some), 7) * 1000:.2f} ms (goal < 1 s)")
     print(f"memory at the end: {memory()}")
-    idx.close()
 
 
 if __name__ == "__main__":

@@ -195,7 +195,7 @@ def album_command(
             folder = album_folder(default_albums_dir(), name)
         with counting_bar(out, "contact sheet") as progress:
             report = build_album(idx, name, folder, query, link, html=html, dry_run=dry_run,
-                                 progress=progress)  # fmt: skip
+                                 progress=progress, matches=matches)  # fmt: skip
         failed = _report(out, report, dry_run)
         if report.matches == 0:  # say why, when the installed models cannot make the tag
             from ..models.availability import needed_for_tag

@@ -53,6 +53,12 @@ class AlbumTables(Tables):
         rows = self.conn.execute("SELECT entry, source FROM album_entries WHERE album = ?", (name,))
         return {r[0]: decode_path(r[1]) for r in rows}
 
+    def album_sources(self, name: str) -> dict[str, bytes]:
+        """entry file name -> the photo it stands for, as stored (``os.fsencode`` bytes): what
+        a refresh compares with its matches, without a ``Path`` per entry."""
+        rows = self.conn.execute("SELECT entry, source FROM album_entries WHERE album = ?", (name,))
+        return {r[0]: encode_path(r[1]) for r in rows}
+
     def add_album_entry(self, name: str, entry: str, source: Path) -> None:
         self.conn.execute(
             "INSERT OR REPLACE INTO album_entries (album, entry, source) VALUES (?, ?, ?)",

@@ -39,6 +39,22 @@ class KnownFile(NamedTuple):
     offline: bool = False  # missed by the last scan with its folder (see Index.mark_offline)
 
 
+class TaggedPhoto(NamedTuple):
+    """A photo holding some of the tags a query asks about (``Index.photos_tagged_with``).
+
+    A NamedTuple with the path as stored (``os.fsencode`` bytes), not a dataclass with a
+    ``Path``: an album query makes one per matching photo (100,000 at a million photos)
+    and needs a ``Path`` only for the few it links anew.
+    """
+
+    id: int
+    raw: bytes
+    mtime_ns: int
+    taken_at: str | None
+    hash: str
+    tags: list[tuple[str, str, float]]  # (recognizer, tag path, score), best first
+
+
 class KnownFailure(NamedTuple):
     size: int
     mtime_ns: int

@@ -13,6 +13,7 @@ from .records import (
     PhotoTags,
     PhotoWithTags,
     TagCount,
+    TaggedPhoto,
 )
 from .tables import Tables
 
@@ -159,6 +160,50 @@ class TagTables(Tables):
         paths = PathDecoder()
         for pid, raw, mtime, taken, content in rows:
             yield PhotoWithTags(pid, paths(raw), mtime, taken, tags.get(pid, []), content)
+
+    def photos_tagged_with(
+        self,
+        paths: Collection[str],
+        recognizer: str | None = None,
+        *,
+        under: Sequence[Path] = (),
+    ) -> list[TaggedPhoto]:
+        """Every photo holding any of these tag paths (``recognizer``'s, if given), at or under
+        ``under``, with only those of its tags, best first; in no particular order.
+
+        One pass over the ``tags_path`` index joined to the photos' rows, instead of
+        :meth:`photos_with_tags` reading photos by id 900 at a time, and no ``Path`` per
+        photo (an album query that matches 100,000 photos). Memory: the matching photos,
+        which the caller keeps anyway.
+        """
+        if not paths:
+            return []
+        where, args = under_clause(under, "p.path")
+        found: dict[int, TaggedPhoto] = {}
+        wanted = sorted(paths)
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            sql = (
+                "SELECT t.photo_id, t.recognizer, t.path, t.score, p.path, p.mtime_ns, p.taken_at,"
+                " p.hash FROM tags t JOIN photos p ON p.id = t.photo_id"
+                f" WHERE t.path IN ({','.join('?' * len(part))}) AND {where}"
+            )
+            sql_args: list[object] = [*part, *args]
+            if recognizer:
+                sql += " AND t.recognizer = ?"
+                sql_args.append(recognizer)
+            for pid, rec, tpath, score, raw, mtime, taken, content in self.conn.execute(
+                sql, sql_args
+            ):
+                photo = found.get(pid)
+                if photo is None:
+                    found[pid] = TaggedPhoto(pid, raw, mtime, taken, content, [(rec, tpath, score)])
+                else:
+                    photo.tags.append((rec, tpath, score))
+        for photo in found.values():
+            if len(photo.tags) > 1:
+                photo.tags.sort(key=lambda t: -t[2])
+        return list(found.values())
 
     def tag_paths(self) -> list[str]:
         """Every distinct tag path in the index, sorted.

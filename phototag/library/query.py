@@ -9,14 +9,20 @@ tags are the models' with the user's corrections applied (:mod:`phototag.library
 
 from __future__ import annotations
 
+import gc
+import itertools
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..index.paths import decode_path, encode_path
+from ..index.records import PhotoWithTags, TaggedPhoto
 from ..index.store import Index
 from ..tagpath import leaf
 from ..tagpath import term_matches as term_matches  # re-exported: where callers found it
@@ -72,17 +78,26 @@ class TagQuery:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """A photo that matches, with when it was taken (EXIF, else the file's time)."""
+    """A photo that matches, with when it was taken (EXIF, else the file's time).
+
+    ``raw``: its path as the index stores it (``os.fsencode`` bytes); :attr:`path` makes
+    the ``Path`` when asked, so a query matching 100,000 photos makes none until an album
+    links one anew.
+    """
 
     photo_id: int
-    path: Path
+    raw: bytes
     when: datetime
     taken_at: str | None
     tags: list[tuple[str, str, float]] = field(default_factory=list)  # (recognizer, path, score)
 
+    @property
+    def path(self) -> Path:
+        return decode_path(self.raw)
+
     def as_json(self) -> dict[str, object]:
         return {
-            "path": os.fsdecode(self.path),
+            "path": os.fsdecode(self.raw),
             "taken_at": self.taken_at,
             "date": self.when.isoformat(),
             "tags": [
@@ -116,26 +131,65 @@ def _parse_when(text: str, end: bool = False) -> datetime:
         ) from None
 
 
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a query builds its results.
+
+    A query matching 100,000 photos makes a few objects per photo and no cycles, yet each
+    few hundred allocations start a collection, and the older generations' ones walk every
+    object made so far: measured, they were 40 % of an album query's time. Only a
+    collector that was on is turned back on.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def run_query(index: Index, q: TagQuery) -> list[Match]:
     """Photos matching ``q``, ordered by capture time (then path).
 
     Filters first, ranks never: the tag paths that match a term are found among the
     index's distinct paths, the photos holding them (at ``min_score``, under the query's
     folders) are selected in SQL, and only those photos are read; a match is never lost
-    to a cut made before a filter.
+    to a cut made before a filter. A query by tags alone reads its photos in one pass
+    (:meth:`~phototag.index.store.Index.photos_tagged_with`); a photo's tags are then
+    matched by lookups in per-path tables, not by matching terms again.
     """
+    with collection_paused():
+        return _run_query(index, q)
+
+
+def _run_query(index: Index, q: TagQuery) -> list[Match]:
     since = _parse_when(q.since) if q.since else None
     until = _parse_when(q.until, end=True) if q.until else None
     roots = [Path(os.path.abspath(u)) for u in q.under]
     # Terms are matched against the few thousand distinct tag paths once, not against every
-    # tag of every photo: below, a photo's tags are only looked up in these sets.
+    # tag of every photo: below, a photo's tags are only looked up in these tables (a path
+    # that only a correction brings is matched when first met).
+    terms_of: dict[str, frozenset[int]] = {}
+    excluded_of: dict[str, bool] = {}
+
+    def terms_in(path: str) -> frozenset[int]:
+        """Which of the query's terms (by index) ``path`` matches."""
+        found = terms_of.get(path)
+        if found is None:
+            found = frozenset(i for i, t in enumerate(q.tags) if term_matches(t, path))
+            terms_of[path] = found
+        return found
+
+    def is_excluded(path: str) -> bool:
+        found = excluded_of.get(path)
+        if found is None:
+            found = excluded_of[path] = any(term_matches(t, path) for t in q.exclude)
+        return found
+
     paths = index.tag_paths()
-    # tag path -> the indices of the query's terms it matches, for the paths matching any
-    terms_of = {p: {i for i, t in enumerate(q.tags) if term_matches(t, p)} for p in paths}
-    terms_of = {p: ts for p, ts in terms_of.items() if ts}
-    wanted = list(terms_of)
-    excluded = {p for p in paths if any(term_matches(t, p) for t in q.exclude)}
-    candidates = index.photo_ids_tagged(wanted, q.model, q.min_score) if wanted else set()
+    wanted = [p for p in paths if terms_in(p)]
+    excluded = {p for p in paths if is_excluded(p)}
     # Counts come from the detector's stored boxes: a term's last part names the object
     # ("person", "object/vehicle/car" -> "car"), boxes must score at least min_score (>= 0.3).
     counts = index.detection_counts(max(0.3, q.min_score)) if q.min_count else {}
@@ -144,50 +198,74 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
         from .people import photos_of
 
         with_people = set(photos_of(index, q.people, every=not q.any))
-    out = []
     from .corrections import USER_RECOGNIZER, apply
 
     # The user's corrections apply above storage (phototag/library/corrections.py): a tag added by
     # hand is a tag, a removed one is not. Photos whose corrections add a matching tag are
     # candidates too; removes are applied to the tags read below.
     every = index.stored_corrections()
+    corrected: set[int] = set()
     if q.model in (None, USER_RECOGNIZER):
         for content, cs in every.items():
             adds = [c.path for c in cs if c.action == "add"]
-            if any(term_matches(t, p) for t in q.tags for p in adds):
-                candidates.update(index.ids_with_hash(content))
-            excluded.update(p for p in adds if any(term_matches(t, p) for t in q.exclude))
-    if with_people is not None:
+            if any(terms_in(p) for p in adds):
+                corrected.update(index.ids_with_hash(content))
+            excluded.update(p for p in adds if is_excluded(p))
+    needed = set(wanted) | excluded  # only these tags of a photo are read
+    photos: Iterable[TaggedPhoto]
+    if with_people is None:
+        # Every photo holding a wanted or excluded tag, in one pass; those a correction
+        # makes candidates without a stored tag of the query are read by id.
+        tagged = index.photos_tagged_with(needed, q.model, under=roots) if wanted else []
+        rest = corrected - {photo.id for photo in tagged}
+        photos = itertools.chain(tagged, _as_tagged(index.photos_with_tags(
+            q.model, under=roots, ids=rest, only=needed)) if rest else ())  # fmt: skip
+    else:
+        candidates = index.photo_ids_tagged(wanted, q.model, q.min_score) if wanted else set()
+        candidates |= corrected
         if not q.tags:
             candidates = set(with_people)
         elif q.any:
             candidates |= with_people
         else:
             candidates &= with_people
-    needed = set(wanted) | excluded  # only these tags of a photo are read
-    for stored in index.photos_with_tags(q.model, under=roots, ids=candidates, only=needed):
+        photos = _as_tagged(
+            index.photos_with_tags(q.model, under=roots, ids=candidates, only=needed)
+        )
+    out = []
+    every_term = range(len(q.tags))
+    for stored in photos:
         fixes = every.get(stored.hash)
-        photo = replace(stored, tags=apply(stored.tags, fixes, q.model)) if fixes else stored
-        if q.exclude and any(term_matches(t, p) for t in q.exclude for _, p, _ in photo.tags):
+        tags = apply(stored.tags, fixes, q.model) if fixes else stored.tags
+        if q.exclude and any(is_excluded(p) for _, p, _ in tags):
             continue
-        good = [(r, p, s) for r, p, s in photo.tags if s >= q.min_score]
-        hits = [any(term_matches(t, p) for _, p, _ in good) for t in q.tags]
+        matched: set[int] = set()
+        shown = []
+        for tag in tags:
+            if tag[2] >= q.min_score and (ts := terms_in(tag[1])):
+                matched |= ts
+                shown.append(tag)
+        hits = [i in matched for i in every_term]
         if with_people is not None:
-            hits.append(photo.id in with_people)
+            hits.append(stored.id in with_people)
         if not (any(hits) if q.any else all(hits)):
             continue
         if q.min_count:
-            have = counts.get(photo.id, {})
+            have = counts.get(stored.id, {})
             enough = [have.get(leaf(t.strip("/")).casefold(), 0) >= q.min_count for t in q.tags]
             if not (any(enough) if q.any else all(enough)):
                 continue
-        when = photo_when(photo.taken_at, photo.mtime_ns)
+        when = photo_when(stored.taken_at, stored.mtime_ns)
         if (since and when < since) or (until and when > until):
             continue
-        shown = [(r, p, s) for r, p, s in good if any(term_matches(t, p) for t in q.tags)]
-        out.append(Match(photo.id, photo.path, when, photo.taken_at, shown))
-    out.sort(key=lambda m: (m.when, os.fsencode(m.path)))
+        out.append(Match(stored.id, stored.raw, when, stored.taken_at, shown))
+    out.sort(key=lambda m: (m.when, m.raw))
     return out
+
+
+def _as_tagged(photos: Iterable[PhotoWithTags]) -> Iterator[TaggedPhoto]:
+    for p in photos:
+        yield TaggedPhoto(p.id, encode_path(p.path), p.mtime_ns, p.taken_at, p.hash, p.tags)
 
 
 def fields_from_json(d: dict[str, Any]) -> dict[str, Any]:

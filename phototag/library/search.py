@@ -348,12 +348,14 @@ def similar_to(
 def default_backbone(names: Iterable[str], catalog: Catalog | None = None) -> str:
     """Whose embeddings similarity and duplicates use by default: a classifier's (the
     duplicate threshold was measured on EfficientNet-Lite0's), else the first by name."""
-    from ..models.catalog import Catalog
+    from ..models.catalog import backbone_kinds
 
     ordered = sorted(names)
     if not ordered:
         raise ValueError("no backbones to choose from")
-    kinds = (catalog or Catalog.discover()).kinds
+    if len(ordered) == 1:
+        return ordered[0]
+    kinds = catalog.kinds if catalog is not None else backbone_kinds()
     return next((n for n in ordered if kinds.get(n) == "classifier"), ordered[0])
 
 

@@ -59,14 +59,10 @@ class Catalog:
                 vocabulary_files = sorted((d / "vocabularies").glob("*.toml"))
             except OSError:  # a folder we may not read holds nothing for us
                 continue
-            for sub in subs:
-                # Dot folders are installs, exports and removals in progress (or killed).
-                if not sub.name.startswith(".") and (sub / "backbone.toml").is_file():
-                    data = read_toml(sub / "backbone.toml")
-                    name = str(data.get("name", sub.name))
-                    if name not in cat.backbones:
-                        cat.backbones[name] = sub
-                        cat.kinds[name] = str(data.get("kind", ""))
+            for name, sub, kind in _backbones_in(subs):
+                if name not in cat.backbones:
+                    cat.backbones[name] = sub
+                    cat.kinds[name] = kind
             for toml in vocabulary_files:
                 vname = read_toml(toml).get("name")
                 if not isinstance(vname, str):
@@ -167,3 +163,31 @@ class Catalog:
         if not chosen:
             raise UnknownModelError("no recognizers are installed")
         return [self.recognizer(n) for n in chosen]
+
+
+def _backbones_in(subs: list[Path]) -> list[tuple[str, Path, str]]:
+    """(name, folder, kind) of the backbones among a weights folder's entries."""
+    out = []
+    for sub in subs:
+        # Dot folders are installs, exports and removals in progress (or killed).
+        if not sub.name.startswith(".") and (sub / "backbone.toml").is_file():
+            data = read_toml(sub / "backbone.toml")
+            out.append((str(data.get("name", sub.name)), sub, str(data.get("kind", ""))))
+    return out
+
+
+def backbone_kinds(dirs: list[Path] | None = None) -> dict[str, str]:
+    """Backbone name -> kind (``classifier``, ``zero-shot``, ...), as :meth:`Catalog.discover`
+    finds them, without reading the recognizers and vocabularies: a few small files instead
+    of dozens of large ones (``similar PHOTO`` asks only this: 90 ms -> under 5 ms)."""
+    kinds: dict[str, str] = {}
+    for d in weights_dirs() if dirs is None else dirs:
+        try:
+            if not d.is_dir():
+                continue
+            subs = sorted(d.iterdir())
+        except OSError:
+            continue
+        for name, _, kind in _backbones_in(subs):
+            kinds.setdefault(name, kind)
+    return kinds
