@@ -398,13 +398,11 @@ def scan(
     # 2. Read what is new or changed; decode only content the index has never seen.
     # content hash -> a photo id with complete results, anywhere in the index (a photo copied
     # in from another folder keeps its results); only looked up when there is something to do.
-    reusable = index.hashes_of(index.complete_ids(fps, backbone_fps)) if todo else {}
+    reusable = _Reusable(index, fps, backbone_fps)
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
     keep = face_step is not None
     side = face_step.decode_side if face_step is not None else 1
-    load = make_loader(
-        preprocesses, reusable.keys(), options.max_pixels, keep_image=keep, min_side=side
-    )
+    load = make_loader(preprocesses, reusable, options.max_pixels, keep_image=keep, min_side=side)
     # For content that was known when read but whose source changed since (rare): decode.
     decode_anyway = make_loader(
         preprocesses, (), options.max_pixels, keep_image=keep, min_side=side
@@ -460,7 +458,7 @@ def scan(
     if options.engine is config.Engine.RAY and todo:
         from .distributed import ray_batches
 
-        for batch, outputs in ray_batches(todo, backbones, set(reusable), options, batch_size):
+        for batch, outputs in ray_batches(todo, backbones, reusable.all(), options, batch_size):
             redo = stale_reuse_decoded(batch)
             if redo:  # decoded here, inferred here; the rest as computed on the cluster
                 stale = {r.entry for r in redo}
@@ -683,6 +681,42 @@ def _record_companions(
             index.set_companions(pid, new)
 
 
+class _Reusable:
+    """content hash -> a photo with complete results (a file copied or moved in keeps its
+    results, nothing is decoded), looked up in the index when a read file's hash is known:
+    the loader's threads ask it (the connection is shared, as SQLite allows), and what was
+    found, or tagged since, is remembered. Never a pass over every photo of the index."""
+
+    def __init__(self, index: Index, fps: Mapping[str, str], backbone_fps: Mapping[str, str]):
+        self._index, self._fps, self._backbone_fps = index, fps, backbone_fps
+        self._found: dict[str, int | None] = {}
+
+    def get(self, content_hash: str) -> int | None:
+        if content_hash not in self._found:
+            self._found[content_hash] = self._index.complete_with_hash(
+                content_hash, self._fps, self._backbone_fps
+            )
+        return self._found[content_hash]
+
+    def __contains__(self, content_hash: object) -> bool:
+        return isinstance(content_hash, str) and self.get(content_hash) is not None
+
+    def __getitem__(self, content_hash: str) -> int:
+        pid = self.get(content_hash)
+        if pid is None:
+            raise KeyError(content_hash)
+        return pid
+
+    def __setitem__(self, content_hash: str, photo_id: int) -> None:
+        self._found[content_hash] = photo_id
+
+    def all(self) -> set[str]:
+        """Every hash with complete results (for the Ray engine, whose workers cannot ask):
+        a pass over the index's photos."""
+        done = self._index.hashes_of(self._index.complete_ids(self._fps, self._backbone_fps))
+        return set(done) | {h for h, pid in self._found.items() if pid is not None}
+
+
 class _IndexReading(threading.Thread):
     """What the index holds under the scan's roots, read while the walk runs: the settled
     photos' records (:meth:`~phototag.index.photos.PhotoTables.settled_records`, one SQLite
@@ -802,7 +836,7 @@ def _process_batch(
     fps: dict[str, str],
     backbone_fps: dict[str, str],
     options: ScanOptions,
-    reusable: dict[str, int],
+    reusable: _Reusable,
     report: ScanReport,
     outputs: dict[str, BackboneOutput] | None = None,
     face_step: FaceStep | None = None,

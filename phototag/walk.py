@@ -359,16 +359,19 @@ def _walk_dir(
                 extra.append((entry.path, OtherFile(decode_path(entry.path), FileKind.IGNORED)))
             continue
         try:
-            is_link = entry.is_symlink()
-            if is_link:
-                raw = entry.path
-                if (
-                    os.path.exists(raw)
-                    and not rules.follow
-                    and not _leads_inside(raw, rules.inside)
-                ):
-                    continue  # leads outside the library: only with --follow-symlinks (broken ones are reported)
-            is_dir = entry.is_dir()
+            if entry.is_file(follow_symlinks=False):  # no symlink, no folder: the common case
+                is_link = is_dir = False
+            else:
+                is_link = entry.is_symlink()
+                if is_link:
+                    raw = entry.path
+                    if (
+                        os.path.exists(raw)
+                        and not rules.follow
+                        and not _leads_inside(raw, rules.inside)
+                    ):
+                        continue  # leads outside the library: only with --follow-symlinks (broken ones are reported)
+                is_dir = entry.is_dir()
         except OSError as e:
             path = decode_path(entry.path)
             extra.append((entry.path, WalkProblem(path, _reason(e, path))))

@@ -159,15 +159,31 @@ class PhotoTables(Tables):
         return {r[0] for r in self.conn.execute(sql, args)}
 
     def hashes_of(self, ids: Iterable[int]) -> dict[str, int]:
-        """content hash -> the lowest of these photo ids holding it (one pass over photos)."""
-        wanted = set(ids)
+        """content hash -> the lowest of these photo ids holding it (their rows only, by id)."""
         out: dict[str, int] = {}
-        if not wanted:
-            return out
-        for pid, h in self.conn.execute("SELECT id, hash FROM photos ORDER BY id"):
-            if pid in wanted:
-                out.setdefault(h, pid)
+        for part in chunks(sorted({int(i) for i in ids})):
+            marks = ",".join("?" * len(part))
+            for h, pid in self.conn.execute(
+                f"SELECT hash, min(id) FROM photos WHERE id IN ({marks}) GROUP BY hash", part
+            ):
+                out[h] = min(pid, out.get(h, pid))
         return out
+
+    def complete_with_hash(
+        self, content_hash: str, fingerprints: Mapping[str, str], backbones: Mapping[str, str]
+    ) -> int | None:
+        """The lowest id of a photo with this content that holds every recognizer's result
+        and every backbone's embedding as asked (see :meth:`complete_ids`), or None: what a
+        scan reuses instead of decoding a new file. Lookups in the hash index, never a pass
+        over the photos (issue 15)."""
+        ids = [
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT id FROM photos WHERE hash = ? ORDER BY id", (content_hash,)
+            ).fetchall()
+        ]
+        done = self.complete_ids(fingerprints, backbones, ids=ids) if ids else set()
+        return min(done) if done else None
 
     def remove(self, paths: Iterable[bytes]) -> int:
         n = 0
