@@ -336,7 +336,6 @@ def _walk_dir(
         yield WalkProblem(path, _reason(e, path))
         return
     files: list[FileStat] = []
-    plain: list[os.DirEntry[bytes]] = []
     records: list[bytes] = []
     subfolders: list[tuple[bytes, tuple[int, int]]] = []
     extra: list[tuple[bytes, OtherFile | WalkProblem]] = []  # yielded in name order
@@ -391,8 +390,8 @@ def _walk_dir(
                 continue
             subfolders.append((entry.path, (st.st_dev, st.st_ino)))
             continue
-        dot = name.rfind(b".")
-        kind = media_of(name[dot:]) if dot > 0 else None
+        # ".jpg" and the like: the last dot is there, so this is the extension.
+        kind = media_of(name[-4:])
         if kind is None:
             kind = _kind(name)
             if kind not in media:
@@ -411,7 +410,6 @@ def _walk_dir(
                 extra.append((entry.path, problem))
             continue
         if runs and kind is photo and not is_link and st.st_nlink == 1:
-            plain.append(entry)
             records.append(record % (entry.path, st.st_size, st.st_mtime_ns))
             continue
         files.append(_new_stat(FileStat, (entry.path, st, is_link, kind)))
@@ -419,13 +417,15 @@ def _walk_dir(
             photos += 1
         if is_link or st.st_nlink > 1:
             linked = True
-    if plain and photos != len(files):
+    if records and photos != len(files):
         # RAW files or videos here: any photo may be one's partner (media.pairs), so all
         # are listed in full (their stats are the entries' own, not read again).
-        files += [_new_stat(FileStat, (e.path, e.stat(), False, photo)) for e in plain]
-        photos += len(plain)
+        listed = {e.path: e for e in entries}
+        for raw in record_paths(b"".join(records)):
+            files.append(FileStat(raw, listed[raw].stat(), False, photo))
+        photos += len(records)
         records = []
-    del entries, plain  # they hold their stats: not kept while the folders below are walked
+    del entries  # they hold their stats: not kept while the folders below are walked
     if extra:
         extra.sort(key=_first)
         yield from (item for _, item in extra)
