@@ -237,3 +237,77 @@ def test_a_copy_whose_original_changes_in_the_same_scan_still_gets_its_own_tags(
         assert "cat" in tags(idx, lib / "b.png", "animal")
         assert "espresso" in tags(idx, lib / "a.png", "food")
         assert report.tagged + report.reused == 2
+
+
+@pytest.fixture
+def plain_library(tmp_path: Path, make_photo: Callable[..., Path]) -> Path:
+    """Photos in folders whose names sort around each other's: "a b/" and "a.jpg" come
+    before "a/" in path order."""
+    for i, name in enumerate(["a/x.jpg", "a/y/z.jpg", "a b/x.jpg", "a.jpg", "b.png", "c/d.jpg"]):
+        make_photo(f"lib/{name}", "coffee" if i % 2 else "chelsea", quality=70 + i)
+    return tmp_path / "lib"
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_a_rescan_settles_unchanged_photos_by_their_records_without_a_path_each(
+    plain_library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import phototag.scan as scan_module
+    import phototag.walk as walk_module
+
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        first, _ = run([plain_library], idx)
+        assert first.tagged == 6
+        looked_at: list[object] = []  # files that were listed in full or got a FileEntry
+        real_restat, real_entry = scan_module._restat, walk_module.FileStat.entry
+        monkeypatch.setattr(scan_module, "_restat", lambda p: looked_at.extend(p) or real_restat(p))
+        monkeypatch.setattr(
+            walk_module.FileStat, "entry", lambda s: looked_at.append(s) or real_entry(s)
+        )
+        report, _ = run([plain_library], idx)
+    assert report.unchanged == report.found == 6 and report.tagged == 0
+    assert looked_at == []  # every run found in place among the index's records
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_changed_new_moved_copied_and_vanished_photos_among_settled_ones(
+    plain_library: Path, tmp_path: Path, make_photo: Callable[..., Path], decodes: list[int]
+) -> None:
+    lib = plain_library
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        run([lib], idx)
+        before = idx.photo(lib / "a" / "x.jpg")
+        assert before is not None
+        decodes.clear()
+        (lib / "a" / "x.jpg").rename(lib / "a" / "moved.jpg")  # moved: keeps its results
+        shutil.copy(lib / "b.png", lib / "c" / "copy.png")  # copied: reuses its results
+        make_photo("lib/a b/x.jpg", "astronaut")  # changed: new content, same name
+        make_photo("lib/a/new.jpg", "astronaut", size=(300, 200))  # new
+        os.remove(lib / "a" / "y" / "z.jpg")  # vanished (from a folder left empty: offline)
+        os.remove(lib / "c" / "d.jpg")  # vanished from a folder where a photo is found
+        report, _ = run([lib], idx)
+        assert (report.unchanged, report.reused, report.tagged) == (2, 2, 2)
+        assert report.decoded == 2 == len(decodes)  # the changed and the new photo only
+        assert report.removed == 1 and report.offline == 1
+        moved = idx.photo(lib / "a" / "moved.jpg")
+        assert moved is not None and moved.hash == before.hash and moved.tags == before.tags
+        assert idx.photo(lib / "a" / "x.jpg") is None and idx.photo(lib / "c" / "d.jpg") is None
+        assert idx.photo(lib / "c" / "copy.png") is not None
+        again, _ = run([lib], idx)
+    assert again.unchanged == again.found == 6 and again.tagged == again.reused == 0
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_a_symlink_to_a_settled_photo_found_on_a_rescan_is_the_same_photo(
+    plain_library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        run([plain_library], idx)
+        os.symlink(plain_library / "c" / "d.jpg", plain_library / "a" / "link.jpg")
+        reads: list[object] = []
+        real = pipeline.read_file
+        monkeypatch.setattr(pipeline, "read_file", lambda e, *a: reads.append(e) or real(e, *a))
+        report, _ = run([plain_library], idx)
+        assert idx.photo(plain_library / "a" / "link.jpg") is None
+    assert (report.unchanged, report.same_file, report.tagged, report.reused) == (6, 1, 0, 0)
+    assert reads == []  # known as the photo's other name by (st_dev, st_ino), not read
