@@ -286,7 +286,8 @@ def scan(
             elif isinstance(item, OtherFile):
                 report.files.add(item)
     finally:
-        records, known, known_failures = reading.result()
+        reading.join()  # the index is not closed under it, whatever stopped the walk
+    records, known, known_failures = reading.result()
     for problem in walk_problems:
         # Remembered by the link's or folder's own lstat, like a file that failed to
         # decode: the same broken link is not an error again every night (issue 14).
