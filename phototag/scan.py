@@ -21,7 +21,7 @@ from . import config
 from .faces.step import FaceStep, faces_off, set_faces_off
 from .ignore import Excludes
 from .index.faces import copy_faces
-from .index.records import KnownFailure, KnownFile
+from .index.records import KnownFile
 from .index.store import Index, PhotoRecord, decode_path, encode_path
 from .media.kinds import FileKind, extension
 from .media.pairs import Companion, pair
@@ -257,6 +257,7 @@ def scan(
     # Only the rows under the roots (a rescan of one folder reads that folder's rows), read
     # while the folders are walked: the settled photos as records that runs of walked photos
     # are compared with at once, the others as rows.
+    known_failures = index.known_failures(roots)  # few: before, so that the walk sets them apart
     reading = _IndexReading(index, roots, digest, records=folders)
     reading.start()
     listings: list[Listing] = []  # in walk order
@@ -271,6 +272,7 @@ def scan(
             exclude=excludes.excluded if excludes else None,
             others=True,
             plain=folders,
+            apart=known_failures,
         ):
             if item.__class__ is Listing:  # per folder (or run), never per file
                 listings.append(item)
@@ -287,7 +289,7 @@ def scan(
                 report.files.add(item)
     finally:
         reading.join()  # the index is not closed under it, whatever stopped the walk
-    records, known, known_failures = reading.result()
+    records, known = reading.result()
     for problem in walk_problems:
         # Remembered by the link's or folder's own lstat, like a file that failed to
         # decode: the same broken link is not an error again every night (issue 14).
@@ -721,13 +723,13 @@ class _Reusable:
 class _IndexReading(threading.Thread):
     """What the index holds under the scan's roots, read while the walk runs: the settled
     photos' records (:meth:`~phototag.index.photos.PhotoTables.settled_records`, one SQLite
-    step per root during which the GIL is free), the other photos' rows and the failures.
-    The walk does not use the index meanwhile."""
+    step per root during which the GIL is free) and the other photos' rows. The walk does
+    not use the index meanwhile."""
 
     def __init__(self, index: Index, roots: Sequence[Path], digest: str, records: bool) -> None:
         super().__init__(name="phototag-index-read", daemon=True)
         self.index, self.roots, self.digest, self.records = index, roots, digest, records
-        self._result: tuple[bytes, dict[bytes, KnownFile], dict[bytes, KnownFailure]] | None = None
+        self._result: tuple[bytes, dict[bytes, KnownFile]] | None = None
         self._error: BaseException | None = None
 
     def run(self) -> None:
@@ -738,11 +740,11 @@ class _IndexReading(threading.Thread):
                 known = index.known_files(roots, unsettled_for=self.digest) if others else {}
             else:  # every photo as a row, settled or not
                 records, known = b"", index.known_files(roots)
-            self._result = (records, known, index.known_failures(roots))
+            self._result = (records, known)
         except BaseException as e:  # raised again in the scan's thread
             self._error = e
 
-    def result(self) -> tuple[bytes, dict[bytes, KnownFile], dict[bytes, KnownFailure]]:
+    def result(self) -> tuple[bytes, dict[bytes, KnownFile]]:
         self.join()
         if self._error is not None:
             raise self._error

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -227,10 +227,13 @@ def walk_stats(
     exclude: Exclude | None = None,
     others: bool = False,
     plain: bool = False,
+    apart: Container[bytes] = (),
 ) -> Iterator[Listing | OtherFile | WalkProblem]:
     """:func:`walk`, with the photos, RAW files and videos of each folder as a
     :class:`Listing` (a file named as a root: a listing of its own); with ``plain``, the
-    plain photos in runs of :data:`RECORD` s (see :class:`Listing`), in path order.
+    plain photos in runs of :data:`RECORD` s (see :class:`Listing`), in path order, except
+    those whose encoded paths are in ``apart`` (files a caller knows it will look at one by
+    one, such as files that failed before: they would keep their run from being found).
 
     This is what a rescan of unchanged files costs beyond a bare ``os.scandir`` + ``stat``
     walk (issue 15), so per plain photo it makes no ``Path``, encodes nothing (each folder
@@ -244,6 +247,7 @@ def walk_stats(
         exclude,
         others,
         plain,
+        apart,
     )
     seen_dirs: set[tuple[int, int]] = set()
     for root in abs_roots:
@@ -282,6 +286,7 @@ class _Rules:
     exclude: Exclude | None
     others: bool
     plain: bool
+    apart: Container[bytes]
 
 
 def _leads_inside(path: bytes, inside: list[bytes]) -> bool:
@@ -341,11 +346,12 @@ def _walk_dir(
     extra: list[tuple[bytes, OtherFile | WalkProblem]] = []  # yielded in name order
     photos, linked = 0, False
     photo, media, regular, record = FileKind.PHOTO, MEDIA_KINDS, stat.S_ISREG, RECORD
-    media_of, exclude, others, runs = (
+    media_of, exclude, others, runs, apart = (
         _MEDIA_OF_EXTENSION.get,
         rules.exclude,
         rules.others,
         rules.plain,
+        rules.apart,
     )
     # Per file, this loop is what a rescan of unchanged photos costs beyond the bare walk:
     # the common case (a plain photo) takes the shortest way through.
@@ -409,7 +415,13 @@ def _walk_dir(
                 problem = WalkProblem(decode_path(entry.path), "not a regular file")
                 extra.append((entry.path, problem))
             continue
-        if runs and kind is photo and not is_link and st.st_nlink == 1:
+        if (
+            runs
+            and kind is photo
+            and not is_link
+            and st.st_nlink == 1
+            and not (apart and entry.path in apart)
+        ):
             records.append(record % (entry.path, st.st_size, st.st_mtime_ns))
             continue
         files.append(_new_stat(FileStat, (entry.path, st, is_link, kind)))

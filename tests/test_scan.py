@@ -255,9 +255,10 @@ def test_a_rescan_settles_unchanged_photos_by_their_records_without_a_path_each(
     import phototag.scan as scan_module
     import phototag.walk as walk_module
 
+    (plain_library / "a" / "broken.jpg").write_bytes(b"not a photo")  # fails, every night
     with Index.open(tmp_path / "i.sqlite") as idx:
         first, _ = run([plain_library], idx)
-        assert first.tagged == 6
+        assert first.tagged == 6 and first.failed == 1
         looked_at: list[object] = []  # files that were listed in full or got a FileEntry
         real_restat, real_entry = scan_module._restat, walk_module.FileStat.entry
         monkeypatch.setattr(scan_module, "_restat", lambda p: looked_at.extend(p) or real_restat(p))
@@ -265,7 +266,8 @@ def test_a_rescan_settles_unchanged_photos_by_their_records_without_a_path_each(
             walk_module.FileStat, "entry", lambda s: looked_at.append(s) or real_entry(s)
         )
         report, _ = run([plain_library], idx)
-    assert report.unchanged == report.found == 6 and report.tagged == 0
+    assert report.unchanged == 6 and report.tagged == 0
+    assert [f.path.name for f in report.failures if f.known] == ["broken.jpg"]
     assert looked_at == []  # every run found in place among the index's records
 
 
