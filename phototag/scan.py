@@ -400,7 +400,7 @@ def scan(
 
     # 2. Read what is new or changed; decode only content the index has never seen.
     # content hash -> a photo id with complete results, anywhere in the index (a photo copied
-    # in from another folder keeps its results); only looked up when there is something to do.
+    # in from another folder keeps its results): looked up as each file is read.
     reusable = _Reusable(index, fps, backbone_fps)
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
     keep = face_step is not None
@@ -519,7 +519,7 @@ def scan(
         # Whether any photo was found under r: at once for a root with photos, a pass over
         # what was found for one without (then the index is asked whether it has some there).
         found_raws = chain(
-            (record_paths(records)[0] for records in same),
+            (records[1 : records.index(b"\0", 1)] for records in same),  # each run's first
             (s.raw for s in entries if s.raw not in companion_raws),
         )
         if not any(_under(raw, rb) for raw in found_raws) and any(
