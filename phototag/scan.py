@@ -251,8 +251,8 @@ def scan(
     back_online: list[bytes] = []
     kinds = report.files.kinds
     photo = FileKind.PHOTO
-    # Files named as roots are listed in full (and one beside a folder named too is walked
-    # twice: its two names are then found as one file, below).
+    # Files named as roots are listed in full (and one beside its folder named too is walked
+    # twice: kept once, below).
     folders = all(os.path.isdir(r) for r in roots)
     # Only the rows under the roots (a rescan of one folder reads that folder's rows), read
     # while the folders are walked: the settled photos as records that runs of walked photos
@@ -322,10 +322,15 @@ def scan(
             stats += listing.files
             if listing.photos != len(listing.files):
                 mixed.append(listing)
+    if not folders:  # a file named as a root and found in a folder named too: once is enough
+        first: dict[bytes, FileStat] = {}
+        for s in stats:
+            first.setdefault(s.raw, s)
+        stats = list(first.values())
     settled = held.rest()
     indexed = _Indexed(settled, known)
     aliases = _other_names(stats, same, indexed) if linked else []
-    other = {id(stats[i]) for i in aliases}  # by identity: one path may be walked twice
+    other = {id(stats[i]) for i in aliases}
     entries = [s for s in stats if id(s) not in other] if other else stats
     report.same_file += len(aliases)  # other names of files counted once
     # RAW+JPEG pairs and Live Photos are one item each: the companions are not tagged.
@@ -790,8 +795,8 @@ class _Indexed:
 
 
 def _other_names(walked: Sequence[FileStat], same: Sequence[bytes], indexed: _Indexed) -> list[int]:
-    """Names that lead to a file another walked name leads to (hard links, symlinks, a file
-    named as a root and found in a folder named too), as positions in ``walked``.
+    """Names that lead to a file another walked name leads to (hard links, symlinks), as
+    positions in ``walked``.
 
     One physical file (st_dev, st_ino) is one photo: its name that is not a symlink wins,
     then one the index already holds, then the first walked. The others are returned.

@@ -313,3 +313,24 @@ def test_a_symlink_to_a_settled_photo_found_on_a_rescan_is_the_same_photo(
         assert idx.photo(plain_library / "a" / "link.jpg") is None
     assert (report.unchanged, report.same_file, report.tagged, report.reused) == (6, 1, 0, 0)
     assert reads == []  # known as the photo's other name by (st_dev, st_ino), not read
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_a_rescan_of_a_folder_named_twice_or_inside_another_counts_each_photo_once(
+    plain_library: Path, tmp_path: Path
+) -> None:
+    lib = plain_library
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        run([lib], idx)
+        for roots in ([lib, lib / "a"], [lib / "a", lib], [lib, lib], [lib / "a", lib / "c"]):
+            report, _ = run(roots, idx)
+            expected = 6 if lib in roots else 3
+            assert report.unchanged == report.found == expected, roots
+            assert report.tagged == report.removed == report.offline == 0, roots
+        # A file named beside its folder is one photo under one name (an older phototag
+        # counted it as two names of one file and dropped its row); alone, it is itself.
+        report, _ = run([lib, lib / "a.jpg"], idx)
+        assert (report.unchanged, report.found, report.same_file) == (6, 6, 0)
+        report, _ = run([lib / "a.jpg"], idx)
+        assert (report.unchanged, report.found, report.tagged) == (1, 1, 0)
+        assert idx.count_photos() == 6
