@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -142,3 +143,27 @@ def test_an_index_of_mains_schema_gains_the_scale_tables_after_faces_and_ownersh
             ("people", "people/face"): 1,
             ("user", "user/Bob"): 1,
         }
+
+
+def test_settled_records_are_the_walks_records_of_the_complete_online_photos(
+    tmp_path: Path,
+) -> None:
+    from phototag.tagging.walk import RECORD
+
+    root = tmp_path / "lib"
+    names = [b"a.jpg", b"bad-\xff name.jpg", b"new\nline.jpg", b"sub/x.jpg", b"z.jpg"]
+    rows = []
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        for i, name in enumerate(names):
+            path = Path(os.fsdecode(os.fsencode(root) + b"/" + name))
+            size, mtime_ns = 10**12 + i, -(10**18) if i == 1 else 1_700_000_000 * 10**9 + i
+            pid = idx.upsert_photo(PhotoRecord(path, size, mtime_ns, f"h{i}", 1, 1, None))
+            rows.append((pid, os.fsencode(path), size, mtime_ns))
+        outside = idx.upsert_photo(PhotoRecord(tmp_path / "elsewhere.jpg", 1, 1, "h9", 1, 1, None))
+        idx.mark_complete([pid for pid, *_ in rows] + [outside], "digest")
+        idx.mark_complete([rows[3][0]], "other models")  # not settled for "digest"
+        idx.mark_offline([rows[4][1]])  # nor is a photo of an offline folder
+        records, others = idx.settled_records([root], "digest")
+    settled = sorted(r[1:] for r in rows[:3])  # path order; nothing from outside the root
+    assert records == b"".join(RECORD % r for r in settled)
+    assert others == 2

@@ -237,3 +237,100 @@ def test_a_copy_whose_original_changes_in_the_same_scan_still_gets_its_own_tags(
         assert "cat" in tags(idx, lib / "b.png", "animal")
         assert "espresso" in tags(idx, lib / "a.png", "food")
         assert report.tagged + report.reused == 2
+
+
+@pytest.fixture
+def plain_library(tmp_path: Path, make_photo: Callable[..., Path]) -> Path:
+    """Photos in folders whose names sort around each other's: "a b/" and "a.jpg" come
+    before "a/" in path order."""
+    for i, name in enumerate(["a/x.jpg", "a/y/z.jpg", "a b/x.jpg", "a.jpg", "b.png", "c/d.jpg"]):
+        make_photo(f"lib/{name}", "coffee" if i % 2 else "chelsea", quality=70 + i)
+    return tmp_path / "lib"
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_a_rescan_settles_unchanged_photos_by_their_records_without_a_path_each(
+    plain_library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import phototag.tagging.scan as scan_module
+    import phototag.tagging.walk as walk_module
+
+    (plain_library / "a" / "broken.jpg").write_bytes(b"not a photo")  # fails, every night
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        first, _ = run([plain_library], idx)
+        assert first.tagged == 6 and first.failed == 1
+        looked_at: list[object] = []  # files that were listed in full or got a FileEntry
+        real_restat, real_entry = scan_module._restat, walk_module.FileStat.entry
+        monkeypatch.setattr(scan_module, "_restat", lambda p: looked_at.extend(p) or real_restat(p))
+        monkeypatch.setattr(
+            walk_module.FileStat, "entry", lambda s: looked_at.append(s) or real_entry(s)
+        )
+        report, _ = run([plain_library], idx)
+    assert report.unchanged == 6 and report.tagged == 0
+    assert [f.path.name for f in report.failures if f.known] == ["broken.jpg"]
+    assert looked_at == []  # every run found in place among the index's records
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_changed_new_moved_copied_and_vanished_photos_among_settled_ones(
+    plain_library: Path, tmp_path: Path, make_photo: Callable[..., Path], decodes: list[int]
+) -> None:
+    lib = plain_library
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        run([lib], idx)
+        before = idx.photo(lib / "a" / "x.jpg")
+        assert before is not None
+        decodes.clear()
+        (lib / "a" / "x.jpg").rename(lib / "a" / "moved.jpg")  # moved: keeps its results
+        shutil.copy(lib / "b.png", lib / "c" / "copy.png")  # copied: reuses its results
+        make_photo("lib/a b/x.jpg", "astronaut")  # changed: new content, same name
+        make_photo("lib/a/new.jpg", "astronaut", size=(300, 200))  # new
+        os.remove(lib / "a" / "y" / "z.jpg")  # vanished (from a folder left empty: offline)
+        os.remove(lib / "c" / "d.jpg")  # vanished from a folder where a photo is found
+        report, _ = run([lib], idx)
+        assert (report.unchanged, report.reused, report.tagged) == (2, 2, 2)
+        assert report.decoded == 2 == len(decodes)  # the changed and the new photo only
+        assert report.removed == 1 and report.offline == 1
+        moved = idx.photo(lib / "a" / "moved.jpg")
+        assert moved is not None and moved.hash == before.hash and moved.tags == before.tags
+        assert idx.photo(lib / "a" / "x.jpg") is None and idx.photo(lib / "c" / "d.jpg") is None
+        assert idx.photo(lib / "c" / "copy.png") is not None
+        again, _ = run([lib], idx)
+    assert again.unchanged == again.found == 6 and again.tagged == again.reused == 0
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_a_symlink_to_a_settled_photo_found_on_a_rescan_is_the_same_photo(
+    plain_library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        run([plain_library], idx)
+        os.symlink(plain_library / "c" / "d.jpg", plain_library / "a" / "link.jpg")
+        reads: list[object] = []
+        real = loader.read_file
+        monkeypatch.setattr(loader, "read_file", lambda e, *a: reads.append(e) or real(e, *a))
+        report, _ = run([plain_library], idx)
+        assert idx.photo(plain_library / "a" / "link.jpg") is None
+    assert (report.unchanged, report.same_file, report.tagged, report.reused) == (6, 1, 0, 0)
+    assert reads == []  # known as the photo's other name by (st_dev, st_ino), not read
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_a_rescan_of_a_folder_named_twice_or_inside_another_counts_each_photo_once(
+    plain_library: Path, tmp_path: Path
+) -> None:
+    lib = plain_library
+    with Index.open(tmp_path / "i.sqlite") as idx:
+        run([lib], idx)
+        for roots in ([lib, lib / "a"], [lib / "a", lib], [lib, lib], [lib / "a", lib / "c"]):
+            report, _ = run(roots, idx)
+            expected = 6 if lib in roots else 3
+            assert report.unchanged == report.found == expected, roots
+            assert report.tagged == report.removed == report.offline == 0, roots
+        # A file named beside its folder is one photo under one name (an older phototag
+        # counted it as two names of one file and dropped its row); alone, it is itself.
+        report, _ = run([lib, lib / "a.jpg"], idx)
+        assert (report.unchanged, report.found, report.same_file) == (6, 6, 0)
+        report, _ = run([lib / "a.jpg"], idx)
+        assert (report.unchanged, report.found, report.tagged) == (1, 1, 0)
+        assert idx.count_photos() == 6

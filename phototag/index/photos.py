@@ -19,15 +19,49 @@ from .tables import Tables
 
 
 class PhotoTables(Tables):
-    def known_files(self, roots: Sequence[Path] = ()) -> dict[bytes, KnownFile]:
-        """encoded path -> what the index knows of it, for the photos under ``roots`` (all if none)."""
-        where, args = under_clause(roots)
+    def known_files(
+        self, roots: Sequence[Path] = (), *, unsettled_for: str | None = None
+    ) -> dict[bytes, KnownFile]:
+        """encoded path -> what the index knows of it, for the photos under ``roots`` (all if
+        none); with ``unsettled_for``, only those :meth:`settled_files` leaves out."""
+        where, paths = under_clause(roots)
+        args: list[object] = [*paths]
+        if unsettled_for is not None:
+            where += " AND (complete_for IS NOT ? OR offline_since IS NOT NULL)"
+            args.append(unsettled_for)
         rows = self.conn.execute(
             f"SELECT path, id, size, mtime_ns, hash, complete_for, offline_since IS NOT NULL"
             f" FROM photos WHERE {where}",
             args,
         )
         return {r[0]: KnownFile(r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows}
+
+    def settled_records(self, roots: Sequence[Path], digest: str) -> tuple[bytes, int]:
+        """The photos under ``roots`` (folders, none inside another) that are online and
+        marked complete for ``digest`` (:meth:`mark_complete`), as the walk's records
+        (:data:`phototag.tagging.walk.RECORD`: NUL, path, NUL, size, space, mtime_ns) concatenated,
+        in path order within each root, root after root: a rescan compares runs of walked
+        photos with them as bytes (:class:`phototag.tagging.walk.SettledRecords`, issue 15). And how
+        many other photos there are under ``roots`` (:meth:`known_files` with
+        ``unsettled_for=digest``).
+
+        One row per root, in one pass over its range of the path index: SQLite builds the
+        bytes, and the GIL is released while it does (the caller may walk meanwhile)."""
+        parts, others = [], 0
+        for root in roots:
+            stem = encode_path(root).rstrip(b"/")
+            # Read in the path index's order (were it read in another, the runs would not be
+            # found in place: slower, never wrong). A path blob is joined as text byte for
+            # byte (the database is UTF-8 and nothing decodes it), the whole cast back.
+            records, count = self.conn.execute(
+                "SELECT CAST(group_concat(CASE WHEN complete_for = ?3 AND offline_since IS NULL"
+                " THEN x'00' || path || x'00' || size || ' ' || mtime_ns END, '') AS BLOB),"
+                " count(*) FROM photos WHERE path >= ?1 AND path < ?2",
+                (stem + b"/", stem + b"0", digest),
+            ).fetchone()
+            parts.append(records or b"")
+            others += count - (records or b"").count(b"\0/")  # "\0/" starts each record
+        return b"".join(parts), others
 
     def mark_offline(self, paths: Iterable[bytes]) -> list[bytes]:
         """Photos whose folder was missing or empty: kept, marked (the first time) as offline.
@@ -125,15 +159,31 @@ class PhotoTables(Tables):
         return {r[0] for r in self.conn.execute(sql, args)}
 
     def hashes_of(self, ids: Iterable[int]) -> dict[str, int]:
-        """content hash -> the lowest of these photo ids holding it (one pass over photos)."""
-        wanted = set(ids)
+        """content hash -> the lowest of these photo ids holding it (their rows only, by id)."""
         out: dict[str, int] = {}
-        if not wanted:
-            return out
-        for pid, h in self.conn.execute("SELECT id, hash FROM photos ORDER BY id"):
-            if pid in wanted:
-                out.setdefault(h, pid)
+        for part in chunks(sorted({int(i) for i in ids})):
+            marks = ",".join("?" * len(part))
+            for h, pid in self.conn.execute(
+                f"SELECT hash, min(id) FROM photos WHERE id IN ({marks}) GROUP BY hash", part
+            ):
+                out[h] = min(pid, out.get(h, pid))
         return out
+
+    def complete_with_hash(
+        self, content_hash: str, fingerprints: Mapping[str, str], backbones: Mapping[str, str]
+    ) -> int | None:
+        """The lowest id of a photo with this content that holds every recognizer's result
+        and every backbone's embedding as asked (see :meth:`complete_ids`), or None: what a
+        scan reuses instead of decoding a new file. Lookups in the hash index, never a pass
+        over the photos (issue 15)."""
+        ids = [
+            int(r[0])
+            for r in self.conn.execute(
+                "SELECT id FROM photos WHERE hash = ? ORDER BY id", (content_hash,)
+            ).fetchall()
+        ]
+        done = self.complete_ids(fingerprints, backbones, ids=ids) if ids else set()
+        return min(done) if done else None
 
     def remove(self, paths: Iterable[bytes]) -> int:
         n = 0
@@ -157,11 +207,16 @@ class PhotoTables(Tables):
             [(encode_path(p), photo_id, role) for p, role in companions],
         )
 
-    def companions_by_photo(self) -> dict[int, list[tuple[Path, str]]]:
-        """Every photo's companions: photo id -> [(path, role)], by path."""
+    def companions_by_photo(self, roots: Sequence[Path] = ()) -> dict[int, list[tuple[Path, str]]]:
+        """The companions of every photo (under ``roots``, all if none): photo id ->
+        [(path, role)], by path."""
         out: dict[int, list[tuple[Path, str]]] = {}
+        where, args = under_clause(roots, "p.path")
         for pid, raw, role in self.conn.execute(
-            "SELECT photo_id, path, role FROM companions ORDER BY path"
+            # CROSS JOIN: from the companions (a few) to their photos, never the other way
+            "SELECT c.photo_id, c.path, c.role FROM companions c CROSS JOIN photos p"
+            f" ON p.id = c.photo_id WHERE {where} ORDER BY c.path",
+            args,
         ):
             out.setdefault(int(pid), []).append((decode_path(raw), str(role)))
         return out
@@ -194,6 +249,19 @@ class PhotoTables(Tables):
             "SELECT id FROM photos WHERE path = ?", (encode_path(path),)
         ).fetchone()
         return None if row is None else int(row[0])
+
+    def photo_ids(self, paths: Iterable[bytes]) -> dict[bytes, int]:
+        """encoded path -> photo id, for those of ``paths`` that are indexed."""
+        out: dict[bytes, int] = {}
+        wanted = list(dict.fromkeys(paths))
+        for start in range(0, len(wanted), 900):
+            part = wanted[start : start + 900]
+            marks = ",".join("?" * len(part))
+            for raw, pid in self.conn.execute(
+                f"SELECT path, id FROM photos WHERE path IN ({marks})", part
+            ):
+                out[raw] = int(pid)
+        return out
 
     def paths_of(self, ids: Iterable[int]) -> dict[int, Path]:
         """photo id -> path, for those of ``ids`` that are indexed."""

@@ -48,7 +48,7 @@ class Excludes:
     def __bool__(self) -> bool:
         return bool(self._specs)
 
-    def excluded(self, path: Path, is_dir: bool = False) -> bool:
+    def excluded(self, path: Path | str, is_dir: bool = False) -> bool:
         """Whether ``path`` (absolute, under a root) is left out; folders end their relative
         path with '/', so that 'Screenshots/' matches the folder and all below it."""
         text = os.fspath(path)

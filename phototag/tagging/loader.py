@@ -15,7 +15,7 @@ import queue
 import stat
 import threading
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -151,7 +151,7 @@ def hash_file(entry: FileEntry, chunk: int = 1 << 20) -> tuple[str, int, int]:
 
 def make_loader(
     preprocesses: Mapping[str, Preprocess],
-    known_hashes: Collection[str],
+    known_hashes: Container[str],
     max_pixels: int,
     *,
     keep_image: bool = False,
@@ -224,7 +224,7 @@ def _decode_raw_or_image(
 def _load_video(
     entry: FileEntry,
     preprocesses: Mapping[str, Preprocess],
-    known_hashes: Collection[str],
+    known_hashes: Container[str],
     min_side: int,
     max_pixels: int,
 ) -> Loaded | LoadFailed:

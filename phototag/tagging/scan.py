@@ -10,14 +10,17 @@ picks up where it stopped.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
 
 from .. import config
 from ..faces.step import FaceStep, faces_off, set_faces_off
 from ..index.faces import copy_faces
+from ..index.records import KnownFile
 from ..index.store import Index, PhotoRecord, decode_path, encode_path
 from ..media.kinds import FileKind, extension
 from ..media.pairs import Companion, pair
@@ -35,7 +38,16 @@ from .loader import (
     read_ahead,
 )
 from .tagger import Tagger, completeness_digest, fingerprint, run_backbones
-from .walk import FileEntry, OtherFile, WalkProblem, walk
+from .walk import (
+    FileEntry,
+    FileStat,
+    Listing,
+    OtherFile,
+    SettledRecords,
+    WalkProblem,
+    record_paths,
+    walk_stats,
+)
 
 __all__ = ["Failed", "Finished", "Planned", "ScanEvent", "ScanOptions", "ScanReport", "Tagged",
            "fingerprint", "scan"]  # fmt: skip
@@ -226,11 +238,8 @@ def scan(
 
     # 1. Walk, and sort what we find against what the index knows.
     roots = [Path(os.path.abspath(r)) for r in roots]
-    known = index.known_files()
-    known_failures = index.known_failures()
     # A photo marked complete for these models and the face step (complete_for, kept honest
-    # by triggers) is settled by its own row; only the others are looked up, after the walk
-    # (issue 15).
+    # by triggers) is settled by its own row; only the others are looked up (issue 15).
     digest = completeness_digest(fps, backbone_fps)
     # Faces cannot be found in embeddings: a photo without its current face result is decoded.
     face_fp = {face_step.name: face_step.fingerprint} if face_step is not None else {}
@@ -238,61 +247,125 @@ def scan(
     excludes = Excludes(roots, options.exclude)
     todo: list[FileEntry] = []
     walk_failures: list[tuple[WalkProblem, os.stat_result]] = []
-    seen: set[bytes] = set()
+    problems: list[bytes] = []  # paths the walk could not follow
     back_online: list[bytes] = []
-    per_root_found = dict.fromkeys(roots, 0)
-    entries: list[FileEntry] = []
-    walked = list(
-        walk(
+    kinds = report.files.kinds
+    photo = FileKind.PHOTO
+    # Files named as roots are listed in full (and one beside its folder named too is walked
+    # twice: kept once, below).
+    folders = all(os.path.isdir(r) for r in roots)
+    # Only the rows under the roots (a rescan of one folder reads that folder's rows), read
+    # while the folders are walked: the settled photos as records that runs of walked photos
+    # are compared with at once, the others as rows.
+    known_failures = index.known_failures(roots)  # few: before, so that the walk sets them apart
+    reading = _IndexReading(index, roots, digest, records=folders)
+    reading.start()
+    listings: list[Listing] = []  # in walk order
+    walk_problems: list[WalkProblem] = []
+    # Some files may have other names among those walked (symlinks, hard links): only then
+    # are the files grouped by (st_dev, st_ino).
+    linked = not folders and len(roots) > 1
+    try:
+        for item in walk_stats(
             roots,
             follow_symlinks=options.follow_symlinks,
             exclude=excludes.excluded if excludes else None,
             others=True,
-        )
-    )
-    aliases = _other_names(walked, known)
-    for item in walked:
-        if isinstance(item, FileEntry) and item in aliases:
-            report.files.add(item)  # a file the walk saw, counted by kind, but not a photo more
-            seen.add(encode_path(item.path))  # another name of a file counted once
-            report.same_file += 1
-            continue
-        if isinstance(item, WalkProblem):
-            # Remembered by the link's or folder's own lstat, like a file that failed to
-            # decode: the same broken link is not an error again every night (issue 14).
-            raw = encode_path(item.path)
-            st = _lstat(item.path)
-            kf = known_failures.get(raw)
-            seen_before = bool(kf and st and (kf.size, kf.mtime_ns) == (st.st_size, st.st_mtime_ns))
-            if st is not None and not seen_before:
-                walk_failures.append((item, st))
-            failure = Failed(item.path, item.reason, known=seen_before)
-            report.failures.append(failure)
-            report.found += 1  # so that the summary adds up
-            report.files.unreadable += 1
-            seen.add(encode_path(item.path))  # a path we could not stat is not "vanished"
-            yield failure
-            continue
-        report.files.add(item)
-        if isinstance(item, FileEntry):
-            entries.append(item)
+            plain=folders,
+            apart=known_failures,
+        ):
+            if item.__class__ is Listing:  # per folder (or run), never per file
+                listings.append(item)
+                # Companions and other names are counted by kind too.
+                kinds[photo] += item.plain + item.photos
+                if item.photos != len(item.files):
+                    for s in item.files:
+                        if s.kind is not photo:
+                            kinds[s.kind] += 1
+                linked = linked or item.linked
+            elif isinstance(item, WalkProblem):
+                walk_problems.append(item)
+            elif isinstance(item, OtherFile):
+                report.files.add(item)
+    finally:
+        reading.join()  # the index is not closed under it, whatever stopped the walk
+    records, known = reading.result()
+    for problem in walk_problems:
+        # Remembered by the link's or folder's own lstat, like a file that failed to
+        # decode: the same broken link is not an error again every night (issue 14).
+        raw = encode_path(problem.path)
+        st = _lstat(problem.path)
+        kf = known_failures.get(raw)
+        seen_before = bool(kf and st and (kf.size, kf.mtime_ns) == (st.st_size, st.st_mtime_ns))
+        if st is not None and not seen_before:
+            walk_failures.append((problem, st))
+        failure = Failed(problem.path, problem.reason, known=seen_before)
+        report.failures.append(failure)
+        report.found += 1  # so that the summary adds up
+        report.files.unreadable += 1
+        problems.append(raw)  # a path we could not stat is not "vanished"
+        yield failure
+    # Runs of plain photos that are exactly as the index holds them are settled at once:
+    # unchanged. The others are listed in full (stat'ed again) and looked at one by one.
+    held = SettledRecords(records)
+    stats: list[FileStat] = []  # what the walk found that needs a look, in walk order
+    same: list[bytes] = []  # the records of the runs found as settled
+    mixed: list[Listing] = []  # folders with RAW files or videos: companions may be there
+    for listing in listings:
+        if listing.plain:
+            if held.take(listing.records):
+                same.append(listing.records)
+                report.unchanged += listing.plain
+            else:
+                stats += _restat(record_paths(listing.records))
+        else:
+            stats += listing.files
+            if listing.photos != len(listing.files):
+                mixed.append(listing)
+    if not folders:  # a file named as a root and found in a folder named too: once is enough
+        first: dict[bytes, FileStat] = {}
+        for s in stats:
+            first.setdefault(s.raw, s)
+        stats = list(first.values())
+    settled = held.rest()
+    indexed = _Indexed(settled, known)
+    aliases = _other_names(stats, same, indexed) if linked else []
+    other = {id(stats[i]) for i in aliases}
+    entries = [s for s in stats if id(s) not in other] if other else stats
+    report.same_file += len(aliases)  # other names of files counted once
     # RAW+JPEG pairs and Live Photos are one item each: the companions are not tagged.
-    companions = pair((e.path, e.kind) for e in entries)
-    companion_paths = {c.path for cs in companions.values() for c in cs}
+    companions: dict[Path, list[Companion]] = {}
+    if mixed:  # in walk order, as the items are
+        companions = pair(
+            (decode_path(s.raw), s.kind)
+            for listing in mixed
+            for s in listing.files
+            if id(s) not in other
+        )
+    companion_raws = {encode_path(c.path) for cs in companions.values() for c in cs}
     for cs in companions.values():
         for c in cs:
             report.files.companions[c.role.value] = report.files.companions.get(c.role.value, 0) + 1
     # Tagged alone before their partner appeared: the partner stands for them now.
-    became_companions = [
-        encode_path(p)
-        for p in companion_paths
-        if encode_path(p) in known or encode_path(p) in known_failures
-    ]
-    seen.update(encode_path(p) for p in companion_paths)
+    became_companions = sorted(
+        raw for raw in companion_raws if raw in indexed or raw in known_failures
+    )
+    # Of the rest, those settled too (the photos of folders with RAW files, of runs with a
+    # new photo, ...) are counted here; everything else is looked at below, with KnownFile
+    # rows and Paths.
+    settled_get = settled.get
+    rest: list[FileStat] = []
+    for s in entries:
+        st = s[1]
+        if settled_get(s[0]) == (st.st_size, st.st_mtime_ns) and s[0] not in companion_raws:
+            report.unchanged += 1
+        else:
+            rest.append(s)
+    report.found += report.unchanged + len(rest) - len(companion_raws)
     check_ids = []
-    for item in entries:
-        k = known.get(encode_path(item.path))
-        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.complete_for != digest:
+    for s in rest:
+        k = known.get(s.raw)
+        if k and (k.size, k.mtime_ns) == (s.size, s.mtime_ns) and k.complete_for != digest:
             check_ids.append(k.id)
     complete = index.complete_ids(fps, backbone_fps, ids=check_ids) if check_ids else set()
     # Photos whose stored embeddings are current: a new threshold, top-k or recognizer is
@@ -301,35 +374,27 @@ def scan(
     if complete:
         with index.transaction():
             index.mark_complete(complete, digest)
-    for item in entries:
-        if item.path in companion_paths:
+    for s in rest:
+        raw = s.raw
+        if raw in companion_raws:
             continue
-        raw = encode_path(item.path)
-        seen.add(raw)
-        report.found += 1
-        for r in roots:
-            if _under(raw, r):
-                per_root_found[r] += 1
         k = known.get(raw)
         if k and k.offline:
             back_online.append(raw)
-        if (
-            k
-            and (k.size, k.mtime_ns) == (item.size, item.mtime_ns)
-            and (k.complete_for == digest or k.id in complete)
-        ):
+        as_indexed = k is not None and (k.size, k.mtime_ns) == (s.size, s.mtime_ns)
+        if k and as_indexed and (k.complete_for == digest or k.id in complete):
             report.unchanged += 1
             continue
-        if k and (k.size, k.mtime_ns) == (item.size, item.mtime_ns) and k.id in embedded:
-            rescore.append((k.id, item.path))
+        if k and as_indexed and k.id in embedded:
+            rescore.append((k.id, decode_path(raw)))
             continue
         kf = known_failures.get(raw)
-        if kf and (kf.size, kf.mtime_ns) == (item.size, item.mtime_ns):
-            failure = Failed(item.path, kf.reason, known=True)
+        if kf and (kf.size, kf.mtime_ns) == (s.size, s.mtime_ns):
+            failure = Failed(decode_path(raw), kf.reason, known=True)
             report.failures.append(failure)
             yield failure
             continue
-        todo.append(item)
+        todo.append(s.entry())
     if walk_failures:
         with index.transaction():
             for problem, st in walk_failures:
@@ -340,14 +405,12 @@ def scan(
 
     # 2. Read what is new or changed; decode only content the index has never seen.
     # content hash -> a photo id with complete results, anywhere in the index (a photo copied
-    # in from another folder keeps its results); only looked up when there is something to do.
-    reusable = index.hashes_of(index.complete_ids(fps, backbone_fps)) if todo else {}
+    # in from another folder keeps its results): looked up as each file is read.
+    reusable = _Reusable(index, fps, backbone_fps)
     preprocesses = {name: b.manifest.preprocess for name, b in backbones.items()}
     keep = face_step is not None
     side = face_step.decode_side if face_step is not None else 1
-    load = make_loader(
-        preprocesses, reusable.keys(), options.max_pixels, keep_image=keep, min_side=side
-    )
+    load = make_loader(preprocesses, reusable, options.max_pixels, keep_image=keep, min_side=side)
     # For content that was known when read but whose source changed since (rare): decode.
     decode_anyway = make_loader(
         preprocesses, (), options.max_pixels, keep_image=keep, min_side=side
@@ -403,7 +466,7 @@ def scan(
     if options.engine is config.Engine.RAY and todo:
         from .distributed import ray_batches
 
-        for batch, outputs in ray_batches(todo, backbones, set(reusable), options, batch_size):
+        for batch, outputs in ray_batches(todo, backbones, reusable.all(), options, batch_size):
             redo = stale_reuse_decoded(batch)
             if redo:  # decoded here, inferred here; the rest as computed on the cluster
                 stale = {r.entry for r in redo}
@@ -438,22 +501,35 @@ def scan(
     # kept, marked offline, with their results, corrections, albums and what phototag wrote
     # into them; when the folder is back they are unchanged and decoded again by no one.
     # A photo that vanished from a folder where others are still found was deleted.
-    seen_dirs = _folders_with_files(seen)
+    # The runs found as settled took their own records: what vanished is among the rest.
+    seen = {s.raw for s in stats}
+    seen.update(problems)
+    vanished = sorted((settled.keys() | known.keys() | known_failures.keys()) - seen)
+    if vanished:  # then every path walked: which folders still have files
+        for records in same:
+            seen.update(record_paths(records))
+    seen_dirs = _folders_with_files(seen) if vanished else set()
     gone: list[bytes] = []
     offline: list[bytes] = []
     excluded: set[bytes] = set()
-    for raw in {**known, **known_failures}:
-        if raw in seen:
-            continue
-        if excludes and excludes.excluded(decode_path(raw)):
+    encoded_roots = [encode_path(r) for r in roots]
+    for raw in vanished:
+        if excludes and excludes.excluded(os.fsdecode(raw)):
             excluded.add(raw)  # left out of scans now, not deleted: 'phototag forget' drops it
             continue
-        root = next((r for r in roots if _under(raw, r)), None)
-        if root is None:
+        if not any(_under(raw, r) for r in encoded_roots):
             continue
         (gone if os.path.dirname(raw) in seen_dirs else offline).append(raw)
-    for r in roots:
-        if per_root_found[r] == 0 and any(_under(k, r) for k in known if k not in excluded):
+    for r, rb in zip(roots, encoded_roots, strict=True):
+        # Whether any photo was found under r: at once for a root with photos, a pass over
+        # what was found for one without (then the index is asked whether it has some there).
+        found_raws = chain(
+            (records[1 : records.index(b"\0", 1)] for records in same),  # each run's first
+            (s.raw for s in entries if s.raw not in companion_raws),
+        )
+        if not any(_under(raw, rb) for raw in found_raws) and any(
+            _under(k, rb) for k in chain(settled, known) if k not in excluded
+        ):
             report.warnings.append(
                 f"{r} has no photos now but the index has photos there: not dropping them "
                 "(an unmounted disk?). Run 'phototag forget' to drop them."
@@ -465,7 +541,7 @@ def scan(
         marked = index.mark_offline(offline)
         index.mark_online(back_online)
     report.offline = len(marked)
-    report.excluded = sum(1 for raw in excluded if raw in known)
+    report.excluded = sum(1 for raw in excluded if raw in indexed)
     missing_folders: dict[bytes, int] = {}
     for raw in marked:
         top = _top_missing(raw, seen_dirs, roots)
@@ -477,14 +553,14 @@ def scan(
             f"{os.fsdecode(folder)} is missing or empty: its {n} photos are kept as offline "
             "(an offline share?). Run 'phototag forget' to drop them."
         )
-    indexed_aliases = [raw for e in aliases if (raw := encode_path(e.path)) in known]
+    indexed_aliases = sorted({raw for i in aliases if (raw := stats[i].raw) in indexed})
     if indexed_aliases:  # indexed as separate photos by an older phototag: one row is enough
         with index.transaction():
             index.remove(indexed_aliases)
     with index.transaction():
         if became_companions:
             index.remove(became_companions)
-        _record_companions(index, companions, [e.path for e in entries])
+        _record_companions(index, companions, entries, same, roots)
     if face_step is not None:  # also faces left ungrouped by a run killed while grouping
         report.new_people = face_step.finish(index).new_people
 
@@ -584,49 +660,180 @@ def _with_reads(
 
 
 def _record_companions(
-    index: Index, companions: dict[Path, list[Companion]], items: Sequence[Path]
+    index: Index,
+    companions: dict[Path, list[Companion]],
+    entries: Sequence[FileStat],
+    same: Sequence[bytes],
+    roots: Sequence[Path],
 ) -> None:
-    """Bring the index's companions of the walked items in line with what the walk found
-    (items outside this scan's folders keep theirs)."""
-    walked = set(items)
+    """Bring the index's companions of the walked items (``entries`` and the photos of the
+    runs of records ``same``) in line with what the walk found (items outside this scan's
+    folders keep theirs)."""
     wanted: dict[int, list[tuple[Path, str]]] = {}
+    ids = index.photo_ids([encode_path(item) for item in companions]) if companions else {}
     for item, cs in companions.items():
-        pid = index.photo_id(item)
+        pid = ids.get(encode_path(item))
         if pid is not None:  # an item that failed to decode has no row: nothing to attach
             wanted[pid] = [(c.path, c.role.value) for c in cs]
-    current = index.companions_by_photo()
+    current = index.companions_by_photo(roots)
+    walked: set[bytes] | None = None  # made only when a photo may have lost its companions
     for pid in set(current) | set(wanted):
-        if pid not in wanted and index.path_of(pid) not in walked:
-            continue
+        if pid not in wanted:
+            path = index.path_of(pid)
+            if walked is None:
+                walked = {s.raw for s in entries}.union(*map(record_paths, same))
+            if path is None or encode_path(path) not in walked:
+                continue
         new = wanted.get(pid, [])
         if sorted(current.get(pid, [])) != sorted(new):
             index.set_companions(pid, new)
 
 
-def _other_names(
-    walked: Sequence[FileEntry | OtherFile | WalkProblem], known: Mapping[bytes, object]
-) -> set[FileEntry]:
-    """Names that lead to a file another walked name leads to (hard links, symlinks).
+class _Reusable:
+    """content hash -> a photo with complete results (a file copied or moved in keeps its
+    results, nothing is decoded), looked up in the index when a read file's hash is known:
+    the loader's threads ask it (the connection is shared, as SQLite allows), and what was
+    found, or tagged since, is remembered. Never a pass over every photo of the index."""
 
-    One physical file (st_dev, st_ino) is one photo: its name that is not a symlink wins,
-    then one the index already holds, then the first walked. The others are returned.
-    """
-    groups: dict[tuple[int, int], list[tuple[int, FileEntry]]] = {}
-    for i, e in enumerate(walked):
-        if isinstance(e, FileEntry) and e.ino:
-            groups.setdefault((e.dev, e.ino), []).append((i, e))
-    out: set[FileEntry] = set()
-    for members in groups.values():
-        if len(members) < 2:
-            continue
-        members.sort(key=lambda m: (m[1].is_link, encode_path(m[1].path) not in known, m[0]))
-        out.update(e for _, e in members[1:])
+    def __init__(self, index: Index, fps: Mapping[str, str], backbone_fps: Mapping[str, str]):
+        self._index, self._fps, self._backbone_fps = index, fps, backbone_fps
+        self._found: dict[str, int | None] = {}
+
+    def get(self, content_hash: str) -> int | None:
+        if content_hash not in self._found:
+            self._found[content_hash] = self._index.complete_with_hash(
+                content_hash, self._fps, self._backbone_fps
+            )
+        return self._found[content_hash]
+
+    def __contains__(self, content_hash: object) -> bool:
+        return isinstance(content_hash, str) and self.get(content_hash) is not None
+
+    def __getitem__(self, content_hash: str) -> int:
+        pid = self.get(content_hash)
+        if pid is None:
+            raise KeyError(content_hash)
+        return pid
+
+    def __setitem__(self, content_hash: str, photo_id: int) -> None:
+        self._found[content_hash] = photo_id
+
+    def all(self) -> set[str]:
+        """Every hash with complete results (for the Ray engine, whose workers cannot ask):
+        a pass over the index's photos."""
+        done = self._index.hashes_of(self._index.complete_ids(self._fps, self._backbone_fps))
+        return set(done) | {h for h, pid in self._found.items() if pid is not None}
+
+
+class _IndexReading(threading.Thread):
+    """What the index holds under the scan's roots, read while the walk runs: the settled
+    photos' records (:meth:`~phototag.index.photos.PhotoTables.settled_records`, one SQLite
+    step per root during which the GIL is free) and the other photos' rows. The walk does
+    not use the index meanwhile."""
+
+    def __init__(self, index: Index, roots: Sequence[Path], digest: str, records: bool) -> None:
+        super().__init__(name="phototag-index-read", daemon=True)
+        self.index, self.roots, self.digest, self.records = index, roots, digest, records
+        self._result: tuple[bytes, dict[bytes, KnownFile]] | None = None
+        self._error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            index, roots = self.index, self.roots
+            if self.records:
+                records, others = index.settled_records(_outermost(roots), self.digest)
+                known = index.known_files(roots, unsettled_for=self.digest) if others else {}
+            else:  # every photo as a row, settled or not
+                records, known = b"", index.known_files(roots)
+            self._result = (records, known)
+        except BaseException as e:  # raised again in the scan's thread
+            self._error = e
+
+    def result(self) -> tuple[bytes, dict[bytes, KnownFile]]:
+        self.join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
+
+
+def _outermost(roots: Sequence[Path]) -> list[Path]:
+    """The folders of ``roots`` that are not inside (or the same as) one before or another."""
+    folders = [r for r in roots if os.path.isdir(r)]
+    out = []
+    for i, r in enumerate(folders):
+        raw = encode_path(r)
+        if not any(
+            (o == r and j < i) or (o != r and _under(raw, encode_path(o)))
+            for j, o in enumerate(folders)
+        ):
+            out.append(r)
     return out
 
 
-def _under(raw: bytes, root: Path) -> bool:
-    r = encode_path(root)
-    return raw == r or raw.startswith(r.rstrip(b"/") + b"/")
+def _restat(paths: Sequence[bytes]) -> list[FileStat]:
+    """Plain photos (no symlinks, one hard link) listed in full: stat'ed again, those that
+    vanished since left out."""
+    out = []
+    for raw in paths:
+        try:
+            st = os.stat(raw)
+        except OSError:
+            continue
+        out.append(FileStat(raw, st, False, FileKind.PHOTO))
+    return out
+
+
+class _Indexed:
+    """Whether the index holds a path under the scan's roots: settled or not."""
+
+    def __init__(self, settled: Mapping[bytes, object], known: Mapping[bytes, object]) -> None:
+        self.settled, self.known = settled, known
+
+    def __contains__(self, raw: object) -> bool:
+        return raw in self.settled or raw in self.known
+
+
+def _other_names(walked: Sequence[FileStat], same: Sequence[bytes], indexed: _Indexed) -> list[int]:
+    """Names that lead to a file another walked name leads to (hard links, symlinks), as
+    positions in ``walked``.
+
+    One physical file (st_dev, st_ino) is one photo: its name that is not a symlink wins,
+    then one the index already holds, then the first walked. The others are returned.
+    The photos of the runs of records ``same`` (found as settled, listed by path only) are
+    each the only name of a file that is no symlink: one of them wins over the symlinks that
+    lead to it, found by stat'ing them again (only when a symlink's file is not in ``walked``).
+    """
+    groups: dict[tuple[int, int], list[tuple[int, FileStat]]] = {}
+    for i, e in enumerate(walked):
+        if e.stat.st_ino:
+            groups.setdefault((e.stat.st_dev, e.stat.st_ino), []).append((i, e))
+    only_links = {key for key, members in groups.items() if all(e.is_link for _, e in members)}
+    named: set[tuple[int, int]] = set()  # files of symlinks that are found in ``same`` too
+    if only_links and same:
+        for records in same:
+            for raw in record_paths(records):
+                try:
+                    st = os.stat(raw)
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) in only_links:
+                    named.add((st.st_dev, st.st_ino))
+    out: list[int] = []
+    for key, members in groups.items():
+        if key in named:  # every one a symlink to a photo found under its own name
+            out += [i for i, _ in members]
+            continue
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda m: (m[1].is_link, m[1].raw not in indexed, m[0]))
+        out += [i for i, _ in members[1:]]
+    return sorted(out)
+
+
+def _under(raw: bytes, root: bytes) -> bool:
+    """Whether ``raw`` is ``root`` or below it (both encoded)."""
+    return raw == root or raw.startswith(root.rstrip(b"/") + b"/")
 
 
 def _process_batch(
@@ -637,7 +844,7 @@ def _process_batch(
     fps: dict[str, str],
     backbone_fps: dict[str, str],
     options: ScanOptions,
-    reusable: dict[str, int],
+    reusable: _Reusable,
     report: ScanReport,
     outputs: dict[str, BackboneOutput] | None = None,
     face_step: FaceStep | None = None,
