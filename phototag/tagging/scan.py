@@ -24,9 +24,9 @@ from ..index.records import KnownFile
 from ..index.store import Index, PhotoRecord, decode_path, encode_path
 from ..media.kinds import FileKind, extension
 from ..media.pairs import Companion, pair
-from ..models.backbones import Backbone, BackboneOutput
+from ..models.backbones import BackboneOutput
 from ..models.catalog import Catalog
-from ..models.recognizers import Candidate, Recognizer
+from ..models.recognizers import Candidate
 from ..models.session import Device
 from .ignore import Excludes
 from .loader import (
@@ -229,7 +229,7 @@ def scan(
         top_k=options.top_k,
         device=options.device,
     )
-    recognizers, backbones = tagger.recognizers, tagger.backbones
+    backbones = tagger.backbones
     backbone_fps, fps = tagger.backbone_fingerprints, tagger.fingerprints
     report = ScanReport()
     face_step = _face_step(index, options, catalog, report)
@@ -400,7 +400,7 @@ def scan(
             for problem, st in walk_failures:
                 index.record_failure(problem.path, st.st_size, st.st_mtime_ns, problem.reason)
     if rescore:
-        yield from _rescore(index, rescore, backbones, recognizers, fps, options, report, digest)
+        yield from _rescore(index, rescore, tagger, fps, report, digest)
     yield Planned(total=report.found, todo=len(todo), unchanged=report.unchanged)
 
     # 2. Read what is new or changed; decode only content the index has never seen.
@@ -451,8 +451,7 @@ def scan(
         return _process_batch(
             batch,
             index,
-            backbones,
-            recognizers,
+            tagger,
             fps,
             backbone_fps,
             options,
@@ -600,10 +599,8 @@ def _top_missing(raw: bytes, seen_dirs: set[bytes], roots: Sequence[Path]) -> by
 def _rescore(
     index: Index,
     photos: list[tuple[int, Path]],
-    backbones: dict[str, Backbone],
-    recognizers: list[Recognizer],
+    tagger: Tagger,
     fps: dict[str, str],
-    options: ScanOptions,
     report: ScanReport,
     digest: str,
     chunk: int = 1024,
@@ -614,7 +611,7 @@ def _rescore(
     for start in range(0, len(photos), chunk):
         part = photos[start : start + chunk]
         ids = [pid for pid, _ in part]
-        tagger = Tagger(recognizers, backbones, options.threshold, options.top_k)
+        recognizers, backbones = tagger.recognizers, tagger.backbones
         per_recognizer: dict[str, list[list[Candidate]]] = {}
         for name, backbone in backbones.items():
             vecs = index.vectors_of(ids, name)
@@ -839,8 +836,7 @@ def _under(raw: bytes, root: bytes) -> bool:
 def _process_batch(
     batch: list[Loaded | LoadFailed],
     index: Index,
-    backbones: dict[str, Backbone],
-    recognizers: list[Recognizer],
+    tagger: Tagger,
     fps: dict[str, str],
     backbone_fps: dict[str, str],
     options: ScanOptions,
@@ -854,8 +850,8 @@ def _process_batch(
     elsewhere, as by the Ray engine: rows in the order of the decoded items), then write."""
     to_infer = [x for x in batch if isinstance(x, Loaded) and x.inputs is not None]
     # The one tagging path: the backbones once over the batch (a video's frames aggregated),
-    # then every recognizer on its backbone's output (tagger.py).
-    tagger = Tagger(recognizers, backbones, options.threshold, options.top_k)
+    # then every recognizer on its backbone's output (tagger.py), resolved once per scan.
+    recognizers, backbones = tagger.recognizers, tagger.backbones
     if outputs is None:
         outputs = run_backbones(backbones, [x.inputs for x in to_infer if x.inputs is not None])
     report.decoded += len(to_infer)
