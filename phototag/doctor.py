@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import platform
+import sqlite3
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,10 +113,19 @@ def diagnose(index_path: Path | None, device: config.Device) -> Diagnosis:
 
                 info["schema version"] = f"{schema_version(idx.conn)} (this phototag: {LATEST})"
                 info["photos"] = idx.count_photos()
-                info["integrity"] = idx.integrity()
+                info["integrity"] = integrity = idx.integrity()
+                if integrity != "ok":
+                    d.problems.append(
+                        f"the index {path} is damaged ({integrity.splitlines()[0]}): restore a "
+                        "backup, or move it aside and scan again to rebuild it"
+                    )
                 info["size"] = f"{path.stat().st_size / 2**20:.1f} MiB"
-        except PhototagError as e:
-            d.problems.append(str(e))
+        except (PhototagError, sqlite3.DatabaseError) as e:
+            d.problems.append(
+                f"the index {path} cannot be read: {e}"
+                if isinstance(e, sqlite3.DatabaseError)
+                else str(e)
+            )
     else:
         info["state"] = "not created yet (the first scan creates it)"
     from .lock import IndexLock

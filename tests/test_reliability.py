@@ -536,3 +536,33 @@ def test_embedded_writes_killed_at_random_moments_leave_every_photo_whole(
     assert all("phototag|food|drink|espresso" in by_exiftool(lib / f"p{i:02d}.jpg").get("lr:hierarchicalSubject", [])
                for i in range(1, 30, 2))  # fmt: skip
     assert not [p for p in lib.iterdir() if "exiftool_tmp" in p.name]
+
+
+def test_a_damaged_index_is_reported_as_damaged_not_as_a_bug(tmp_path: Path) -> None:
+    """A page-corrupted index (a bad disk, a copy taken mid-write): every command says the
+    index cannot be read and what to do, exit 3; doctor reports it as a problem, exit 3."""
+    from phototag.index.store import PhotoRecord
+    from phototag.models.recognizers import Candidate
+
+    path = tmp_path / "index.sqlite"
+    with Index.open(path) as idx, idx.transaction():
+        for i in range(400):
+            pid = idx.upsert_photo(
+                PhotoRecord(tmp_path / f"p{i}.jpg", 10, i, f"{i:032x}", 8, 8, None)
+            )
+            idx.set_results(
+                pid, "scene", "fp", [Candidate(f"tag {i % 40}", 0.5, f"scene/tag {i % 40}")]
+            )
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(0)
+    data[8192:] = rng.integers(0, 256, len(data) - 8192, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    for args in (["tags"], ["show", str(tmp_path / "p1.jpg")], ["album", "--list"]):
+        r = CliRunner().invoke(app, [*args, "--index", str(path)])
+        assert r.exit_code == ExitCode.ERROR, (args, r.output)
+        assert "index" in r.output and "bug" not in r.output and "Traceback" not in r.output, (
+            r.output
+        )
+    r = CliRunner().invoke(app, ["doctor", "--index", str(path)])
+    assert r.exit_code == ExitCode.ERROR, r.output
+    assert "damaged" in r.output or "cannot be read" in r.output, r.output

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -190,6 +191,14 @@ def guarded(output: Output) -> Iterator[None]:
         output.error(escape(str(e)))
         output.log("error", message=str(e))
         raise typer.Exit(ExitCode.ERROR) from None
+    except sqlite3.DatabaseError as e:
+        # A query found the index file damaged (a bad disk, a copy taken mid-write): the
+        # library's queries do not wrap every read, so the one message is given here.
+        text = (f"the index cannot be read: {e}; 'phototag doctor' checks it. Restore a backup, "
+                "or move the file aside and scan again to rebuild it")  # fmt: skip
+        output.error(escape(text))
+        output.log("error", message=text)
+        raise typer.Exit(ExitCode.ERROR) from None
     except KeyboardInterrupt as e:
         signum = getattr(e, "signum", signal.SIGINT)
         output.error(f"interrupted by {signal.Signals(signum).name}")
@@ -198,8 +207,11 @@ def guarded(output: Output) -> Iterator[None]:
 
 
 @contextmanager
-def index_lock(output: Output, index_path: Path, command: str, wait: bool) -> Iterator[None]:
-    """Hold the index's writer lock for a command (released even on SIGKILL: see lock.py)."""
+def index_lock(
+    output: Output, index_path: Path, command: str, wait: bool, *, can_wait: bool = True
+) -> Iterator[None]:
+    """Hold the index's writer lock for a command (released even on SIGKILL: see lock.py).
+    ``can_wait``: whether the command has ``--wait`` (the message names it only then)."""
     from ..lock import IndexLock
 
     lock = IndexLock(index_path, command)
@@ -208,7 +220,7 @@ def index_lock(output: Output, index_path: Path, command: str, wait: bool) -> It
     try:
         lock.acquire(wait=wait)
     except LockedError as e:
-        raise LockedError(f"{e} (--wait waits for it)") from None
+        raise e.with_hint("--wait waits for it" if can_wait else "try again when it has finished") from None
     with lock:
         yield
 

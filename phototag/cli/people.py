@@ -63,7 +63,7 @@ def people_command(
     path = index or default_index_path()
     with (
         guarded(out),
-        index_lock(out, path, "people", False),
+        index_lock(out, path, "people", False, can_wait=False),
         Index.open(path, create=False) as idx,
     ):
         everyone = list_people(idx, include_ignored=all_)
@@ -82,7 +82,11 @@ def _change(index: o.IndexPath, json_out: bool, command: str, action: object) ->
 
     out = Output(json_mode=json_out)
     path = index or default_index_path()
-    with guarded(out), index_lock(out, path, command, False), Index.open(path, create=False) as idx:
+    with (
+        guarded(out),
+        index_lock(out, path, command, False, can_wait=False),
+        Index.open(path, create=False) as idx,
+    ):
         p = action(idx)  # type: ignore[operator]
         if json_out:
             out.json(_person_json(p, idx))
@@ -239,7 +243,7 @@ def forget_command(
     path = index or default_index_path()
     with (
         guarded(out),
-        index_lock(out, path, "people forget", False),
+        index_lock(out, path, "people forget", False, can_wait=False),
         Index.open(path, create=False) as idx,
     ):
         gone = forget(idx)

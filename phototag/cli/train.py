@@ -115,7 +115,7 @@ def train_command(
         else:
             index_path = index or default_index_path()
             with (
-                index_lock(out, index_path, "train", False),
+                index_lock(out, index_path, "train", False, can_wait=False),
                 Index.open(index_path, create=False) as idx,
             ):
                 if from_keywords:

@@ -73,6 +73,12 @@ class Index(PhotoTables, TargetTables, CorrectionTables, AlbumTables, TagTables,
             ensure_schema(conn)
         except sqlite3.DatabaseError as e:
             conn.close()
+            if "readonly" in str(e) or "read-only" in str(e):
+                # SQLite's write-ahead log needs the file and its folder writable even to read.
+                raise IndexFileError(
+                    f"the index {path} cannot be opened read-only: phototag needs to write the "
+                    "index file and its folder (SQLite keeps its write-ahead log beside it)"
+                ) from None
             raise IndexFileError(f"{path} is not a usable phototag index: {e}") from None
         except BaseException:
             conn.close()
