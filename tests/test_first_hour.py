@@ -912,3 +912,15 @@ def test_excluding_indexed_photos_reports_them_as_excluded_not_offline(
     assert {"a.jpg", "b.jpg"} <= set(_results(index))
     code, _, err = invoke("scan", lib, "--index", index, "--write", "none")  # back in the scan
     assert code == 0 and "excluded" not in err and "offline" not in err, err
+
+
+@pytest.mark.slow  # the real models (its fixture scans)
+def test_similar_refuses_a_score_out_of_range_and_an_album_that_would_be_empty(
+    scanned: Path, index: Path
+) -> None:
+    code, _, err = invoke("similar", scanned / "cat.jpg", "--min-score", "5", "--index", index)
+    assert code == 2 and "--min-score" in err, err
+    code, _, err = invoke("similar", scanned / "cat.jpg", "--min-score", "0.9999", "--album", "none",
+                          "--index", index)  # fmt: skip
+    assert code == 2 and "would be empty" in err, err
+    assert albums(index) == []

@@ -32,7 +32,7 @@ def similar_command(
     ] = SimilarBy.EMBEDDING,
     n: Annotated[int, typer.Option("-n", min=1, help="How many photos to return.")] = 20,
     min_score: Annotated[
-        float, typer.Option(help="Only photos at least this similar (0..1).")
+        float, typer.Option(min=0.0, max=1.0, help="Only photos at least this similar (0..1).")
     ] = 0.0,
     model: Annotated[
         str | None,
@@ -104,6 +104,14 @@ def report_ranked(
             out.json(s.as_json())
         else:
             out.result(f"{s.score:.3f}  [filepath]{escape(safe_path(s.path))}[/]")
+    if album and not found:
+        from ..errors import ConfigError
+
+        # As `album` does: an album that would be empty is refused, not made silently.
+        raise ConfigError(
+            f"no photo matched, so the album {album!r} would be empty (a lower --min-score, "
+            "or another --under, finds more)"
+        )
     if album:
         report = build_album(idx, album, album_folder(default_albums_dir(), album), query)
         out.info(
