@@ -69,6 +69,8 @@ def test_quiet_prints_nothing_on_success(library: Path, index: Path) -> None:
 
 def test_usage_errors_exit_2(index: Path, tmp_path: Path) -> None:
     assert invoke("scan", tmp_path / "nope", "--index", index)[0] == ExitCode.USAGE
+    code, _, err = invoke("classify", tmp_path / "nope.jpg")
+    assert code == ExitCode.USAGE and "no such file" in err, err
     assert invoke("scan", tmp_path, "--threshold", "7", "--index", index)[0] == ExitCode.USAGE
     code, _, err = invoke("scan", tmp_path, "-m", "unicorns", "--index", index)
     assert code == ExitCode.USAGE and "no recognizer named 'unicorns'" in err

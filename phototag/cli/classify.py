@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,9 @@ def classify_command(
     from ..names import tag_names
 
     for p in paths:
+        if not os.path.lexists(p):  # a typo, not a file that vanished mid-run: a usage error
+            out.error(f"[filepath]{escape(safe_path(p))}[/]: no such file")
+            raise typer.Exit(ExitCode.USAGE)
         if p.is_dir():
             out.error(f"[filepath]{escape(safe_path(p))}[/] is a folder: classify takes image "
                       f"files; 'phototag scan {escape(safe_path(p))}' tags every photo in it")  # fmt: skip
