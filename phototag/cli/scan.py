@@ -217,8 +217,11 @@ def _summary(out: Output, r: ScanReport, opts: ScanOptions) -> None:
     if r.same_file:
         out.info(f"[num]{r.same_file}[/] other names (hard links, symlinks) of photos counted once")
     if r.faces or r.new_people:
+        # New people are grouped from every face not yet in a person, found now or before.
+        found = f"[num]{r.faces}[/] faces found in the photos tagged; " if r.faces else ""
         out.info(
-            f"[num]{r.faces}[/] faces found, [num]{r.new_people}[/] new people (phototag people)"
+            f"{found}[num]{r.new_people}[/] new people grouped from the faces not yet in one"
+            " (phototag people)"
         )
 
 
