@@ -287,7 +287,7 @@ def test_a_path_that_is_neither_on_disk_nor_indexed_is_an_error_not_a_no_op(
 ) -> None:
     invoke("scan", library / "2024", "--index", index, "--device", "cpu", "-q")
     for command in ("write", "clean", "forget"):
-        code, out, err = invoke(command, tmp_path / "nope", library / "2024", "--index", index)
+        code, _, err = invoke(command, tmp_path / "nope", library / "2024", "--index", index)
         assert code == ExitCode.USAGE, (command, err)
         assert "nope" in err and "written" not in err and "dropped" not in err, (command, err)
     with Index.open(index) as idx:
