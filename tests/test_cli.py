@@ -178,3 +178,125 @@ def test_help_does_not_import_the_heavy_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+# -- retag, recognizers remove, write and clean say and do what they say (fix-write) -----
+
+
+def _sidecars(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.xmp"))
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_retag_writes_photos_never_written_before_in_the_configured_mode(
+    library: Path, index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A photo with no sidecar yet (nothing to say when it was scanned) gets one when retag
+    gives it tags: 'never written' is not 'not to be written'."""
+    import phototag.tagging.retag as retag_module
+    from phototag.index.records import Candidate
+
+    lib = library / "2024"
+    invoke("scan", lib, "--index", index, "--device", "cpu", "--write", "none", "-q")
+    assert _sidecars(lib) == []
+    photo = sorted(lib.glob("*.jpg"))[0]
+
+    def fake_retag(idx: Index, *a: object, **kw: object) -> retag_module.RetagReport:
+        pid = idx.photo_id(photo)
+        assert pid is not None
+        with idx.transaction():
+            idx.set_results(pid, "mine", "fp", [Candidate("cup", 0.9, "mine/cup")])
+        return retag_module.RetagReport(photos=1, changed=1, changed_ids=[pid], recognizers=["mine"])
+
+    monkeypatch.setattr(retag_module, "retag", fake_retag)
+    code, _, err = invoke("retag", "-m", "imagenet", "--index", index)
+    assert code == 0, err
+    assert "sidecars: 1 written, 0 unchanged, 0 failed" in err
+    assert "embedded" not in err
+    (sidecar,) = _sidecars(lib)
+    assert "phototag|mine|cup" in sidecar.read_text(encoding="utf-8")
+    code, _, err = invoke("retag", "-m", "imagenet", "--write", "none", "--index", index)
+    assert code == 0 and "written" not in err  # no line for a mode not used
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_removing_a_recognizer_takes_its_tags_out_of_the_index_and_the_files(
+    library: Path, index: Path, tmp_path: Path
+) -> None:
+    from test_train import _save
+
+    from phototag.index.records import Candidate
+
+    lib = library / "2024"
+    invoke("scan", lib, "--index", index, "--device", "cpu", "-q")
+    _save(tmp_path / "w", "mine", 0.5)
+    photo = sorted(lib.glob("*.jpg"))[0]
+    with Index.open(index) as idx:
+        pid = idx.photo_id(photo)
+        assert pid is not None
+        with idx.transaction():
+            idx.set_results(pid, "mine", "fp", [Candidate("cup", 0.9, "mine/cup")])
+    assert invoke("write", lib, "--index", index)[0] == 0
+    sidecar = photo.with_name(photo.name + ".xmp")
+    sidecar.write_text(
+        sidecar.read_text(encoding="utf-8").replace(
+            "<rdf:li>phototag|mine|cup</rdf:li>",
+            "<rdf:li>phototag|mine|cup</rdf:li><rdf:li>Holiday</rdf:li>",
+        ),
+        encoding="utf-8",
+    )  # a user's keyword beside phototag's, which must stay
+    assert "phototag|mine|cup" in sidecar.read_text(encoding="utf-8")
+
+    code, _, err = invoke("recognizers", "remove", "mine", "--to", tmp_path / "w", "--index", index)
+    assert code == 0, err
+    assert "its tags deleted from 1 photos" in err
+    with Index.open(index) as idx:
+        assert not any(t.startswith("mine/") for p in idx.photos_under([lib]) for t in p.tag_paths)
+    text = sidecar.read_text(encoding="utf-8")
+    assert "mine" not in text and "Holiday" in text
+    code, out, _ = invoke("tags", "--index", index, "--json")
+    assert not any(r["model"] == "mine" for r in ndjson(out))
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_write_counts_each_kind_of_target_once_under_its_own_label(
+    library: Path, index: Path
+) -> None:
+    lib = library / "2024"
+    invoke("scan", lib, "--index", index, "--device", "cpu", "--write", "none", "-q")
+    code, _, err = invoke("write", lib, "--index", index)
+    assert code == 0, err
+    written = len(_sidecars(lib))
+    assert written > 0
+    assert f"sidecars: {written} written, {4 - written} unchanged, 0 failed" in err
+    assert "embedded" not in err
+    # Switching to embedded: each photo is handled once as a photo; the sidecars phototag
+    # takes its values back from are counted as sidecars, not as photos a second time.
+    code, _, err = invoke("write", "--write", "embed", lib, "--index", index)
+    assert code == 0, err
+    lines = [ln for ln in err.splitlines() if "written" in ln]
+    assert len(lines) == 2, err
+    embedded = next(ln for ln in lines if ln.startswith("photos (embedded)"))
+    numbers = [int(w) for w in embedded.replace(",", " ").split() if w.isdigit()]
+    assert sum(numbers) == 4, embedded
+    side = next(ln for ln in lines if ln.startswith("sidecars"))
+    assert sum(int(w) for w in side.replace(",", " ").split() if w.isdigit()) == written
+
+
+@pytest.mark.usefixtures("fake_onnx")
+def test_a_path_that_is_neither_on_disk_nor_indexed_is_an_error_not_a_no_op(
+    library: Path, index: Path, tmp_path: Path
+) -> None:
+    invoke("scan", library / "2024", "--index", index, "--device", "cpu", "-q")
+    for command in ("write", "clean", "forget"):
+        code, _, err = invoke(command, tmp_path / "nope", library / "2024", "--index", index)
+        assert code == ExitCode.USAGE, (command, err)
+        assert "nope" in err and "written" not in err and "dropped" not in err, (command, err)
+    with Index.open(index) as idx:
+        assert idx.count_photos() == 4  # forget dropped nothing
+    # A photo gone from disk that the index holds can still be cleaned and forgotten.
+    gone = library / "2024" / "coffee.jpg"
+    gone.unlink()
+    assert invoke("clean", gone, "--index", index)[0] == 0
+    code, _, err = invoke("forget", gone, "--index", index)
+    assert code == 0 and "dropped 1" in err

@@ -57,15 +57,40 @@ def remove_command(
         str, typer.Argument(help="The trained recognizer to remove.", show_default=False)
     ],
     to: WeightsFolder = None,
+    config: o.Config = None,
+    index: o.IndexPath = None,
+    wait: o.Wait = False,
 ) -> None:
-    """Remove a recognizer you trained (shipped ones cannot be removed).
+    """Remove a recognizer you trained (shipped ones cannot be removed), and its tags.
 
-    Its tags stay in the index and in sidecars until a scan or retag without it replaces
-    them; 'phototag clean' takes back what phototag wrote.
+    Its tags are deleted from the index, and the keywords phototag wrote for them are taken
+    out of the photos' sidecars or files at once (a user's own keywords stay).
     """
+    from ..config import default_index_path
+    from ..index import Index
+    from ..metadata.write import write_tags
     from ..training.train import remove_recognizer
+    from .console import ExitCode, index_lock
+    from .write import report_writes
 
     out = Output()
+    index_path = index or default_index_path()
+    failed = 0
     with guarded(out):
+        settings = o.write_settings(config, None, None)
         manifest = remove_recognizer(name, to)
-    out.info(f"removed [tag]{escape(name)}[/] ([filepath]{escape(safe_path(manifest))}[/])")
+        out.info(f"removed [tag]{escape(name)}[/] ([filepath]{escape(safe_path(manifest))}[/])")
+        if index_path.exists():
+            with (
+                index_lock(out, index_path, "recognizers remove", wait),
+                Index.open(index_path, create=False) as idx,
+            ):
+                had = idx.drop_recognizer(name)
+                out.info(f"its tags deleted from [num]{len(had)}[/] photos in the index")
+                # Only files phototag wrote hold its keywords: each is rewritten the way it
+                # was written, and a photo never written gets no file now.
+                written = [pid for pid in had if idx.last_write_mode(pid) is not None]
+                if written:
+                    events = write_tags(idx, [], settings, photo_ids=written, keep_modes=True)
+                    failed = report_writes(out, events, False, None)
+    raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)

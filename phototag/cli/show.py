@@ -242,6 +242,7 @@ def forget_command(
     """
     from ..config import default_index_path
     from ..index import Index
+    from ..library.lookup import check_known
 
     out = Output(quiet=quiet)
     index_path = index or default_index_path()
@@ -250,16 +251,6 @@ def forget_command(
         index_lock(out, index_path, "forget", wait),
         Index.open(index_path, create=False) as idx,
     ):
-        n, unknown = 0, []
-        for p in paths:
-            dropped = idx.forget([Path(os.path.abspath(p))])
-            n += dropped
-            if not dropped and not os.path.lexists(p):  # a typo, not "0 dropped"
-                unknown.append(p)
+        check_known(idx, paths)  # a typo drops nothing and says so, before anything is dropped
+        n = idx.forget([Path(os.path.abspath(p)) for p in paths])
     out.info(f"dropped [num]{n}[/] photos from the index")
-    if unknown:
-        out.error(
-            f"no such file or folder, and nothing under it in the index: "
-            f"{escape(', '.join(safe_path(p) for p in unknown))}"
-        )
-        raise typer.Exit(ExitCode.USAGE)

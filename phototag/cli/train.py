@@ -201,11 +201,11 @@ def retag_command(
 
     Updates the tags in the index and, where tags are written (sidecar or embed), the files.
     """
-    from ..config import default_index_path
+    from ..config import WriteMode, default_index_path
     from ..index import Index
     from ..metadata.write import write_tags
     from ..tagging.retag import retag
-    from .write import report_writes, written_what
+    from .write import report_writes
 
     out = Output(quiet=quiet, log_file=log_file)
     index_path = index or default_index_path()
@@ -235,13 +235,13 @@ def retag_command(
                 seconds=report.seconds,
             )
             changed = report.changed_ids
-            if write is None:
-                # Each photo keeps the mode it was written with (a photo written embedded gets
-                # no sidecar), and a photo never written (scan --write none) gets no file.
-                changed = [pid for pid in changed if idx.last_write_mode(pid) is not None]
-            if changed:
-                events = write_tags(idx, [], settings, photo_ids=changed, keep_modes=write is None)
-                failed = report_writes(out, events, False, written_what(settings))
+            # Each photo keeps the mode it was written with (a photo written embedded gets no
+            # sidecar); one never written, often because it had no tags when it was scanned,
+            # is written as a scan would write it now: the configured mode (none: no file).
+            keep = write is None
+            if changed and (keep or settings.mode is not WriteMode.NONE):
+                events = write_tags(idx, [], settings, photo_ids=changed, keep_modes=keep)
+                failed = report_writes(out, events, False, None)
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
 

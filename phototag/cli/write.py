@@ -14,7 +14,7 @@ from . import options as o
 from .console import ExitCode, Output, escape, guarded, index_lock, safe_path
 
 if TYPE_CHECKING:
-    from ..metadata.write import WriteEvent
+    from ..metadata.write import TargetKind, WriteEvent
 
 Paths = Annotated[
     list[Path], typer.Argument(help="Photos or folders (as scanned).", show_default=False)
@@ -43,6 +43,7 @@ def write_command(
     """
     from ..config import default_index_path
     from ..index import Index
+    from ..library.lookup import check_known
     from ..metadata.write import write_tags
 
     out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
@@ -53,13 +54,18 @@ def write_command(
             index_lock(out, index_path, "write", wait) if not dry_run else nullcontext(),
             Index.open(index_path, create=False) as idx,
         ):
+            check_known(idx, paths)
             events = write_tags(idx, paths, settings, recognizers=model, dry_run=dry_run)
             failed = report_writes(out, events, dry_run, written_what(settings))
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
 
-def written_what(settings: WriteSettings) -> str:
-    return "sidecars" if settings.mode is WriteMode.SIDECAR else "photos (embedded)"
+def written_what(settings: WriteSettings) -> TargetKind:
+    """The kind of file a write in these settings mostly writes (its summary line when nothing
+    was written at all)."""
+    from ..metadata.write import TargetKind
+
+    return TargetKind.SIDECAR if settings.mode is WriteMode.SIDECAR else TargetKind.EMBEDDED
 
 
 def clean_command(
@@ -77,6 +83,7 @@ def clean_command(
     """
     from ..config import default_index_path
     from ..index import Index
+    from ..library.lookup import check_known
     from ..metadata.write import clean
 
     out = Output(quiet=quiet, json_mode=json_out, log_file=log_file)
@@ -86,31 +93,43 @@ def clean_command(
         index_lock(out, index_path, "clean", wait),
         Index.open(index_path, create=False) as idx,
     ):
-        failed = report_writes(out, clean(idx, paths, dry_run=dry_run), dry_run, "files cleaned")
+        check_known(idx, paths)
+        events = clean(idx, paths, dry_run=dry_run)
+        failed = report_writes(out, events, dry_run, None, cleaning=True)
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
 
 
 def report_writes(
-    out: Output, events: Iterable[WriteEvent], dry_run: bool, what: str = "files"
+    out: Output,
+    events: Iterable[WriteEvent],
+    dry_run: bool,
+    usual: TargetKind | None,
+    *,
+    cleaning: bool = False,
 ) -> int:
-    """Print (or stream as JSON) write events; returns how many failed. ``what``: 'sidecars', ..."""
-    from ..metadata.write import Unchanged, WriteFailed, Wrote
+    """Print (or stream as JSON) write events; returns how many failed.
 
-    changed = unchanged = failed = 0
-    verb = "would change" if dry_run else "written"
+    One summary line per kind of target handled (sidecars, photos with embedded keywords),
+    so the counts add up to the files really looked at; ``usual``: the kind whose line is
+    printed (all zeros) when there were no events at all, None for no line then.
+    """
+    from ..metadata.write import TargetKind, Unchanged, WriteFailed, Wrote
+
+    counts = {k: {"changed": 0, "unchanged": 0, "failed": 0} for k in TargetKind}
+    verb = "would change" if dry_run else ("cleaned" if cleaning else "written")
     for ev in events:
         if isinstance(ev, WriteFailed):
-            failed += 1
+            counts[ev.kind]["failed"] += 1
             out.log("write-failed", path=ev.photo, reason=ev.reason)
             if out.json_mode:
                 out.json({"path": str(ev.photo), "error": ev.reason})
             out.error(f"[filepath]{escape(safe_path(ev.photo))}[/]: {escape(ev.reason)}")
         elif isinstance(ev, Unchanged):
-            unchanged += 1
+            counts[ev.kind]["unchanged"] += 1
             for w in ev.warnings:  # a sidecar moved with its photo, or taken back
                 out.warning(f"{escape(safe_path(ev.target))}: {escape(w)}")
         elif isinstance(ev, Wrote):
-            changed += 1
+            counts[ev.kind]["changed"] += 1
             out.log("wrote", path=ev.photo, target=ev.target, added=ev.added, removed=ev.removed,
                     deleted=ev.deleted, dry_run=dry_run)  # fmt: skip
             if out.json_mode:
@@ -125,16 +144,23 @@ def report_writes(
                 out.result(f"{verb}: {escape(safe_path(ev.target))} ({change})")
             for w in ev.warnings:
                 out.warning(f"{escape(safe_path(ev.target))}: {escape(w)}")
-    out.info(
-        f"{what}: [num]{changed}[/] {verb}, [num]{unchanged}[/] unchanged, [num]{failed}[/] failed"
-    )
-
+    labels = {TargetKind.SIDECAR: "sidecars", TargetKind.EMBEDDED: "photos (embedded)"}
+    used = [k for k in TargetKind if any(counts[k].values())]
+    if not used and usual is not None:
+        used = [usual]
+    for kind in used:
+        c = counts[kind]
+        out.info(
+            f"{labels[kind]}: [num]{c['changed']}[/] {verb}, [num]{c['unchanged']}[/] unchanged, "
+            f"[num]{c['failed']}[/] failed"
+        )
     out.log(
         "summary",
-        command="write",
-        changed=changed,
-        unchanged=unchanged,
-        failed=failed,
+        command="clean" if cleaning else "write",
         dry_run=dry_run,
+        **{f"{k}_{what}": n for k in TargetKind for what, n in counts[k].items()},
+        changed=sum(c["changed"] for c in counts.values()),
+        unchanged=sum(c["unchanged"] for c in counts.values()),
+        failed=sum(c["failed"] for c in counts.values()),
     )
-    return failed
+    return sum(c["failed"] for c in counts.values())

@@ -52,6 +52,21 @@ class TagTables(Tables):
         self.set_results(photo_id, recognizer, fingerprint, candidates)
         return True
 
+    def drop_recognizer(self, recognizer: str) -> list[int]:
+        """Delete every result of ``recognizer`` (its tags and its per-photo fingerprints) in
+        one transaction; returns the ids of the photos that had tags from it, sorted."""
+        with self.transaction():
+            ids = [
+                int(r[0])
+                for r in self.conn.execute(
+                    "SELECT DISTINCT photo_id FROM tags WHERE recognizer = ? ORDER BY photo_id",
+                    (recognizer,),
+                )
+            ]
+            self.conn.execute("DELETE FROM tags WHERE recognizer = ?", (recognizer,))
+            self.conn.execute("DELETE FROM results WHERE recognizer = ?", (recognizer,))
+        return ids
+
     def photos_by_id(self, ids: Sequence[int]) -> list[PhotoTags]:
         """Like :meth:`photos_under`, for these photos (in path order)."""
         rows: list[tuple[int, bytes, str]] = []

@@ -8,6 +8,7 @@ made, pointing at the indexed path): both lead to the indexed photo. Raises
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -68,3 +69,20 @@ def _same_file_indexed(index: Index, path: Path) -> Path | None:
         if (o.st_dev, o.st_ino) == (st.st_dev, st.st_ino):
             return other
     return None
+
+
+def check_known(index: Index, paths: Sequence[Path]) -> None:
+    """Raise ConfigError naming every path in ``paths`` that does not exist and has nothing
+    at or under it in the index (a typo), before a command acts on any of them.
+
+    A path gone from disk that the index still holds (a moved folder, an offline disk) is
+    fine: forget and clean are how to act on it.
+    """
+    unknown = [
+        p
+        for p in paths
+        if not os.path.lexists(p) and not len(index.ids_under([Path(os.path.abspath(p))]))
+    ]
+    if unknown:
+        names = ", ".join(os.fsdecode(p) for p in unknown)
+        raise ConfigError(f"no such file or folder, and nothing under it in the index: {names}")

@@ -14,6 +14,7 @@ import os
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 
 from ..config import IptcPolicy, WriteMode, WriteSettings
@@ -44,6 +45,18 @@ from .sidecars import SidecarResolver
 from .xmp import Sidecar, write_atomic
 
 
+class TargetKind(StrEnum):
+    """What a write event's target is: a sidecar beside the photo, or the photo itself."""
+
+    SIDECAR = "sidecar"
+    EMBEDDED = "embedded"
+
+
+def _kind_of(photo: Path, target: Path) -> TargetKind:
+    # A sidecar (the photo's, or its RAW companion's) is never the photo's own path.
+    return TargetKind.EMBEDDED if target == photo else TargetKind.SIDECAR
+
+
 @dataclass(frozen=True, slots=True)
 class Wrote:
     """Keywords changed in ``target`` (the photo itself or its sidecar)."""
@@ -55,18 +68,33 @@ class Wrote:
     deleted: bool = False  # clean removed a sidecar phototag had created
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def kind(self) -> TargetKind:
+        return _kind_of(self.photo, self.target)
+
 
 @dataclass(frozen=True, slots=True)
 class Unchanged:
+    """Nothing to change in ``target``; ``skipped_kind``: the photo was not looked at (its
+    folder is offline) and would have been written as this kind."""
+
     photo: Path
     target: Path
     warnings: list[str] = field(default_factory=list)
+    skipped_kind: TargetKind | None = None
+
+    @property
+    def kind(self) -> TargetKind:
+        return self.skipped_kind or _kind_of(self.photo, self.target)
 
 
 @dataclass(frozen=True, slots=True)
 class WriteFailed:
+    """``photo`` could not be written; ``kind``: into what it was being written."""
+
     photo: Path
     reason: str
+    kind: TargetKind = TargetKind.SIDECAR
 
 
 WriteEvent = Wrote | Unchanged | WriteFailed
@@ -363,8 +391,13 @@ def write_tags(
                 mode = WriteMode(index.last_write_mode(photo.id) or settings.mode.value)
             if mode is WriteMode.NONE:
                 continue
-            if photo.id in offline:
-                yield Unchanged(photo.path, photo.path)  # scan warned about its folder
+            into = (
+                TargetKind.SIDECAR
+                if mode is WriteMode.SIDECAR or sidecar_only(photo.path)
+                else TargetKind.EMBEDDED
+            )
+            if photo.id in offline:  # scan warned about its folder
+                yield Unchanged(photo.path, photo.path, skipped_kind=into)
                 continue
             # The RAW of a RAW+JPEG pair is the same photo (docs/formats.md): the same tags,
             # in the RAW's own sidecar, which the photo's write must not take for a stale one.
@@ -376,7 +409,7 @@ def write_tags(
                 if names.names:  # keywords in the user's language; the index stays English
                     english = dict(zip(names.paths(photo.tag_paths), photo.tag_paths, strict=True))
                     photo = replace(photo, tag_paths=names.paths(photo.tag_paths))
-                if mode is WriteMode.SIDECAR or sidecar_only(photo.path):
+                if into is TargetKind.SIDECAR:
                     event = _write_sidecar(
                         photo, settings, style, writer, index, resolver, english, keep=keep
                     )
@@ -392,7 +425,7 @@ def write_tags(
                 if not isinstance(event, WriteFailed):
                     yield from _leave_old_place(photo, event.target, keep, writer, index, stack)
             except MetadataError as e:
-                yield WriteFailed(photo.path, str(e))
+                yield WriteFailed(photo.path, str(e), into)
             for raw in raws:
                 try:
                     if resolver.resolve(raw, settings.sidecar_name).path in done:
@@ -401,7 +434,7 @@ def write_tags(
                         photo, settings, style, writer, index, resolver, english, source=raw
                     )
                 except MetadataError as e:
-                    yield WriteFailed(raw, str(e))
+                    yield WriteFailed(raw, str(e), TargetKind.SIDECAR)
 
 
 def sidecar_only(path: Path) -> bool:
@@ -624,9 +657,13 @@ def clean(index: Index, roots: Sequence[Path], *, dry_run: bool = False) -> Iter
             try:
                 event = _take_back(photo, target, rec, writer, exiftool, dry_run)
             except MetadataError as e:
-                event = WriteFailed(photo.path, str(e))
+                event = WriteFailed(photo.path, str(e), _record_kind(rec))
             if event is not None:
                 yield event
+
+
+def _record_kind(rec: TargetRecord) -> TargetKind:
+    return TargetKind.SIDECAR if rec.mode == "sidecar" else TargetKind.EMBEDDED
 
 
 def _leave_old_place(
@@ -653,7 +690,7 @@ def _leave_old_place(
             dry = isinstance(writer, DryRunWriter)
             event = _take_back(photo, target, rec, writer, writer.exiftool, dry)
         except MetadataError as e:
-            event = WriteFailed(photo.path, str(e))
+            event = WriteFailed(photo.path, str(e), _record_kind(rec))
         if event is not None:
             yield event
 

@@ -730,7 +730,7 @@ def remove_recognizer(name: str, out_dir: Path | None = None) -> Path:
 
     Raises :class:`ConfigError` if there is no trained recognizer of that name there (a
     shipped one cannot be removed), :class:`PhototagError` if a file cannot be deleted. Its
-    tags stay in the index and in the files until another recognizer's scan replaces them.
+    tags stay in the index until ``Index.drop_recognizer`` deletes them (the command does).
     """
     folder = (out_dir or config.user_weights_dir()) / "recognizers"
     manifest = folder / f"{name}.toml"
