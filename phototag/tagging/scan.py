@@ -20,7 +20,7 @@ from pathlib import Path
 from .. import config
 from ..faces.step import FaceStep, faces_off, set_faces_off
 from ..index.faces import copy_faces
-from ..index.records import KnownFile
+from ..index.records import KnownFailure, KnownFile
 from ..index.store import Index, PhotoRecord, decode_path, encode_path
 from ..media.kinds import FileKind, extension
 from ..media.pairs import Companion, pair
@@ -30,6 +30,7 @@ from ..models.recognizers import Candidate
 from ..models.session import Device
 from .ignore import Excludes
 from .loader import (
+    UNREADABLE_REASON,
     Loaded,
     LoadFailed,
     default_workers,
@@ -389,7 +390,7 @@ def scan(
             rescore.append((k.id, decode_path(raw)))
             continue
         kf = known_failures.get(raw)
-        if kf and (kf.size, kf.mtime_ns) == (s.size, s.mtime_ns):
+        if kf and (kf.size, kf.mtime_ns) == (s.size, s.mtime_ns) and not _readable_again(raw, kf):
             failure = Failed(decode_path(raw), kf.reason, known=True)
             report.failures.append(failure)
             yield failure
@@ -919,6 +920,12 @@ def _process_batch(
         if isinstance(ev, Failed):
             report.failures.append(ev)
     yield from events
+
+
+def _readable_again(raw: bytes, failure: KnownFailure) -> bool:
+    """Whether a file that could not be opened may be read now: a ``chmod`` or ``chown``
+    changes no size or mtime, so one access check per such file (they are few)."""
+    return failure.reason == UNREADABLE_REASON and os.access(raw, os.R_OK)
 
 
 def _same_file(a: Path | None, b: Path) -> bool:
