@@ -33,6 +33,7 @@ def show_command(
     from ..config import default_index_path
     from ..errors import ConfigError
     from ..index import Index
+    from ..index.paths import canonical_path
     from ..library.corrections import correct_view
     from ..library.lookup import indexed_path
     from ..metadata.read import keywords_in_files
@@ -49,7 +50,7 @@ def show_command(
                 view = idx.photo(indexed_path(idx, p))
             except ConfigError as e:  # no such file, or not indexed: say which, go on
                 why = str(e)
-                here = Path(os.path.abspath(p))
+                here = canonical_path(p)
                 if os.path.lexists(here) and (owner := idx.companion_owner(here)):
                     # A RAW+JPEG pair's RAW, a Live Photo's MOV: shown as the item they belong to.
                     out.info(
@@ -242,6 +243,7 @@ def forget_command(
     """
     from ..config import default_index_path
     from ..index import Index
+    from ..index.paths import canonical_path
 
     out = Output(quiet=quiet)
     index_path = index or default_index_path()
@@ -252,7 +254,7 @@ def forget_command(
     ):
         n, unknown = 0, []
         for p in paths:
-            dropped = idx.forget([Path(os.path.abspath(p))])
+            dropped = idx.forget([canonical_path(p)])
             n += dropped
             if not dropped and not os.path.lexists(p):  # a typo, not "0 dropped"
                 unknown.append(p)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..index.paths import canonical_path
 from ..index.store import Index, decode_path, encode_path
 
 #: Symlinks followed at most (album entries are one hop; a loop must end).
@@ -20,7 +21,7 @@ MAX_HOPS = 8
 def indexed_path(index: Index, path: Path) -> Path:
     """The indexed path of the photo ``path`` names: itself, or the photo a chain of
     symlinks (an album entry) leads to. Raises ConfigError: no such file, or not indexed."""
-    here = Path(os.path.abspath(path))
+    here = canonical_path(path)
     if not os.path.lexists(here):
         pid = index.photo_id(here)
         if pid is not None and pid in index.offline_ids():
