@@ -48,6 +48,12 @@ class ImageError(PhototagError):
     """One file could not be read as an image. Scans record it and go on."""
 
 
+class UnreadableFile(ImageError):
+    """The file may not be read (its mode, its owner): a failure recorded like broken
+    content, so an unchanged file is not an error again every night; a scan reads it again
+    once it is readable (a ``chmod`` changes no mtime)."""
+
+
 class MetadataError(PhototagError):
     """Keywords could not be read from or written to one file. Writes record it and go on."""
 

@@ -39,26 +39,27 @@ def _photo(idx: Index, path: str, i: int) -> int:
 
 @pytest.fixture
 def library(tmp_path: Path) -> Iterator[tuple[Index, np.ndarray, dict[str, list[int]]]]:
-    """2,500 photos in /lib/big close to the query, 300 in /lib/small further from it, and
-    siblings of /lib/small closer than any of its photos."""
+    """2,500 photos in /library/big close to the query, 300 in /library/small further from
+    it, and siblings of /library/small closer than any of its photos. (Not /lib: folders a
+    query names are resolved, and /lib is a symlink to /usr/lib on many systems.)"""
     rng = np.random.default_rng(7)
     query = rng.standard_normal(DIM).astype(np.float32)
     ids: dict[str, list[int]] = {"big": [], "small": [], "sibling": []}
     idx = Index.open(tmp_path / "i.sqlite")
     with idx.transaction():
         for i in range(OUTSIDE):
-            pid = _photo(idx, f"/lib/big/{i:05d}.jpg", i)
+            pid = _photo(idx, f"/library/big/{i:05d}.jpg", i)
             idx.set_embedding(pid, "b", "fp", query + 0.1 * rng.standard_normal(DIM))
             idx.set_results(pid, "r", "fp", [Candidate("dog", 0.9, "animal/dog")])
             ids["big"].append(pid)
         for i in range(INSIDE):
-            pid = _photo(idx, f"/lib/small/{i:05d}.jpg", OUTSIDE + i)
+            pid = _photo(idx, f"/library/small/{i:05d}.jpg", OUTSIDE + i)
             idx.set_embedding(pid, "b", "fp", query + 2.0 * rng.standard_normal(DIM))
             idx.set_results(pid, "r", "fp", [Candidate("dog", 0.5, "animal/dog"),
                                               Candidate("cat", 0.2, "animal/cat")])  # fmt: skip
             ids["small"].append(pid)
         for j, name in enumerate(SIBLINGS):
-            pid = _photo(idx, f"/lib/{name}/x.jpg", 10_000 + j)
+            pid = _photo(idx, f"/library/{name}/x.jpg", 10_000 + j)
             idx.set_embedding(pid, "b", "fp", query)
             idx.set_results(pid, "r", "fp", [Candidate("dog", 1.0, "animal/dog")])
             ids["sibling"].append(pid)
@@ -79,7 +80,7 @@ def test_similar_under_a_small_folder_gets_its_n_best_whatever_scores_better_els
     idx, query, _ = library
     if not memory_mapped:  # the fallback that reads SQLite in chunks
         monkeypatch.setattr(search, "vector_table", lambda index, backbone: None)
-    small = Path("/lib/small")
+    small = Path("/library/small")
     found = by_embedding(idx, query, "b", n=50, under=[small], chunk=256)
     assert len(found) == 50
     assert all(s.path.parent == small for s in found)
@@ -101,9 +102,9 @@ def test_similar_by_tags_under_a_small_folder_ranks_only_that_folder(
 ) -> None:
     idx, _, ids = library
     query = {"animal/dog": 0.9}
-    found = by_tags(idx, query, n=INSIDE + 10, under=[Path("/lib/small")], exclude=ids["small"][0])
+    found = by_tags(idx, query, n=INSIDE + 10, under=[Path("/library/small")], exclude=ids["small"][0])
     assert len(found) == INSIDE - 1
-    assert all(s.path.parent == Path("/lib/small") for s in found)
+    assert all(s.path.parent == Path("/library/small") for s in found)
     whole = by_tags(idx, query, n=10)
     assert {s.path.parent.name for s in whole} <= {"big", *SIBLINGS}
 
@@ -112,38 +113,38 @@ def test_a_tag_query_under_a_folder_reads_only_that_folder_and_misses_nothing(
     library: tuple[Index, np.ndarray, dict[str, list[int]]],
 ) -> None:
     idx, _, ids = library
-    matches = run_query(idx, TagQuery(tags=("dog",), under=("/lib/small",)))
+    matches = run_query(idx, TagQuery(tags=("dog",), under=("/library/small",)))
     assert sorted(m.photo_id for m in matches) == sorted(ids["small"])
     everything = run_query(idx, TagQuery(tags=("animal",)))
     assert len(everything) == OUTSIDE + INSIDE + len(SIBLINGS)  # more than one read chunk
-    cats = run_query(idx, TagQuery(tags=("cat",), under=("/lib",)))
+    cats = run_query(idx, TagQuery(tags=("cat",), under=("/library",)))
     assert len(cats) == INSIDE
-    assert run_query(idx, TagQuery(tags=("dog",), min_score=0.6, under=("/lib/small",))) == []
+    assert run_query(idx, TagQuery(tags=("dog",), min_score=0.6, under=("/library/small",))) == []
 
 
 def test_folder_ranges_keep_siblings_and_non_utf8_names_apart(
     library: tuple[Index, np.ndarray, dict[str, list[int]]],
 ) -> None:
     idx, _, ids = library
-    assert idx.ids_under([Path("/lib/small")]).tolist() == sorted(ids["small"])
-    assert idx.ids_under([Path("/lib/small/")]).tolist() == sorted(ids["small"])  # trailing /
-    odd = Path("/lib/small\udcff")
+    assert idx.ids_under([Path("/library/small")]).tolist() == sorted(ids["small"])
+    assert idx.ids_under([Path("/library/small/")]).tolist() == sorted(ids["small"])  # trailing /
+    odd = Path("/library/small\udcff")
     assert idx.ids_under([odd]).tolist() == [ids["sibling"][-1]]
     assert idx.ids_under([odd / "x.jpg"]).tolist() == [ids["sibling"][-1]]  # a file as root
     assert len(idx.ids_under([Path("/")])) == OUTSIDE + INSIDE + len(SIBLINGS)
-    written = idx.photos_under([Path("/lib/small")])
+    written = idx.photos_under([Path("/library/small")])
     assert [p.id for p in written] == sorted(ids["small"])  # path order = id order here
     assert written[0].tag_paths == ["animal/dog", "animal/cat"]
     assert [p.id for p in idx.photos_by_id(ids["sibling"])] == sorted(ids["sibling"])
     with idx.transaction():
         pass
-    assert idx.forget([Path("/lib/small")]) == INSIDE
-    assert len(idx.ids_under([Path("/lib")])) == OUTSIDE + len(SIBLINGS)
+    assert idx.forget([Path("/library/small")]) == INSIDE
+    assert len(idx.ids_under([Path("/library")])) == OUTSIDE + len(SIBLINGS)
 
 
 def test_under_clause_is_a_range_the_path_index_answers(tmp_path: Path) -> None:
     with Index.open(tmp_path / "i.sqlite") as idx:
-        where, args = under_clause([Path("/lib/small")])
+        where, args = under_clause([Path("/library/small")])
         plan = " ".join(
             str(r[-1])
             for r in idx.conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM photos WHERE {where}", args)
@@ -158,18 +159,18 @@ def test_the_memory_mapped_embeddings_follow_every_change(
     first = vector_table(idx, "b")
     assert first is not None and len(first.ids) == OUTSIDE + INSIDE + len(SIBLINGS)
     assert vector_table(idx, "b") is not None  # reused: same version
-    top = by_embedding(idx, query, "b", n=1, under=[Path("/lib/small")])[0]
+    top = by_embedding(idx, query, "b", n=1, under=[Path("/library/small")])[0]
     # A photo's embedding replaced: it becomes the folder's best at once.
     target = ids["small"][-1]
     with idx.transaction():
         idx.set_embedding(target, "b", "fp", query)
-    after = by_embedding(idx, query, "b", n=1, under=[Path("/lib/small")])[0]
+    after = by_embedding(idx, query, "b", n=1, under=[Path("/library/small")])[0]
     assert after.path.name == f"{INSIDE - 1:05d}.jpg" and after.score > 0.99
     assert after.path != top.path
     # A photo deleted (the embedding goes by cascade): it is gone from results.
     with idx.transaction():
         idx.remove([os.fsencode(after.path)])
-    again = by_embedding(idx, query, "b", n=1, under=[Path("/lib/small")])[0]
+    again = by_embedding(idx, query, "b", n=1, under=[Path("/library/small")])[0]
     assert again.path != after.path
     # Only the current copy is kept on disk.
     assert len([p for p in folder(idx.path).iterdir() if p.name.endswith(".ids.npy")]) == 1
@@ -207,7 +208,7 @@ def test_tag_counts_kept_by_triggers_match_a_count_of_the_rows(
     with idx.transaction():  # replaced results, a copy, a deleted photo (cascade)
         idx.set_results(ids["small"][0], "r", "fp", [Candidate("bird", 0.7, "animal/bird")])
         idx.copy_results(ids["small"][0], ids["small"][1])
-        idx.remove([b"/lib/small/00002.jpg"])
+        idx.remove([b"/library/small/00002.jpg"])
     assert kept() == counted()
     assert ("r", "animal/bird", 2) in kept()
     assert [c.path for c in idx.tag_counts("r")] == [p for _, p, _ in counted()]

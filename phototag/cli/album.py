@@ -126,6 +126,7 @@ def album_command(
     from ..config import default_albums_dir, default_index_path
     from ..errors import ConfigError
     from ..index import Index
+    from ..index.paths import canonical_path
     from ..library.albums import album_folder, album_name, build_album, refresh_all, remove_album
     from ..library.query import TagQuery
 
@@ -170,7 +171,7 @@ def album_command(
             not_ = [names.english(t, known) for t in not_ or ()]
         o.check_folders(under)
         query = TagQuery(tags=tuple(tag or ()), any=any_, exclude=tuple(not_ or ()), min_score=min_score,
-                         since=since, until=until, under=tuple(os.path.abspath(u) for u in under or ()), model=model,
+                         since=since, until=until, under=tuple(str(canonical_path(u)) for u in under or ()), model=model,
                          min_count=min_count, people=tuple(person or ()))  # fmt: skip
         _check_names(idx, query, expect_matches=not (allow_empty or json_out))
         matches = query.matches(idx)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,13 +38,14 @@ def search_command(
     """List the indexed photos that best fit TEXT, best first (needs a zero-shot backbone)."""
     from ..config import default_index_path
     from ..index import Index
+    from ..index.paths import canonical_path
     from ..library.albums import TextQuery
     from ..library.search import by_text
 
     out = Output(json_mode=json_out)
     with guarded(out), Index.open(index or default_index_path(), create=False) as idx:
         o.check_folders(under)
-        roots = [Path(os.path.abspath(u)) for u in under or ()]
+        roots = [canonical_path(u) for u in under or ()]
         found = by_text(idx, text, backbone=backbone, n=n, min_score=min_score, under=roots)
         if not found:
             out.info("no photo matched")

@@ -33,6 +33,7 @@ def show_command(
     from ..config import default_index_path
     from ..errors import ConfigError
     from ..index import Index
+    from ..index.paths import canonical_path
     from ..library.corrections import correct_view
     from ..library.lookup import indexed_path
     from ..metadata.read import keywords_in_files
@@ -49,7 +50,7 @@ def show_command(
                 view = idx.photo(indexed_path(idx, p))
             except ConfigError as e:  # no such file, or not indexed: say which, go on
                 why = str(e)
-                here = Path(os.path.abspath(p))
+                here = canonical_path(p)
                 if os.path.lexists(here) and (owner := idx.companion_owner(here)):
                     # A RAW+JPEG pair's RAW, a Live Photo's MOV: shown as the item they belong to.
                     out.info(
@@ -242,6 +243,7 @@ def forget_command(
     """
     from ..config import default_index_path
     from ..index import Index
+    from ..index.paths import canonical_path
     from ..library.lookup import check_known
 
     out = Output(quiet=quiet)
@@ -252,5 +254,5 @@ def forget_command(
         Index.open(index_path, create=False) as idx,
     ):
         check_known(idx, paths)  # a typo drops nothing and says so, before anything is dropped
-        n = idx.forget([Path(os.path.abspath(p)) for p in paths])
+        n = idx.forget([canonical_path(p) for p in paths])
     out.info(f"dropped [num]{n}[/] photos from the index")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -51,6 +50,7 @@ def similar_command(
     from ..config import default_index_path
     from ..errors import ImageError
     from ..index import Index
+    from ..index.paths import canonical_path
     from ..library.albums import SimilarQuery
     from ..library.search import similar_to
 
@@ -71,7 +71,7 @@ def similar_command(
             from ..namecheck import check_recognizer
 
             check_recognizer(model, Catalog.discover(), idx)
-        roots = [Path(os.path.abspath(u)) for u in under or ()]
+        roots = [canonical_path(u) for u in under or ()]
         try:
             found = similar_to(
                 idx,
@@ -87,7 +87,13 @@ def similar_command(
             out.error(escape(str(e)))
             raise typer.Exit(ExitCode.FILES_FAILED) from None
         q = SimilarQuery(
-            os.path.abspath(photo), by.value, n, min_score, tuple(map(str, roots)), model, backbone
+            str(canonical_path(photo)),
+            by.value,
+            n,
+            min_score,
+            tuple(map(str, roots)),
+            model,
+            backbone,
         )
         report_ranked(out, idx, found, album, q)
 

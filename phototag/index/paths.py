@@ -16,6 +16,24 @@ def decode_path(raw: bytes) -> Path:
     return Path(os.fsdecode(raw))
 
 
+def canonical_path(path: Path | str) -> Path:
+    """The one name the index knows a path a user gives by (a scan root, ``--under``, a
+    PHOTO argument): one file is one photo whatever route names it.
+
+    The folders on the way are resolved (``os.path.realpath``): a symlink to the library or
+    into it (``~/Pictures -> /mnt/disk/Pictures``) leads to the same rows as the real path.
+    A folder is resolved whole; a file keeps its own last name, so that a symlinked photo
+    inside the library (or an album entry) stays another name of its photo, as the walk
+    sees it (:mod:`phototag.tagging.walk`, :mod:`phototag.library.lookup`). A path that does
+    not exist is made absolute and its existing folders resolved. Never raises for a path.
+    """
+    absolute = os.path.abspath(path)
+    if os.path.isdir(absolute):
+        return Path(os.path.realpath(absolute))
+    folder, name = os.path.split(absolute)
+    return Path(os.path.join(os.path.realpath(folder), name))
+
+
 def under_clause(roots: Sequence[Path], column: str = "path") -> tuple[str, list[bytes]]:
     """An SQL condition (and its arguments) true for paths at or under any of ``roots``.
 

@@ -29,6 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..index.paths import canonical_path
 from ..index.store import Index, PhotoTags, PhotoView, PhotoWithTags, StoredCorrection, TagCount
 from ..models.recognizers import Candidate
 from ..tagpath import leaf, split, term_matches
@@ -166,7 +167,7 @@ def corrected_photo_tags(
     photos = (
         index.photos_by_id(photo_ids)
         if photo_ids is not None
-        else index.photos_under([Path(os.path.abspath(r)) for r in roots or []], recognizers)
+        else index.photos_under([canonical_path(r) for r in roots or []], recognizers)
     )
     every = index.stored_corrections()
     return [
@@ -176,7 +177,7 @@ def corrected_photo_tags(
 
 
 def _photo(index: Index, photo: Path) -> tuple[int, str]:
-    path = Path(os.path.abspath(photo))
+    path = canonical_path(photo)
     pid = index.photo_id(path)
     content = None if pid is None else index.hash_of(pid)
     if pid is None or content is None:
@@ -194,7 +195,7 @@ def add(index: Index, photo: Path, tag: str) -> Corrected:
             if c.action == Action.REMOVE and term_matches(c.path, path):
                 index.uncorrect(content, c.path)
         index.correct(content, path, Action.ADD.value, Source.USER.value)
-    return Corrected(Path(os.path.abspath(photo)), pid, path, Action.ADD, not had)
+    return Corrected(canonical_path(photo), pid, path, Action.ADD, not had)
 
 
 def remove(index: Index, photo: Path, tag: str) -> Corrected:
@@ -217,7 +218,7 @@ def remove(index: Index, photo: Path, tag: str) -> Corrected:
         model = index.tags_of(pid)
         if any(term_matches(term, p) for p in model):
             index.correct(content, term, Action.REMOVE.value, Source.USER.value)
-    return Corrected(Path(os.path.abspath(photo)), pid, term, Action.REMOVE, True)
+    return Corrected(canonical_path(photo), pid, term, Action.REMOVE, True)
 
 
 def record_deletion(index: Index, content_hash: str, path: str) -> None:

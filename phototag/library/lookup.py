@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..index.paths import canonical_path
 from ..index.store import Index, decode_path, encode_path
 
 #: Symlinks followed at most (album entries are one hop; a loop must end).
@@ -21,7 +22,7 @@ MAX_HOPS = 8
 def indexed_path(index: Index, path: Path) -> Path:
     """The indexed path of the photo ``path`` names: itself, or the photo a chain of
     symlinks (an album entry) leads to. Raises ConfigError: no such file, or not indexed."""
-    here = Path(os.path.abspath(path))
+    here = canonical_path(path)
     if not os.path.lexists(here):
         pid = index.photo_id(here)
         if pid is not None and pid in index.offline_ids():
@@ -81,7 +82,7 @@ def check_known(index: Index, paths: Sequence[Path]) -> None:
     unknown = [
         p
         for p in paths
-        if not os.path.lexists(p) and not len(index.ids_under([Path(os.path.abspath(p))]))
+        if not os.path.lexists(p) and not len(index.ids_under([canonical_path(p)]))
     ]
     if unknown:
         names = ", ".join(os.fsdecode(p) for p in unknown)

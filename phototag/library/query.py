@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..index.paths import decode_path, encode_path
+from ..index.paths import canonical_path, decode_path, encode_path
 from ..index.records import PhotoWithTags, TaggedPhoto
 from ..index.store import Index
 from ..tagpath import leaf
@@ -166,7 +166,7 @@ def run_query(index: Index, q: TagQuery) -> list[Match]:
 def _run_query(index: Index, q: TagQuery) -> list[Match]:
     since = _parse_when(q.since) if q.since else None
     until = _parse_when(q.until, end=True) if q.until else None
-    roots = [Path(os.path.abspath(u)) for u in q.under]
+    roots = [canonical_path(u) for u in q.under]
     # Terms are matched against the few thousand distinct tag paths once, not against every
     # tag of every photo: below, a photo's tags are only looked up in these tables (a path
     # that only a correction brings is matched when first met).

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..config import SimilarBy
 from ..errors import ConfigError
+from ..index.paths import canonical_path
 from ..index.store import Index
 from ..index.vectors import top_n, vector_table
 
@@ -294,7 +295,7 @@ def query_of(
 ) -> tuple[dict[str, np.ndarray], dict[str, float], int | None]:
     """A photo's embeddings (per backbone) and tags (path -> score): from the index if it is
     there, else by running the models on it now. Also its photo id, if indexed."""
-    photo = Path(os.path.abspath(photo))
+    photo = canonical_path(photo)
     pid = index.photo_id(photo)
     if pid is not None:
         view = index.photo(photo)
@@ -332,7 +333,7 @@ def similar_to(
     """
 
     embeddings, tags, pid = query_of(index, photo, model)
-    under = [Path(os.path.abspath(u)) for u in under]
+    under = [canonical_path(u) for u in under]
     if by is SimilarBy.TAGS:
         return by_tags(index, tags, n=n, min_score=min_score, under=under, model=model, exclude=pid)
     if not embeddings:
@@ -399,5 +400,5 @@ def by_text(
             "food, flower and mushroom recognizers), then search again"
         )
     query = catalog.text_encoder(chosen).encode([text])[0]
-    under = [Path(os.path.abspath(u)) for u in under]
+    under = [canonical_path(u) for u in under]
     return by_embedding(index, query, chosen, n=n, min_score=min_score, under=under)

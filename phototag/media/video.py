@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ImageError
+from ..errors import ImageError, UnreadableFile
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -81,7 +81,7 @@ def decode_video(path: Path, *, min_side: int, max_pixels: int) -> DecodedClip:
     except FileNotFoundError:
         raise ImageError("vanished before it could be read") from None
     except PermissionError:
-        raise ImageError("permission denied") from None
+        raise UnreadableFile("permission denied") from None
     except MemoryError:
         raise ImageError("video needs more memory than is available to decode") from None
     except Exception as e:  # av.FFmpegError and friends: a file FFmpeg cannot read

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from ..config import SidecarNaming
 from ..errors import ConfigError
+from ..index.paths import canonical_path
 from ..media.imaging import IMAGE_EXTENSIONS
 
 #: Camera RAW formats (lower case): in a RAW+JPEG pair the RAW owns the basename sidecar.
@@ -277,7 +278,7 @@ def _folders(roots: Iterable[Path]) -> Iterator[Path]:
     from ..tagging.walk import ALBUM_MARKER, SKIPPED_DIRS
 
     for root in roots:
-        root = Path(os.path.abspath(root))
+        root = canonical_path(root)
         if not root.is_dir():
             continue  # a photo or a sidecar: its folder is looked at by check_sidecars
         for folder, dirs, files in os.walk(root):
@@ -300,7 +301,7 @@ def check_sidecars(roots: Iterable[Path]) -> list[SidecarProblem]:
     problems: list[SidecarProblem] = []
     seen: set[Path] = set()
     folders = list(_folders(roots))
-    files = [Path(os.path.abspath(r)) for r in roots if not os.path.isdir(r)]
+    files = [canonical_path(r) for r in roots if not os.path.isdir(r)]
     for folder in folders + [f.parent for f in files]:
         if folder in seen:
             continue

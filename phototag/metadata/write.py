@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..config import IptcPolicy, WriteMode, WriteSettings
 from ..errors import MetadataError
+from ..index.paths import canonical_path
 from ..index.store import Index, PhotoTags, TargetRecord
 from ..library.corrections import corrected_photo_tags, record_deletion
 from ..library.people import photo_dims, with_people
@@ -641,7 +642,7 @@ def _write_embedded(photo: PhotoTags, settings: WriteSettings, style: KeywordSty
 
 def clean(index: Index, roots: Sequence[Path], *, dry_run: bool = False) -> Iterator[WriteEvent]:
     """Remove exactly what phototag wrote from sidecars and files under ``roots``."""
-    photos = index.photos_under([Path(os.path.abspath(r)) for r in roots])
+    photos = index.photos_under([canonical_path(r) for r in roots])
     # An offline photo keeps everything phototag owns in it, for when its folder is back.
     offline = index.offline_ids()
     targets = [(p, t) for p in photos if p.id not in offline for t in index.targets_of(p.id)]

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..errors import ImageError
+from ..errors import ImageError, UnreadableFile
 from ..media.imaging import DecodedPhoto, Preprocess, decode, preprocess
 from ..media.kinds import FileKind
 from .walk import FileEntry
@@ -66,6 +66,10 @@ class LoadFailed:
     transient: bool = False
 
 
+#: The reason a file that may not be opened is recorded with (read again once it may be).
+UNREADABLE_REASON = "permission denied"
+
+
 def content_hash(data: bytes) -> str:
     """SHA-256 of the file's bytes, first 128 bits in hex.
 
@@ -82,7 +86,7 @@ def read_file(entry: FileEntry, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes,
     except FileNotFoundError:
         raise ImageError("vanished before it could be read") from None
     except PermissionError:
-        raise ImageError("permission denied") from None
+        raise UnreadableFile(UNREADABLE_REASON) from None
     except OSError as e:
         raise ImageError(f"cannot open: {e.strerror}") from None
     try:
@@ -141,7 +145,7 @@ def hash_file(entry: FileEntry, chunk: int = 1 << 20) -> tuple[str, int, int]:
     except FileNotFoundError:
         raise ImageError("vanished before it could be read") from None
     except PermissionError:
-        raise ImageError("permission denied") from None
+        raise UnreadableFile(UNREADABLE_REASON) from None
     except OSError as e:
         raise ImageError(f"read error: {e.strerror}") from None
     if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
@@ -178,7 +182,7 @@ def make_loader(
         try:
             data, size, mtime_ns = read_file(entry)
         except ImageError as e:
-            return LoadFailed(entry, str(e), transient=True)
+            return LoadFailed(entry, str(e), transient=not isinstance(e, UnreadableFile))
         try:
             h = content_hash(data)
             if h in known_hashes:
@@ -233,7 +237,7 @@ def _load_video(
     try:
         h, size, mtime_ns = hash_file(entry)
     except ImageError as e:
-        return LoadFailed(entry, str(e), transient=True)
+        return LoadFailed(entry, str(e), transient=not isinstance(e, UnreadableFile))
     try:
         if h in known_hashes:
             return Loaded(entry, size, mtime_ns, h, None, kind=FileKind.VIDEO)

@@ -20,7 +20,8 @@ from pathlib import Path
 from .. import config
 from ..faces.step import FaceStep, faces_off, set_faces_off
 from ..index.faces import copy_faces
-from ..index.records import KnownFile
+from ..index.paths import canonical_path
+from ..index.records import KnownFailure, KnownFile
 from ..index.store import Index, PhotoRecord, decode_path, encode_path
 from ..media.kinds import FileKind, extension
 from ..media.pairs import Companion, pair
@@ -30,6 +31,7 @@ from ..models.recognizers import Candidate
 from ..models.session import Device
 from .ignore import Excludes
 from .loader import (
+    UNREADABLE_REASON,
     Loaded,
     LoadFailed,
     default_workers,
@@ -237,7 +239,7 @@ def scan(
         fps[face_step.name] = face_step.fingerprint  # a photo without faces looked for is not done
 
     # 1. Walk, and sort what we find against what the index knows.
-    roots = [Path(os.path.abspath(r)) for r in roots]
+    roots = [canonical_path(r) for r in roots]
     # A photo marked complete for these models and the face step (complete_for, kept honest
     # by triggers) is settled by its own row; only the others are looked up (issue 15).
     digest = completeness_digest(fps, backbone_fps)
@@ -389,7 +391,7 @@ def scan(
             rescore.append((k.id, decode_path(raw)))
             continue
         kf = known_failures.get(raw)
-        if kf and (kf.size, kf.mtime_ns) == (s.size, s.mtime_ns):
+        if kf and (kf.size, kf.mtime_ns) == (s.size, s.mtime_ns) and not _readable_again(raw, kf):
             failure = Failed(decode_path(raw), kf.reason, known=True)
             report.failures.append(failure)
             yield failure
@@ -921,9 +923,22 @@ def _process_batch(
     yield from events
 
 
+def _readable_again(raw: bytes, failure: KnownFailure) -> bool:
+    """Whether a file that could not be opened may be read now: a ``chmod`` or ``chown``
+    changes no size or mtime, so one access check per such file (they are few)."""
+    return failure.reason == UNREADABLE_REASON and os.access(raw, os.R_OK)
+
+
+def _alias_of(indexed: Path, path: Path) -> bool:
+    """Whether ``indexed`` names ``path`` through symlinked folders (``path`` is canonical)."""
+    return indexed != path and canonical_path(indexed) == path
+
+
 def _same_file(a: Path | None, b: Path) -> bool:
+    """Whether ``a`` is another name (a hard link, a symlink in the library) of the file ``b``,
+    to be kept as the photo's one row; an alias of ``b``'s own path is not (:func:`_alias_of`)."""
     try:
-        return a is not None and a != b and os.path.samefile(a, b)
+        return a is not None and a != b and not _alias_of(a, b) and os.path.samefile(a, b)
     except OSError:
         return False
 
@@ -937,6 +952,11 @@ def _reuse(index: Index, source: int, record: PhotoRecord) -> int:
         record = replace(record, width=record.width or src.width, height=record.height or src.height,
                          taken_at=record.taken_at or src.taken_at)  # fmt: skip
     if old_path is None or old_path == record.path or not os.path.lexists(old_path):
+        index.move_photo(source, record)
+        return source
+    if _alias_of(old_path, record.path):
+        # Indexed under another name of this very path (through a symlink to its folder, by
+        # a scan before names were made canonical): the row takes the canonical name.
         index.move_photo(source, record)
         return source
     pid = index.upsert_photo(record)
