@@ -213,7 +213,7 @@ class FakeInferenceSession:
     It reads the names the backbone's manifest gives (``backbone.toml`` beside the model)
     and answers deterministically from the pixels: the embedding is a fixed random
     projection of the input averaged over 8 x 8 blocks (so similar photos get similar
-    embeddings), the logits the shipped classifier head applied to it (as retag does), a
+    embeddings), the logits the shipped classifier head applied to it in float32 (as a real graph does), a
     detector's rows one box per photo. ``runs`` counts the calls, for tests that must see none.
     """
 
@@ -299,10 +299,9 @@ class FakeInferenceSession:
         if self.embedding:
             values[self.embedding] = emb
         if self.logits:
-            # What retag computes from the stored float16 embedding, so both agree.
-            values[self.logits] = (
-                emb.astype(np.float16).astype(np.float32) @ self._head + self._bias
-            )
+            # As a real graph does: from the float32 embedding, not the float16 one the
+            # index stores (phototag.tagging.tagger.as_stored makes scan and retag agree).
+            values[self.logits] = emb @ self._head + self._bias
         if self.detections:
             det = np.zeros((n, 100, 6), np.float32)
             det[:, 0] = [64, 64, 448, 448, 0.9, 0]  # one person in 512-pixel units

@@ -385,7 +385,8 @@ def test_clip_scores_are_frame_means_and_photos_are_untouched() -> None:
     out = aggregate(BackboneOutput(probs, emb, det), [1, 2, 1])
     assert out.probs is not None and out.detections is not None
     np.testing.assert_allclose(out.probs, [[0.9, 0.1], [0.3, 0.7], [1.0, 0.0]])
-    np.testing.assert_allclose(out.embeddings, [[3.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    # The clip: its frames' mean direction at their mean length (1.5), for a classifier's head.
+    np.testing.assert_allclose(out.embeddings, [[3.0, 0.0], [0.0, 1.5], [5.0, 5.0]])
     assert out.detections[1, 0, 4] == pytest.approx(0.9)  # the clip's most confident frame
     stacked, counts = stack_inputs(
         [np.zeros((3, 4, 4)), np.zeros((5, 3, 4, 4)), np.zeros((3, 4, 4))]

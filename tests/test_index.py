@@ -89,6 +89,33 @@ def test_new_content_at_a_known_path_forgets_the_old_results(tmp_path: Path) -> 
         assert view is not None and view.tags == {} and view.hash == "new"
 
 
+def test_set_results_if_changed_compares_the_scores_exactly(tmp_path: Path) -> None:
+    """retag's "changed": any stored score that would differ, not a comparison rounded to 4
+    places (where a tiny difference counted or not by which side of a rounding boundary it
+    fell); the fingerprint is brought up to date either way."""
+    espresso = Candidate("espresso", 0.26025, "food/drink/espresso")
+    with Index.open(tmp_path / "i.sqlite") as idx, idx.transaction():
+        pid = idx.upsert_photo(record("/p/a.jpg"))
+        idx.set_results(pid, "food", "fp1", [espresso])
+
+        def fingerprint() -> str:
+            row = idx.conn.execute(
+                "SELECT fingerprint FROM results WHERE photo_id = ? AND recognizer = 'food'",
+                (pid,),
+            ).fetchone()
+            return str(row[0])
+
+        assert not idx.set_results_if_changed(pid, "food", "fp2", [espresso])
+        assert fingerprint() == "fp2"
+        nudged = Candidate("espresso", 0.26025 + 4e-6, "food/drink/espresso")  # 4 places: equal
+        assert idx.set_results_if_changed(pid, "food", "fp3", [nudged])
+        assert fingerprint() == "fp3"
+        view = idx.photo(Path("/p/a.jpg"))
+        assert view is not None and view.tags["food"][0].score == nudged.score
+        assert idx.set_results_if_changed(pid, "food", "fp3", [])  # a tag gone
+        assert not idx.set_results_if_changed(pid, "food", "fp3", [])
+
+
 def test_paths_that_are_not_utf8_are_stored_exactly(tmp_path: Path) -> None:
     import os
 

@@ -37,12 +37,21 @@ class TagTables(Tables):
     def set_results_if_changed(
         self, photo_id: int, recognizer: str, fingerprint: str, candidates: Sequence[Candidate]
     ) -> bool:
-        """:meth:`set_results`, but only where the tags differ (scores to 4 places); True if so."""
-        old = self.conn.execute(
-            "SELECT path, round(score, 4) FROM tags WHERE photo_id = ? AND recognizer = ? ORDER BY path",
-            (photo_id, recognizer),
-        ).fetchall()
-        new = sorted((c.path, round(c.score, 4)) for c in candidates)
+        """:meth:`set_results`, but only where the tags differ; True if so.
+
+        Scores are compared exactly (the stored REAL is the float written): every path to a
+        result scores the embedding as stored (phototag.tagging.tagger.as_stored), so the same
+        settings give the same bits, and a rounded comparison would only move the noise to the
+        rounding boundary (SQLite's ``round`` and Python's need not agree there either). The
+        fingerprint is written either way.
+        """
+        old = sorted(
+            self.conn.execute(
+                "SELECT path, score FROM tags WHERE photo_id = ? AND recognizer = ?",
+                (photo_id, recognizer),
+            )
+        )
+        new = sorted((c.path, float(c.score)) for c in candidates)
         if old == new:
             self.conn.execute(
                 "INSERT OR REPLACE INTO results (photo_id, recognizer, fingerprint) VALUES (?, ?, ?)",

@@ -215,9 +215,14 @@ def choose_frames(images: Sequence[Image.Image], keep: int = FRAMES) -> list[Ima
 def aggregate(output: BackboneOutput, counts: Sequence[int]) -> BackboneOutput:
     """Rows of ``output`` grouped by ``counts`` (frames per item) -> one row per item.
 
-    Probabilities: the mean over the frames. Embeddings: the mean of the L2-normalised
-    frame embeddings (an item of one frame keeps its embedding exactly). Detections: the
-    frame with the most confident box.
+    Probabilities: the mean over the frames. Embeddings: the direction of the mean of the
+    L2-normalised frame embeddings at the frames' mean length (an item of one frame keeps its
+    embedding exactly). The length matters to a classifier's shipped head, which scores the
+    clip from its embedding as stored (:meth:`phototag.tagging.tagger.Tagger.as_stored`, the
+    probabilities here are then replaced): a unit-length mean would flatten its softmax to
+    nothing, sixteen times smaller than any frame's logits. Cosine searches and the heads that
+    normalise see the same direction either way. Detections: the frame with the most
+    confident box.
     """
     from ..models.backbones import BackboneOutput
 
@@ -235,8 +240,9 @@ def aggregate(output: BackboneOutput, counts: Sequence[int]) -> BackboneOutput:
         if c == 1 or e.shape[1] == 0:
             rows.append(e[0] if c else np.zeros(e.shape[1], np.float32))
             continue
-        n = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-        rows.append(n.mean(axis=0))
+        norms = np.linalg.norm(e, axis=1, keepdims=True)
+        mean = (e / np.maximum(norms, 1e-12)).mean(axis=0)
+        rows.append(mean / max(float(np.linalg.norm(mean)), 1e-12) * float(norms.mean()))
     embeddings = np.stack(rows).astype(np.float32)
     if output.detections is not None:
         det = output.detections

@@ -86,9 +86,14 @@ class Backbone:
     def from_embeddings(self, embeddings: np.ndarray) -> BackboneOutput:
         """What :meth:`predict` would give, from stored embeddings: no image, no model run."""
         e = np.asarray(embeddings, dtype=np.float32)
-        head = self.head()
+        head = self._head
         probs = softmax(e @ head[0].T + head[1]) if head is not None else None
         return BackboneOutput(probs=probs, embeddings=e)
+
+    @cached_property
+    def _head(self) -> tuple[np.ndarray, np.ndarray] | None:
+        # Read once: every batch of a scan now scores its embeddings with it (tagger.as_stored).
+        return self.head()
 
     @cached_property
     def labels(self) -> list[str]:

@@ -25,6 +25,20 @@ from ..models.recognizers import Candidate, Recognizer
 from ..models.session import Device
 
 
+def as_stored(embeddings: np.ndarray) -> np.ndarray:
+    """(N, dim) embeddings as the index keeps them: rounded to float16 (``<f2``, what
+    :meth:`~phototag.index.store.Index.set_embedding` writes), returned as float32.
+
+    Every recognizer sees its backbone's embedding in this form, whether it was just computed
+    (scan, classify, serve, the Ray engine) or read back from the index (retag, a rescan's
+    rescoring): otherwise the same photo with the same settings gets scores that differ in the
+    fourth decimal depending on the command (a fresh tester's "71 changed" after scan, retag).
+    Rounding is idempotent, so stored embeddings pass through unchanged.
+    """
+    out: np.ndarray = np.asarray(embeddings, dtype="<f2").astype(np.float32)
+    return out
+
+
 def fingerprint(recognizer: Recognizer, backbone_fp: str, threshold: float, top_k: int) -> str:
     """What a stored result depends on; a change in any part means tag again."""
     return f"{backbone_fp}:{recognizer.fingerprint}:t{threshold:g}:k{top_k}"
@@ -157,9 +171,14 @@ class Tagger:
         return self.from_outputs(run_backbones(self.backbones, inputs), len(inputs))
 
     def from_outputs(self, outputs: Mapping[str, BackboneOutput], n: int) -> list[PhotoResult]:
-        """Tag ``n`` photos from backbone outputs computed elsewhere (a Ray actor)."""
+        """Tag ``n`` photos from backbone outputs computed elsewhere (a Ray actor).
+
+        The recognizers see each output as it will be stored (:meth:`as_stored`), so the
+        tags and scores are those :meth:`rescore` gives from the index later.
+        """
         if n == 0:
             return []
+        outputs = {name: self.as_stored(name, out) for name, out in outputs.items()}
         per_recognizer = {
             r.name: r.candidates(outputs[r.backbone], threshold=self.threshold, top_k=self.top_k)
             for r in self.recognizers
@@ -174,6 +193,22 @@ class Tagger:
             for i in range(n)
         ]
 
+    def as_stored(self, name: str, output: BackboneOutput) -> BackboneOutput:
+        """Backbone ``name``'s freshly computed ``output`` as :meth:`rescore` would rebuild it
+        from the index: the embeddings rounded to float16 (:func:`as_stored`) and, for a
+        classifier that ships its head, the probabilities recomputed by that head from them
+        (the session's own logits come from the float32 embedding, and its matrix product
+        rounds differently). A detector's output (boxes, an empty embedding) and a classifier
+        without a head (which retag cannot score) keep their values; only the embedding is
+        rounded, as it will be stored."""
+        model = self.backbones.get(name)
+        if output.detections is not None or (model and model.manifest.detections_output):
+            return output
+        embeddings = as_stored(output.embeddings)
+        if model is not None and model.manifest.head_file:
+            return model.from_embeddings(embeddings)
+        return BackboneOutput(output.probs, embeddings, output.detections)
+
     def rescore(
         self, backbone: str, embeddings: np.ndarray, boxes: np.ndarray | None = None
     ) -> dict[str, list[list[Candidate]]]:
@@ -186,7 +221,7 @@ class Tagger:
                 probs=None, embeddings=np.asarray(embeddings, np.float32), detections=boxes
             )
         else:
-            output = model.from_embeddings(embeddings)
+            output = model.from_embeddings(as_stored(embeddings))
         return {
             r.name: r.candidates(output, threshold=self.threshold, top_k=self.top_k)
             for r in self.recognizers
