@@ -188,7 +188,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--files", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
-    ap.add_argument("--build-only", action="store_true", help="make the tree and index, measure nothing")
+    ap.add_argument(
+        "--build-only", action="store_true", help="make the tree and index, measure nothing"
+    )
     ap.add_argument("--only", action="append", choices=SECTIONS, default=[],
                     help="run only this section (repeatable): rescan, queries (similar, search), "
                          "album (album, tags, show); default: all three")  # fmt: skip
@@ -209,7 +211,9 @@ def main() -> None:
     Index.open(index_path).close()  # applies any migration the index is missing (once)
     print(f"first open (with migrations, if any): {time.perf_counter() - t:.1f} s")
     opened = median(lambda: Index.open(index_path).close())
-    size = sum(p.stat().st_size for p in index_path.parent.glob(index_path.name + "*") if p.is_file())
+    size = sum(
+        p.stat().st_size for p in index_path.parent.glob(index_path.name + "*") if p.is_file()
+    )
     print(f"open the index: {opened * 1000:.1f} ms; size on disk {size / 2**30:.2f} GiB "
           f"= {size / a.n / 1024:.2f} KiB per photo (SQLite, WAL checkpointed)")  # fmt: skip
 

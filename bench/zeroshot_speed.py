@@ -78,7 +78,9 @@ def main() -> None:
         enc = TextEncoder(clip_m, verify=False)
         prompts = [f"a photo of thing number {i}." for i in range(256)]
         print(f"text encoder: {rate(lambda: enc.encode(prompts), len(prompts), 2):.0f} prompts/s")
-        vocabs = [load_vocabulary(f) for f in sorted((ROOT / "weights/vocabularies").glob("*.toml"))]
+        vocabs = [
+            load_vocabulary(f) for f in sorted((ROOT / "weights/vocabularies").glob("*.toml"))
+        ]
         n_prompts = sum(len(t) for v in vocabs for t in v.texts())
         t = time.perf_counter()
         for v in vocabs:

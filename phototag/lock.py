@@ -76,9 +76,17 @@ class IndexLock:
             # a deadlock, although another thread may release it.
             lock = FileLock(self.path, thread_local=False, fallback_to_soft=False)
             while True:
-                left = 0.0 if not wait else WAIT_ROUND if deadline is None else deadline - time.monotonic()
+                left = (
+                    0.0
+                    if not wait
+                    else WAIT_ROUND
+                    if deadline is None
+                    else deadline - time.monotonic()
+                )
                 try:
-                    lock.acquire(timeout=max(0.0, min(left, WAIT_ROUND)), poll_interval=POLL_SECONDS)
+                    lock.acquire(
+                        timeout=max(0.0, min(left, WAIT_ROUND)), poll_interval=POLL_SECONDS
+                    )
                     break
                 except Timeout:
                     if not wait or (deadline is not None and time.monotonic() >= deadline):

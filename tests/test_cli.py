@@ -206,7 +206,9 @@ def test_retag_writes_photos_never_written_before_in_the_configured_mode(
         assert pid is not None
         with idx.transaction():
             idx.set_results(pid, "mine", "fp", [Candidate("cup", 0.9, "mine/cup")])
-        return retag_module.RetagReport(photos=1, changed=1, changed_ids=[pid], recognizers=["mine"])
+        return retag_module.RetagReport(
+            photos=1, changed=1, changed_ids=[pid], recognizers=["mine"]
+        )
 
     monkeypatch.setattr(retag_module, "retag", fake_retag)
     code, _, err = invoke("retag", "-m", "imagenet", "--index", index)

@@ -102,7 +102,9 @@ def test_similar_by_tags_under_a_small_folder_ranks_only_that_folder(
 ) -> None:
     idx, _, ids = library
     query = {"animal/dog": 0.9}
-    found = by_tags(idx, query, n=INSIDE + 10, under=[Path("/library/small")], exclude=ids["small"][0])
+    found = by_tags(
+        idx, query, n=INSIDE + 10, under=[Path("/library/small")], exclude=ids["small"][0]
+    )
     assert len(found) == INSIDE - 1
     assert all(s.path.parent == Path("/library/small") for s in found)
     whole = by_tags(idx, query, n=10)
@@ -147,7 +149,9 @@ def test_under_clause_is_a_range_the_path_index_answers(tmp_path: Path) -> None:
         where, args = under_clause([Path("/library/small")])
         plan = " ".join(
             str(r[-1])
-            for r in idx.conn.execute(f"EXPLAIN QUERY PLAN SELECT id FROM photos WHERE {where}", args)
+            for r in idx.conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT id FROM photos WHERE {where}", args
+            )
         )
         assert "USING" in plan and "INDEX" in plan and "SCAN photos" not in plan, plan
 

@@ -62,7 +62,15 @@ def test_scan_then_retag_with_the_same_settings_changes_nothing(
     from media_files import make_video, pan_frames
 
     lib = tmp_path / "lib"
-    for name in ("coffee", "chelsea", "astronaut", "rocket", "camera", "coins", "hubble_deep_field"):
+    for name in (
+        "coffee",
+        "chelsea",
+        "astronaut",
+        "rocket",
+        "camera",
+        "coins",
+        "hubble_deep_field",
+    ):
         make_photo(f"lib/{name}.jpg", name)
     make_video(lib / "cat.mp4", pan_frames(sample("chelsea"), 10, (320, 240)))
     db = tmp_path / "i.sqlite"

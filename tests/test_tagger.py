@@ -100,11 +100,15 @@ def test_any_change_to_a_photos_results_clears_its_mark_and_the_rescan_checks_it
         ).fetchone()
         with idx.transaction():
             idx.set_results(pid, row[0], row[1], [])
-        assert idx.conn.execute("SELECT complete_for FROM photos WHERE id = ?", (pid,)).fetchone() == (None,)
+        assert idx.conn.execute(
+            "SELECT complete_for FROM photos WHERE id = ?", (pid,)
+        ).fetchone() == (None,)
         fake_onnx.runs = 0
         again = run_scan(photos, idx)
         assert (again.unchanged, again.tagged, fake_onnx.runs) == (len(NAMES), 0, 0)
-        assert idx.conn.execute("SELECT complete_for FROM photos WHERE id = ?", (pid,)).fetchone() != (None,)
+        assert idx.conn.execute(
+            "SELECT complete_for FROM photos WHERE id = ?", (pid,)
+        ).fetchone() != (None,)
         # retag at another threshold changes the results' fingerprints: a scan at the old
         # settings must not trust the old mark; it rescores from the stored embeddings
         # (no model run), and marks the photos again.

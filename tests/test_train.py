@@ -120,6 +120,7 @@ def test_the_same_examples_give_the_same_recognizer(
     options = dict(name="objects", device=Device.CPU, copies=2)
     a = train_from_folder(train, TrainOptions(out_dir=tmp_path / "a", **options))  # type: ignore[arg-type]
     b = train_from_folder(train, TrainOptions(out_dir=tmp_path / "b", **options))  # type: ignore[arg-type]
+
     def files(folder: Path) -> dict[str, bytes]:
         return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 

@@ -220,7 +220,9 @@ def index_lock(
     try:
         lock.acquire(wait=wait)
     except LockedError as e:
-        raise e.with_hint("--wait waits for it" if can_wait else "try again when it has finished") from None
+        raise e.with_hint(
+            "--wait waits for it" if can_wait else "try again when it has finished"
+        ) from None
     with lock:
         yield
 

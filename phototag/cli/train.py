@@ -135,7 +135,8 @@ def _naming_hints() -> Iterator[None]:
     except RecognizerExistsError as e:
         raise e.with_hint(
             "--force replaces it, or choose another --name ('phototag recognizers list' shows them)"
-            if e.existing is not None else "choose another --name, or --force to replace it on purpose"
+            if e.existing is not None
+            else "choose another --name, or --force to replace it on purpose"
         ) from None
 
 

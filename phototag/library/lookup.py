@@ -80,9 +80,7 @@ def check_known(index: Index, paths: Sequence[Path]) -> None:
     fine: forget and clean are how to act on it.
     """
     unknown = [
-        p
-        for p in paths
-        if not os.path.lexists(p) and not len(index.ids_under([canonical_path(p)]))
+        p for p in paths if not os.path.lexists(p) and not len(index.ids_under([canonical_path(p)]))
     ]
     if unknown:
         names = ", ".join(os.fsdecode(p) for p in unknown)

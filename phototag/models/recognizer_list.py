@@ -62,4 +62,3 @@ def list_recognizers(catalog: Catalog | None = None) -> list[RecognizerInfo]:
         tags = len(catalog.recognizer(name).paths)
         out.append(RecognizerInfo(name, origin, entry.backbone, tags, entry.path))
     return out
-
