@@ -3,7 +3,7 @@
 # Works on a fresh clone: installs the system tools the tests use when they are missing
 # (exiftool and exiv2: the metadata round trips read back with both; chromium: the album
 # contact sheet is loaded in a real browser), creates .venv,
-# installs phototag with its dev extra (tests, ruff, mypy), runs ruff and mypy --strict, then
+# installs phototag with its dev extra (tests, ruff, mypy), runs ruff (lint and format) and mypy --strict, then
 # the fast test tier and the slow one (PYTEST args, e.g. a file or -k, go to both tiers).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -188,11 +188,11 @@ def _sidecars(folder: Path) -> list[Path]:
 
 
 @pytest.mark.usefixtures("fake_onnx")
-def test_retag_writes_photos_never_written_before_in_the_configured_mode(
+def test_retag_says_which_changed_photos_have_no_file_and_writes_them_when_asked(
     library: Path, index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A photo with no sidecar yet (nothing to say when it was scanned) gets one when retag
-    gives it tags: 'never written' is not 'not to be written'."""
+    """A photo never written (scan --write none, or no tags then) gets no file from a plain
+    retag (docs/cli.md), but the retag says so and how to write it; --write writes it."""
     import phototag.tagging.retag as retag_module
     from phototag.index.records import Candidate
 
@@ -212,6 +212,9 @@ def test_retag_writes_photos_never_written_before_in_the_configured_mode(
 
     monkeypatch.setattr(retag_module, "retag", fake_retag)
     code, _, err = invoke("retag", "-m", "imagenet", "--index", index)
+    assert code == 0, err
+    assert "1 of them have never been written" in " ".join(err.split()) and _sidecars(lib) == []
+    code, _, err = invoke("retag", "-m", "imagenet", "--write", "sidecar", "--index", index)
     assert code == 0, err
     assert "sidecars: 1 written, 0 unchanged, 0 failed" in err
     assert "embedded" not in err

@@ -236,10 +236,20 @@ def retag_command(
                 seconds=report.seconds,
             )
             changed = report.changed_ids
-            # Each photo keeps the mode it was written with (a photo written embedded gets no
-            # sidecar); one never written, often because it had no tags when it was scanned,
-            # is written as a scan would write it now: the configured mode (none: no file).
             keep = write is None
+            if keep:
+                # Each photo keeps the mode it was written with (a photo written embedded gets
+                # no sidecar). A photo never written gets no file: the index cannot tell a
+                # 'scan --write none' from a scan that had no tags to write, and the first
+                # must stay untouched; so say how many, and how to write them.
+                unwritten = [pid for pid in changed if idx.last_write_mode(pid) is None]
+                changed = [pid for pid in changed if idx.last_write_mode(pid) is not None]
+                if unwritten:
+                    out.info(
+                        f"[num]{len(unwritten)}[/] of them have never been written into a file "
+                        "(scanned with --write none, or with no tags then): 'phototag write' "
+                        "writes them, or retag --write sidecar|embed"
+                    )
             if changed and (keep or settings.mode is not WriteMode.NONE):
                 events = write_tags(idx, [], settings, photo_ids=changed, keep_modes=keep)
                 failed = report_writes(out, events, False, None)
