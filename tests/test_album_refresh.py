@@ -234,3 +234,26 @@ def test_the_one_pass_tag_query_finds_what_reading_every_photo_finds(tmp_path: P
     assert any(run_query(idx, q) for q in queries)
     assert list(itertools.chain.from_iterable(m.tags for m in run_query(idx, queries[0])))
     idx.close()
+
+
+def test_an_album_of_the_same_name_from_another_query_is_not_replaced(
+    lib: Library, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'album --tag beach --under 2024/0' then 'album --tag beach': both are named 'beach'
+    (the name comes from the tags); the second must not silently replace the first."""
+    from typer.testing import CliRunner
+
+    from phototag.cli.app import app
+
+    monkeypatch.setenv("PHOTOTAG_ALBUMS", str(tmp_path / "albums"))
+    index = ["--index", str(lib.idx.path)]
+    under = str(lib.root / "2024" / "0")
+    r = CliRunner().invoke(app, ["album", "--tag", "beach", "--under", under, *index])
+    assert r.exit_code == 0, r.output
+    saved = lib.idx.album("beach")
+    assert saved is not None
+    r = CliRunner().invoke(app, ["album", "--tag", "beach", *index])
+    assert r.exit_code == 2 and "already exists" in r.output and "--out" in r.output, r.output
+    assert lib.idx.album("beach") == saved  # the first album's query is kept
+    r = CliRunner().invoke(app, ["album", "--tag", "beach", "--under", under, *index])
+    assert r.exit_code == 0, r.output  # the same query again: brought up to date

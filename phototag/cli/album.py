@@ -194,6 +194,7 @@ def album_command(
             name = album_name(replace(query, tags=tuple(names.paths(query.tags)),
                                       exclude=tuple(names.paths(query.exclude))))  # fmt: skip
             folder = album_folder(default_albums_dir(), name)
+        _refuse_to_replace(idx, name, query)
         with counting_bar(out, "contact sheet") as progress:
             report = build_album(idx, name, folder, query, link, html=html, dry_run=dry_run,
                                  progress=progress, matches=matches)  # fmt: skip
@@ -207,6 +208,25 @@ def album_command(
                 if (needed := needed_for_tag(catalog, t, names.language)) is not None:
                     out.warning(f"no photo has '{escape(shown)}': {escape(needed.sentence())}")
     raise typer.Exit(ExitCode.FILES_FAILED if failed else ExitCode.OK)
+
+
+def _refuse_to_replace(idx: Index, name: str, query: TagQuery) -> None:
+    """An album of this name made from another query (its name comes from the tags alone, so
+    'cat' and 'cat --under Trips' share one) is not silently replaced by this one."""
+    from ..errors import ConfigError
+    from ..library.albums import query_from_json
+
+    existing = idx.album(name)
+    if existing is None or existing.query == query.to_json():
+        return
+    try:
+        saved = query_from_json(existing.query).describe()
+    except (ValueError, KeyError, TypeError):
+        saved = "another query"
+    raise ConfigError(
+        f"an album named {name!r} already exists, made from {saved}: '--out FOLDER' makes this "
+        f"one elsewhere, or 'phototag album --remove {name}' first"
+    )
 
 
 def _check_names(idx: Index, query: TagQuery, *, expect_matches: bool) -> None:
