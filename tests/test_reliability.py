@@ -151,8 +151,11 @@ def test_sigterm_and_sigint_stop_cleanly_with_a_summary(tmp_path: Path, many: Pa
         # missed the batches the previous run committed after it: this run's wait then ended
         # at once and the signal could land before phototag's handlers were set).
         before = tagged_so_far(index)
+        # Ctrl-C at a terminal: SIGINT as the default action. A test command started in the
+        # background (nohup, '&') inherits SIGINT ignored, which Python and phototag respect.
         proc = subprocess.Popen([*PY, "scan", str(many), "--device", "cpu", "--batch-size", "4", "--write", "none"],
-                                env=env, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                                env=env, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
         wait_for(proc, lambda b=before: tagged_so_far(index) >= b + 4)  # a batch of this run
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
