@@ -242,8 +242,9 @@ def retag_command(
                 # no sidecar). A photo never written gets no file: the index cannot tell a
                 # 'scan --write none' from a scan that had no tags to write, and the first
                 # must stay untouched; so say how many, and how to write them.
-                unwritten = [pid for pid in changed if idx.last_write_mode(pid) is None]
-                changed = [pid for pid in changed if idx.last_write_mode(pid) is not None]
+                written = {pid for pid in changed if idx.last_write_mode(pid) is not None}
+                unwritten = [pid for pid in changed if pid not in written]
+                changed = [pid for pid in changed if pid in written]
                 if unwritten:
                     out.info(
                         f"[num]{len(unwritten)}[/] of them have never been written into a file "
